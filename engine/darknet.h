@@ -1,0 +1,41 @@
+/* darknet.h - load darknet models (.cfg + .weights) into an eng_net.
+ *
+ * The cfg parser reports every problem with file:line: an unknown section or a bad value is an error;
+ * a key it does not know is a warning (passed to opts->warn), since darknet cfgs carry many training-only
+ * keys. Keys whose non-default values would change inference in ways we do not implement (dilation,
+ * new_coords, ...) are errors, never silently ignored.
+ * The weights file must be exactly as large as the cfg implies; otherwise the error states both sizes. */
+#ifndef ENG_DARKNET_H
+#define ENG_DARKNET_H
+
+#include "eng_err.h"
+#include "net.h"
+
+typedef void (*eng_warn_fn)(void *user, const char *where, const char *msg);
+
+struct eng_darknet_opts {
+    eng_warn_fn warn; /* NULL: warnings are dropped */
+    void *warn_user;
+    int width, height; /* > 0: run at this input size instead of the cfg's (multiples of 32) */
+};
+
+/* Parses a cfg held in memory (`name` is used in messages) into a new net with all weights zero.
+ * On success *out is new (caller frees with eng_net_free). opts may be NULL. */
+int eng_darknet_parse_cfg(const char *text, size_t len, const char *name,
+                          const struct eng_darknet_opts *opts, struct eng_net **out,
+                          struct eng_err *err);
+
+/* Reads a darknet .weights image from memory into net (layout per conv layer: biases, then scales,
+ * rolling mean, rolling variance if batch-normalized, then weights), folding batch norm. */
+int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data, size_t len,
+                                 const char *name, struct eng_err *err);
+
+/* Files: cfg, weights (NULL: leave zero weights), names (NULL: numeric labels). *out is new. */
+int eng_darknet_load(const char *cfg_path, const char *weights_path, const char *names_path,
+                     const struct eng_darknet_opts *opts, struct eng_net **out, struct eng_err *err);
+
+/* Reads a whole file (at most max_bytes) into a new buffer (caller frees). */
+int eng_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,
+                  struct eng_err *err);
+
+#endif

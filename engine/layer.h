@@ -1,0 +1,134 @@
+/* layer.h - one network layer: a small struct with a forward function.
+ *
+ * A network is an array of these (see net.h). Layers are built once by a loader (darknet.c), are
+ * immutable afterwards and shared by every worker; all mutable memory (activations, scratch) lives in
+ * the worker's eng_ctx, so a forward pass allocates nothing and several threads may run one model. */
+#ifndef ENG_LAYER_H
+#define ENG_LAYER_H
+
+#include <stddef.h>
+
+/* Activation functions with darknet's definitions (leaky slope 0.1, mish with softplus threshold 20). */
+enum eng_act {
+    ENG_ACT_LINEAR = 0,
+    ENG_ACT_LEAKY,
+    ENG_ACT_RELU,
+    ENG_ACT_LOGISTIC,
+    ENG_ACT_TANH,
+    ENG_ACT_MISH,
+    ENG_ACT_SWISH,
+};
+
+enum eng_layer_kind {
+    ENG_LAYER_CONV = 0,
+    ENG_LAYER_MAXPOOL,
+    ENG_LAYER_AVGPOOL,
+    ENG_LAYER_UPSAMPLE,
+    ENG_LAYER_ROUTE,
+    ENG_LAYER_SHORTCUT,
+    ENG_LAYER_DROPOUT,
+    ENG_LAYER_YOLO,
+    ENG_LAYER_REGION,
+};
+
+/* Channels, height, width of one image (batch size is 1; tensors are CHW float32, NCHW with N=1). */
+struct eng_shape {
+    int c, h, w;
+};
+
+static inline size_t eng_shape_size(struct eng_shape s)
+{
+    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
+}
+
+struct eng_conv {
+    int filters, size, stride, pad, groups;
+    enum eng_act act;
+    int batch_normalize;  /* the weights file carries BN parameters for it (folded when loaded) */
+    const float *weights; /* [filters][c/groups][size][size], batch norm already folded in */
+    const float *bias;    /* [filters] */
+};
+
+struct eng_pool {
+    int size, stride, pad; /* darknet's `padding`: total, split as pad/2 before */
+};
+
+struct eng_upsample {
+    int stride;
+    float scale;
+};
+
+#define ENG_ROUTE_MAX_INPUTS 8
+
+struct eng_route {
+    int n;
+    int inputs[ENG_ROUTE_MAX_INPUTS];   /* absolute layer indices, all earlier than this layer */
+    int channels[ENG_ROUTE_MAX_INPUTS]; /* each input's channel count (filled by setup) */
+    int groups, group_id;             /* take channel slice group_id of `groups` from each input */
+};
+
+struct eng_shortcut {
+    int from; /* absolute layer index */
+    enum eng_act act;
+};
+
+/* [yolo] (YOLOv3/v4) and [region] (YOLOv2) heads. Output layout is darknet's:
+ * [anchor][x, y, w, h, objectness, class...][grid_h][grid_w], with the activations applied. */
+struct eng_head {
+    int classes;
+    int anchors_n;         /* anchors used by this head (the mask's length for [yolo]) */
+    const float *anchors;  /* anchors_n (w, h) pairs: pixels for [yolo], grid units for [region] */
+    float scale_x_y;       /* [yolo] only; 1 = plain logistic */
+};
+
+struct eng_layer;
+
+/* What a layer's forward function sees. `in` is the previous layer's output (or the network input),
+ * `outs` every earlier layer's output (for route and shortcut). */
+struct eng_fwd {
+    const float *in;
+    float *out;
+    float *work;            /* scratch, at least layer->work_floats floats */
+    float *const *outs;
+};
+
+typedef void (*eng_forward_fn)(const struct eng_layer *l, const struct eng_fwd *f);
+
+struct eng_layer {
+    enum eng_layer_kind kind;
+    int index;
+    struct eng_shape in, out;
+    eng_forward_fn forward; /* NULL for layers whose output aliases their input (dropout) */
+    size_t work_floats;     /* scratch this layer needs */
+    double flops;           /* multiply-adds x 2, for benchmarks and profiles */
+    union {
+        struct eng_conv conv;
+        struct eng_pool pool;
+        struct eng_upsample upsample;
+        struct eng_route route;
+        struct eng_shortcut shortcut;
+        struct eng_head head;
+    } p;
+};
+
+/* Layer constructors: validate parameters against the input shape, fill out shape, forward, work size
+ * and flops. Return 0, or -1 with a message in `why` (the loader adds file:line). */
+int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_maxpool_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_avgpool_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_upsample_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_route_setup(struct eng_layer *l, const struct eng_layer *layers, char *why, size_t why_size);
+int eng_shortcut_setup(struct eng_layer *l, const struct eng_layer *layers, char *why, size_t why_size);
+int eng_dropout_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_yolo_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_region_setup(struct eng_layer *l, char *why, size_t why_size);
+
+/* Activations (activation.c). */
+void eng_activate(float *x, size_t n, enum eng_act act);
+/* Parses darknet's activation names; returns -1 for an unknown name. */
+int eng_act_parse(const char *name, enum eng_act *act);
+const char *eng_act_name(enum eng_act act);
+
+const char *eng_layer_kind_name(enum eng_layer_kind kind);
+
+#endif

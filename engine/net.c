@@ -1,0 +1,188 @@
+/* net.c - network and context lifetime, and the forward pass. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "detect.h"
+#include "net.h"
+
+void eng_net_free(struct eng_net *net)
+{
+    if (!net)
+        return;
+    if (net->class_names) {
+        for (int i = 0; i < net->classes; i++)
+            free(net->class_names[i]);
+        free(net->class_names);
+    }
+    free(net->layers);
+    free(net->params);
+    free(net->name);
+    free(net);
+}
+
+static void free_names(char **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static void strip_line_end(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+}
+
+int eng_net_load_names(struct eng_net *net, const char *path, struct eng_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return eng_err_set(err, ENG_ERR_IO, path, "cannot open names file: %s", strerror(errno));
+    char **names = calloc((size_t)net->classes, sizeof *names);
+    if (!names) {
+        fclose(f);
+        return eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
+    }
+    char line[512];
+    int n = 0, lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        strip_line_end(line);
+        if (!line[0])
+            continue;
+        if (n >= net->classes) {
+            rc = eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
+                                  "more names than the model's %d classes", net->classes);
+            break;
+        }
+        if (!(names[n++] = strdup(line))) {
+            rc = eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f))
+        rc = eng_err_set(err, ENG_ERR_IO, path, "read error");
+    if (rc == 0 && n != net->classes)
+        rc = eng_err_set(err, ENG_ERR_INVALID, path, "%d names for a model with %d classes", n,
+                         net->classes);
+    fclose(f);
+    if (rc) {
+        free_names(names, n);
+        return -1;
+    }
+    if (net->class_names)
+        free_names(net->class_names, net->classes);
+    net->class_names = names;
+    return 0;
+}
+
+const char *eng_net_class_name(const struct eng_net *net, int i, char *buf, size_t size)
+{
+    if (net->class_names && i >= 0 && i < net->classes)
+        return net->class_names[i];
+    snprintf(buf, size, "%d", i);
+    return buf;
+}
+
+int eng_net_class_find(const struct eng_net *net, const char *name)
+{
+    for (int i = 0; net->class_names && i < net->classes; i++)
+        if (strcmp(net->class_names[i], name) == 0)
+            return i;
+    char *end;
+    errno = 0;
+    const long v = strtol(name, &end, 10);
+    if (*name && !*end && !errno && v >= 0 && v < net->classes)
+        return (int)v;
+    return -1;
+}
+
+void eng_ctx_free(struct eng_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    free(ctx->arena);
+    free(ctx->outs);
+    free(ctx->work);
+    free(ctx->rows);
+    free(ctx->cand);
+    free(ctx->layer_ms);
+    free(ctx);
+}
+
+struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
+{
+    struct eng_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        goto nomem;
+    ctx->net = net;
+    size_t total = eng_shape_size(net->input), work = 1, rows = 1;
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct eng_layer *l = &net->layers[i];
+        if (l->forward)
+            total += eng_shape_size(l->out);
+        if (l->work_floats > work)
+            work = l->work_floats;
+        if (l->kind == ENG_LAYER_YOLO || l->kind == ENG_LAYER_REGION) {
+            const size_t r = eng_head_rows_count(l) * (5 + (size_t)l->p.head.classes);
+            rows = r > rows ? r : rows;
+        }
+    }
+    ctx->arena = malloc(sizeof(float) * total);
+    ctx->outs = calloc((size_t)net->n_layers + 1, sizeof *ctx->outs);
+    ctx->work = malloc(sizeof(float) * work);
+    ctx->rows = malloc(sizeof(float) * rows);
+    ctx->cand = calloc(net->max_candidates + 1, sizeof *ctx->cand);
+    ctx->layer_ms = calloc((size_t)net->n_layers + 1, sizeof *ctx->layer_ms);
+    if (!ctx->arena || !ctx->outs || !ctx->work || !ctx->rows || !ctx->cand || !ctx->layer_ms)
+        goto nomem;
+
+    /* Every layer keeps its own output: route and shortcut may read any earlier one. */
+    ctx->input = ctx->arena;
+    float *next = ctx->arena + eng_shape_size(net->input);
+    const float *prev = ctx->input;
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct eng_layer *l = &net->layers[i];
+        if (l->forward) {
+            ctx->outs[i] = next;
+            next += eng_shape_size(l->out);
+        } else {
+            ctx->outs[i] = (float *)prev;
+        }
+        prev = ctx->outs[i];
+    }
+    return ctx;
+
+nomem:
+    eng_ctx_free(ctx);
+    eng_err_set(err, ENG_ERR_NOMEM, net->name, "out of memory for the model's activations");
+    return NULL;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void eng_net_forward(const struct eng_net *net, struct eng_ctx *ctx)
+{
+    const float *in = ctx->input;
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct eng_layer *l = &net->layers[i];
+        if (l->forward) {
+            const double t0 = ctx->profile ? now_ms() : 0.0;
+            const struct eng_fwd f = {.in = in, .out = ctx->outs[i], .work = ctx->work,
+                                      .outs = ctx->outs};
+            l->forward(l, &f);
+            if (ctx->profile)
+                ctx->layer_ms[i] = now_ms() - t0;
+        }
+        in = ctx->outs[i];
+    }
+}

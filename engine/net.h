@@ -1,0 +1,71 @@
+/* net.h - a loaded network (immutable, shared) and a worker's context (mutable, private).
+ *
+ * Ownership: eng_net_free() frees the net and everything its layers point to. An eng_ctx belongs to one
+ * thread at a time; it holds every activation and the scratch space, sized from the net when created,
+ * so eng_net_forward() allocates nothing. Several contexts may run the same net concurrently. */
+#ifndef ENG_NET_H
+#define ENG_NET_H
+
+#include <stddef.h>
+
+#include "eng_err.h"
+#include "layer.h"
+
+#define ENG_NET_MAX_HEADS 8
+
+struct eng_detection;
+
+struct eng_net {
+    char *name;              /* e.g. "yolo-fastest-1.1-xl" */
+    struct eng_shape input;  /* c = 3 */
+    int n_layers;
+    struct eng_layer *layers;
+    int n_heads;
+    int heads[ENG_NET_MAX_HEADS]; /* indices of [yolo]/[region] layers, in cfg order */
+    int classes;
+    char **class_names;      /* `classes` strings, or NULL if no names were loaded */
+    float *params;           /* one block holding every layer's weights and biases */
+    size_t n_params;
+    size_t max_candidates;   /* anchors x cells over all heads: the most boxes a forward can yield */
+    double flops;
+};
+
+/* Frees everything; NULL is a no-op. */
+void eng_net_free(struct eng_net *net);
+
+/* Loads class names (one per line, blank trailing lines ignored) into net->class_names. The file
+ * must hold exactly net->classes names. */
+int eng_net_load_names(struct eng_net *net, const char *path, struct eng_err *err);
+
+/* Name of class i, or "class_<i>" style fallback written into buf when no names are loaded. */
+const char *eng_net_class_name(const struct eng_net *net, int i, char *buf, size_t size);
+
+/* Looks a class up by name (exact) or number; returns -1 if unknown. */
+int eng_net_class_find(const struct eng_net *net, const char *name);
+
+struct eng_ctx {
+    const struct eng_net *net;
+    float *input;              /* eng_shape_size(net->input) floats: fill, then forward */
+    float **outs;              /* per layer: its output (dropout layers alias their input) */
+    float *arena;              /* one block for all outputs */
+    float *work;               /* scratch shared by layers, the largest any layer needs */
+    float *rows;               /* room for the largest head's eng_head_rows output */
+    struct eng_detection *cand; /* net->max_candidates candidate boxes for detection */
+    double *layer_ms;          /* per-layer time of the last forward when profiling is on */
+    int profile;
+};
+
+/* New context for net, or NULL with err (ENG_ERR_NOMEM). Free with eng_ctx_free. */
+struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err);
+void eng_ctx_free(struct eng_ctx *ctx);
+
+/* Runs every layer on ctx->input. Never fails and never allocates. */
+void eng_net_forward(const struct eng_net *net, struct eng_ctx *ctx);
+
+/* Output of layer i after a forward pass (borrowed from ctx). */
+static inline const float *eng_ctx_output(const struct eng_ctx *ctx, int i)
+{
+    return ctx->outs[i];
+}
+
+#endif

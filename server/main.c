@@ -1,0 +1,44 @@
+/* main.c - visiond's entry point: picks the subcommand, and is the only place that exits. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv_blas.h"
+#include "srv_cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"detect", srv_cli_detect, "detect objects in images, print JSON Lines"},
+    {"forward", srv_cli_forward, "run a model on a raw tensor, write its head outputs (for tests)"},
+    {"bench", srv_cli_bench, "time the forward pass"},
+};
+
+static int usage(FILE *f, int status)
+{
+    fprintf(f, "usage: visiond COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`visiond COMMAND --help` for a command's options.\n");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    srv_blas_ensure_best_core(argv);
+    if (argc < 2)
+        return usage(stderr, 2);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
+        return usage(stdout, 0);
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("visiond 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "visiond: unknown command '%s'\n", argv[1]);
+    return usage(stderr, 2);
+}

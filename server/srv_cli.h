@@ -1,0 +1,10 @@
+/* srv_cli.h - the command-line tools: `visiond detect`, `visiond forward`, `visiond bench`.
+ * Each returns the process exit status (0 ok, 1 failure, 2 usage error); main() exits with it. */
+#ifndef SRV_CLI_H
+#define SRV_CLI_H
+
+int srv_cli_detect(int argc, char **argv);
+int srv_cli_forward(int argc, char **argv);
+int srv_cli_bench(int argc, char **argv);
+
+#endif
