@@ -90,7 +90,9 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
     }
     const int oh = out_dim(l->in.h, c->size, c->stride, c->pad);
     const int ow = out_dim(l->in.w, c->size, c->stride, c->pad);
-    if (oh <= 0 || ow <= 0) {
+    /* C division truncates toward zero, so out_dim alone would give 1 for a kernel that overhangs
+     * the padded input by less than a stride: test the fit itself. */
+    if (oh <= 0 || ow <= 0 || l->in.h + 2 * c->pad < c->size || l->in.w + 2 * c->pad < c->size) {
         snprintf(why, why_size, "a %dx%d kernel does not fit the %dx%d input", c->size, c->size,
                  l->in.w, l->in.h);
         return -1;

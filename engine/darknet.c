@@ -18,6 +18,7 @@
 #define MAX_CFG_BYTES (4u << 20)
 #define MAX_LAYERS 2048
 #define MAX_DIM 8192
+#define MAX_EXTENT (1 << 20)           /* any dimension of a layer's output */
 #define MAX_PARAMS (512u << 20)      /* floats: 2 GiB of weights */
 #define MAX_ACTIVATIONS (1024u << 20) /* floats per context */
 #define MAX_LIST 64
@@ -561,6 +562,14 @@ static int build_layer(struct builder *b, const struct section *s, int i, size_t
         return eng_err_set_line(b->err, ENG_ERR_INVALID, b->cfg->name, s->line, "[%s] layer %d: %s",
                                 s->name, i, why);
     }
+    /* Bounding every output keeps the next layer's shape arithmetic (upsample's h * stride, route's
+     * channel sum, eng_shape_size) far from int and size_t overflow. */
+    const struct eng_shape o = l->out;
+    if (rc == 0 && (o.c > MAX_EXTENT || o.h > MAX_EXTENT || o.w > MAX_EXTENT ||
+                    (double)o.c * o.h * o.w > MAX_ACTIVATIONS))
+        return eng_err_set_line(b->err, ENG_ERR_TOO_LARGE, b->cfg->name, s->line,
+                                "[%s] layer %d: output %dx%dx%d is too large", s->name, i, o.c, o.h,
+                                o.w);
     return rc;
 }
 
@@ -754,8 +763,9 @@ static int load_conv(struct eng_layer *l, const unsigned char **cur, float *tmp,
             return eng_err_set(err, ENG_ERR_INVALID, name,
                                "layer %d filter %d: batch norm variance %g / scale %g / mean %g is "
                                "not valid", l->index, o, var[o], scale[o], mean[o]);
-        /* darknet: y = scale * (x - mean) / sqrt(var + 1e-5) + bias */
-        const float k = scale[o] / sqrtf(var[o] + .00001f);
+        /* darknet's normalize_cpu: y = scale * (x - mean) / sqrt(var + 1e-6) + bias (OpenCV's importer
+         * uses the same epsilon; 1e-5 visibly shifts boxes when a variance is ~1e-4). */
+        const float k = scale[o] / sqrtf(var[o] + .000001f);
         for (size_t j = 0; j < per_filter; j++)
             w[(size_t)o * per_filter + j] *= k;
         bias[o] -= mean[o] * k;
@@ -771,8 +781,9 @@ int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data,
                            "%zu bytes is too short for a darknet weights header", len);
     int32_t ver[3];
     memcpy(ver, data, sizeof ver);
-    /* From version 0.2 on, `seen` is 64-bit (darknet's parser.c uses the same test). */
-    const int wide = ver[0] * 10 + ver[1] >= 2 && ver[0] < 1000 && ver[1] < 1000;
+    /* From version 0.2 on, `seen` is 64-bit (darknet's parser.c uses the same test, computed here
+     * in 64 bits: the header is file data, and major * 10 must not overflow). */
+    const int wide = (int64_t)ver[0] * 10 + ver[1] >= 2 && ver[0] < 1000 && ver[1] < 1000;
     const size_t header = 12 + (wide ? 8 : 4);
     const size_t payload = weights_payload_floats(net);
     const size_t expected = header + payload * sizeof(float);
