@@ -1,4 +1,8 @@
-/* proto_detect.h - the JSON form of detection results, shared by the CLI and the HTTP API. */
+/* proto_detect.h - the JSON form of detection results, shared by the CLI and the HTTP API.
+ *
+ * Encoders take borrowed, read-only inputs and return a new string (caller frees with free()), or NULL
+ * only when out of memory. They keep no state and are thread-safe. Boxes are in pixels of the upright
+ * image, rounded to 0.01; confidences to 1e-4. Class labels come from the net's names (or "class_<i>"). */
 #ifndef PROTO_DETECT_H
 #define PROTO_DETECT_H
 
@@ -22,7 +26,48 @@ char *proto_detect_result_json(const struct proto_detect_result *r);
  * New string, caller frees. */
 char *proto_detect_error_json(const char *image, const struct eng_err *err);
 
-/* The machine-readable code for an engine error kind ("BAD_IMAGE", "UNSUPPORTED_MEDIA", ...). */
+/* The machine-readable code for an engine error kind: proto_code_name(proto_code_from_eng(kind))
+ * ("BAD_IMAGE", "UNSUPPORTED_IMAGE", "IMAGE_TOO_LARGE", ...; see proto_errors.h). Static string. */
 const char *proto_err_code(enum eng_err_kind kind);
+
+/* ---- HTTP API responses ---- */
+
+/* One POST /v1/detect (or /v1/vision/detection) answer. */
+struct proto_detect_response {
+    const char *request_id;           /* NULL: omitted */
+    const char *model;                /* model name as clients select it; NULL: net->name */
+    const struct eng_net *net;        /* input size and class names */
+    int width, height;                /* of the upright image */
+    int exif_rotated;                 /* nonzero if EXIF orientation was applied */
+    const struct eng_detection *dets; /* sorted by confidence, boxes in image pixels */
+    int count;
+    double decode_ms, queue_ms, inference_ms, nms_ms, total_ms;
+};
+
+/* {"request_id","model":{"name","input":{"width","height"}},"image":{"width","height","exif_rotated"},
+ *  "detections":[{"class_id","label","confidence","box":{"x1","y1","x2","y2"}}],"count",
+ *  "timing_ms":{"decode","queue","inference","nms","total"}}. New string, caller frees. */
+char *proto_detect_response_json(const struct proto_detect_response *r);
+
+/* DeepStack's answer: {"success":true,"predictions":[{"label","confidence","x_min","y_min","x_max",
+ * "y_max"}],"count":n}; coordinates are integers (pixels truncated toward zero, as DeepStack's int()).
+ * request_id is not part of it (it goes in the X-Request-Id header). New string, caller frees. */
+char *proto_deepstack_response_json(const struct proto_detect_response *r);
+
+/* One loaded model for GET /v1/models. */
+struct proto_model_info {
+    const char *name;          /* as clients select it; NULL: net->name */
+    const struct eng_net *net; /* input size, class names */
+    float conf, iou;           /* the thresholds used when a request gives none */
+    int max_det;
+    int is_default;            /* the model used when a request names none */
+};
+
+/* {"models":[{"name","kind":"yolo","default":bool,"input":{"width","height"},"classes":[names],
+ *  "defaults":{"conf","iou","max_det"}}]}. New string, caller frees. */
+char *proto_models_json(const struct proto_model_info *models, int n);
+
+/* {"status": status} for GET /healthz and /readyz ("ok", "ready"). New string, caller frees. */
+char *proto_health_json(const char *status);
 
 #endif

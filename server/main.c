@@ -5,12 +5,14 @@
 
 #include "srv_blas.h"
 #include "srv_cli.h"
+#include "srv_serve.h"
 
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *help;
 } commands[] = {
+    {"serve", srv_serve, "run the HTTP daemon (`visiond serve --help` for its settings)"},
     {"detect", srv_cli_detect, "detect objects in images, print JSON Lines"},
     {"forward", srv_cli_forward, "run a model on a raw tensor, write its head outputs (for tests)"},
     {"bench", srv_cli_bench, "time the forward pass"},

@@ -1,0 +1,716 @@
+/* proto_request.c - parsing /v1/detect parameters from query strings, form fields and JSON bodies.
+ *
+ * Both sources end in the same setters: a value is either a string (query/form) or a json_t (JSON
+ * body), wrapped in struct val, so each parameter's rules and messages are written once. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto_json.h"
+#include "proto_request.h"
+
+/* A parameter's value as received: text (query/form) or JSON. */
+struct val {
+    const char *str; /* non-NULL for text */
+    json_t *json;    /* non-NULL for JSON */
+};
+
+enum kind { K_MODEL, K_CONF, K_IOU, K_AGNOSTIC, K_MAX_DET, K_CLASSES, K_EXIF, K_TIMEOUT, K_IMAGE_B64, K_API_KEY };
+
+struct param_def {
+    const char *name;
+    enum kind kind;
+    unsigned bit;
+    int deepstack_only;
+};
+
+/* Names and aliases; the first entry of a kind is its canonical name. */
+static const struct param_def PARAMS[] = {
+    {"model", K_MODEL, PROTO_PARAM_MODEL, 0},
+    {"conf", K_CONF, PROTO_PARAM_CONF, 0},
+    {"min_confidence", K_CONF, PROTO_PARAM_CONF, 0}, /* DeepStack's name */
+    {"iou", K_IOU, PROTO_PARAM_IOU, 0},
+    {"agnostic_nms", K_AGNOSTIC, PROTO_PARAM_AGNOSTIC, 0},
+    {"agnostic", K_AGNOSTIC, PROTO_PARAM_AGNOSTIC, 0},
+    {"max_det", K_MAX_DET, PROTO_PARAM_MAX_DET, 0},
+    {"classes", K_CLASSES, PROTO_PARAM_CLASSES, 0},
+    {"exif", K_EXIF, PROTO_PARAM_EXIF, 0},
+    {"timeout_ms", K_TIMEOUT, PROTO_PARAM_TIMEOUT, 0},
+    {"image_b64", K_IMAGE_B64, PROTO_PARAM_IMAGE, 0},
+    {"api_key", K_API_KEY, PROTO_PARAM_API_KEY, 1},
+};
+#define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
+
+void proto_detect_request_init(struct proto_detect_request *req, enum proto_dialect dialect)
+{
+    memset(req, 0, sizeof *req);
+    req->dialect = dialect;
+    req->conf = PROTO_CONF_DEFAULT;
+    req->iou = PROTO_IOU_DEFAULT;
+    req->max_det = PROTO_MAX_DET_DEFAULT;
+    req->exif = 1;
+}
+
+static void free_classes(struct proto_detect_request *req)
+{
+    for (int i = 0; i < req->n_classes; i++)
+        free(req->classes[i]);
+    free(req->classes);
+    req->classes = NULL;
+    req->n_classes = 0;
+}
+
+void proto_detect_request_release(struct proto_detect_request *req)
+{
+    if (!req)
+        return;
+    free(req->model);
+    free_classes(req);
+    free(req->image_owned);
+    if (req->api_key) {
+        explicit_bzero(req->api_key, strlen(req->api_key));
+        free(req->api_key);
+    }
+    proto_detect_request_init(req, req->dialect);
+}
+
+/* ---- describing what we got, for messages ---- */
+
+/* Copies s for a message: printable ASCII kept, other bytes as '?', cut at 40 characters. */
+static void quote(const char *s, char *buf, size_t size)
+{
+    size_t o = 0, i = 0;
+    if (size < 8)
+        return;
+    buf[o++] = '"';
+    for (; s[i] && o + 5 < size && i < 40; i++)
+        buf[o++] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    if (s[i]) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+}
+
+static void describe(const struct val *v, char *buf, size_t size)
+{
+    char q[64];
+    if (v->str) {
+        quote(v->str, buf, size);
+        return;
+    }
+    switch (json_typeof(v->json)) {
+    case JSON_OBJECT: snprintf(buf, size, "an object"); break;
+    case JSON_ARRAY: snprintf(buf, size, "an array"); break;
+    case JSON_STRING:
+        quote(json_string_value(v->json), q, sizeof q);
+        snprintf(buf, size, "the string %s", q);
+        break;
+    case JSON_INTEGER: snprintf(buf, size, "%lld", (long long)json_integer_value(v->json)); break;
+    case JSON_REAL: snprintf(buf, size, "%g", json_real_value(v->json)); break;
+    case JSON_TRUE: snprintf(buf, size, "true"); break;
+    case JSON_FALSE: snprintf(buf, size, "false"); break;
+    case JSON_NULL: snprintf(buf, size, "null"); break;
+    }
+}
+
+/* INVALID_PARAM "<field>: expected <what>, got <value>". */
+static int bad_value(struct proto_err *err, const char *field, const char *what, const struct val *v)
+{
+    char got[96];
+    describe(v, got, sizeof got);
+    return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field, "expected %s, got %s", what, got);
+}
+
+static int no_memory(struct proto_err *err, const char *field)
+{
+    return proto_err_set(err, PROTO_ERR_INTERNAL, field, "out of memory");
+}
+
+/* ---- typed readers: 0 and the value, or -1 if the value is not of the type ---- */
+
+static int read_number(const struct val *v, double *out)
+{
+    if (v->json) {
+        if (!json_is_number(v->json))
+            return -1;
+        *out = json_number_value(v->json);
+        return 0;
+    }
+    const char *s = v->str;
+    if (!*s || strspn(s, "0123456789+-.eE") != strlen(s))
+        return -1;
+    char *end;
+    errno = 0;
+    const double d = strtod(s, &end);
+    if (*end || errno == ERANGE || !isfinite(d))
+        return -1;
+    *out = d;
+    return 0;
+}
+
+/* Integers too large for long long read as LLONG_MAX/MIN: out of any range we check. */
+static int read_integer(const struct val *v, long long *out)
+{
+    if (v->json) {
+        if (!json_is_integer(v->json))
+            return -1;
+        *out = json_integer_value(v->json);
+        return 0;
+    }
+    const char *s = v->str;
+    const char *digits = *s == '+' || *s == '-' ? s + 1 : s;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits))
+        return -1;
+    *out = strtoll(s, NULL, 10);
+    return 0;
+}
+
+static int read_bool(const struct val *v, int *out)
+{
+    if (v->json) {
+        if (!json_is_boolean(v->json))
+            return -1;
+        *out = json_is_true(v->json);
+        return 0;
+    }
+    if (!strcasecmp(v->str, "true") || !strcmp(v->str, "1"))
+        *out = 1;
+    else if (!strcasecmp(v->str, "false") || !strcmp(v->str, "0"))
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static const char *read_string(const struct val *v)
+{
+    return v->json ? json_string_value(v->json) : v->str; /* NULL if not a JSON string */
+}
+
+/* ---- parameters ---- */
+
+static int valid_name(const char *s)
+{
+    const size_t n = strlen(s);
+    return n > 0 && n <= PROTO_NAME_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+static int set_unit(float *dst, const char *field, const struct val *v, struct proto_err *err)
+{
+    double d;
+    if (read_number(v, &d) || !(d >= 0 && d <= 1))
+        return bad_value(err, field, "a number between 0 and 1", v);
+    *dst = (float)d;
+    return 0;
+}
+
+static int set_int(int *dst, long long lo, long long hi, const char *field, const struct val *v,
+                   struct proto_err *err)
+{
+    long long n;
+    if (read_integer(v, &n) || n < lo || n > hi) {
+        char what[64];
+        snprintf(what, sizeof what, "an integer between %lld and %lld", lo, hi);
+        return bad_value(err, field, what, v);
+    }
+    *dst = (int)n;
+    return 0;
+}
+
+static int set_bool(int *dst, const char *field, const struct val *v, struct proto_err *err)
+{
+    if (read_bool(v, dst))
+        return bad_value(err, field, v->json ? "true or false" : "true, false, 1 or 0", v);
+    return 0;
+}
+
+static int add_class(struct proto_detect_request *req, const char *name, size_t len,
+                     const char *field, struct proto_err *err)
+{
+    if (len == 0)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                             "expected class names or ids, got an empty entry");
+    if (len > PROTO_NAME_MAX)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                             "class name longer than %d characters", PROTO_NAME_MAX);
+    if (req->n_classes >= PROTO_CLASSES_MAX)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field, "more than %d classes",
+                             PROTO_CLASSES_MAX);
+    char *copy = strndup(name, len);
+    if (!copy)
+        return no_memory(err, field);
+    if (!req->classes) {
+        req->classes = calloc(PROTO_CLASSES_MAX, sizeof *req->classes);
+        if (!req->classes) {
+            free(copy);
+            return no_memory(err, field);
+        }
+    }
+    req->classes[req->n_classes++] = copy;
+    return 0;
+}
+
+/* "person, car,2": entries split on commas, spaces around them dropped. */
+static int add_class_list(struct proto_detect_request *req, const char *s, const char *field,
+                          struct proto_err *err)
+{
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        const char *end = comma ? comma : s + strlen(s);
+        const char *b = s;
+        while (b < end && isspace((unsigned char)*b))
+            b++;
+        const char *e = end;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        if (add_class(req, b, (size_t)(e - b), field, err))
+            return -1;
+        if (!comma)
+            return 0;
+        s = comma + 1;
+    }
+}
+
+static int set_classes(struct proto_detect_request *req, const char *field, const struct val *v,
+                       struct proto_err *err)
+{
+    snprintf(req->classes_field, sizeof req->classes_field, "%s", field);
+    const char *s = read_string(v);
+    if (s)
+        return add_class_list(req, s, field, err);
+    if (!json_is_array(v->json))
+        return bad_value(err, field, "a list of class names or ids", v);
+    req->classes_indexed = 1;
+    size_t i;
+    json_t *item;
+    json_array_foreach(v->json, i, item) {
+        char path[PROTO_ERR_FIELD_MAX];
+        snprintf(path, sizeof path, "%s[%zu]", field, i);
+        if (json_is_string(item)) {
+            const char *name = json_string_value(item);
+            if (add_class(req, name, strlen(name), path, err))
+                return -1;
+        } else if (json_is_integer(item) && json_integer_value(item) >= 0) {
+            char id[32];
+            const int n = snprintf(id, sizeof id, "%lld", (long long)json_integer_value(item));
+            if (add_class(req, id, (size_t)n, path, err))
+                return -1;
+        } else {
+            const struct val iv = {.json = item};
+            return bad_value(err, path, "a class name or a non-negative class id", &iv);
+        }
+    }
+    if (req->n_classes == 0)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                             "expected class names or ids, got an empty list (omit it for all classes)");
+    return 0;
+}
+
+static int set_image_owned(struct proto_detect_request *req, uint8_t *data, size_t len)
+{
+    req->image_owned = data;
+    req->image = data;
+    req->image_len = len;
+    req->given |= PROTO_PARAM_IMAGE;
+    return 0;
+}
+
+/* "data:image/jpeg;base64,...." or plain base64. */
+static int set_image_b64(struct proto_detect_request *req, const char *field, const struct val *v,
+                         struct proto_err *err)
+{
+    const char *s = read_string(v);
+    if (!s)
+        return bad_value(err, field, "a base64 string or a data: URI", v);
+    size_t len = v->json ? json_string_length(v->json) : strlen(s);
+    size_t skip = 0;
+    if (len >= 5 && !strncasecmp(s, "data:", 5)) {
+        const char *comma = memchr(s, ',', len);
+        if (!comma)
+            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                                 "malformed data: URI (no ',' before the data)");
+        const size_t hlen = (size_t)(comma - s);
+        if (hlen < 5 + 7 || strncasecmp(comma - 7, ";base64", 7))
+            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                                 "only base64 data: URIs are accepted (data:image/jpeg;base64,...)");
+        const char *type = s + 5;
+        const size_t tlen = strcspn(type, ";,");
+        if (tlen > 0 && (tlen < 6 || strncasecmp(type, "image/", 6))) {
+            char t[64];
+            snprintf(t, sizeof t, "%.*s", (int)(tlen < 40 ? tlen : 40), type);
+            char q[64];
+            quote(t, q, sizeof q);
+            return proto_err_set(err, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, field,
+                                 "the data: URI's media type %s is not an image type", q);
+        }
+        skip = hlen + 1;
+    }
+    uint8_t *data;
+    size_t n;
+    if (proto_base64_decode(s + skip, len - skip, field, skip, &data, &n, err))
+        return -1;
+    return set_image_owned(req, data, n);
+}
+
+static int set_param(struct proto_detect_request *req, const struct param_def *p, const char *field,
+                     const struct val *v, struct proto_err *err)
+{
+    if (req->given & p->bit)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field, "given more than once");
+    int rc = 0;
+    switch (p->kind) {
+    case K_MODEL: {
+        const char *s = read_string(v);
+        if (!s || !valid_name(s))
+            return bad_value(err, field,
+                             "a model name (letters, digits, '.', '_' or '-'; at most 128)", v);
+        req->model = strdup(s);
+        if (!req->model)
+            return no_memory(err, field);
+        break;
+    }
+    case K_CONF: rc = set_unit(&req->conf, field, v, err); break;
+    case K_IOU: rc = set_unit(&req->iou, field, v, err); break;
+    case K_AGNOSTIC: rc = set_bool(&req->agnostic, field, v, err); break;
+    case K_MAX_DET: rc = set_int(&req->max_det, 1, PROTO_MAX_DET_MAX, field, v, err); break;
+    case K_CLASSES: rc = set_classes(req, field, v, err); break;
+    case K_EXIF: rc = set_bool(&req->exif, field, v, err); break;
+    case K_TIMEOUT: rc = set_int(&req->timeout_ms, 1, PROTO_TIMEOUT_MS_MAX, field, v, err); break;
+    case K_IMAGE_B64: rc = set_image_b64(req, field, v, err); break;
+    case K_API_KEY: {
+        const char *s = read_string(v);
+        if (!s)
+            return bad_value(err, field, "a string", v);
+        req->api_key = strdup(s);
+        if (!req->api_key)
+            return no_memory(err, field);
+        break;
+    }
+    }
+    if (rc == 0)
+        req->given |= p->bit;
+    return rc;
+}
+
+/* ---- unknown names ---- */
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    const size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    size_t row[41];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            const size_t up = row[j];
+            const size_t sub = diag + (a[i - 1] != b[j - 1]);
+            const size_t del = row[j] + 1, ins = row[j - 1] + 1;
+            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The parameter a mistyped key most likely meant ("confidence" -> "conf"), or NULL. */
+static const char *suggest(const char *key, enum proto_dialect dialect)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        const char *name = PARAMS[i].name;
+        if (PARAMS[i].deepstack_only && dialect != PROTO_DIALECT_DEEPSTACK)
+            continue;
+        const size_t kl = strlen(key), nl = strlen(name);
+        const size_t shorter = kl < nl ? kl : nl;
+        if (shorter >= 3 && !strncasecmp(key, name, shorter))
+            return name; /* one is a prefix of the other: "confidence" / "conf", "image" / "image_b64" */
+        const size_t d = edit_distance(key, name);
+        if (d < best_d) {
+            best_d = d;
+            best = name;
+        }
+    }
+    return best;
+}
+
+static int unknown_param(const char *key, const char *field, enum proto_dialect dialect,
+                         struct proto_err *err)
+{
+    if (!strcmp(key, "api_key"))
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                             "unknown parameter: send API keys in the Authorization (Bearer) or "
+                             "X-API-Key header");
+    const char *hint = suggest(key, dialect);
+    if (hint)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                             "unknown parameter (did you mean \"%s\"?)", hint);
+    return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                         "unknown parameter (known: model, conf, iou, agnostic_nms, max_det, "
+                         "classes, exif, timeout_ms, image_b64)");
+}
+
+static const struct param_def *find_param(const char *key, enum proto_dialect dialect)
+{
+    for (size_t i = 0; i < N_PARAMS; i++)
+        if (!strcmp(PARAMS[i].name, key) &&
+            (!PARAMS[i].deepstack_only || dialect == PROTO_DIALECT_DEEPSTACK))
+            return &PARAMS[i];
+    return NULL;
+}
+
+/* The key as a field name: printable ASCII only, so it can be echoed safely. */
+static void field_name(const char *prefix, const char *key, char *buf, size_t size)
+{
+    const size_t n = strlen(prefix);
+    snprintf(buf, size, "%s%s", prefix, key);
+    for (char *p = buf + n; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+}
+
+int proto_detect_request_set(struct proto_detect_request *req, const char *key, const char *value,
+                             struct proto_err *err)
+{
+    char field[PROTO_ERR_FIELD_MAX];
+    field_name("", key, field, sizeof field);
+    const struct param_def *p = find_param(key, req->dialect);
+    if (!p) {
+        if (req->dialect == PROTO_DIALECT_DEEPSTACK)
+            return 0; /* DeepStack ignores fields it doesn't know; so do we on its route */
+        if (!strcmp(key, "image"))
+            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                                 "send the image as a multipart file field, as the raw body, or "
+                                 "base64-encoded as image_b64");
+        return unknown_param(key, field, req->dialect, err);
+    }
+    const struct val v = {.str = value ? value : ""};
+    return set_param(req, p, field, &v, err);
+}
+
+int proto_detect_request_set_image_static(struct proto_detect_request *req, const uint8_t *data,
+                                          size_t len, struct proto_err *err)
+{
+    if (req->given & PROTO_PARAM_IMAGE)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, "image", "given more than once");
+    static const uint8_t empty[1];
+    req->image = data ? data : empty;
+    req->image_len = data ? len : 0;
+    req->given |= PROTO_PARAM_IMAGE;
+    return 0;
+}
+
+int proto_detect_request_take_image(struct proto_detect_request *req, uint8_t *data, size_t len,
+                                    struct proto_err *err)
+{
+    if (req->given & PROTO_PARAM_IMAGE) {
+        free(data);
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, "image", "given more than once");
+    }
+    if (!data)
+        return proto_detect_request_set_image_static(req, NULL, 0, err);
+    return set_image_owned(req, data, len);
+}
+
+int proto_detect_request_parse_json(struct proto_detect_request *req, const char *body, size_t len,
+                                    struct proto_err *err)
+{
+    req->from_json = 1;
+    json_error_t jerr;
+    json_t *doc = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc)
+        return proto_err_set(err, PROTO_ERR_BAD_JSON, "$", "invalid JSON at line %d, column %d: %s",
+                             jerr.line, jerr.column, jerr.text);
+    int rc = 0;
+    if (!json_is_object(doc)) {
+        const struct val v = {.json = doc};
+        char got[96];
+        describe(&v, got, sizeof got);
+        rc = proto_err_set(err, PROTO_ERR_BAD_JSON, "$", "expected a JSON object, got %s", got);
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(doc, key, value) {
+        if (rc)
+            break;
+        char field[PROTO_ERR_FIELD_MAX];
+        field_name("$.", key, field, sizeof field);
+        const struct param_def *p = find_param(key, req->dialect);
+        if (!p) {
+            if (req->dialect != PROTO_DIALECT_DEEPSTACK)
+                rc = unknown_param(key, field, req->dialect, err);
+            continue;
+        }
+        if (json_is_null(value))
+            continue; /* null = not given */
+        const struct val v = {.json = value};
+        rc = set_param(req, p, field, &v, err);
+    }
+    json_decref(doc);
+    return rc;
+}
+
+int proto_detect_request_check(const struct proto_detect_request *req, struct proto_err *err)
+{
+    const char *field = req->from_json ? "$.image_b64" : "image";
+    if (!(req->given & PROTO_PARAM_IMAGE))
+        return proto_err_set(err, PROTO_ERR_BAD_REQUEST, field,
+                             "missing: send the image as the raw body (Content-Type image/jpeg or "
+                             "image/png), as the multipart file field \"image\", or base64-encoded "
+                             "as \"image_b64\" in a JSON body");
+    if (req->image_len == 0)
+        return proto_err_set(err, PROTO_ERR_BAD_IMAGE, field, "empty (0 bytes)");
+    return 0;
+}
+
+int proto_detect_request_params(const struct proto_detect_request *req, const struct eng_net *net,
+                                const struct eng_detect_params *defaults, unsigned char *class_mask,
+                                struct eng_detect_params *out, struct proto_err *err)
+{
+    if (defaults)
+        *out = *defaults;
+    else
+        eng_detect_params_default(out);
+    if (req->given & PROTO_PARAM_CONF)
+        out->conf = req->conf;
+    if (req->given & PROTO_PARAM_IOU)
+        out->iou = req->iou;
+    if (req->given & PROTO_PARAM_AGNOSTIC)
+        out->agnostic = req->agnostic;
+    if (req->given & PROTO_PARAM_MAX_DET)
+        out->max_det = req->max_det;
+    if (!(req->given & PROTO_PARAM_CLASSES))
+        return 0;
+    memset(class_mask, 0, (size_t)net->classes);
+    for (int i = 0; i < req->n_classes; i++) {
+        const char *name = req->classes[i];
+        const int id = eng_net_class_find(net, name);
+        if (id >= 0) {
+            class_mask[id] = 1;
+            continue;
+        }
+        char field[PROTO_ERR_FIELD_MAX], q[64];
+        if (req->classes_indexed)
+            snprintf(field, sizeof field, "%.100s[%d]", req->classes_field, i);
+        else
+            snprintf(field, sizeof field, "%s", req->classes_field);
+        quote(name, q, sizeof q);
+        const char *model = net->name ? net->name : "the model";
+        if (strspn(name, "0123456789") == strlen(name))
+            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                                 "class id %s out of range: %s has %d classes (0 to %d)", name,
+                                 model, net->classes, net->classes - 1);
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                             "unknown class %s for %s (GET /v1/models lists its classes)", q, model);
+    }
+    out->class_allowed = class_mask;
+    return 0;
+}
+
+/* ---- base64 ---- */
+
+/* 0..63, or -1; *alphabet: 1 for '+' '/', 2 for '-' '_', unchanged otherwise. */
+static int b64_digit(unsigned char c, int *alphabet)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '/') {
+        *alphabet = 1;
+        return c == '+' ? 62 : 63;
+    }
+    if (c == '-' || c == '_') {
+        *alphabet = 2;
+        return c == '-' ? 62 : 63;
+    }
+    return -1;
+}
+
+int proto_base64_decode(const char *in, size_t len, const char *field, size_t offset_base,
+                        uint8_t **out, size_t *out_len, struct proto_err *err)
+{
+    uint8_t *buf = malloc(len / 4 * 3 + 3);
+    if (!buf)
+        return no_memory(err, field);
+    size_t o = 0, n = 0, pad = 0;
+    unsigned acc = 0;
+    int bits = 0, alphabet = 0;
+    for (size_t i = 0; i < len; i++) {
+        const unsigned char c = (unsigned char)in[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v')
+            continue;
+        if (c == '=') {
+            if (++pad > 2) {
+                proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                              "invalid base64: too much '=' padding at offset %zu", offset_base + i);
+                goto fail;
+            }
+            continue;
+        }
+        if (pad) {
+            proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                          "invalid base64: data after '=' padding at offset %zu", offset_base + i);
+            goto fail;
+        }
+        int a = 0;
+        const int d = b64_digit(c, &a);
+        if (d < 0) {
+            if (c >= 0x20 && c < 0x7f)
+                proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                              "invalid base64: unexpected character '%c' at offset %zu", c,
+                              offset_base + i);
+            else
+                proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                              "invalid base64: unexpected byte 0x%02x at offset %zu", c,
+                              offset_base + i);
+            goto fail;
+        }
+        if (a) {
+            if (alphabet && a != alphabet) {
+                proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                              "invalid base64: mixes the standard (+/) and URL-safe (-_) alphabets "
+                              "at offset %zu",
+                              offset_base + i);
+                goto fail;
+            }
+            alphabet = a;
+        }
+        acc = (acc << 6 | (unsigned)d) & 0xffffffu;
+        bits += 6;
+        n++;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    if (n % 4 == 1) {
+        proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                      "invalid base64: truncated (%zu digits leave a lone 6-bit group)", n);
+        goto fail;
+    }
+    if (pad && (n + pad) % 4 != 0) {
+        proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                      "invalid base64: wrong padding (%zu '=' after %zu digits)", pad, n);
+        goto fail;
+    }
+    *out = buf;
+    *out_len = o;
+    return 0;
+fail:
+    free(buf);
+    return -1;
+}

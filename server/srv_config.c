@@ -1,0 +1,1065 @@
+/* srv_config.c - the settings table, its four sources, and the API keys file.
+ *
+ * Design (after redis's config.c): every setting is one row of `settings[]` with its type, bounds,
+ * default and the offset of its field in struct srv_config. One parser per type turns text into a
+ * value, checking bounds; the default strings go through the same parser, so a default outside its
+ * own bounds fails the first test. Loading applies the sources from weakest to strongest (defaults,
+ * file, environment, flags); each store records where the value came from. The flags are parsed
+ * first, for --config, but applied last. */
+#include "srv_config.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "srv_sha256.h"
+
+extern char **environ;
+
+enum type {
+    T_INT,    /* int field; min..max */
+    T_LONG,   /* long field; min..max */
+    T_SIZE,   /* size_t field; bytes, with k/M/G suffixes (binary); min..max */
+    T_FLOAT,  /* double field; min..max */
+    T_BOOL,   /* bool field */
+    T_STRING, /* char * field; length min..max */
+    T_ENUM,   /* enum field (int-sized); one of `choices` */
+    T_LIST,   /* char ** field (NULL-terminated) + size_t count; comma-separated, count min..max */
+};
+
+#define F_CORES 1u /* default is the number of online cores (clamped to the bounds) */
+
+struct setting {
+    const char *name;
+    enum type type;
+    size_t offset;       /* of the value in struct srv_config */
+    size_t count_offset; /* T_LIST: of the size_t count */
+    double min, max;     /* value, string length or list length bounds */
+    const char *dflt;    /* parsed like any other value; ignored with F_CORES */
+    unsigned flags;
+    const char *arg;     /* the value's name in --help */
+    const char *help;
+    const char *const *choices;                            /* T_ENUM, NULL-terminated */
+    int (*check)(char *value, char *why, size_t why_size); /* T_STRING/T_LIST item: may normalize */
+};
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static int check_bind(char *value, char *why, size_t why_size);
+static int check_model_name(char *value, char *why, size_t why_size);
+static int check_origin(char *value, char *why, size_t why_size);
+
+#define OFF(field) offsetof(struct srv_config, field)
+#define KIB 1024.0
+#define MIB (1024.0 * 1024.0)
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+static const struct setting settings[] = {
+    {"bind", T_STRING, OFF(bind), 0, 1, 255, "127.0.0.1", 0, "ADDR",
+     "listen address (IPv4/IPv6 literal or localhost); anything but loopback requires keys", NULL,
+     check_bind},
+    {"port", T_INT, OFF(port), 0, 0, 65535, "8080", 0, "N", "TCP port; 0 picks a free one", NULL, NULL},
+    {"models", T_STRING, OFF(models), 0, 1, 4095, "models", 0, "DIR",
+     "models directory: one sub-folder per model", NULL, NULL},
+    {"default_model", T_STRING, OFF(default_model), 0, 1, 255, "yolo-fastest-1.1-xl", 0, "NAME",
+     "model used when a request names none", NULL, check_model_name},
+    {"workers", T_INT, OFF(workers), 0, 1, 1024, NULL, F_CORES, "N",
+     "inference workers (default: online cores)", NULL, NULL},
+    {"blas_threads", T_INT, OFF(blas_threads), 0, 1, 256, "1", 0, "N", "OpenBLAS threads per worker",
+     NULL, NULL},
+    {"queue", T_INT, OFF(queue), 0, 1, 65536, "64", 0, "N", "job queue capacity; when full, 503", NULL,
+     NULL},
+    {"timeout_ms", T_INT, OFF(timeout_ms), 0, 1, 3600000, "10000", 0, "MS",
+     "default request deadline; expired while queued, 504", NULL, NULL},
+    {"max_body", T_SIZE, OFF(max_body), 0, KIB, GIB, "20M", 0, "BYTES",
+     "largest request body (suffixes k, M, G); larger, 413", NULL, NULL},
+    {"max_pixels", T_LONG, OFF(max_pixels), 0, 1, 1000000000, "40000000", 0, "N",
+     "largest image, width x height; larger, 413", NULL, NULL},
+    {"cors", T_LIST, OFF(cors), OFF(n_cors), 0, 32, "", 0, "ORIGINS",
+     "comma-separated allowed CORS origins (https://host[:port] or *); empty: none", NULL,
+     check_origin},
+    {"keys", T_STRING, OFF(keys), 0, 0, 4095, "", 0, "FILE",
+     "API keys file, one key per line; empty: no keys (loopback only)", NULL, NULL},
+    {"log_level", T_ENUM, OFF(log_level), 0, 0, 0, "info", 0, "LEVEL", "debug, info, warn or error",
+     log_levels, NULL},
+    {"access_log", T_BOOL, OFF(access_log), 0, 0, 0, "yes", 0, "BOOL",
+     "one JSON line per request on stderr", NULL, NULL},
+    {"drain_timeout_ms", T_INT, OFF(drain_timeout_ms), 0, 0, 600000, "10000", 0, "MS",
+     "on SIGTERM, how long in-flight requests may take", NULL, NULL},
+    {"queue_high_water", T_FLOAT, OFF(queue_high_water), 0, 0, 1, "0.8", 0, "FRACTION",
+     "/readyz answers 503 while the queue is fuller than this", NULL, NULL},
+};
+
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+static_assert(N_SETTINGS <= SRV_CONFIG_SETTINGS_MAX, "raise SRV_CONFIG_SETTINGS_MAX");
+static_assert(sizeof(enum srv_config_log_level) == sizeof(int), "T_ENUM stores an int");
+
+/* A parsed value, before it is stored. */
+union value {
+    long long i;
+    double f;
+    bool b;
+    char *s;
+    struct {
+        char **items;
+        size_t n;
+    } list;
+};
+
+/* ---- small helpers ---- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+static void *field(struct srv_config *cfg, size_t offset)
+{
+    return (char *)cfg + offset;
+}
+
+static const void *cfield(const struct srv_config *cfg, size_t offset)
+{
+    return (const char *)cfg + offset;
+}
+
+static const struct setting *find_setting(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strlen(settings[i].name) == len && memcmp(settings[i].name, name, len) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+/* Finds a setting by flag name ("max-body"; '_' is accepted for '-'). */
+static const struct setting *find_flag(const char *flag, size_t len)
+{
+    char name[64];
+    if (len >= sizeof name)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        name[i] = flag[i] == '-' ? '_' : flag[i];
+    return find_setting(name, len);
+}
+
+static void flag_name(const struct setting *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "--%s", s->name);
+    for (char *p = buf + 2; *p; p++)
+        if (*p == '_')
+            *p = '-';
+}
+
+static void env_name(const char *name, char *buf, size_t size)
+{
+    snprintf(buf, size, "VISIOND_%s", name);
+    for (char *p = buf; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
+static void free_list(char **items)
+{
+    if (!items)
+        return;
+    for (char **p = items; *p; p++)
+        free(*p);
+    free(items);
+}
+
+/* The place a value came from, for error messages and srv_config_where. */
+struct place {
+    enum srv_config_source source;
+    const char *file; /* FROM_FILE */
+    int line;         /* FROM_FILE */
+};
+
+static int place_err(struct eng_err *err, enum eng_err_kind kind, const struct place *pl,
+                     const struct setting *s, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int place_err(struct eng_err *err, enum eng_err_kind kind, const struct place *pl,
+                     const struct setting *s, const char *fmt, ...)
+{
+    char where[ENG_ERR_WHERE_MAX], msg[ENG_ERR_MSG_MAX], name[96];
+    switch (pl->source) {
+    case SRV_CONFIG_FROM_FILE:
+        snprintf(where, sizeof where, "%s:%d", pl->file, pl->line);
+        break;
+    case SRV_CONFIG_FROM_ENV:
+        env_name(s->name, name, sizeof name);
+        snprintf(where, sizeof where, "env %s", name);
+        break;
+    case SRV_CONFIG_FROM_FLAG:
+        flag_name(s, name, sizeof name);
+        snprintf(where, sizeof where, "flag %s", name);
+        break;
+    default:
+        snprintf(where, sizeof where, "default");
+        break;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return eng_err_set(err, kind, where, "%s", msg);
+}
+
+/* ---- value checks beyond type and bounds ---- */
+
+static int check_bind(char *value, char *why, size_t why_size)
+{
+    unsigned char addr[16];
+    if (strcasecmp(value, "localhost") == 0) {
+        memcpy(value, "127.0.0.1", 10); /* same length; the HTTP layer wants a numeric address */
+        return 0;
+    }
+    if (inet_pton(AF_INET, value, addr) == 1 || inet_pton(AF_INET6, value, addr) == 1)
+        return 0;
+    snprintf(why, why_size, "expected an IPv4 or IPv6 address (such as 127.0.0.1, 0.0.0.0, ::1) or localhost");
+    return -1;
+}
+
+static int check_model_name(char *value, char *why, size_t why_size)
+{
+    for (const char *p = value; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+            snprintf(why, why_size, "expected a model folder name (letters, digits, '-', '_', '.')");
+            return -1;
+        }
+    if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0) {
+        snprintf(why, why_size, "expected a model folder name, not '%s'", value);
+        return -1;
+    }
+    return 0;
+}
+
+/* An origin as browsers send it: scheme://host[:port], no path; or "*". */
+static int check_origin(char *value, char *why, size_t why_size)
+{
+    if (strcmp(value, "*") == 0)
+        return 0;
+    const char *host = NULL;
+    if (strncasecmp(value, "http://", 7) == 0)
+        host = value + 7;
+    else if (strncasecmp(value, "https://", 8) == 0)
+        host = value + 8;
+    bool ok = host && *host && strlen(value) <= 200;
+    for (const char *p = host; ok && *p; p++)
+        if (*p == '/' || *p <= ' ' || *p == 0x7f || *p == '?' || *p == '#' || *p == '"' || *p == '\\')
+            ok = false;
+    if (!ok) {
+        snprintf(why, why_size,
+                 "expected origins like https://example.com or http://host:8123 (scheme, host, "
+                 "optional port, no path), or *");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- parsing one value ---- */
+
+static int parse_int(const char *text, long long *out)
+{
+    if (!*text || isspace((unsigned char)*text))
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Bytes: digits, optionally k/K, M or G (powers of 1024), optionally followed by "iB" or "B". */
+static int parse_size(const char *text, long long *out)
+{
+    if (!isdigit((unsigned char)*text))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno)
+        return -1;
+    unsigned long long mul = 1;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        mul = 1ull << 10;
+        end++;
+        break;
+    case 'M':
+        mul = 1ull << 20;
+        end++;
+        break;
+    case 'G':
+        mul = 1ull << 30;
+        end++;
+        break;
+    default:
+        return -1;
+    }
+    if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+        end += strlen(end);
+    if (*end)
+        return -1;
+    if (v > (unsigned long long)LLONG_MAX / mul)
+        return -1;
+    *out = (long long)(v * mul);
+    return 0;
+}
+
+static int parse_bool(const char *text, bool *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, yes[i]) == 0)
+            return *out = true, 0;
+        if (strcasecmp(text, no[i]) == 0)
+            return *out = false, 0;
+    }
+    return -1;
+}
+
+/* Writes a size the way a user would: 20M rather than 20971520 when exact. */
+static void format_size(long long v, char *buf, size_t size)
+{
+    if (v > 0 && v % (1ll << 30) == 0)
+        snprintf(buf, size, "%lldG", v >> 30);
+    else if (v > 0 && v % (1ll << 20) == 0)
+        snprintf(buf, size, "%lldM", v >> 20);
+    else if (v > 0 && v % (1ll << 10) == 0)
+        snprintf(buf, size, "%lldk", v >> 10);
+    else
+        snprintf(buf, size, "%lld", v);
+}
+
+static void format_bounds(const struct setting *s, char *buf, size_t size)
+{
+    char lo[32], hi[32];
+    switch (s->type) {
+    case T_SIZE:
+        format_size((long long)s->min, lo, sizeof lo);
+        format_size((long long)s->max, hi, sizeof hi);
+        snprintf(buf, size, "%s..%s", lo, hi);
+        break;
+    case T_FLOAT:
+        snprintf(buf, size, "%g..%g", s->min, s->max);
+        break;
+    default:
+        snprintf(buf, size, "%lld..%lld", (long long)s->min, (long long)s->max);
+        break;
+    }
+}
+
+/* Splits a comma-separated list into a new NULL-terminated array of trimmed, non-empty items. */
+static int parse_list(const struct setting *s, const char *text, const struct place *pl, union value *v,
+                      struct eng_err *err)
+{
+    char *copy = strdup(text);
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
+    char **items = calloc(cap + 1, sizeof *items);
+    if (!copy || !items) {
+        free(copy);
+        free(items);
+        return place_err(err, ENG_ERR_NOMEM, pl, s, "out of memory");
+    }
+    size_t n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        tok = trim(tok);
+        if (!*tok)
+            continue;
+        char why[200] = "";
+        if (s->check && s->check(tok, why, sizeof why) < 0) {
+            place_err(err, ENG_ERR_INVALID, pl, s, "%s: bad item '%.80s': %s", s->name, tok, why);
+            goto fail;
+        }
+        if (!(items[n] = strdup(tok))) {
+            place_err(err, ENG_ERR_NOMEM, pl, s, "out of memory");
+            goto fail;
+        }
+        n++;
+    }
+    if (n < s->min || n > s->max) {
+        place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected %lld..%lld comma-separated items, got %zu",
+                  s->name, (long long)s->min, (long long)s->max, n);
+        goto fail;
+    }
+    free(copy);
+    v->list.items = items;
+    v->list.n = n;
+    return 0;
+fail:
+    free(copy);
+    free_list(items);
+    return -1;
+}
+
+/* Parses `text` for setting s into *v (new memory for strings and lists). Errors name the place. */
+static int parse_value(const struct setting *s, const char *text, const struct place *pl, union value *v,
+                       struct eng_err *err)
+{
+    char bounds[80];
+    format_bounds(s, bounds, sizeof bounds);
+    switch (s->type) {
+    case T_INT:
+    case T_LONG:
+        if (parse_int(text, &v->i) < 0 || v->i < s->min || v->i > s->max)
+            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected an integer in %s, got '%.80s'",
+                             s->name, bounds, text);
+        return 0;
+    case T_SIZE:
+        if (parse_size(text, &v->i) < 0 || v->i < s->min || v->i > s->max)
+            return place_err(err, ENG_ERR_INVALID, pl, s,
+                             "%s: expected a size in bytes in %s (like 20971520, 512k, 20M, 1G), got '%.80s'",
+                             s->name, bounds, text);
+        return 0;
+    case T_FLOAT: {
+        char *end;
+        errno = 0;
+        v->f = strtod(text, &end);
+        if (!*text || isspace((unsigned char)*text) || *end || errno || !isfinite(v->f) || v->f < s->min ||
+            v->f > s->max)
+            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected a number in %s, got '%.80s'", s->name,
+                             bounds, text);
+        return 0;
+    }
+    case T_BOOL:
+        if (parse_bool(text, &v->b) < 0)
+            return place_err(err, ENG_ERR_INVALID, pl, s,
+                             "%s: expected yes/no, true/false, on/off or 1/0, got '%.80s'", s->name, text);
+        return 0;
+    case T_ENUM:
+        for (size_t i = 0; s->choices[i]; i++)
+            if (strcasecmp(text, s->choices[i]) == 0)
+                return v->i = (long long)i, 0;
+        {
+            char list[160] = "";
+            for (size_t i = 0; s->choices[i]; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                         s->choices[i]);
+            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected one of %s, got '%.80s'", s->name, list,
+                             text);
+        }
+    case T_STRING: {
+        size_t len = strlen(text);
+        if (len < s->min || len > s->max)
+            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected %lld..%lld characters, got %zu",
+                             s->name, (long long)s->min, (long long)s->max, len);
+        if (!(v->s = strdup(text)))
+            return place_err(err, ENG_ERR_NOMEM, pl, s, "out of memory");
+        char why[200] = "";
+        if (s->check && s->check(v->s, why, sizeof why) < 0) {
+            free(v->s);
+            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: %s, got '%.80s'", s->name, why, text);
+        }
+        return 0;
+    }
+    case T_LIST:
+        return parse_list(s, text, pl, v, err);
+    }
+    return place_err(err, ENG_ERR_INVALID, pl, s, "%s: unknown type", s->name);
+}
+
+/* Stores v (taking its memory) into cfg and records where it came from. */
+static void store_value(struct srv_config *cfg, const struct setting *s, union value *v, const struct place *pl)
+{
+    void *f = field(cfg, s->offset);
+    switch (s->type) {
+    case T_INT:
+        *(int *)f = (int)v->i;
+        break;
+    case T_LONG:
+        *(long *)f = (long)v->i;
+        break;
+    case T_SIZE:
+        *(size_t *)f = (size_t)v->i;
+        break;
+    case T_FLOAT:
+        *(double *)f = v->f;
+        break;
+    case T_BOOL:
+        *(bool *)f = v->b;
+        break;
+    case T_ENUM: {
+        int i = (int)v->i;
+        memcpy(f, &i, sizeof i);
+        break;
+    }
+    case T_STRING:
+        free(*(char **)f);
+        *(char **)f = v->s;
+        break;
+    case T_LIST:
+        free_list(*(char ***)f);
+        *(char ***)f = v->list.items;
+        *(size_t *)field(cfg, s->count_offset) = v->list.n;
+        break;
+    }
+    struct srv_config_origin *o = &cfg->origin[s - settings];
+    o->source = pl->source;
+    o->line = pl->source == SRV_CONFIG_FROM_FILE ? pl->line : 0;
+}
+
+static int set_value(struct srv_config *cfg, const struct setting *s, const char *text, const struct place *pl,
+                     struct eng_err *err)
+{
+    union value v;
+    if (parse_value(s, text, pl, &v, err) < 0)
+        return -1;
+    store_value(cfg, s, &v, pl);
+    return 0;
+}
+
+/* ---- the sources ---- */
+
+static int apply_defaults(struct srv_config *cfg, struct eng_err *err)
+{
+    const struct place pl = {SRV_CONFIG_FROM_DEFAULT, NULL, 0};
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char buf[32];
+        const char *text = s->dflt;
+        if (s->flags & F_CORES) {
+            long n = sysconf(_SC_NPROCESSORS_ONLN);
+            n = n < (long)s->min ? (long)s->min : n > (long)s->max ? (long)s->max : n;
+            snprintf(buf, sizeof buf, "%ld", n);
+            text = buf;
+        }
+        if (set_value(cfg, s, text, &pl, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Cuts an inline comment: a '#' at the start of the value or after whitespace. */
+static void cut_comment(char *value)
+{
+    for (char *p = value; *p; p++)
+        if (*p == '#' && (p == value || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+}
+
+static int parse_file_line(struct srv_config *cfg, char *line, const char *path, int lineno, int *seen,
+                           struct eng_err *err)
+{
+    char *s = trim(line);
+    if (!*s || *s == '#')
+        return 0;
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "expected 'key = value', got '%.80s'", s);
+    *eq = '\0';
+    char *key = trim(s), *value = eq + 1;
+    cut_comment(value);
+    value = trim(value);
+    const struct setting *st = find_setting(key, strlen(key));
+    if (!st) {
+        const struct setting *alt = find_flag(key, strlen(key)); /* "max-body" for "max_body" */
+        if (alt)
+            return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "unknown setting '%.80s' (did you mean '%s'?)",
+                                    key, alt->name);
+        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "unknown setting '%.80s'", key);
+    }
+    size_t idx = (size_t)(st - settings);
+    if (seen[idx])
+        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "'%s' is set twice (first at line %d)",
+                                st->name, seen[idx]);
+    seen[idx] = lineno;
+    const struct place pl = {SRV_CONFIG_FROM_FILE, path, lineno};
+    return set_value(cfg, st, value, &pl, err);
+}
+
+/* Reads the config file. A missing file is fine unless it was named explicitly. */
+static int apply_file(struct srv_config *cfg, const char *path, bool explicit, struct eng_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT && !explicit)
+            return 0;
+        return eng_err_set(err, ENG_ERR_IO, path, "cannot open config file: %s", strerror(errno));
+    }
+    char *copy = strdup(path);
+    if (!copy) {
+        fclose(f);
+        return eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
+    }
+    free(cfg->config_path);
+    cfg->config_path = copy;
+
+    int seen[N_SETTINGS] = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int lineno = 0, rc = 0;
+    errno = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (strlen(line) != (size_t)n)
+            rc = eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "NUL byte in line");
+        else
+            rc = parse_file_line(cfg, line, path, lineno, seen, err);
+    }
+    if (rc == 0 && ferror(f))
+        rc = eng_err_set(err, errno == ENOMEM ? ENG_ERR_NOMEM : ENG_ERR_IO, path, "cannot read config file: %s",
+                         strerror(errno ? errno : EIO));
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static const char *env_get(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+    for (char *const *e = envp; e && *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    return NULL;
+}
+
+static int apply_env(struct srv_config *cfg, char *const *envp, struct eng_err *err)
+{
+    const struct place pl = {SRV_CONFIG_FROM_ENV, NULL, 0};
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        char name[96];
+        env_name(settings[i].name, name, sizeof name);
+        const char *value = env_get(envp, name);
+        if (value) {
+            char *copy = strdup(value);
+            if (!copy)
+                return eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory");
+            int rc = set_value(cfg, &settings[i], trim(copy), &pl, err);
+            free(copy);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* A flag found on the command line, applied after the file and the environment. */
+struct flag_value {
+    const struct setting *s;
+    const char *value;
+};
+
+/* Parses argv into settings (flags), --config, --print-config and --help. */
+static int parse_flags(struct srv_config *cfg, const struct srv_config_args *args, struct flag_value *flags,
+                       size_t *n_flags, const char **config_path, struct eng_err *err)
+{
+    *n_flags = 0;
+    for (int i = 1; i < args->argc; i++) {
+        const char *arg = args->argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            cfg->help = true;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0 || !arg[2])
+            return eng_err_set(err, ENG_ERR_INVALID, "command line", "unexpected argument '%.80s'", arg);
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const char *value = eq ? eq + 1 : NULL;
+
+        if (len == 12 && strncmp(name, "print-config", len) == 0) {
+            if (value)
+                return eng_err_set(err, ENG_ERR_INVALID, "flag --print-config", "takes no value");
+            cfg->print_config = true;
+            continue;
+        }
+        bool is_config = len == 6 && strncmp(name, "config", len) == 0;
+        const struct setting *s = is_config ? NULL : find_flag(name, len);
+        bool negated = false;
+        if (!is_config && !s && len > 3 && strncmp(name, "no-", 3) == 0) {
+            s = find_flag(name + 3, len - 3);
+            negated = s && s->type == T_BOOL;
+            if (!negated)
+                s = NULL;
+        }
+        if (!is_config && !s)
+            return eng_err_set(err, ENG_ERR_INVALID, "command line", "unknown option '--%.*s'",
+                               (int)(len > 80 ? 80 : len), name);
+        char where[96] = "flag --config";
+        if (s)
+            flag_name(s, where + 5, sizeof where - 5);
+        if (negated || (s && s->type == T_BOOL && !value)) {
+            if (negated && value)
+                return eng_err_set(err, ENG_ERR_INVALID, where, "--no-%s takes no value", s->name);
+            value = negated ? "no" : "yes";
+        } else if (!value) {
+            /* `--models --port 80` is a forgotten value, not a folder named "--port". */
+            if (i + 1 >= args->argc || strncmp(args->argv[i + 1], "--", 2) == 0)
+                return eng_err_set(err, ENG_ERR_INVALID, where, "needs a value");
+            value = args->argv[++i];
+        }
+        if (is_config) {
+            *config_path = value;
+            continue;
+        }
+        flags[*n_flags].s = s;
+        flags[*n_flags].value = value;
+        (*n_flags)++;
+    }
+    return 0;
+}
+
+struct srv_config *srv_config_load(const struct srv_config_args *args, struct eng_err *err)
+{
+    static const struct srv_config_args none = {0};
+    if (!args)
+        args = &none;
+    struct srv_config *cfg = calloc(1, sizeof *cfg);
+    struct flag_value *flags = calloc(args->argc > 0 ? (size_t)args->argc : 1, sizeof *flags);
+    if (!cfg || !flags || !(cfg->config_path = strdup(""))) {
+        free(flags);
+        srv_config_free(cfg);
+        eng_err_set(err, ENG_ERR_NOMEM, "", "out of memory");
+        return NULL;
+    }
+    char *const *envp = args->envp ? args->envp : environ;
+    size_t n_flags = 0;
+    const char *path = NULL;
+    bool explicit = true;
+    if (parse_flags(cfg, args, flags, &n_flags, &path, err) < 0 || apply_defaults(cfg, err) < 0)
+        goto fail;
+    if (cfg->help) { /* --help works even when the file or the environment is broken */
+        free(flags);
+        return cfg;
+    }
+    if (!path)
+        path = env_get(envp, "VISIOND_CONFIG");
+    if (!path) {
+        path = args->default_path ? args->default_path : SRV_CONFIG_DEFAULT_PATH;
+        explicit = false;
+    }
+    if (!*path) {
+        eng_err_set(err, ENG_ERR_INVALID, "config", "empty config file path");
+        goto fail;
+    }
+    if (apply_file(cfg, path, explicit, err) < 0 || apply_env(cfg, envp, err) < 0)
+        goto fail;
+    const struct place pl = {SRV_CONFIG_FROM_FLAG, NULL, 0};
+    for (size_t i = 0; i < n_flags; i++)
+        if (set_value(cfg, flags[i].s, flags[i].value, &pl, err) < 0)
+            goto fail;
+    free(flags);
+    return cfg;
+fail:
+    free(flags);
+    srv_config_free(cfg);
+    return NULL;
+}
+
+void srv_config_free(struct srv_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (settings[i].type == T_STRING)
+            free(*(char **)field(cfg, settings[i].offset));
+        else if (settings[i].type == T_LIST)
+            free_list(*(char ***)field(cfg, settings[i].offset));
+    }
+    free(cfg->config_path);
+    free(cfg);
+}
+
+/* ---- after loading ---- */
+
+bool srv_config_is_loopback(const char *addr)
+{
+    unsigned char a[16];
+    if (!addr)
+        return false;
+    if (strcasecmp(addr, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, addr, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, addr, a) == 1) {
+        static const unsigned char v6_loopback[16] = {[15] = 1};
+        static const unsigned char v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+        return memcmp(a, v6_loopback, 16) == 0 || (memcmp(a, v4_mapped, 12) == 0 && a[12] == 127);
+    }
+    return false;
+}
+
+const char *srv_config_where(const struct srv_config *cfg, const char *name, char *buf, size_t size)
+{
+    const struct setting *s = name ? find_setting(name, strlen(name)) : NULL;
+    if (!s || !buf || size == 0)
+        return NULL;
+    const struct srv_config_origin *o = &cfg->origin[s - settings];
+    char tmp[96];
+    switch (o->source) {
+    case SRV_CONFIG_FROM_FILE:
+        snprintf(buf, size, "%s:%d", cfg->config_path, o->line);
+        break;
+    case SRV_CONFIG_FROM_ENV:
+        env_name(s->name, tmp, sizeof tmp);
+        snprintf(buf, size, "env %s", tmp);
+        break;
+    case SRV_CONFIG_FROM_FLAG:
+        flag_name(s, tmp, sizeof tmp);
+        snprintf(buf, size, "flag %s", tmp);
+        break;
+    default:
+        snprintf(buf, size, "default");
+        break;
+    }
+    return buf;
+}
+
+int srv_config_validate(const struct srv_config *cfg, long online_cores, char *warnings, size_t warnings_size,
+                        struct eng_err *err)
+{
+    if (warnings && warnings_size)
+        warnings[0] = '\0';
+    /* Warnings first, so they are reported even when an error follows. */
+    if (online_cores <= 0)
+        online_cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long threads = (long)cfg->workers * cfg->blas_threads;
+    if (online_cores > 0 && threads > online_cores && warnings && warnings_size)
+        snprintf(warnings + strlen(warnings), warnings_size - strlen(warnings),
+                 "workers (%d) x blas_threads (%d) = %ld threads exceed the %ld online cores; they will "
+                 "compete for CPU and latency will suffer\n",
+                 cfg->workers, cfg->blas_threads, threads, online_cores);
+
+    if (!srv_config_is_loopback(cfg->bind) && !cfg->keys[0]) {
+        char where[ENG_ERR_WHERE_MAX];
+        srv_config_where(cfg, "bind", where, sizeof where);
+        return eng_err_set(err, ENG_ERR_INVALID, where,
+                           "refusing to listen on %s without API keys: anyone who can reach it could use it; "
+                           "set an API keys file (--keys FILE, VISIOND_KEYS or 'keys =' in the config file) "
+                           "or bind to 127.0.0.1",
+                           cfg->bind);
+    }
+    return 0;
+}
+
+/* ---- printing ---- */
+
+#define VALUE_MAX 8192
+
+static void format_value(const struct srv_config *cfg, const struct setting *s, char *buf, size_t size)
+{
+    const void *f = cfield(cfg, s->offset);
+    switch (s->type) {
+    case T_INT:
+        snprintf(buf, size, "%d", *(const int *)f);
+        break;
+    case T_LONG:
+        snprintf(buf, size, "%ld", *(const long *)f);
+        break;
+    case T_SIZE:
+        format_size((long long)*(const size_t *)f, buf, size);
+        break;
+    case T_FLOAT:
+        snprintf(buf, size, "%g", *(const double *)f);
+        break;
+    case T_BOOL:
+        snprintf(buf, size, "%s", *(const bool *)f ? "yes" : "no");
+        break;
+    case T_ENUM: {
+        int i;
+        memcpy(&i, f, sizeof i);
+        snprintf(buf, size, "%s", s->choices[i]);
+        break;
+    }
+    case T_STRING:
+        snprintf(buf, size, "%s", *(char *const *)f);
+        break;
+    case T_LIST: {
+        buf[0] = '\0';
+        size_t used = 0;
+        for (char *const *p = *(char **const *)f; *p && used < size; p++)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? "," : "", *p);
+        break;
+    }
+    }
+}
+
+void srv_config_print(const struct srv_config *cfg, FILE *out)
+{
+    char value[VALUE_MAX];
+    int name_w = 0, value_w = 0;
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        format_value(cfg, &settings[i], value, sizeof value);
+        int nl = (int)strlen(settings[i].name), vl = (int)strlen(value);
+        name_w = nl > name_w ? nl : name_w;
+        value_w = vl > value_w && vl <= 40 ? vl : value_w; /* a long path does not push every comment */
+    }
+    fprintf(out, "# visiond effective configuration; config file: %s\n",
+            cfg->config_path[0] ? cfg->config_path : "none");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        char where[ENG_ERR_WHERE_MAX];
+        format_value(cfg, &settings[i], value, sizeof value);
+        srv_config_where(cfg, settings[i].name, where, sizeof where);
+        bool cores = (settings[i].flags & F_CORES) && cfg->origin[i].source == SRV_CONFIG_FROM_DEFAULT;
+        fprintf(out, "%-*s = %-*s  # %s%s\n", name_w, settings[i].name, value_w, value, where,
+                cores ? " (online cores)" : "");
+    }
+}
+
+void srv_config_usage(FILE *out)
+{
+    fprintf(out, "options (each also VISIOND_<NAME> in the environment, or `name = value` in the config file;\n"
+                 "flags override the environment, which overrides the file):\n");
+    fprintf(out, "  %-30s %s\n", "--config FILE",
+            "config file (default " SRV_CONFIG_DEFAULT_PATH ", if present; also VISIOND_CONFIG)");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char flag[64], left[160], extra[96] = "";
+        flag_name(s, flag, sizeof flag);
+        if (s->type == T_BOOL)
+            snprintf(left, sizeof left, "%s, --no-%s", flag, flag + 2);
+        else
+            snprintf(left, sizeof left, "%s %s", flag, s->arg);
+        if (s->type == T_INT || s->type == T_LONG || s->type == T_SIZE || s->type == T_FLOAT) {
+            char bounds[80];
+            format_bounds(s, bounds, sizeof bounds);
+            if (s->flags & F_CORES)
+                snprintf(extra, sizeof extra, " [%s]", bounds);
+            else
+                snprintf(extra, sizeof extra, " [default %s; %s]", s->dflt, bounds);
+        } else if (s->dflt && s->dflt[0]) {
+            snprintf(extra, sizeof extra, " [default %s]", s->dflt);
+        }
+        fprintf(out, "  %-30s %s%s\n", left, s->help, extra);
+    }
+    fprintf(out, "  %-30s %s\n", "--print-config", "print the effective settings and their sources, then exit");
+    fprintf(out, "  %-30s %s\n", "-h, --help", "this help");
+}
+
+const char *srv_config_name(size_t i)
+{
+    return i < N_SETTINGS ? settings[i].name : NULL;
+}
+
+/* ---- API keys ---- */
+
+struct srv_keys {
+    size_t n;
+    unsigned char (*hash)[SRV_SHA256_SIZE];
+};
+
+/* Checks a key's shape without ever quoting it. */
+static int check_key(const char *key, size_t len, const char *path, int lineno, struct eng_err *err)
+{
+    if (len < SRV_KEYS_MIN_LEN)
+        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
+                                "API key too short (%zu characters; at least %d)", len, SRV_KEYS_MIN_LEN);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] >= 0x7f)
+            return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
+                                    "API key contains a space or non-printable character (at offset %zu); "
+                                    "keys are printable ASCII",
+                                    i);
+    return 0;
+}
+
+struct srv_keys *srv_keys_load(const char *path, struct eng_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        eng_err_set(err, ENG_ERR_IO, path, "cannot open API keys file: %s", strerror(errno));
+        return NULL;
+    }
+    struct srv_keys *keys = calloc(1, sizeof *keys);
+    if (!keys) {
+        fclose(f);
+        eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
+        return NULL;
+    }
+    size_t cap = 0, line_cap = 0;
+    char *line = NULL;
+    ssize_t n;
+    int lineno = 0, rc = 0;
+    errno = 0;
+    while (rc == 0 && (n = getline(&line, &line_cap, f)) >= 0) {
+        lineno++;
+        if (strlen(line) != (size_t)n) {
+            rc = eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "NUL byte in line");
+            break;
+        }
+        char *key = trim(line);
+        if (!*key || *key == '#')
+            continue;
+        size_t len = strlen(key);
+        if ((rc = check_key(key, len, path, lineno, err)) < 0)
+            break;
+        if (keys->n == cap) {
+            size_t new_cap = cap ? 2 * cap : 8;
+            void *p = realloc(keys->hash, new_cap * sizeof *keys->hash);
+            if (!p) {
+                rc = eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
+                break;
+            }
+            keys->hash = p;
+            cap = new_cap;
+        }
+        srv_sha256(key, len, keys->hash[keys->n++]);
+    }
+    if (rc == 0 && ferror(f))
+        rc = eng_err_set(err, ENG_ERR_IO, path, "cannot read API keys file: %s", strerror(errno ? errno : EIO));
+    if (rc == 0 && keys->n == 0)
+        rc = eng_err_set(err, ENG_ERR_INVALID, path, "no API keys in the file (one key per line)");
+    if (line)
+        explicit_bzero(line, line_cap);
+    free(line);
+    fclose(f);
+    if (rc < 0) {
+        srv_keys_free(keys);
+        return NULL;
+    }
+    return keys;
+}
+
+void srv_keys_free(struct srv_keys *keys)
+{
+    if (!keys)
+        return;
+    if (keys->hash)
+        explicit_bzero(keys->hash, keys->n * sizeof *keys->hash);
+    free(keys->hash);
+    free(keys);
+}
+
+size_t srv_keys_count(const struct srv_keys *keys)
+{
+    return keys ? keys->n : 0;
+}
+
+bool srv_keys_check(const struct srv_keys *keys, const char *presented_key)
+{
+    if (!keys || !presented_key)
+        return false;
+    unsigned char h[SRV_SHA256_SIZE];
+    srv_sha256(presented_key, strlen(presented_key), h);
+    unsigned found = 0;
+    for (size_t i = 0; i < keys->n; i++) {
+        unsigned diff = 0;
+        for (size_t j = 0; j < SRV_SHA256_SIZE; j++)
+            diff |= (unsigned)(h[j] ^ keys->hash[i][j]);
+        found |= ((diff - 1u) >> 8) & 1u; /* 1 iff diff == 0 (diff <= 255), without a branch */
+    }
+    explicit_bzero(h, sizeof h);
+    return found != 0;
+}

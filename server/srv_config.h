@@ -1,0 +1,147 @@
+/* srv_config.h - the daemon's settings, and its API keys.
+ *
+ * Settings live in one table (srv_config.c) of {name, type, min, max, default, help}, in the manner of
+ * redis's config.c. Every setting can come from four places; a later one overrides an earlier one:
+ *
+ *   1. the default in the table;
+ *   2. the config file (`key = value` lines, `#` comments): --config FILE, else VISIOND_CONFIG, else
+ *      /etc/visiond/visiond.conf, which may be missing (an explicitly named file may not);
+ *   3. the environment: VISIOND_<NAME>, the name upper-cased (VISIOND_MAX_BODY);
+ *   4. command-line flags: --<name> with '_' written '-' (--max-body 20M or --max-body=20M).
+ *
+ * Unknown keys in the file, unknown flags and bad values anywhere are errors naming the place
+ * ("visiond.conf:12", "env VISIOND_PORT", "flag --port") and, for numbers, the bounds. Unknown
+ * VISIOND_* variables are ignored (scripts use the prefix for other things).
+ *
+ * Nothing here prints, logs or exits: failures return NULL/-1 and fill a struct eng_err. */
+#ifndef SRV_CONFIG_H
+#define SRV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "eng_err.h"
+
+#define SRV_CONFIG_DEFAULT_PATH "/etc/visiond/visiond.conf"
+#define SRV_CONFIG_SETTINGS_MAX 32 /* capacity of srv_config.origin; the table is smaller */
+
+enum srv_config_log_level {
+    SRV_CONFIG_LOG_DEBUG = 0,
+    SRV_CONFIG_LOG_INFO,
+    SRV_CONFIG_LOG_WARN,
+    SRV_CONFIG_LOG_ERROR,
+};
+
+enum srv_config_source {
+    SRV_CONFIG_FROM_DEFAULT = 0,
+    SRV_CONFIG_FROM_FILE,
+    SRV_CONFIG_FROM_ENV,
+    SRV_CONFIG_FROM_FLAG,
+};
+
+/* Where one setting's effective value came from. Read it through srv_config_where(). */
+struct srv_config_origin {
+    enum srv_config_source source;
+    int line; /* line in config_path, for SRV_CONFIG_FROM_FILE */
+};
+
+/* The effective configuration. Plain data: the server reads the fields directly. Strings are owned
+ * by the struct (freed by srv_config_free) and never NULL; "" means unset. */
+struct srv_config {
+    char *bind;               /* listen address: IPv4/IPv6 literal ("localhost" is stored as 127.0.0.1) */
+    int port;                 /* TCP port; 0 = ephemeral (tests) */
+    char *models;             /* models directory: one sub-folder per model */
+    char *default_model;      /* model used when a request names none (a sub-folder name) */
+    int workers;              /* inference workers; default: online cores */
+    int blas_threads;         /* OpenBLAS threads per worker */
+    int queue;                /* job queue capacity; full -> 503 */
+    int timeout_ms;           /* default request deadline; passed while queued -> 504 */
+    size_t max_body;          /* request body limit in bytes -> 413 */
+    long max_pixels;          /* decoded image limit (width * height) -> 413 */
+    char **cors;              /* allowed CORS origins, NULL-terminated (never NULL; empty = none) */
+    size_t n_cors;            /* entries in cors */
+    char *keys;               /* API keys file; "" = no keys (only allowed on loopback) */
+    enum srv_config_log_level log_level;
+    bool access_log;          /* one JSON line per request on stderr */
+    int drain_timeout_ms;     /* on SIGTERM: how long in-flight requests may take to finish */
+    double queue_high_water;  /* /readyz is 503 while queue depth > this fraction of queue */
+
+    /* Not settings: what the command line asked for, and bookkeeping. */
+    char *config_path;        /* file that was read; "" if none */
+    bool print_config;        /* --print-config given */
+    bool help;                /* --help or -h given */
+    struct srv_config_origin origin[SRV_CONFIG_SETTINGS_MAX]; /* by table index; private */
+};
+
+/* Where srv_config_load looks. Every field may be zero/NULL. */
+struct srv_config_args {
+    int argc;
+    char *const *argv;        /* argv[1..argc) are flags; argv[0] (the command, "serve") is skipped */
+    char *const *envp;        /* "NAME=value", NULL-terminated; NULL = the process environment */
+    const char *default_path; /* file read when none is named; NULL = SRV_CONFIG_DEFAULT_PATH */
+};
+
+/* Builds the configuration from defaults, file, environment and flags (see the top of this file).
+ * Returns a new config (caller frees with srv_config_free), or NULL with *err filled: kind
+ * ENG_ERR_INVALID for a bad key, flag or value; ENG_ERR_IO if a named config file cannot be read;
+ * ENG_ERR_NOMEM. Does not run srv_config_validate. Not thread-safe if envp is NULL and another thread
+ * changes the environment. */
+struct srv_config *srv_config_load(const struct srv_config_args *args, struct eng_err *err);
+
+/* Frees cfg and its strings. NULL is a no-op. */
+void srv_config_free(struct srv_config *cfg);
+
+/* Cross-setting checks, after loading. Returns 0 if the daemon may start, or -1 with *err filled
+ * (ENG_ERR_INVALID, `where` = the source of the offending setting). The security rule: a bind address
+ * other than loopback (127.0.0.0/8, ::1, localhost) requires a keys file. Problems that do not stop
+ * the daemon (workers * blas_threads > online cores) are written as text, one per line, into
+ * warnings[0..warnings_size) (always NUL-terminated; "" if none; warnings may be NULL when
+ * warnings_size is 0), also when the result is -1. online_cores <= 0 means ask the OS. Prints nothing. */
+int srv_config_validate(const struct srv_config *cfg, long online_cores, char *warnings,
+                        size_t warnings_size, struct eng_err *err);
+
+/* True for 127.0.0.0/8, ::1, ::ffff:127.x.x.x and "localhost". */
+bool srv_config_is_loopback(const char *addr);
+
+/* Writes every effective value and where it came from, one per line, aligned, in the config file's
+ * own syntax ("port = 8080   # flag --port"), for `visiond serve --print-config`. */
+void srv_config_print(const struct srv_config *cfg, FILE *out);
+
+/* Writes the flags with their help, defaults and bounds, for `visiond serve --help`. */
+void srv_config_usage(FILE *out);
+
+/* Where setting `name` came from: "default", "<file>:<line>", "env VISIOND_PORT" or "flag --port",
+ * written into buf; returns buf, or NULL if there is no such setting. */
+const char *srv_config_where(const struct srv_config *cfg, const char *name, char *buf, size_t size);
+
+/* The i-th setting's name (borrowed, static), or NULL past the end; for listing the table. */
+const char *srv_config_name(size_t i);
+
+/* ---- API keys ----
+ *
+ * The keys file holds one key per line; blank lines and lines starting with '#' are ignored, and
+ * surrounding whitespace is trimmed. Keys must be at least SRV_KEYS_MIN_LEN characters. Only the
+ * SHA-256 of each key is kept in memory; the line buffers are wiped. No function here writes a key
+ * (or any part of one) into an error message. */
+#define SRV_KEYS_MIN_LEN 16
+
+struct srv_keys;
+
+/* Reads the keys file. Returns a new key set (free with srv_keys_free), or NULL with *err filled:
+ * ENG_ERR_IO if it cannot be read, ENG_ERR_INVALID (where = file:line) for a too short key or a file
+ * without keys, ENG_ERR_NOMEM. */
+struct srv_keys *srv_keys_load(const char *path, struct eng_err *err);
+
+/* NULL is a no-op. */
+void srv_keys_free(struct srv_keys *keys);
+
+/* Number of keys loaded. */
+size_t srv_keys_count(const struct srv_keys *keys);
+
+/* True if presented_key (NUL-terminated; NULL counts as absent) is one of the keys. Hashes it and
+ * compares the digest with every stored hash without stopping at a match or mismatch, so the time
+ * taken does not depend on which key, or how much of a key, matched. Thread-safe (read-only). */
+bool srv_keys_check(const struct srv_keys *keys, const char *presented_key);
+
+#endif

@@ -1,0 +1,606 @@
+/* srv_serve.c - the daemon: loads every model, starts the worker pool and the HTTP layer, routes
+ * requests, and shuts down cleanly on SIGTERM/SIGINT.
+ *
+ * Data flow of POST /v1/detect: the HTTP layer collects the request; detect_handler (HTTP thread)
+ * parses parameters with proto/, picks the model and submits a job; a worker decodes the image, runs
+ * the model and NMS, encodes the JSON and replies, which resumes the suspended connection. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "detect.h"
+#include "image.h"
+#include "net.h"
+#include "proto_detect.h"
+#include "proto_errors.h"
+#include "proto_openapi.h"
+#include "proto_request.h"
+#include "srv_blas.h"
+#include "srv_config.h"
+#include "srv_http.h"
+#include "srv_log.h"
+#include "srv_metrics.h"
+#include "srv_model.h"
+#include "srv_serve.h"
+#include "workers.h"
+
+#define MAX_MODELS 32
+
+struct model {
+    char *name;
+    struct eng_net *net;
+    struct eng_detect_params defaults;
+};
+
+struct app {
+    struct srv_config *cfg;
+    struct model models[MAX_MODELS];
+    int n_models;
+    int default_model;
+    int max_classes;
+    struct srv_keys *keys;
+    struct eng_workers *pool;
+    struct srv_http *http;
+    struct srv_metrics *metrics;
+    atomic_int ready;
+};
+
+/* What each worker owns: a context per model and room for one request's results. */
+struct worker_state {
+    struct eng_ctx *ctx[MAX_MODELS];
+    struct eng_detection dets[PROTO_MAX_DET_MAX];
+    unsigned char *class_mask;
+};
+
+struct detect_job {
+    struct eng_job job;
+    struct app *app;
+    struct srv_req *req;
+    struct proto_detect_request params;
+    int model;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+static void reply_json(struct srv_req *req, int status, char *body, const char *const *headers)
+{
+    if (!body) {
+        srv_req_reply(req, 500, "application/json", NULL, 0, NULL);
+        return;
+    }
+    srv_req_reply(req, status, "application/json", body, strlen(body), headers);
+}
+
+static void reply_err(struct srv_req *req, enum proto_dialect dialect, const struct proto_err *e)
+{
+    static const char *const retry[] = {"Retry-After", "1", NULL};
+    const char *const *headers =
+        (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY) ? retry : NULL;
+    char *body = dialect == PROTO_DIALECT_DEEPSTACK
+                     ? proto_deepstack_error_json(e->code, e->msg, srv_req_id(req))
+                     : proto_err_json(e, srv_req_id(req));
+    reply_json(req, proto_code_status(e->code), body, headers);
+}
+
+static void reply_code(struct srv_req *req, enum proto_dialect dialect, enum proto_code code,
+                       const char *field, const char *msg)
+{
+    struct proto_err e;
+    proto_err_set(&e, code, field, "%s", msg ? msg : proto_code_message(code));
+    reply_err(req, dialect, &e);
+}
+
+/* ---- the detect job (worker side) ---------------------------------------------------------- */
+
+static void job_finish(struct detect_job *j)
+{
+    proto_detect_request_release(&j->params);
+    free(j);
+}
+
+static void detect_run(struct eng_job *job, void *state)
+{
+    struct detect_job *j = (struct detect_job *)job;
+    struct worker_state *ws = state;
+    struct app *app = j->app;
+    const struct model *m = &app->models[j->model];
+    const enum proto_dialect dialect = j->params.dialect;
+    struct srv_req *req = j->req;
+    struct proto_err perr;
+    struct eng_err err = {0};
+    struct eng_image img = {0};
+    struct eng_decode_info info = {0};
+    struct eng_detect_params params;
+
+    const double t0 = srv_now_ms();
+    const struct eng_decode_opts dopts = {.max_pixels = (uint64_t)app->cfg->max_pixels,
+                                          .apply_exif = j->params.exif};
+    if (eng_image_decode(j->params.image, j->params.image_len, &dopts, &img, &info, &err)) {
+        proto_err_from_eng(&perr, &err, "image");
+        job_finish(j);
+        reply_err(req, dialect, &perr);
+        return;
+    }
+    const double decode_ms = srv_now_ms() - t0;
+    if (proto_detect_request_params(&j->params, m->net, &m->defaults, ws->class_mask, &params, &perr)) {
+        eng_image_release(&img);
+        job_finish(j);
+        reply_err(req, dialect, &perr);
+        return;
+    }
+    struct eng_detect_timing t;
+    const int n = eng_detect(m->net, ws->ctx[j->model], &img, &params, ws->dets, PROTO_MAX_DET_MAX,
+                             &t, &err);
+    const double run_ms = eng_workers_job_run_ms(job);
+    srv_metrics_job(app->metrics, job->queue_ms, run_ms);
+    if (n < 0) {
+        proto_err_from_eng(&perr, &err, "image");
+        eng_image_release(&img);
+        job_finish(j);
+        reply_err(req, dialect, &perr);
+        return;
+    }
+    const struct proto_detect_response r = {
+        .request_id = srv_req_id(req), .model = m->name, .net = m->net, .width = img.width,
+        .height = img.height, .exif_rotated = info.exif_rotated, .dets = ws->dets, .count = n,
+        .decode_ms = decode_ms + t.preprocess_ms, .queue_ms = job->queue_ms,
+        .inference_ms = t.infer_ms, .nms_ms = t.nms_ms, .total_ms = srv_req_elapsed_ms(req)};
+    char *body = dialect == PROTO_DIALECT_DEEPSTACK ? proto_deepstack_response_json(&r)
+                                                    : proto_detect_response_json(&r);
+    eng_image_release(&img);
+    job_finish(j); /* before the reply: the request's body (the image) dies with the reply */
+    reply_json(req, 200, body, NULL);
+}
+
+static void detect_expired(struct eng_job *job)
+{
+    struct detect_job *j = (struct detect_job *)job;
+    const enum proto_dialect dialect = j->params.dialect;
+    struct srv_req *req = j->req;
+    char msg[128];
+    snprintf(msg, sizeof msg, "the deadline passed after %.0f ms in the queue", job->queue_ms);
+    job_finish(j);
+    reply_code(req, dialect, PROTO_ERR_TIMEOUT, NULL, msg);
+}
+
+static void detect_cancelled(struct eng_job *job)
+{
+    struct detect_job *j = (struct detect_job *)job;
+    const enum proto_dialect dialect = j->params.dialect;
+    struct srv_req *req = j->req;
+    job_finish(j);
+    reply_code(req, dialect, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
+}
+
+/* ---- the detect handler (HTTP side) -------------------------------------------------------- */
+
+static int is_raw_image_type(const char *ct)
+{
+    return strncmp(ct, "image/", 6) == 0 || strcmp(ct, "application/octet-stream") == 0;
+}
+
+/* Fills j->params from whichever form the request used. */
+static int collect_params(struct srv_req *req, struct proto_detect_request *p, struct proto_err *e)
+{
+    const char *const *keys, *const *values;
+    const int nq = srv_req_query(req, &keys, &values);
+    for (int i = 0; i < nq; i++)
+        if (proto_detect_request_set(p, keys[i], values[i], e))
+            return -1;
+    const char *ct = srv_req_content_type(req);
+    size_t len;
+    const unsigned char *body = srv_req_body(req, &len);
+    if (strcmp(ct, "multipart/form-data") == 0) {
+        const struct srv_field *f;
+        const int nf = srv_req_fields(req, &f);
+        for (int i = 0; i < nf; i++) {
+            int rc = strcmp(f[i].name, "image") == 0
+                         ? proto_detect_request_set_image_static(p, f[i].data, f[i].len, e)
+                         : proto_detect_request_set(p, f[i].name, (const char *)f[i].data, e);
+            if (rc)
+                return -1;
+        }
+    } else if (strcmp(ct, "application/json") == 0) {
+        if (proto_detect_request_parse_json(p, (const char *)body, len, e))
+            return -1;
+    } else if (is_raw_image_type(ct) ||
+               ((!ct[0] || strcmp(ct, "application/x-www-form-urlencoded") == 0) &&
+                eng_image_sniff(body, len) != ENG_IMAGE_UNKNOWN)) {
+        if (proto_detect_request_set_image_static(p, body, len, e))
+            return -1;
+    } else {
+        return proto_err_set(e, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type",
+                             "Content-Type '%s' is not accepted: send image/jpeg, image/png, "
+                             "multipart/form-data or application/json", ct[0] ? ct : "(none)");
+    }
+    const char *timeout = srv_req_header(req, "X-Timeout-Ms");
+    if (timeout && !(p->given & PROTO_PARAM_TIMEOUT) &&
+        proto_detect_request_set(p, "timeout_ms", timeout, e))
+        return -1;
+    return proto_detect_request_check(p, e);
+}
+
+static int find_model(const struct app *app, const char *name)
+{
+    if (!name)
+        return app->default_model;
+    for (int i = 0; i < app->n_models; i++)
+        if (strcmp(app->models[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static void detect_handler_dialect(struct srv_req *req, struct app *app, enum proto_dialect dialect)
+{
+    struct proto_err e;
+    struct detect_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        reply_code(req, dialect, PROTO_ERR_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    proto_detect_request_init(&j->params, dialect);
+    if (collect_params(req, &j->params, &e)) {
+        job_finish(j);
+        reply_err(req, dialect, &e);
+        return;
+    }
+    if ((j->model = find_model(app, j->params.model)) < 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "no model named '%.128s' is loaded (GET /v1/models lists them)",
+                 j->params.model);
+        job_finish(j);
+        reply_code(req, dialect, PROTO_ERR_MODEL_NOT_FOUND, "model", msg);
+        return;
+    }
+    const int timeout = j->params.timeout_ms ? j->params.timeout_ms : app->cfg->timeout_ms;
+    j->app = app;
+    j->req = req;
+    j->job = (struct eng_job){.run = detect_run, .expired = detect_expired,
+                              .cancelled = detect_cancelled,
+                              .deadline_ns = (uint64_t)((srv_req_arrival_ms(req) + timeout) * 1e6)};
+    srv_req_defer(req);
+    const enum eng_workers_submit_status st = eng_workers_submit(app->pool, &j->job);
+    if (st == ENG_WORKERS_OK)
+        return; /* the worker replies; req and j are not ours any more */
+    job_finish(j);
+    if (st == ENG_WORKERS_FULL)
+        reply_code(req, dialect, PROTO_ERR_QUEUE_FULL, NULL, "all workers are busy and the queue is full");
+    else
+        reply_code(req, dialect, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
+}
+
+static void detect_handler(struct srv_req *req, void *app)
+{
+    detect_handler_dialect(req, app, PROTO_DIALECT_NATIVE);
+}
+
+static void deepstack_handler(struct srv_req *req, void *app)
+{
+    detect_handler_dialect(req, app, PROTO_DIALECT_DEEPSTACK);
+}
+
+/* ---- other routes -------------------------------------------------------------------------- */
+
+static void models_handler(struct srv_req *req, void *arg)
+{
+    struct app *app = arg;
+    struct proto_model_info info[MAX_MODELS];
+    for (int i = 0; i < app->n_models; i++) {
+        const struct model *m = &app->models[i];
+        info[i] = (struct proto_model_info){.name = m->name, .net = m->net, .conf = m->defaults.conf,
+                                            .iou = m->defaults.iou, .max_det = m->defaults.max_det,
+                                            .is_default = i == app->default_model};
+    }
+    reply_json(req, 200, proto_models_json(info, app->n_models), NULL);
+}
+
+static void healthz_handler(struct srv_req *req, void *app)
+{
+    (void)app;
+    reply_json(req, 200, proto_health_json("ok"), NULL);
+}
+
+static int over_high_water(struct app *app)
+{
+    const size_t cap = eng_workers_capacity(app->pool);
+    return (double)eng_workers_depth(app->pool) > app->cfg->queue_high_water * (double)cap;
+}
+
+static void readyz_handler(struct srv_req *req, void *arg)
+{
+    struct app *app = arg;
+    if (!atomic_load(&app->ready))
+        reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, "models are still loading");
+    else if (over_high_water(app))
+        reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL,
+                   "the job queue is above its high-water mark");
+    else
+        reply_json(req, 200, proto_health_json("ready"), NULL);
+}
+
+static void metrics_handler(struct srv_req *req, void *arg)
+{
+    struct app *app = arg;
+    struct eng_workers_stats st;
+    eng_workers_stats_read(app->pool, &st);
+    const struct srv_metrics_gauges g = {
+        .queue_depth = st.queued, .queue_capacity = st.capacity, .workers = st.workers,
+        .busy_workers = st.busy, .expired = st.expired, .rejected = st.rejected_full,
+        .ready = atomic_load(&app->ready), .blas_core = srv_blas_core()};
+    char *page = srv_metrics_render(app->metrics, &g);
+    srv_req_reply(req, page ? 200 : 500, "text/plain; version=0.0.4", page, page ? strlen(page) : 0,
+                  NULL);
+}
+
+static void openapi_handler(struct srv_req *req, void *app)
+{
+    (void)app;
+    char *doc = malloc(proto_openapi_json_len() + 1);
+    if (doc)
+        memcpy(doc, proto_openapi_json(), proto_openapi_json_len() + 1);
+    srv_req_reply(req, doc ? 200 : 500, "application/json", doc, doc ? proto_openapi_json_len() : 0,
+                  NULL);
+}
+
+static const struct srv_route routes[] = {
+    {"/v1/detect", SRV_POST, detect_handler, 1, "detect"},
+    {"/v1/vision/detection", SRV_POST, deepstack_handler, 1, "deepstack_detection"},
+    {"/v1/models", SRV_GET | SRV_HEAD, models_handler, 1, "models"},
+    {"/healthz", SRV_GET | SRV_HEAD, healthz_handler, 0, "healthz"},
+    {"/readyz", SRV_GET | SRV_HEAD, readyz_handler, 0, "readyz"},
+    {"/metrics", SRV_GET, metrics_handler, 1, "metrics"},
+    {"/openapi.json", SRV_GET, openapi_handler, 0, "openapi"},
+};
+
+static int auth_ok(void *arg, const char *key)
+{
+    struct app *app = arg;
+    return !app->keys || srv_keys_check(app->keys, key);
+}
+
+static const char *method_name(enum srv_method m)
+{
+    switch (m) {
+    case SRV_GET: return "GET";
+    case SRV_POST: return "POST";
+    case SRV_OPTIONS: return "OPTIONS";
+    case SRV_HEAD: return "HEAD";
+    }
+    return "OTHER";
+}
+
+static void request_finished(void *arg, const struct srv_req *req)
+{
+    struct app *app = arg;
+    const double ms = srv_req_elapsed_ms(req);
+    srv_metrics_request(app->metrics, srv_req_route_name(req), srv_req_status(req), ms);
+    if (app->cfg->access_log)
+        srv_log_request(srv_req_id(req), method_name(srv_req_method(req)), srv_req_route_name(req),
+                        srv_req_status(req), srv_req_bytes_in(req), srv_req_bytes_out(req), ms);
+}
+
+/* ---- start-up ------------------------------------------------------------------------------ */
+
+static int worker_state_new(int worker, void *arg, void **out, struct eng_err *err)
+{
+    (void)worker;
+    struct app *app = arg;
+    struct worker_state *ws = calloc(1, sizeof *ws);
+    if (!ws || !(ws->class_mask = calloc((size_t)app->max_classes + 1, 1))) {
+        free(ws);
+        return eng_err_set(err, ENG_ERR_NOMEM, "worker", "out of memory");
+    }
+    for (int i = 0; i < app->n_models; i++) {
+        if (!(ws->ctx[i] = eng_ctx_new(app->models[i].net, err))) {
+            for (int k = 0; k < i; k++)
+                eng_ctx_free(ws->ctx[k]);
+            free(ws->class_mask);
+            free(ws);
+            return -1;
+        }
+        /* Warm-up: touches every buffer and lets OpenBLAS set itself up before the first request. */
+        eng_net_forward(app->models[i].net, ws->ctx[i]);
+    }
+    *out = ws;
+    return 0;
+}
+
+static void worker_state_free(int worker, void *arg, void *state)
+{
+    (void)worker;
+    struct app *app = arg;
+    struct worker_state *ws = state;
+    if (!ws)
+        return;
+    for (int i = 0; i < app->n_models; i++)
+        eng_ctx_free(ws->ctx[i]);
+    free(ws->class_mask);
+    free(ws);
+}
+
+static int load_one_model(struct app *app, const char *name)
+{
+    struct eng_err err = {0};
+    struct eng_net *net = NULL;
+    const struct srv_model_spec spec = {.name = name, .models_dir = app->cfg->models};
+    if (srv_model_load(&spec, &net, &err)) {
+        char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
+        SRV_LOG(SRV_LOG_ERROR, "model %s not loaded: %s", name, eng_err_format(&err, buf, sizeof buf));
+        return -1;
+    }
+    struct model *m = &app->models[app->n_models];
+    if (!(m->name = strdup(name))) {
+        eng_net_free(net);
+        return -1;
+    }
+    m->net = net;
+    eng_detect_params_default(&m->defaults);
+    app->n_models++;
+    if (net->classes > app->max_classes)
+        app->max_classes = net->classes;
+    SRV_LOG(SRV_LOG_INFO, "loaded model %s from %s/%s: input %dx%d, %d classes, %d layers, %.2f GFLOP",
+            name, app->cfg->models, name, net->input.w, net->input.h, net->classes, net->n_layers,
+            net->flops / 1e9);
+    return 0;
+}
+
+/* Every sub-folder of the models directory holding <name>/<name>.cfg is a model. */
+static int load_models(struct app *app)
+{
+    DIR *d = opendir(app->cfg->models);
+    if (!d) {
+        SRV_LOG(SRV_LOG_ERROR, "cannot open models directory %s: %s (run scripts/fetch-models)",
+                app->cfg->models, strerror(errno));
+        return -1;
+    }
+    for (struct dirent *e; (e = readdir(d)) && app->n_models < MAX_MODELS;) {
+        char cfg[4096];
+        struct stat st;
+        if (e->d_name[0] == '.' ||
+            snprintf(cfg, sizeof cfg, "%s/%s/%s.cfg", app->cfg->models, e->d_name, e->d_name) >=
+                (int)sizeof cfg ||
+            stat(cfg, &st) != 0)
+            continue;
+        load_one_model(app, e->d_name);
+    }
+    closedir(d);
+    app->default_model = find_model(app, app->cfg->default_model);
+    if (app->default_model < 0) {
+        SRV_LOG(SRV_LOG_ERROR, "default model %s is not among the loaded models in %s",
+                app->cfg->default_model, app->cfg->models);
+        return -1;
+    }
+    return 0;
+}
+
+static void app_free(struct app *app)
+{
+    srv_http_stop(app->http);
+    eng_workers_free(app->pool);
+    for (int i = 0; i < app->n_models; i++) {
+        eng_net_free(app->models[i].net);
+        free(app->models[i].name);
+    }
+    srv_keys_free(app->keys);
+    srv_metrics_free(app->metrics);
+    srv_config_free(app->cfg);
+}
+
+static int start(struct app *app)
+{
+    struct eng_err err = {0};
+    char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
+    if (app->cfg->keys[0] && !(app->keys = srv_keys_load(app->cfg->keys, &err))) {
+        SRV_LOG(SRV_LOG_ERROR, "API keys: %s", eng_err_format(&err, buf, sizeof buf));
+        return -1;
+    }
+    srv_blas_set_threads(app->cfg->blas_threads);
+    if (!(app->metrics = srv_metrics_new()) || load_models(app))
+        return -1;
+    const struct eng_workers_config wc = {.workers = app->cfg->workers,
+                                          .queue_cap = (size_t)app->cfg->queue,
+                                          .state_new = worker_state_new,
+                                          .state_free = worker_state_free, .arg = app};
+    if (!(app->pool = eng_workers_new(&wc, &err))) {
+        SRV_LOG(SRV_LOG_ERROR, "workers: %s", eng_err_format(&err, buf, sizeof buf));
+        return -1;
+    }
+    const struct srv_http_opts ho = {
+        .bind = app->cfg->bind, .port = app->cfg->port, .listen_fd = -1,
+        .max_body = app->cfg->max_body, .threads = 2, .max_connections = 512,
+        .connection_timeout_s = 30, .cors_origins = (const char *const *)app->cfg->cors};
+    const struct srv_http_hooks hooks = {.auth_ok = auth_ok, .finished = request_finished};
+    char why[256];
+    app->http = srv_http_start(&ho, routes, (int)(sizeof routes / sizeof routes[0]), &hooks, app, why,
+                               sizeof why);
+    if (!app->http) {
+        SRV_LOG(SRV_LOG_ERROR, "%s", why);
+        return -1;
+    }
+    atomic_store(&app->ready, 1);
+    SRV_LOG(SRV_LOG_INFO, "listening on %s:%d (%d models, %d workers, queue %d, BLAS %s x %d threads%s)",
+            app->cfg->bind, srv_http_port(app->http), app->n_models, app->cfg->workers,
+            app->cfg->queue, srv_blas_core(), app->cfg->blas_threads,
+            app->keys ? ", API keys required" : "");
+    return 0;
+}
+
+/* SIGTERM: refuse new connections, let queued and running jobs finish, send their replies. */
+static void drain(struct app *app)
+{
+    SRV_LOG(SRV_LOG_INFO, "stopping: finishing %d requests in flight", srv_http_in_flight(app->http));
+    srv_http_quiesce(app->http);
+    eng_workers_stop(app->pool, 1);
+    const double until = srv_now_ms() + app->cfg->drain_timeout_ms;
+    while (srv_http_in_flight(app->http) > 0 && srv_now_ms() < until)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    SRV_LOG(SRV_LOG_INFO, "stopped (%d requests unfinished)", srv_http_in_flight(app->http));
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int srv_serve(int argc, char **argv)
+{
+    struct app app = {0};
+    struct eng_err err = {0};
+    char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
+    const struct srv_config_args args = {.argc = argc, .argv = argv};
+    if (!(app.cfg = srv_config_load(&args, &err))) {
+        fprintf(stderr, "visiond: %s\n", eng_err_format(&err, buf, sizeof buf));
+        return 2;
+    }
+    if (app.cfg->help) {
+        srv_config_usage(stdout);
+        srv_config_free(app.cfg);
+        return 0;
+    }
+    char warnings[512] = "";
+    const int invalid = srv_config_validate(app.cfg, sysconf(_SC_NPROCESSORS_ONLN), warnings,
+                                            sizeof warnings, &err);
+    if (app.cfg->print_config) {
+        srv_config_print(app.cfg, stdout);
+        srv_config_free(app.cfg);
+        return invalid ? 2 : 0;
+    }
+    srv_log_min_level = (int)app.cfg->log_level;
+    if (warnings[0])
+        SRV_LOG(SRV_LOG_WARN, "%s", warnings);
+    if (invalid) {
+        SRV_LOG(SRV_LOG_ERROR, "%s", eng_err_format(&err, buf, sizeof buf));
+        srv_config_free(app.cfg);
+        return 2;
+    }
+    install_signals();
+    int status = 1;
+    if (start(&app) == 0) {
+        while (!stop_requested)
+            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+        drain(&app);
+        status = 0;
+    }
+    app_free(&app);
+    return status;
+}
