@@ -98,9 +98,10 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
         return -1;
     }
     l->out = (struct eng_shape){c->filters, oh, ow};
-    l->forward = conv_forward;
+    const int depthwise = c->groups == l->in.c && c->groups == c->filters;
+    l->forward = depthwise ? eng_conv_depthwise_forward : conv_forward;
     const size_t k = (size_t)(l->in.c / c->groups) * c->size * c->size;
-    l->work_floats = is_pointwise(c) ? 0 : k * (size_t)oh * ow;
+    l->work_floats = depthwise ? (size_t)l->in.w : is_pointwise(c) ? 0 : k * (size_t)oh * ow;
     l->flops = 2.0 * (double)k * c->filters * oh * ow;
     return 0;
 }

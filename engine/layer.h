@@ -123,6 +123,9 @@ int eng_dropout_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_yolo_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_region_setup(struct eng_layer *l, char *why, size_t why_size);
 
+/* Depthwise convolution computed directly (conv_dw.c); used by conv for groups == channels. */
+void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd *f);
+
 /* Activations (activation.c). */
 void eng_activate(float *x, size_t n, enum eng_act act);
 /* Parses darknet's activation names; returns -1 for an unknown name. */

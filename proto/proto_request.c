@@ -84,8 +84,11 @@ void proto_detect_request_release(struct proto_detect_request *req)
 static void quote(const char *s, char *buf, size_t size)
 {
     size_t o = 0, i = 0;
-    if (size < 8)
+    if (size < 8) {
+        if (size)
+            buf[0] = '\0';
         return;
+    }
     buf[o++] = '"';
     for (; s[i] && o + 5 < size && i < 40; i++)
         buf[o++] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
@@ -380,7 +383,11 @@ static int set_param(struct proto_detect_request *req, const struct param_def *p
     case K_IOU: rc = set_unit(&req->iou, field, v, err); break;
     case K_AGNOSTIC: rc = set_bool(&req->agnostic, field, v, err); break;
     case K_MAX_DET: rc = set_int(&req->max_det, 1, PROTO_MAX_DET_MAX, field, v, err); break;
-    case K_CLASSES: rc = set_classes(req, field, v, err); break;
+    case K_CLASSES:
+        rc = set_classes(req, field, v, err);
+        if (rc)
+            free_classes(req); /* no half-read list */
+        break;
     case K_EXIF: rc = set_bool(&req->exif, field, v, err); break;
     case K_TIMEOUT: rc = set_int(&req->timeout_ms, 1, PROTO_TIMEOUT_MS_MAX, field, v, err); break;
     case K_IMAGE_B64: rc = set_image_b64(req, field, v, err); break;
@@ -529,6 +536,9 @@ int proto_detect_request_parse_json(struct proto_detect_request *req, const char
     req->from_json = 1;
     json_error_t jerr;
     json_t *doc = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
+    /* jansson reports some allocation failures as syntax errors, others without any text. */
+    if (!doc && (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]))
+        return no_memory(err, "$");
     if (!doc)
         return proto_err_set(err, PROTO_ERR_BAD_JSON, "$", "invalid JSON at line %d, column %d: %s",
                              jerr.line, jerr.column, jerr.text);

@@ -305,7 +305,9 @@ static void test_conv_groups_keep_channels_apart(void **state)
     const float b[2] = {0, 1};
     struct eng_layer l = conv_new(2, 3, 3, 2, 3, 1, 1, 2, ENG_ACT_LINEAR, w, b);
     assert_int_equal(l.out.c, 2);
-    assert_int_equal(l.work_floats, 9 * 9); /* one group: 1 channel x 3x3 kernel x 9 outputs */
+    /* Depthwise runs the direct kernel, whose only scratch is one zero row of the input. */
+    assert_ptr_equal(l.forward, eng_conv_depthwise_forward);
+    assert_int_equal(l.work_floats, 3);
     const float expected[18] = {12, 21, 16, 27, 45, 33, 24, 39, 28,
                                 21, 41, 61, 81, 101, 121, 141, 161, 181};
     float *out = run(&l, in, NULL);
@@ -399,6 +401,44 @@ struct conv_shape {
     int c, h, w, filters, size, stride, pad, groups;
     enum eng_act act;
 };
+
+/* The direct depthwise kernel (conv_dw.c) has a vectorized interior and a checked border: shapes
+ * below put the border/interior split everywhere it can fall, with wide rows for the vector tails. */
+static void test_conv_depthwise_direct_matches_naive_reference(void **state)
+{
+    (void)state;
+    static const struct conv_shape shapes[] = {
+        {4, 37, 53, 4, 3, 1, 1, 4, ENG_ACT_LEAKY}, {4, 38, 54, 4, 3, 2, 1, 4, ENG_ACT_LEAKY},
+        {3, 37, 53, 3, 3, 2, 1, 3, ENG_ACT_LINEAR}, {3, 9, 70, 3, 3, 1, 0, 3, ENG_ACT_RELU},
+        {3, 9, 71, 3, 3, 2, 0, 3, ENG_ACT_LINEAR}, {2, 6, 65, 2, 3, 1, 2, 2, ENG_ACT_LINEAR},
+        {2, 7, 66, 2, 3, 2, 2, 2, ENG_ACT_LINEAR}, {5, 21, 33, 5, 5, 1, 2, 5, ENG_ACT_MISH},
+        {5, 21, 33, 5, 5, 2, 2, 5, ENG_ACT_LINEAR}, {3, 8, 40, 3, 1, 1, 0, 3, ENG_ACT_LINEAR},
+        {3, 1, 1, 3, 3, 1, 1, 3, ENG_ACT_LINEAR},  {3, 2, 2, 3, 3, 2, 1, 3, ENG_ACT_LINEAR},
+        {2, 3, 3, 2, 3, 1, 1, 2, ENG_ACT_LINEAR},  {2, 17, 160, 2, 3, 1, 1, 2, ENG_ACT_SWISH},
+    };
+    rng_state = 7;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const struct conv_shape *s = &shapes[i];
+        const size_t nw = (size_t)s->filters * s->size * s->size;
+        float *w = floats_random(nw), *b = floats_random((size_t)s->filters);
+        float *in = floats_random((size_t)s->c * s->h * s->w);
+        struct eng_layer l = conv_new(s->c, s->h, s->w, s->filters, s->size, s->stride, s->pad,
+                                      s->groups, s->act, w, b);
+        assert_ptr_equal(l.forward, eng_conv_depthwise_forward);
+        float *ref = floats_new(eng_shape_size(l.out));
+        conv_reference(&l, in, ref);
+        float *out = run(&l, in, NULL);
+        for (size_t j = 0; j < eng_shape_size(l.out); j++)
+            if (!(fabs((double)out[j] - (double)ref[j]) <= 1e-5 * (1.0 + fabs(ref[j]))))
+                fail_msg("shape %zu, element %zu: %.9g, reference %.9g", i, j, (double)out[j],
+                         (double)ref[j]);
+        free(out);
+        free(ref);
+        free(in);
+        free(b);
+        free(w);
+    }
+}
 
 static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
 {
@@ -1115,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_conv_bias_added_to_every_position),
         cmocka_unit_test(test_conv_activation_applied_after_bias),
         cmocka_unit_test(test_conv_im2col_sgemm_matches_naive_reference),
+        cmocka_unit_test(test_conv_depthwise_direct_matches_naive_reference),
         cmocka_unit_test(test_conv_setup_bad_groups_rejected),
         cmocka_unit_test(test_conv_setup_kernel_larger_than_input_rejected),
         cmocka_unit_test(test_maxpool_size2_stride1_keeps_size),
