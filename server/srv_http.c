@@ -406,7 +406,9 @@ void srv_req_reply(struct srv_req *r, int status, const char *content_type, char
 
 static void reply_error(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
 {
-    char *body = proto_error_json(code, msg, field, r->id);
+    char *body = r->route && r->route->error_body
+                     ? r->route->error_body((int)code, msg, field, r->id)
+                     : proto_error_json(code, msg, field, r->id);
     srv_req_reply(r, proto_code_status(code), "application/json", body, body ? strlen(body) : 0,
                   NULL);
 }

@@ -33,6 +33,9 @@ struct srv_route {
     srv_handler_fn handler;
     int needs_auth;     /* API key required when keys are configured */
     const char *name;   /* label for metrics and logs */
+    /* Body of the errors the HTTP layer itself answers on this route (401, 413, ...), for routes
+     * that speak another API's error shape; NULL: proto_error_json. Returns a new string. */
+    char *(*error_body)(int code, const char *message, const char *field, const char *request_id);
 };
 
 /* Auth, metrics and logging hooks provided by the application. */

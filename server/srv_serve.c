@@ -357,14 +357,22 @@ static void openapi_handler(struct srv_req *req, void *app)
                   NULL);
 }
 
+static char *deepstack_error_body(int code, const char *message, const char *field,
+                                  const char *request_id)
+{
+    (void)field;
+    return proto_deepstack_error_json((enum proto_code)code, message, request_id);
+}
+
 static const struct srv_route routes[] = {
-    {"/v1/detect", SRV_POST, detect_handler, 1, "detect"},
-    {"/v1/vision/detection", SRV_POST, deepstack_handler, 1, "deepstack_detection"},
-    {"/v1/models", SRV_GET | SRV_HEAD, models_handler, 1, "models"},
-    {"/healthz", SRV_GET | SRV_HEAD, healthz_handler, 0, "healthz"},
-    {"/readyz", SRV_GET | SRV_HEAD, readyz_handler, 0, "readyz"},
-    {"/metrics", SRV_GET, metrics_handler, 1, "metrics"},
-    {"/openapi.json", SRV_GET, openapi_handler, 0, "openapi"},
+    {"/v1/detect", SRV_POST, detect_handler, 1, "detect", NULL},
+    {"/v1/vision/detection", SRV_POST, deepstack_handler, 1, "deepstack_detection",
+     deepstack_error_body},
+    {"/v1/models", SRV_GET | SRV_HEAD, models_handler, 1, "models", NULL},
+    {"/healthz", SRV_GET | SRV_HEAD, healthz_handler, 0, "healthz", NULL},
+    {"/readyz", SRV_GET | SRV_HEAD, readyz_handler, 0, "readyz", NULL},
+    {"/metrics", SRV_GET, metrics_handler, 1, "metrics", NULL},
+    {"/openapi.json", SRV_GET, openapi_handler, 0, "openapi", NULL},
 };
 
 static int auth_ok(void *arg, const char *key)
