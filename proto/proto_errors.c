@@ -1,4 +1,5 @@
 /* proto_errors.c - the error table and the error reply bodies. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,10 @@ char *proto_json_dump(json_t *doc)
 
 json_t *proto_json_round(double v, double unit)
 {
-    return json_real((double)(long long)(v / unit + (v >= 0 ? 0.5 : -0.5)) * unit);
+    const double q = v / unit;
+    if (!(fabs(q) < 9e15)) /* not finite (json_real then fails), or beyond any rounding */
+        return json_real(v);
+    return json_real((double)(long long)(q + (v >= 0 ? 0.5 : -0.5)) * unit);
 }
 
 /* ---- error bodies ---- */

@@ -18,7 +18,8 @@ json_t *proto_json_str(const char *s);
  * New string, caller frees. */
 char *proto_json_dump(json_t *doc);
 
-/* v rounded to a multiple of unit (0.01 px, 1e-4 confidence): more digits would be noise. */
+/* v rounded to a multiple of unit (0.01 px, 1e-4 confidence): more digits would be noise. NULL for a
+ * v that is not finite (as json_real), so the document being built fails instead of carrying garbage. */
 json_t *proto_json_round(double v, double unit);
 
 #endif

@@ -1,23 +1,16 @@
 /* proto_request.c - parsing /v1/detect parameters from query strings, form fields and JSON bodies.
  *
  * Both sources end in the same setters: a value is either a string (query/form) or a json_t (JSON
- * body), wrapped in struct val, so each parameter's rules and messages are written once. */
+ * body), wrapped in struct proto_val (proto_param.h), so each parameter's rules and messages are
+ * written once. */
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "proto_json.h"
+#include "proto_param.h"
 #include "proto_request.h"
-
-/* A parameter's value as received: text (query/form) or JSON. */
-struct val {
-    const char *str; /* non-NULL for text */
-    json_t *json;    /* non-NULL for JSON */
-};
 
 enum kind { K_MODEL, K_CONF, K_IOU, K_AGNOSTIC, K_MAX_DET, K_CLASSES, K_EXIF, K_TIMEOUT, K_IMAGE_B64, K_API_KEY };
 
@@ -78,124 +71,6 @@ void proto_detect_request_release(struct proto_detect_request *req)
     proto_detect_request_init(req, req->dialect);
 }
 
-/* ---- describing what we got, for messages ---- */
-
-/* Copies s for a message: printable ASCII kept, other bytes as '?', cut at 40 characters. */
-static void quote(const char *s, char *buf, size_t size)
-{
-    size_t o = 0, i = 0;
-    if (size < 8) {
-        if (size)
-            buf[0] = '\0';
-        return;
-    }
-    buf[o++] = '"';
-    for (; s[i] && o + 5 < size && i < 40; i++)
-        buf[o++] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
-    if (s[i]) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
-}
-
-static void describe(const struct val *v, char *buf, size_t size)
-{
-    char q[64];
-    if (v->str) {
-        quote(v->str, buf, size);
-        return;
-    }
-    switch (json_typeof(v->json)) {
-    case JSON_OBJECT: snprintf(buf, size, "an object"); break;
-    case JSON_ARRAY: snprintf(buf, size, "an array"); break;
-    case JSON_STRING:
-        quote(json_string_value(v->json), q, sizeof q);
-        snprintf(buf, size, "the string %s", q);
-        break;
-    case JSON_INTEGER: snprintf(buf, size, "%lld", (long long)json_integer_value(v->json)); break;
-    case JSON_REAL: snprintf(buf, size, "%g", json_real_value(v->json)); break;
-    case JSON_TRUE: snprintf(buf, size, "true"); break;
-    case JSON_FALSE: snprintf(buf, size, "false"); break;
-    case JSON_NULL: snprintf(buf, size, "null"); break;
-    }
-}
-
-/* INVALID_PARAM "<field>: expected <what>, got <value>". */
-static int bad_value(struct proto_err *err, const char *field, const char *what, const struct val *v)
-{
-    char got[96];
-    describe(v, got, sizeof got);
-    return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field, "expected %s, got %s", what, got);
-}
-
-static int no_memory(struct proto_err *err, const char *field)
-{
-    return proto_err_set(err, PROTO_ERR_INTERNAL, field, "out of memory");
-}
-
-/* ---- typed readers: 0 and the value, or -1 if the value is not of the type ---- */
-
-static int read_number(const struct val *v, double *out)
-{
-    if (v->json) {
-        if (!json_is_number(v->json))
-            return -1;
-        *out = json_number_value(v->json);
-        return 0;
-    }
-    const char *s = v->str;
-    if (!*s || strspn(s, "0123456789+-.eE") != strlen(s))
-        return -1;
-    char *end;
-    errno = 0;
-    const double d = strtod(s, &end);
-    if (*end || errno == ERANGE || !isfinite(d))
-        return -1;
-    *out = d;
-    return 0;
-}
-
-/* Integers too large for long long read as LLONG_MAX/MIN: out of any range we check. */
-static int read_integer(const struct val *v, long long *out)
-{
-    if (v->json) {
-        if (!json_is_integer(v->json))
-            return -1;
-        *out = json_integer_value(v->json);
-        return 0;
-    }
-    const char *s = v->str;
-    const char *digits = *s == '+' || *s == '-' ? s + 1 : s;
-    if (!*digits || strspn(digits, "0123456789") != strlen(digits))
-        return -1;
-    *out = strtoll(s, NULL, 10);
-    return 0;
-}
-
-static int read_bool(const struct val *v, int *out)
-{
-    if (v->json) {
-        if (!json_is_boolean(v->json))
-            return -1;
-        *out = json_is_true(v->json);
-        return 0;
-    }
-    if (!strcasecmp(v->str, "true") || !strcmp(v->str, "1"))
-        *out = 1;
-    else if (!strcasecmp(v->str, "false") || !strcmp(v->str, "0"))
-        *out = 0;
-    else
-        return -1;
-    return 0;
-}
-
-static const char *read_string(const struct val *v)
-{
-    return v->json ? json_string_value(v->json) : v->str; /* NULL if not a JSON string */
-}
-
 /* ---- parameters ---- */
 
 static int valid_name(const char *s)
@@ -203,35 +78,6 @@ static int valid_name(const char *s)
     const size_t n = strlen(s);
     return n > 0 && n <= PROTO_NAME_MAX &&
            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
-
-static int set_unit(float *dst, const char *field, const struct val *v, struct proto_err *err)
-{
-    double d;
-    if (read_number(v, &d) || !(d >= 0 && d <= 1))
-        return bad_value(err, field, "a number between 0 and 1", v);
-    *dst = (float)d;
-    return 0;
-}
-
-static int set_int(int *dst, long long lo, long long hi, const char *field, const struct val *v,
-                   struct proto_err *err)
-{
-    long long n;
-    if (read_integer(v, &n) || n < lo || n > hi) {
-        char what[64];
-        snprintf(what, sizeof what, "an integer between %lld and %lld", lo, hi);
-        return bad_value(err, field, what, v);
-    }
-    *dst = (int)n;
-    return 0;
-}
-
-static int set_bool(int *dst, const char *field, const struct val *v, struct proto_err *err)
-{
-    if (read_bool(v, dst))
-        return bad_value(err, field, v->json ? "true or false" : "true, false, 1 or 0", v);
-    return 0;
 }
 
 static int add_class(struct proto_detect_request *req, const char *name, size_t len,
@@ -248,12 +94,12 @@ static int add_class(struct proto_detect_request *req, const char *name, size_t 
                              PROTO_CLASSES_MAX);
     char *copy = strndup(name, len);
     if (!copy)
-        return no_memory(err, field);
+        return proto_err_nomem(err, field);
     if (!req->classes) {
         req->classes = calloc(PROTO_CLASSES_MAX, sizeof *req->classes);
         if (!req->classes) {
             free(copy);
-            return no_memory(err, field);
+            return proto_err_nomem(err, field);
         }
     }
     req->classes[req->n_classes++] = copy;
@@ -281,15 +127,15 @@ static int add_class_list(struct proto_detect_request *req, const char *s, const
     }
 }
 
-static int set_classes(struct proto_detect_request *req, const char *field, const struct val *v,
+static int set_classes(struct proto_detect_request *req, const char *field, const struct proto_val *v,
                        struct proto_err *err)
 {
     snprintf(req->classes_field, sizeof req->classes_field, "%s", field);
-    const char *s = read_string(v);
+    const char *s = proto_val_string(v);
     if (s)
         return add_class_list(req, s, field, err);
     if (!json_is_array(v->json))
-        return bad_value(err, field, "a list of class names or ids", v);
+        return proto_val_bad(err, field, "a list of class names or ids", v);
     req->classes_indexed = 1;
     size_t i;
     json_t *item;
@@ -306,8 +152,8 @@ static int set_classes(struct proto_detect_request *req, const char *field, cons
             if (add_class(req, id, (size_t)n, path, err))
                 return -1;
         } else {
-            const struct val iv = {.json = item};
-            return bad_value(err, path, "a class name or a non-negative class id", &iv);
+            const struct proto_val iv = {.json = item};
+            return proto_val_bad(err, path, "a class name or a non-negative class id", &iv);
         }
     }
     if (req->n_classes == 0)
@@ -326,78 +172,52 @@ static int set_image_owned(struct proto_detect_request *req, uint8_t *data, size
 }
 
 /* "data:image/jpeg;base64,...." or plain base64. */
-static int set_image_b64(struct proto_detect_request *req, const char *field, const struct val *v,
+static int set_image_b64(struct proto_detect_request *req, const char *field, const struct proto_val *v,
                          struct proto_err *err)
 {
-    const char *s = read_string(v);
-    if (!s)
-        return bad_value(err, field, "a base64 string or a data: URI", v);
-    size_t len = v->json ? json_string_length(v->json) : strlen(s);
-    size_t skip = 0;
-    if (len >= 5 && !strncasecmp(s, "data:", 5)) {
-        const char *comma = memchr(s, ',', len);
-        if (!comma)
-            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
-                                 "malformed data: URI (no ',' before the data)");
-        const size_t hlen = (size_t)(comma - s);
-        if (hlen < 5 + 7 || strncasecmp(comma - 7, ";base64", 7))
-            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
-                                 "only base64 data: URIs are accepted (data:image/jpeg;base64,...)");
-        const char *type = s + 5;
-        const size_t tlen = strcspn(type, ";,");
-        if (tlen > 0 && (tlen < 6 || strncasecmp(type, "image/", 6))) {
-            char t[64];
-            snprintf(t, sizeof t, "%.*s", (int)(tlen < 40 ? tlen : 40), type);
-            char q[64];
-            quote(t, q, sizeof q);
-            return proto_err_set(err, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, field,
-                                 "the data: URI's media type %s is not an image type", q);
-        }
-        skip = hlen + 1;
-    }
     uint8_t *data;
     size_t n;
-    if (proto_base64_decode(s + skip, len - skip, field, skip, &data, &n, err))
+    if (proto_val_image_b64(field, v, &data, &n, err))
         return -1;
     return set_image_owned(req, data, n);
 }
 
 static int set_param(struct proto_detect_request *req, const struct param_def *p, const char *field,
-                     const struct val *v, struct proto_err *err)
+                     const struct proto_val *v, struct proto_err *err)
 {
     if (req->given & p->bit)
         return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field, "given more than once");
     int rc = 0;
     switch (p->kind) {
     case K_MODEL: {
-        const char *s = read_string(v);
+        const char *s = proto_val_string(v);
         if (!s || !valid_name(s))
-            return bad_value(err, field,
+            return proto_val_bad(err, field,
                              "a model name (letters, digits, '.', '_' or '-'; at most 128)", v);
         req->model = strdup(s);
         if (!req->model)
-            return no_memory(err, field);
+            return proto_err_nomem(err, field);
         break;
     }
-    case K_CONF: rc = set_unit(&req->conf, field, v, err); break;
-    case K_IOU: rc = set_unit(&req->iou, field, v, err); break;
-    case K_AGNOSTIC: rc = set_bool(&req->agnostic, field, v, err); break;
-    case K_MAX_DET: rc = set_int(&req->max_det, 1, PROTO_MAX_DET_MAX, field, v, err); break;
+    case K_CONF: rc = proto_val_set_unit(&req->conf, field, v, err); break;
+    case K_IOU: rc = proto_val_set_unit(&req->iou, field, v, err); break;
+    case K_AGNOSTIC: rc = proto_val_set_bool(&req->agnostic, field, v, err); break;
+    case K_MAX_DET: rc = proto_val_set_int(&req->max_det, 1, PROTO_MAX_DET_MAX, field, v, err); break;
     case K_CLASSES:
         rc = set_classes(req, field, v, err);
         if (rc)
             free_classes(req); /* no half-read list */
         break;
-    case K_EXIF: rc = set_bool(&req->exif, field, v, err); break;
-    case K_TIMEOUT: rc = set_int(&req->timeout_ms, 1, PROTO_TIMEOUT_MS_MAX, field, v, err); break;
+    case K_EXIF: rc = proto_val_set_bool(&req->exif, field, v, err); break;
+    case K_TIMEOUT: rc = proto_val_set_int(&req->timeout_ms, 1, PROTO_TIMEOUT_MS_MAX, field, v, err); break;
     case K_IMAGE_B64: rc = set_image_b64(req, field, v, err); break;
     case K_API_KEY: {
-        const char *s = read_string(v);
+        const char *s = proto_val_string(v);
         if (!s)
-            return bad_value(err, field, "a string", v);
+            return proto_val_bad(err, field, "a string", v);
         req->api_key = strdup(s);
         if (!req->api_key)
-            return no_memory(err, field);
+            return proto_err_nomem(err, field);
         break;
     }
     }
@@ -408,48 +228,15 @@ static int set_param(struct proto_detect_request *req, const struct param_def *p
 
 /* ---- unknown names ---- */
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    const size_t la = strlen(a), lb = strlen(b);
-    if (la > 40 || lb > 40)
-        return 99;
-    size_t row[41];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            const size_t up = row[j];
-            const size_t sub = diag + (a[i - 1] != b[j - 1]);
-            const size_t del = row[j] + 1, ins = row[j - 1] + 1;
-            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* The parameter a mistyped key most likely meant ("confidence" -> "conf"), or NULL. */
 static const char *suggest(const char *key, enum proto_dialect dialect)
 {
-    const char *best = NULL;
-    size_t best_d = 3;
-    for (size_t i = 0; i < N_PARAMS; i++) {
-        const char *name = PARAMS[i].name;
-        if (PARAMS[i].deepstack_only && dialect != PROTO_DIALECT_DEEPSTACK)
-            continue;
-        const size_t kl = strlen(key), nl = strlen(name);
-        const size_t shorter = kl < nl ? kl : nl;
-        if (shorter >= 3 && !strncasecmp(key, name, shorter))
-            return name; /* one is a prefix of the other: "confidence" / "conf", "image" / "image_b64" */
-        const size_t d = edit_distance(key, name);
-        if (d < best_d) {
-            best_d = d;
-            best = name;
-        }
-    }
-    return best;
+    const char *names[N_PARAMS];
+    size_t n = 0;
+    for (size_t i = 0; i < N_PARAMS; i++)
+        if (!PARAMS[i].deepstack_only || dialect == PROTO_DIALECT_DEEPSTACK)
+            names[n++] = PARAMS[i].name;
+    return proto_suggest(key, names, n);
 }
 
 static int unknown_param(const char *key, const char *field, enum proto_dialect dialect,
@@ -477,21 +264,11 @@ static const struct param_def *find_param(const char *key, enum proto_dialect di
     return NULL;
 }
 
-/* The key as a field name: printable ASCII only, so it can be echoed safely. */
-static void field_name(const char *prefix, const char *key, char *buf, size_t size)
-{
-    const size_t n = strlen(prefix);
-    snprintf(buf, size, "%s%s", prefix, key);
-    for (char *p = buf + n; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-            *p = '?';
-}
-
 int proto_detect_request_set(struct proto_detect_request *req, const char *key, const char *value,
                              struct proto_err *err)
 {
     char field[PROTO_ERR_FIELD_MAX];
-    field_name("", key, field, sizeof field);
+    proto_field_name("", key, field, sizeof field);
     const struct param_def *p = find_param(key, req->dialect);
     if (!p) {
         if (req->dialect == PROTO_DIALECT_DEEPSTACK)
@@ -502,7 +279,7 @@ int proto_detect_request_set(struct proto_detect_request *req, const char *key, 
                                  "base64-encoded as image_b64");
         return unknown_param(key, field, req->dialect, err);
     }
-    const struct val v = {.str = value ? value : ""};
+    const struct proto_val v = {.str = value ? value : ""};
     return set_param(req, p, field, &v, err);
 }
 
@@ -534,28 +311,17 @@ int proto_detect_request_parse_json(struct proto_detect_request *req, const char
                                     struct proto_err *err)
 {
     req->from_json = 1;
-    json_error_t jerr;
-    json_t *doc = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
-    /* jansson reports some allocation failures as syntax errors, others without any text. */
-    if (!doc && (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]))
-        return no_memory(err, "$");
-    if (!doc)
-        return proto_err_set(err, PROTO_ERR_BAD_JSON, "$", "invalid JSON at line %d, column %d: %s",
-                             jerr.line, jerr.column, jerr.text);
+    json_t *doc;
+    if (proto_json_load_object(body, len, &doc, err))
+        return -1;
     int rc = 0;
-    if (!json_is_object(doc)) {
-        const struct val v = {.json = doc};
-        char got[96];
-        describe(&v, got, sizeof got);
-        rc = proto_err_set(err, PROTO_ERR_BAD_JSON, "$", "expected a JSON object, got %s", got);
-    }
     const char *key;
     json_t *value;
     json_object_foreach(doc, key, value) {
         if (rc)
             break;
         char field[PROTO_ERR_FIELD_MAX];
-        field_name("$.", key, field, sizeof field);
+        proto_field_name("$.", key, field, sizeof field);
         const struct param_def *p = find_param(key, req->dialect);
         if (!p) {
             if (req->dialect != PROTO_DIALECT_DEEPSTACK)
@@ -564,7 +330,7 @@ int proto_detect_request_parse_json(struct proto_detect_request *req, const char
         }
         if (json_is_null(value))
             continue; /* null = not given */
-        const struct val v = {.json = value};
+        const struct proto_val v = {.json = value};
         rc = set_param(req, p, field, &v, err);
     }
     json_decref(doc);
@@ -615,7 +381,7 @@ int proto_detect_request_params(const struct proto_detect_request *req, const st
             snprintf(field, sizeof field, "%.100s[%d]", req->classes_field, i);
         else
             snprintf(field, sizeof field, "%s", req->classes_field);
-        quote(name, q, sizeof q);
+        proto_quote(name, q, sizeof q);
         const char *model = net->name ? net->name : "the model";
         if (strspn(name, "0123456789") == strlen(name))
             return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
@@ -655,7 +421,7 @@ int proto_base64_decode(const char *in, size_t len, const char *field, size_t of
 {
     uint8_t *buf = malloc(len / 4 * 3 + 3);
     if (!buf)
-        return no_memory(err, field);
+        return proto_err_nomem(err, field);
     size_t o = 0, n = 0, pad = 0;
     unsigned acc = 0;
     int bits = 0, alphabet = 0;

@@ -5,9 +5,11 @@
               copy embedded in the binary (proto_openapi_json()) is that file, byte for byte
   document  : a well-formed OpenAPI 3.1 document: every endpoint of the daemon with its method, every
               $ref resolves, every schema is a valid JSON Schema (2020-12), response keys are statuses
-  codes     : the ErrorCode enum is exactly proto/'s error table, and /v1/detect documents its statuses
+  codes     : the ErrorCode enum is exactly proto/'s error table, and /v1/detect, /v1/faces and
+              /v1/verify document their statuses
   samples   : every sample the encoders produce (visiond_proto_samples) validates against its schema
-  requests  : the DetectJsonRequest schema and proto/'s JSON parser accept and reject the same bodies
+  requests  : the DetectJsonRequest, FacesJsonRequest and VerifyJsonRequest schemas and proto/'s JSON
+              parsers accept and reject the same bodies
 
 Run by ctest as /usr/bin/python3 tests/ref/test_openapi_sync.py --visiond <build>/visiond; the helper
 visiond_proto_samples is found in <build>/tests/ (or given with --samples). Needs Debian's python3-yaml
@@ -32,6 +34,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENDPOINTS = {
     "/v1/detect": "post",
     "/v1/vision/detection": "post",
+    "/v1/faces": "post",
+    "/v1/verify": "post",
+    "/v1/vision/face": "post",
+    "/v1/vision/face/match": "post",
     "/v1/models": "get",
     "/healthz": "get",
     "/readyz": "get",
@@ -40,6 +46,10 @@ ENDPOINTS = {
 }
 DETECT_FORMS = {"image/jpeg", "image/png", "multipart/form-data", "application/json"}
 DETECT_STATUSES = {"200", "400", "401", "404", "413", "415", "500", "503", "504"}
+# No face in /v1/faces is a 200 with an empty list; in /v1/verify it is 422 NO_FACE.
+ROUTE_FORMS = {"/v1/faces": DETECT_FORMS, "/v1/verify": {"multipart/form-data", "application/json"}}
+ROUTE_STATUSES = {"/v1/faces": {"200", "400", "401", "413", "415", "500", "503", "504"},
+                  "/v1/verify": {"200", "400", "401", "413", "415", "422", "500", "503", "504"}}
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 PNG = "iVBORw0KGgo="  # any bytes: the parser does not decode the image
@@ -77,6 +87,75 @@ REQUESTS = [
     ({"image_b64": PNG, "api_key": "k"}, False),
     ([PNG], False),
 ]
+
+EMB = [round((i - 64) / 317.0, 6) for i in range(128)]
+# /v1/faces bodies: (body, expected by both the schema and the parser)
+FACES_REQUESTS = [
+    ({"image_b64": PNG}, True),
+    ({"image_b64": "data:image/png;base64," + PNG, "det_threshold": 0.3, "input_size": 608, "limit": 2,
+      "landmarks": False, "embedding": True, "exif": False, "timeout_ms": 1000}, True),
+    ({"image_b64": PNG, "det_threshold": 0, "input_size": 128, "limit": 0}, True),
+    ({"image_b64": PNG, "det_threshold": 1, "input_size": 1024, "limit": 1000}, True),
+    ({"image_b64": PNG, "det_threshold": None, "input_size": None, "limit": None, "landmarks": None,
+      "embedding": None, "exif": None, "timeout_ms": None}, True),
+    ({}, False),
+    ({"image_b64": ""}, False),
+    ({"image_b64": 1}, False),
+    ({"image_b64": PNG, "det_threshold": 1.5}, False),
+    ({"image_b64": PNG, "det_threshold": "0.5"}, False),
+    ({"image_b64": PNG, "input_size": 300}, False),
+    ({"image_b64": PNG, "input_size": 96}, False),
+    ({"image_b64": PNG, "input_size": 1056}, False),
+    ({"image_b64": PNG, "input_size": "416"}, False),
+    ({"image_b64": PNG, "limit": -1}, False),
+    ({"image_b64": PNG, "limit": 1001}, False),
+    ({"image_b64": PNG, "landmarks": "true"}, False),
+    ({"image_b64": PNG, "embedding": 1}, False),
+    ({"image_b64": PNG, "timeout_ms": 0}, False),
+    ({"image_b64": PNG, "threshold": 0.5}, False),
+    ({"image_b64": PNG, "min_confidence": 0.5}, False),
+    ({"image_b64": PNG, "match_threshold": 0.5}, False),
+    ({"image1_b64": PNG}, False),
+    ({"image_b64": PNG, "api_key": "k"}, False),
+    ([PNG], False),
+]
+# /v1/verify bodies
+VERIFY_REQUESTS = [
+    ({"image1_b64": PNG, "image2_b64": PNG}, True),
+    ({"embedding1": EMB, "embedding2": EMB}, True),
+    ({"image1_b64": PNG, "embedding2": EMB, "face_select": "best", "match_threshold": 0.5,
+      "aligned": True, "det_threshold": 0.7, "input_size": 320, "exif": False, "timeout_ms": 5}, True),
+    ({"embedding1": EMB, "image2_b64": "data:image/png;base64," + PNG, "face_select": "largest",
+      "match_threshold": 0, "image1_b64": None, "embedding2": None}, True),
+    ({"image1_b64": PNG, "image2_b64": PNG, "match_threshold": 4, "aligned": None,
+      "face_select": None}, True),
+    ({"embedding1": [1000] * 128, "embedding2": [-1000.0] * 128}, True),
+    ({}, False),
+    ({"image1_b64": PNG}, False),
+    ({"image2_b64": PNG}, False),
+    ({"embedding1": EMB}, False),
+    ({"image1_b64": PNG, "image2_b64": None}, False),
+    ({"image1_b64": PNG, "embedding1": EMB, "image2_b64": PNG}, False),
+    ({"image1_b64": PNG, "image2_b64": ""}, False),
+    ({"image1_b64": PNG, "embedding2": EMB[:127]}, False),
+    ({"image1_b64": PNG, "embedding2": EMB + [0.0]}, False),
+    ({"image1_b64": PNG, "embedding2": EMB[:127] + ["0.5"]}, False),
+    ({"image1_b64": PNG, "embedding2": EMB[:127] + [None]}, False),
+    ({"image1_b64": PNG, "embedding2": EMB[:127] + [1001]}, False),
+    ({"image1_b64": PNG, "embedding2": ",".join(map(str, EMB))}, False),
+    ({"image1_b64": PNG, "image2_b64": PNG, "face_select": "biggest"}, False),
+    ({"image1_b64": PNG, "image2_b64": PNG, "face_select": "Best"}, False),
+    ({"image1_b64": PNG, "image2_b64": PNG, "match_threshold": 4.5}, False),
+    ({"image1_b64": PNG, "image2_b64": PNG, "match_threshold": -0.1}, False),
+    ({"image1_b64": PNG, "image2_b64": PNG, "aligned": "true"}, False),
+    ({"image1_b64": PNG, "image2_b64": PNG, "input_size": 100}, False),
+    ({"image1_b64": PNG, "image2_b64": PNG, "threshold": 0.6}, False),
+    ({"image1_b64": PNG, "image2_b64": PNG, "limit": 1}, False),
+    ({"image": PNG, "image2_b64": PNG}, False),
+    ({"image1": PNG, "image2": PNG}, False),
+]
+REQUEST_SETS = [("detect", "DetectJsonRequest", None), ("faces", "FacesJsonRequest", FACES_REQUESTS),
+                ("verify", "VerifyJsonRequest", VERIFY_REQUESTS)]
 
 
 def load_generator():
@@ -166,6 +245,12 @@ def check_document(c, doc):
     c.check("document", forms == DETECT_FORMS, f"/v1/detect takes {sorted(DETECT_FORMS)} (has {sorted(forms)})")
     missing = DETECT_STATUSES - set(detect["responses"])
     c.check("document", not missing, f"/v1/detect documents statuses {sorted(missing)}")
+    for path, want in ROUTE_FORMS.items():
+        op = doc["paths"].get(path, {}).get("post", {})
+        forms = set(op.get("requestBody", {}).get("content", {}))
+        c.check("document", forms == want, f"{path} takes {sorted(want)} (has {sorted(forms)})")
+        missing = ROUTE_STATUSES[path] - set(op.get("responses", {}))
+        c.check("document", not missing, f"{path} documents statuses {sorted(missing)}")
     for where, node in walk(doc):
         if "$ref" in node:
             try:
@@ -240,29 +325,38 @@ def main():
                     f"{value['error']['code']} replies with status {status}")
         if schema_name == "DeepStackError":
             c.check("samples", str(value["code"]) == status, f"DeepStack error code {value['code']}")
+        if schema_name == "Error" and "no face found (" in value["error"]["message"]:  # the helper's
+            c.check("samples", value["error"].get("field") in ("image", "image1", "image2"),
+                    f"NO_FACE names the image: {body}")
         n_samples += 1
     c.check("samples", n_samples >= 20, f"{n_samples} samples")
 
-    request_validator = validator(doc, "DetectJsonRequest")
     error_validator = validator(doc, "Error")
-    for body, expected in REQUESTS:
-        text = json.dumps(body)
-        schema_ok = request_validator.is_valid(body)
-        parsed = run(tool, "--parse-json", stdin=text.encode())
-        parser_ok = parsed.returncode == 0
-        c.check("requests", parsed.returncode in (0, 1), f"{text}: parser exit {parsed.returncode}")
-        c.check("requests", schema_ok == expected, f"{text}: schema says {schema_ok}")
-        c.check("requests", parser_ok == expected, f"{text}: parser says {parser_ok} "
-                f"{parsed.stdout.decode().strip()}")
-        if not parser_ok and parsed.returncode == 1:
-            err = json.loads(parsed.stdout)
-            c.check("requests", error_validator.is_valid(err), f"{text}: error {err} fits Error")
-            c.check("requests", err["error"].get("field", "").startswith("$"),
-                    f"{text}: error names a JSON path ({err})")
+    for route, schema_name, bodies in REQUEST_SETS:
+        request_validator = validator(doc, schema_name)
+        for body, expected in bodies if bodies is not None else REQUESTS:
+            text = json.dumps(body)
+            short = text if len(text) < 160 else text[:150] + "..."
+            schema_ok = request_validator.is_valid(body)
+            parsed = run(tool, "--parse-json", "--route", route, stdin=text.encode())
+            parser_ok = parsed.returncode == 0
+            c.check("requests", parsed.returncode in (0, 1), f"{route} {short}: parser exit {parsed.returncode}")
+            c.check("requests", schema_ok == expected, f"{route} {short}: schema says {schema_ok}")
+            c.check("requests", parser_ok == expected, f"{route} {short}: parser says {parser_ok} "
+                    f"{parsed.stdout.decode().strip()}")
+            if not parser_ok and parsed.returncode == 1:
+                err = json.loads(parsed.stdout)
+                c.check("requests", error_validator.is_valid(err), f"{route} {short}: error {err} fits Error")
+                c.check("requests", err["error"].get("field", "").startswith("$"),
+                        f"{route} {short}: error names a JSON path ({err})")
     # The DeepStack dialect ignores members it does not know, like DeepStack.
-    parsed = run(tool, "--parse-json", "--deepstack",
-                 stdin=json.dumps({"image_b64": PNG, "min_confidence": 0.4, "typ": 1}).encode())
-    c.check("requests", parsed.returncode == 0, f"DeepStack dialect: {parsed.stdout.decode().strip()}")
+    for route, body in [("detect", {"image_b64": PNG, "min_confidence": 0.4, "typ": 1}),
+                        ("faces", {"image_b64": PNG, "min_confidence": 0.4, "typ": 1}),
+                        ("verify", {"image1_b64": PNG, "image2_b64": PNG, "min_confidence": 0.4,
+                                    "typ": 1})]:
+        parsed = run(tool, "--parse-json", "--deepstack", "--route", route, stdin=json.dumps(body).encode())
+        c.check("requests", parsed.returncode == 0,
+                f"DeepStack dialect, {route}: {parsed.stdout.decode().strip()}")
 
     print(f"{c.passed} passed, {len(c.failed)} failed")
     return 1 if c.failed else 0

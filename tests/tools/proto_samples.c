@@ -5,9 +5,10 @@
  *                                     names a components/schemas entry of the OpenAPI document
  *   visiond_proto_samples --codes     one line per error code: "<name>\t<status>"
  *   visiond_proto_samples --openapi   the embedded OpenAPI JSON (proto_openapi_json()), as is
- *   visiond_proto_samples --parse-json [--deepstack]
- *                                     parses a /v1/detect JSON body from stdin: prints "ok" and exits 0,
- *                                     or prints the error JSON and exits 1
+ *   visiond_proto_samples --parse-json [--deepstack] [--route detect|faces|verify]
+ *                                     parses a JSON body of that route (default detect) from stdin,
+ *                                     then checks it: prints "ok" and exits 0, or prints the error JSON
+ *                                     and exits 1
  * Exit status 2 on usage errors or when out of memory. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "proto_detect.h"
 #include "proto_errors.h"
+#include "proto_face.h"
 #include "proto_openapi.h"
 #include "proto_request.h"
 
@@ -26,6 +28,87 @@ static int emit(const char *schema, int status, char *json)
     }
     printf("%s\t%d\t%s\n", schema, status, json);
     free(json);
+    return 0;
+}
+
+/* The face routes' answers and errors. */
+static int face_samples(void)
+{
+    static float landmarks[PROTO_FACE_LANDMARKS * 2], embedding[PROTO_FACE_EMBEDDING_DIM];
+    for (int i = 0; i < PROTO_FACE_LANDMARKS; i++) {
+        landmarks[2 * i] = 90.0f + (float)i * 1.5f;
+        landmarks[2 * i + 1] = 120.0f + (float)(i % 17) * 2.25f;
+    }
+    for (int i = 0; i < PROTO_FACE_EMBEDDING_DIM; i++)
+        embedding[i] = (float)(i - 64) / 317.0f;
+    const struct proto_face faces[] = {
+        {{80.25f, 100.5f, 220.75f, 260.125f}, 0.97531f, landmarks, embedding},
+        {{-4.5f, 300.0f, 40.0f, 352.0f}, 0.5123f, landmarks, NULL}, /* past the border */
+        {{500.0f, 20.0f, 530.0f, 55.0f}, 0.61f, NULL, NULL},
+    };
+    const struct proto_faces_response full = {
+        .request_id = "3f2a9c1e00000011", .landmark_model = "face_landmark_68",
+        .recognition_model = "face_recognition", .width = 640, .height = 480, .exif_rotated = 1,
+        .faces = faces, .count = 3, .timing_ms = {3.25, 0.5, 18.125, 4.0, 31.0625, 58.5}};
+    const struct proto_faces_response none = {.request_id = "x", .detector_model = "tiny_face_detector",
+                                              .width = 1, .height = 1};
+    const struct proto_verify_response both = {
+        .request_id = "3f2a9c1e00000012", .squared_distance = 0.1681, .threshold = 0.6,
+        .faces = {{1, {80.25f, 100.5f, 220.75f, 260.125f}, 0.97531f, 2},
+                  {1, {-2.0f, 10.0f, 150.0f, 170.0f}, 0.88f, 1}},
+        .timing_ms = {6.5, 0.25, 36.0, 8.0, 62.0, 115.0}};
+    const struct proto_verify_response mixed = {
+        .request_id = "x", .squared_distance = 0.81, .threshold = 0.55,
+        .faces = {{0}, {1, {1.0f, 2.0f, 3.0f, 4.0f}, 0.5f, 7}}};
+    const struct proto_verify_response embeddings = {.request_id = "y", .squared_distance = 0,
+                                                     .threshold = 0};
+    if (emit("FacesResponse", 200, proto_faces_response_json(&full)) ||
+        emit("FacesResponse", 200, proto_faces_response_json(&none)) ||
+        emit("DeepStackFaceResponse", 200, proto_faces_deepstack_json(&full)) ||
+        emit("DeepStackFaceResponse", 200, proto_faces_deepstack_json(&none)) ||
+        emit("VerifyResponse", 200, proto_verify_response_json(&both)) ||
+        emit("VerifyResponse", 200, proto_verify_response_json(&mixed)) ||
+        emit("VerifyResponse", 200, proto_verify_response_json(&embeddings)) ||
+        emit("DeepStackFaceMatchResponse", 200, proto_verify_deepstack_json(&both)) ||
+        emit("DeepStackFaceMatchResponse", 200, proto_verify_deepstack_json(&mixed)) ||
+        emit("DeepStackFaceMatchResponse", 200, proto_verify_deepstack_json(&embeddings)))
+        return -1;
+    struct proto_face_request freq;
+    proto_face_request_init(&freq, PROTO_DIALECT_NATIVE);
+    const char *sides[] = {"image1", "image2", "image"};
+    for (int i = 0; i < 3; i++) {
+        struct proto_err err;
+        proto_face_err_no_face(&err, sides[i], &freq.opt);
+        if (emit("Error", proto_code_status(err.code), proto_err_json(&err, "id-2")) ||
+            emit("DeepStackError", proto_code_status(err.code),
+                 proto_deepstack_error_json(err.code, err.msg, NULL)))
+            return -1;
+    }
+    /* Errors from the parsers. */
+    const char *faces_bodies[] = {"{\"threshold\": 0.5}", "{\"input_size\": 300}", "{}",
+                                  "{\"image_b64\": \"\"}"};
+    for (size_t i = 0; i < sizeof faces_bodies / sizeof faces_bodies[0]; i++) {
+        struct proto_err err = {0};
+        proto_face_request_init(&freq, PROTO_DIALECT_NATIVE);
+        if (proto_face_request_parse_json(&freq, faces_bodies[i], strlen(faces_bodies[i]), &err) == 0)
+            proto_face_request_check(&freq, &err);
+        proto_face_request_release(&freq);
+        if (emit("Error", proto_code_status(err.code), proto_err_json(&err, "id-3")))
+            return -1;
+    }
+    const char *verify_bodies[] = {"{\"image1_b64\": \"AAAA\"}", "{\"embedding1\": [1, 2]}",
+                                   "{\"threshold\": 0.6}", "{\"match_threshold\": 5}",
+                                   "{\"embedding2\": \"1,2\"}"};
+    for (size_t i = 0; i < sizeof verify_bodies / sizeof verify_bodies[0]; i++) {
+        struct proto_verify_request vreq;
+        struct proto_err err = {0};
+        proto_verify_request_init(&vreq, PROTO_DIALECT_NATIVE);
+        if (proto_verify_request_parse_json(&vreq, verify_bodies[i], strlen(verify_bodies[i]), &err) == 0)
+            proto_verify_request_check(&vreq, &err);
+        proto_verify_request_release(&vreq);
+        if (emit("Error", proto_code_status(err.code), proto_err_json(&err, "id-4")))
+            return -1;
+    }
     return 0;
 }
 
@@ -70,6 +153,8 @@ static int samples(void)
                  proto_deepstack_error_json((enum proto_code)c, NULL, "3f2a9c1e00000011")))
             return -1;
     }
+    if (face_samples())
+        return -1;
     /* Errors from the request parser itself. */
     const char *bodies[] = {"{\"image_b64\": \"!!\"}", "{\"conf\": 2}", "[1]", "{\"confidence\": 0.5}",
                             "{\"image_b64\":\"data:text/plain;base64,AAAA\"}", "{"};
@@ -86,7 +171,39 @@ static int samples(void)
     return 0;
 }
 
-static int parse_stdin(enum proto_dialect dialect)
+enum route { ROUTE_DETECT, ROUTE_FACES, ROUTE_VERIFY };
+
+/* Parses and checks body as a JSON body of the route: 0 ok, -1 with *err. */
+static int parse_body(enum route route, enum proto_dialect dialect, const char *body, size_t len,
+                      struct proto_err *err)
+{
+    int rc;
+    if (route == ROUTE_FACES) {
+        struct proto_face_request req;
+        proto_face_request_init(&req, dialect);
+        rc = proto_face_request_parse_json(&req, body, len, err);
+        if (rc == 0)
+            rc = proto_face_request_check(&req, err);
+        proto_face_request_release(&req);
+    } else if (route == ROUTE_VERIFY) {
+        struct proto_verify_request req;
+        proto_verify_request_init(&req, dialect);
+        rc = proto_verify_request_parse_json(&req, body, len, err);
+        if (rc == 0)
+            rc = proto_verify_request_check(&req, err);
+        proto_verify_request_release(&req);
+    } else {
+        struct proto_detect_request req;
+        proto_detect_request_init(&req, dialect);
+        rc = proto_detect_request_parse_json(&req, body, len, err);
+        if (rc == 0)
+            rc = proto_detect_request_check(&req, err);
+        proto_detect_request_release(&req);
+    }
+    return rc;
+}
+
+static int parse_stdin(enum route route, enum proto_dialect dialect)
 {
     size_t cap = 1 << 16, len = 0;
     char *body = malloc(cap);
@@ -104,13 +221,8 @@ static int parse_stdin(enum proto_dialect dialect)
             cap *= 2;
         }
     }
-    struct proto_detect_request req;
     struct proto_err err = {0};
-    proto_detect_request_init(&req, dialect);
-    int rc = proto_detect_request_parse_json(&req, body, len, &err);
-    if (rc == 0)
-        rc = proto_detect_request_check(&req, &err);
-    proto_detect_request_release(&req);
+    const int rc = parse_body(route, dialect, body, len, &err);
     free(body);
     if (rc == 0) {
         puts("ok");
@@ -138,11 +250,26 @@ int main(int argc, char **argv)
         fwrite(proto_openapi_json(), 1, proto_openapi_json_len(), stdout);
         return 0;
     }
-    if (argc >= 2 && argc <= 3 && !strcmp(argv[1], "--parse-json")) {
-        if (argc == 3 && strcmp(argv[2], "--deepstack"))
-            return 2;
-        return parse_stdin(argc == 3 ? PROTO_DIALECT_DEEPSTACK : PROTO_DIALECT_NATIVE);
+    if (argc >= 2 && !strcmp(argv[1], "--parse-json")) {
+        enum proto_dialect dialect = PROTO_DIALECT_NATIVE;
+        enum route route = ROUTE_DETECT;
+        int i = 2;
+        for (; i < argc; i++) {
+            if (!strcmp(argv[i], "--deepstack"))
+                dialect = PROTO_DIALECT_DEEPSTACK;
+            else if (!strcmp(argv[i], "--route") && i + 1 < argc && !strcmp(argv[i + 1], "detect"))
+                route = ROUTE_DETECT, i++;
+            else if (!strcmp(argv[i], "--route") && i + 1 < argc && !strcmp(argv[i + 1], "faces"))
+                route = ROUTE_FACES, i++;
+            else if (!strcmp(argv[i], "--route") && i + 1 < argc && !strcmp(argv[i + 1], "verify"))
+                route = ROUTE_VERIFY, i++;
+            else
+                break;
+        }
+        if (i == argc)
+            return parse_stdin(route, dialect);
     }
-    fprintf(stderr, "usage: visiond_proto_samples [--codes | --openapi | --parse-json [--deepstack]]\n");
+    fprintf(stderr, "usage: visiond_proto_samples [--codes | --openapi | --parse-json [--deepstack] "
+                    "[--route detect|faces|verify]]\n");
     return 2;
 }

@@ -1,0 +1,75 @@
+/* proto_param.h - what proto/'s request parsers share (internal: not for server/ or tests).
+ *
+ * A parameter's value arrives as text (query argument, form field) or as a member of a JSON body; a
+ * struct proto_val holds either, so each parameter's rules and messages are written once for both.
+ * Readers return 0 and the value, or -1 when the value is not of the type (no message); setters check
+ * the range as well and fill a struct proto_err: INVALID_PARAM "<field>: expected <what>, got <value>".
+ * Everything here is pure (no state) and thread-safe. */
+#ifndef PROTO_PARAM_H
+#define PROTO_PARAM_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto_errors.h"
+
+/* A parameter's value as received: exactly one of the two is set. Both borrowed. */
+struct proto_val {
+    const char *str; /* text (query/form) */
+    json_t *json;    /* a JSON value, never JSON null (null means "not given") */
+};
+
+/* s in double quotes for a message: printable ASCII kept, other bytes as '?', cut at 40 characters
+ * (then "..."). buf gets "" if size < 8. */
+void proto_quote(const char *s, char *buf, size_t size);
+
+/* What v is, for a message: the quoted text, or "the string \"..\"", "an array", "1.5", "null", ... */
+void proto_val_describe(const struct proto_val *v, char *buf, size_t size);
+
+/* INVALID_PARAM "<field>: expected <what>, got <v described>". Returns -1. */
+int proto_val_bad(struct proto_err *err, const char *field, const char *what, const struct proto_val *v);
+
+/* INTERNAL "<field>: out of memory". Returns -1. */
+int proto_err_nomem(struct proto_err *err, const char *field);
+
+/* A JSON number, or text that is a decimal number (digits, sign, '.', exponent only: no "nan", "inf",
+ * hex or spaces) and finite. */
+int proto_val_number(const struct proto_val *v, double *out);
+
+/* A JSON integer, or text of an optional sign and digits; out of range of long long reads as
+ * LLONG_MAX/MIN (out of any range the callers check). */
+int proto_val_integer(const struct proto_val *v, long long *out);
+
+/* JSON true/false, or text "true"/"false" (case-insensitive), "1"/"0". */
+int proto_val_bool(const struct proto_val *v, int *out);
+
+/* The text, or a JSON string's value; NULL for any other JSON value. Borrowed from v. */
+const char *proto_val_string(const struct proto_val *v);
+
+/* Setters: *dst only changes on success. */
+int proto_val_set_unit(float *dst, const char *field, const struct proto_val *v, struct proto_err *err);
+int proto_val_set_int(int *dst, long long lo, long long hi, const char *field, const struct proto_val *v,
+                      struct proto_err *err);
+int proto_val_set_bool(int *dst, const char *field, const struct proto_val *v, struct proto_err *err);
+
+/* An image sent as text: plain base64 or a "data:image/<type>;base64,..." URI (proto_base64_decode's
+ * rules). On success *out is a new buffer (caller frees) of *out_len bytes. Errors: INVALID_PARAM (not a
+ * string, malformed URI, bad base64), UNSUPPORTED_MEDIA_TYPE (a data: URI of a non-image type). */
+int proto_val_image_b64(const char *field, const struct proto_val *v, uint8_t **out, size_t *out_len,
+                        struct proto_err *err);
+
+/* "<prefix><key>" in buf, the key's bytes outside printable ASCII replaced by '?', so it can be echoed. */
+void proto_field_name(const char *prefix, const char *key, char *buf, size_t size);
+
+/* The name among names[0..n) a mistyped key most likely meant: one is a prefix of the other (at least 3
+ * characters, case-insensitive), else the nearest by edit distance if at most 2 edits; NULL if none.
+ * Borrowed: one of names. */
+const char *proto_suggest(const char *key, const char *const *names, size_t n);
+
+/* Parses a JSON body that must be one object (body borrowed, need not be NUL-terminated; NULL = empty).
+ * On success *out is a new reference (caller json_decref()s). Errors: BAD_JSON with field "$" (not JSON:
+ * the message gives line and column; or not an object), INTERNAL when out of memory. */
+int proto_json_load_object(const char *body, size_t len, json_t **out, struct proto_err *err);
+
+#endif
