@@ -233,7 +233,9 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
             return MHD_NO;
         }
     }
-    size_t cap = f->len + 1;
+    /* A field's buffer always holds len + 1 bytes once it exists; none yet: capacity 0, so the first
+     * append allocates even for an empty part (MHD calls us with size 0 for an empty file). */
+    size_t cap = f->data ? f->len + 1 : 0;
     if (size && append(&f->data, &f->len, &cap, data, size)) {
         refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
         return MHD_NO;
@@ -404,13 +406,32 @@ void srv_req_reply(struct srv_req *r, int status, const char *content_type, char
     pthread_mutex_unlock(&r->lock);
 }
 
+/* "GET, HEAD, OPTIONS": the methods a route answers, for the Allow header a 405 must carry. */
+static void allowed_methods(const struct srv_route *route, char *buf, size_t size)
+{
+    static const struct {
+        enum srv_method method;
+        const char *name;
+    } names[] = {{SRV_GET, "GET"}, {SRV_HEAD, "HEAD"}, {SRV_POST, "POST"}, {SRV_OPTIONS, "OPTIONS"}};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && used < size; i++)
+        if ((route->methods | SRV_OPTIONS) & names[i].method)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", names[i].name);
+}
+
 static void reply_error(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
 {
     char *body = r->route && r->route->error_body
                      ? r->route->error_body((int)code, msg, field, r->id)
                      : proto_error_json(code, msg, field, r->id);
+    char allow[64];
+    const char *const allow_header[] = {"Allow", allow, NULL};
+    const int with_allow = code == PROTO_ERR_METHOD_NOT_ALLOWED && r->route;
+    if (with_allow)
+        allowed_methods(r->route, allow, sizeof allow);
     srv_req_reply(r, proto_code_status(code), "application/json", body, body ? strlen(body) : 0,
-                  NULL);
+                  with_allow ? allow_header : NULL);
 }
 
 static void reply_preflight(struct srv_req *r)

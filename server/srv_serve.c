@@ -372,7 +372,7 @@ static const struct srv_route routes[] = {
     {"/healthz", SRV_GET | SRV_HEAD, healthz_handler, 0, "healthz", NULL},
     {"/readyz", SRV_GET | SRV_HEAD, readyz_handler, 0, "readyz", NULL},
     {"/metrics", SRV_GET, metrics_handler, 1, "metrics", NULL},
-    {"/openapi.json", SRV_GET, openapi_handler, 0, "openapi", NULL},
+    {"/openapi.json", SRV_GET, openapi_handler, 1, "openapi", NULL},
 };
 
 static int auth_ok(void *arg, const char *key)

@@ -1,0 +1,249 @@
+#!/usr/bin/python3
+"""Bad requests against one live `visiond serve` (issue 3, acceptance 4): every case folder in
+tests/http_bad/ is sent to the daemon, whose answer must have the expected status and error code; then
+the daemon must still be up (GET /healthz, and a good POST /v1/detect still answers 200) and exit 0 on
+SIGTERM. The format of the case folders is described in tests/http_bad/README.md.
+
+Each answer must also carry X-Request-Id, be JSON that matches proto/openapi.yaml's schema for that path,
+method and status (DeepStack's error shape on /v1/vision/detection), and name the expected field when the
+case gives one (the message then starts with it).
+
+The daemon runs with --max-body 200000 (so "over the limit" cases stay small) and the default
+--max-pixels (40 MP). Generated inputs (truncated photos, PNG/JPEG headers declaring huge sizes, random
+bytes) are made here, so no binary files are committed.
+
+usage: test_http_bad.py --visiond build/visiond [--only CASE[,CASE...]]   (run from the project root)
+Exit 0 if all pass, 1 on any failure, 77 (skipped) without python3-yaml/-jsonschema or the models.
+"""
+import argparse
+import base64
+import pathlib
+import random
+import struct
+import sys
+import zlib
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import daemon  # noqa: E402
+
+try:
+    import jsonschema  # noqa: F401
+    import yaml  # noqa: F401
+except ImportError as e:
+    print(f"SKIP: {e} (needs Debian's python3-yaml and python3-jsonschema: /usr/bin/python3)")
+    sys.exit(77)
+
+CASES = daemon.ROOT / "tests" / "http_bad"
+MAX_BODY = 200000
+BOUNDARY = "visiond-bad-request-boundary"
+
+
+class CaseError(Exception):
+    pass
+
+
+# ---- body sources -----------------------------------------------------------------------------------
+
+def unescape(s):
+    return s.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
+
+
+def png_header(width, height):
+    """A PNG whose IHDR declares width x height (8-bit RGB), with correct CRCs, one small IDAT (the
+    first row, so a decoder that ignores the limit would start allocating) and IEND."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+            chunk(b"IDAT", zlib.compress(b"\x00" * min(1 + 3 * width, 1 << 16))) + chunk(b"IEND", b""))
+
+
+def jpeg_header(width, height):
+    """A real 16x16 baseline JPEG (cv2) whose SOF0 is patched to declare width x height."""
+    import cv2
+    import numpy as np
+    ok, enc = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))
+    data = bytearray(enc.tobytes())
+    i = data.find(b"\xff\xc0")
+    if not ok or i < 0:
+        raise CaseError("cv2 did not produce a baseline JPEG")
+    data[i + 5:i + 9] = struct.pack(">HH", height, width)  # FFC0, length(2), precision(1), Y, X
+    return bytes(data)
+
+
+def source(spec, folder):
+    """The bytes of one body source (see tests/http_bad/README.md)."""
+    words = spec.split(None, 1)
+    kind, rest = (words[0], words[1] if len(words) > 1 else "")
+    args = rest.split()
+    if kind == "empty":
+        return b""
+    if kind == "text":
+        return unescape(rest)
+    if kind == "file":
+        return (folder / rest).read_bytes()
+    if kind == "image":
+        data = (daemon.SHARED / "images" / args[0]).read_bytes()
+        if len(args) == 3 and args[1] == "bytes":
+            data = data[:int(args[2])]
+        return data
+    if kind == "random":
+        return random.Random(int(args[1]) if len(args) > 1 else 1).randbytes(int(args[0]))
+    if kind == "png":
+        return png_header(int(args[0]), int(args[1]))
+    if kind == "jpeg":
+        return jpeg_header(int(args[0]), int(args[1]))
+    if kind == "cut":  # cut N SOURCE: the first N bytes of SOURCE
+        return source(rest.split(None, 1)[1], folder)[:int(args[0])]
+    if kind == "photo-png":  # photo-png NAME: ../shared/images/NAME re-encoded as PNG (cv2)
+        import cv2
+        ok, enc = cv2.imencode(".png", cv2.imread(str(daemon.SHARED / "images" / args[0]), cv2.IMREAD_COLOR))
+        if not ok:
+            raise CaseError(f"cv2 could not re-encode {args[0]}")
+        return enc.tobytes()
+    if kind == "base64":
+        return base64.b64encode(source(rest, folder))
+    if kind == "json-image":  # {"image_b64": "<base64 of SOURCE>"}
+        return b'{"image_b64": "' + base64.b64encode(source(rest, folder)) + b'"}'
+    raise CaseError(f"unknown body source {kind!r}")
+
+
+def parse_request(folder):
+    req = {"method": "POST", "path": "/v1/detect", "headers": [], "body": None, "parts": []}
+    for n, raw in enumerate((folder / "request").read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        value = value.strip()
+        if not sep:
+            raise CaseError(f"{folder.name}/request:{n}: expected 'key: value'")
+        if key == "method":
+            req["method"] = value
+        elif key == "path":
+            req["path"] = value
+        elif key == "header":
+            name, sep, hval = value.partition(":")
+            if not sep:
+                raise CaseError(f"{folder.name}/request:{n}: header needs 'Name: value'")
+            req["headers"].append((name.strip(), hval.strip()))
+        elif key == "body":
+            req["body"] = value
+        elif key == "part":
+            name, filename, ctype, spec = value.split(None, 3)
+            req["parts"].append((name, filename, ctype, spec))
+        else:
+            raise CaseError(f"{folder.name}/request:{n}: unknown key {key!r}")
+    headers = dict(req["headers"])
+    if req["body"] == "multipart":
+        fields = []
+        for name, filename, ctype, spec in req["parts"]:
+            data = source(spec, folder)
+            if filename == "-":
+                fields.append((name, data.decode("latin-1")))
+            else:
+                fields.append((name, (filename, data, "application/octet-stream" if ctype == "-" else ctype)))
+        body, ctype = daemon.multipart(fields, BOUNDARY)
+        headers.setdefault("Content-Type", ctype)
+    elif req["body"] is not None:
+        body = source(req["body"], folder)
+    else:
+        body = None
+    return req["method"], req["path"], headers, body
+
+
+def parse_expected(folder):
+    lines = [x.strip() for x in (folder / "expected").read_text(encoding="utf-8").splitlines()
+             if x.strip() and not x.startswith("#")]
+    status, code = lines[0].split()
+    exp = {"status": int(status), "code": code, "field": None, "headers": []}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        if key == "field":
+            exp["field"] = value.strip()
+        elif key == "header":
+            exp["headers"].append(value.strip())
+        else:
+            raise CaseError(f"{folder.name}/expected: unknown key {key!r}")
+    return exp
+
+
+# ---- running ----------------------------------------------------------------------------------------
+
+def run_case(c, api, d, folder):
+    name = folder.name
+    failed_before = len(c.failed)
+    method, path, headers, body = parse_request(folder)
+    exp = parse_expected(folder)
+    r = d.request(method, path, body=body, headers=headers, timeout=30)
+    c.check(name, r.status == exp["status"], f"status {exp['status']}", f"got {r!r}")
+    c.check(name, r.header("X-Request-Id") is not None, "X-Request-Id header")
+    c.check(name, (r.header("Content-Type") or "").startswith("application/json"), "JSON answer",
+            str(r.header("Content-Type")))
+    for h in exp["headers"]:
+        c.check(name, r.header(h) is not None, f"header {h}", str(dict(r.headers)))
+    try:
+        doc = r.json()
+    except ValueError as e:
+        c.check(name, False, "body is JSON", f"{e}: {r.body[:200]!r}")
+        return
+    problems = api.validate(path.split("?")[0], method, r.status, doc)
+    c.check(name, not problems, "body matches proto/openapi.yaml", "; ".join(problems[:3]))
+    if exp["code"] == "(deepstack)":
+        c.check(name, doc.get("success") is False and doc.get("code") == r.status and doc.get("error"),
+                "DeepStack error shape with the status as code", str(doc))
+        if len(c.failed) == failed_before:
+            print(f"ok   {name}: {r.status} (DeepStack) {str(doc.get('error'))[:100]}", flush=True)
+        return
+    err = doc.get("error", {}) if isinstance(doc, dict) else {}
+    c.check(name, err.get("code") == exp["code"], f"error code {exp['code']}", str(doc))
+    c.check(name, doc.get("request_id") == r.header("X-Request-Id"), "request_id is the header's")
+    if exp["field"] is not None:
+        c.check(name, err.get("field") == exp["field"], f"field {exp['field']}", str(doc))
+        c.check(name, str(err.get("message", "")).startswith(exp["field"] + ": "),
+                "the message starts with the field", str(err.get("message")))
+    if len(c.failed) == failed_before:
+        print(f"ok   {name}: {r.status} {err.get('code')} {err.get('message', '')[:100]}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--visiond", required=True)
+    ap.add_argument("--only", help="comma-separated case names")
+    args = ap.parse_args()
+    if not (daemon.ROOT / "models").is_dir() or not (daemon.SHARED / "images" / "dog.jpg").exists():
+        print("SKIP: needs ./models (scripts/fetch-models) and ../shared/images")
+        return 77
+    folders = sorted(p for p in CASES.iterdir() if p.is_dir())
+    if args.only:
+        want = set(args.only.split(","))
+        folders = [p for p in folders if p.name in want]
+    c = daemon.Checks()
+    api = daemon.OpenApi()
+    with daemon.Daemon(pathlib.Path(args.visiond).resolve(), "--max-body", str(MAX_BODY)) as d:
+        for folder in folders:
+            try:
+                run_case(c, api, d, folder)
+            except (CaseError, OSError) as e:
+                c.check(folder.name, False, "case ran", repr(e))
+            if not d.alive():
+                c.check(folder.name, False, "the daemon is still running after this case", d.stderr()[-2000:])
+                break
+        if d.alive():
+            r = d.get("/healthz")
+            c.check("after", r.status == 200, "GET /healthz answers 200 after every bad request", repr(r))
+            dog = (daemon.SHARED / "images" / "dog.jpg").read_bytes()
+            r = d.post_raw("/v1/detect", dog, "image/jpeg")
+            c.check("after", r.status == 200 and r.json()["count"] > 0,
+                    "a good POST /v1/detect still answers 200 with detections", repr(r))
+        code, err = d.stop()
+    c.check("after", code == 0, "the daemon exits 0 on SIGTERM", f"exit {code}")
+    c.check("after", "stopped (0 requests unfinished)" in err, "nothing left unfinished", err[-500:])
+    report = daemon.sanitizer_report(err)
+    c.check("after", not report, "no sanitizer report on stderr", report)
+    print(f"{len(folders)} cases")
+    return c.summary("test_http_bad")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
