@@ -8,14 +8,25 @@
 
 #include "layer.h"
 
-static int out_dim(int n, int size, int stride, int pad)
+static int out_dim(int n, int size, int stride, int pad_before, int pad_after)
 {
-    return (n + 2 * pad - size) / stride + 1;
+    return (n + pad_before + pad_after - size) / stride + 1;
 }
 
 static int is_pointwise(const struct eng_conv *c)
 {
-    return c->size == 1 && c->stride == 1 && c->pad == 0;
+    return c->size == 1 && c->stride == 1 && c->pad_top == 0 && c->pad_left == 0 &&
+           c->pad_bottom == 0 && c->pad_right == 0;
+}
+
+void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *after)
+{
+    const int o = (n + stride - 1) / stride;
+    int total = (o - 1) * stride + size - n;
+    total = total > 0 ? total : 0;
+    *out = o;
+    *before = total / 2;
+    *after = total - total / 2;
 }
 
 /* Unfolds one group's input channels into a (channels*size*size) x (out_h*out_w) matrix. */
@@ -29,7 +40,7 @@ static void im2col(const float *in, int channels, int h, int w, const struct eng
             for (int kx = 0; kx < k; kx++) {
                 float *row = col + (((size_t)ch * k + ky) * k + kx) * out_h * out_w;
                 for (int oy = 0; oy < out_h; oy++) {
-                    const int iy = oy * c->stride - c->pad + ky;
+                    const int iy = oy * c->stride - c->pad_top + ky;
                     float *dst = row + (size_t)oy * out_w;
                     if (iy < 0 || iy >= h) {
                         memset(dst, 0, sizeof(float) * out_w);
@@ -37,7 +48,7 @@ static void im2col(const float *in, int channels, int h, int w, const struct eng
                     }
                     const float *src = plane + (size_t)iy * w;
                     for (int ox = 0; ox < out_w; ox++) {
-                        const int ix = ox * c->stride - c->pad + kx;
+                        const int ix = ox * c->stride - c->pad_left + kx;
                         dst[ox] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
                     }
                 }
@@ -67,7 +78,7 @@ static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out_c, n, k, 1.0f, a, k, b, n, 0.0f,
                     out, n);
     }
-    for (int o = 0; o < c->filters; o++) {
+    for (int o = 0; c->bias && o < c->filters; o++) {
         float *plane = f->out + (size_t)o * n;
         const float bias = c->bias[o];
         for (int i = 0; i < n; i++)
@@ -83,16 +94,28 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
         snprintf(why, why_size, "filters, size, stride and groups must be positive, pad >= 0");
         return -1;
     }
+    if (c->same && c->pad) {
+        snprintf(why, why_size, "'same' padding and pad=%d are exclusive", c->pad);
+        return -1;
+    }
     if (l->in.c % c->groups || c->filters % c->groups) {
         snprintf(why, why_size, "groups=%d must divide input channels (%d) and filters (%d)",
                  c->groups, l->in.c, c->filters);
         return -1;
     }
-    const int oh = out_dim(l->in.h, c->size, c->stride, c->pad);
-    const int ow = out_dim(l->in.w, c->size, c->stride, c->pad);
+    if (c->same) { /* the output sizes below then come out as TF's ceil(n / stride) */
+        int o;
+        eng_tf_same_pad(l->in.h, c->size, c->stride, &o, &c->pad_top, &c->pad_bottom);
+        eng_tf_same_pad(l->in.w, c->size, c->stride, &o, &c->pad_left, &c->pad_right);
+    } else {
+        c->pad_top = c->pad_left = c->pad_bottom = c->pad_right = c->pad;
+    }
+    const int ph = c->pad_top + c->pad_bottom, pw = c->pad_left + c->pad_right;
+    const int oh = out_dim(l->in.h, c->size, c->stride, c->pad_top, c->pad_bottom);
+    const int ow = out_dim(l->in.w, c->size, c->stride, c->pad_left, c->pad_right);
     /* C division truncates toward zero, so out_dim alone would give 1 for a kernel that overhangs
      * the padded input by less than a stride: test the fit itself. */
-    if (oh <= 0 || ow <= 0 || l->in.h + 2 * c->pad < c->size || l->in.w + 2 * c->pad < c->size) {
+    if (oh <= 0 || ow <= 0 || l->in.h + ph < c->size || l->in.w + pw < c->size) {
         snprintf(why, why_size, "a %dx%d kernel does not fit the %dx%d input", c->size, c->size,
                  l->in.w, l->in.h);
         return -1;

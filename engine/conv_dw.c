@@ -78,8 +78,8 @@ static void dw_row(const struct eng_layer *l, const float *in, const float *w, f
                    const float *zero, int oy, float *orow)
 {
     const struct eng_conv *c = &l->p.conv;
-    const int k = c->size, s = c->stride, p = c->pad, ih = l->in.h, iw = l->in.w, ow = l->out.w;
-    const int iy0 = oy * s - p;
+    const int k = c->size, s = c->stride, p = c->pad_left, ih = l->in.h, iw = l->in.w, ow = l->out.w;
+    const int iy0 = oy * s - c->pad_top;
     int lo = 0, hi = 0;
     if (k == 3 && (s == 1 || s == 2)) {
         interior_columns(k, s, p, iw, ow, &lo, &hi);
@@ -112,7 +112,7 @@ void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd 
         const float *w = c->weights + (size_t)ch * k * k;
         float *out = f->out + (size_t)ch * oh * ow;
         for (int oy = 0; oy < oh; oy++)
-            dw_row(l, in, w, c->bias[ch], zero, oy, out + (size_t)oy * ow);
+            dw_row(l, in, w, c->bias ? c->bias[ch] : 0.0f, zero, oy, out + (size_t)oy * ow);
         eng_activate(out, (size_t)oh * ow, c->act);
     }
 }

@@ -29,6 +29,9 @@ enum eng_layer_kind {
     ENG_LAYER_DROPOUT,
     ENG_LAYER_YOLO,
     ENG_LAYER_REGION,
+    ENG_LAYER_SCALE, /* not darknet sections: built by other loaders (face.c) */
+    ENG_LAYER_DENSE,
+    ENG_LAYER_ADD,
 };
 
 /* Channels, height, width of one image (batch size is 1; tensors are CHW float32, NCHW with N=1). */
@@ -43,14 +46,49 @@ static inline size_t eng_shape_size(struct eng_shape s)
 
 struct eng_conv {
     int filters, size, stride, pad, groups;
+    int same; /* TensorFlow 'same' padding instead of `pad` (which must be 0): out = ceil(n / stride),
+               * total padding max((out - 1) * stride + size - n, 0), the odd pixel bottom/right */
+    int pad_top, pad_left, pad_bottom, pad_right; /* filled by setup from pad or same */
     enum eng_act act;
     int batch_normalize;  /* the weights file carries BN parameters for it (folded when loaded) */
     const float *weights; /* [filters][c/groups][size][size], batch norm already folded in */
-    const float *bias;    /* [filters] */
+    const float *bias;    /* [filters], or NULL for none */
 };
 
+/* maxpool: darknet's `padding` is the total, split as pad/2 before (so pad = TensorFlow's total 'same'
+ * padding gives TF's 'same' pooling). avgpool: size 0 is darknet's global average; size > 0 is a
+ * window of size x size moved by stride over the input without padding (TF 'valid'). */
 struct eng_pool {
-    int size, stride, pad; /* darknet's `padding`: total, split as pad/2 before */
+    int size, stride, pad;
+};
+
+/* Per-channel y = x * weights[c] + bias[c], then act (the Caffe/dlib "scale" layer). */
+struct eng_scale {
+    const float *weights, *bias; /* [channels] each */
+    enum eng_act act;
+};
+
+/* Fully connected: the input, flattened in CHW order, times a matrix, plus bias, then act.
+ * Output shape outputs x 1 x 1. */
+struct eng_dense {
+    int outputs;
+    enum eng_act act;
+    const float *weights; /* [outputs][inputs] */
+    const float *bias;    /* [outputs], or NULL for none */
+};
+
+#define ENG_ADD_MAX_INPUTS 8
+
+/* Elementwise sum of earlier layers' outputs, then act. With zero_extend the shapes may differ: the
+ * output takes the largest channels, height and width, and each input is added at the origin as if
+ * padded with zeros after its last channel, row and column (TF's concat-with-zeros in ResNet blocks
+ * that change shape); without it every input must have the same shape. */
+struct eng_add {
+    int n;
+    int inputs[ENG_ADD_MAX_INPUTS]; /* absolute layer indices, all earlier than this layer */
+    struct eng_shape shapes[ENG_ADD_MAX_INPUTS]; /* each input's shape (filled by setup) */
+    int zero_extend;
+    enum eng_act act;
 };
 
 struct eng_upsample {
@@ -108,6 +146,9 @@ struct eng_layer {
         struct eng_route route;
         struct eng_shortcut shortcut;
         struct eng_head head;
+        struct eng_scale scale;
+        struct eng_dense dense;
+        struct eng_add add;
     } p;
 };
 
@@ -122,6 +163,12 @@ int eng_shortcut_setup(struct eng_layer *l, const struct eng_layer *layers, char
 int eng_dropout_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_yolo_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_region_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_scale_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_dense_setup(struct eng_layer *l, char *why, size_t why_size);
+int eng_add_setup(struct eng_layer *l, const struct eng_layer *layers, char *why, size_t why_size);
+
+/* TensorFlow 'same' padding along one axis: output size and the padding before and after. */
+void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *after);
 
 /* Depthwise convolution computed directly (conv_dw.c); used by conv for groups == channels. */
 void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd *f);

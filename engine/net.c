@@ -114,34 +114,29 @@ void eng_ctx_free(struct eng_ctx *ctx)
     free(ctx);
 }
 
-struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
+/* What a context for net needs: arena floats (input and every output), scratch, head rows. */
+static void ctx_sizes(const struct eng_net *net, size_t *total, size_t *work, size_t *rows)
 {
-    struct eng_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        goto nomem;
-    ctx->net = net;
-    size_t total = eng_shape_size(net->input), work = 1, rows = 1;
+    *total = eng_shape_size(net->input);
+    *work = 1;
+    *rows = 1;
     for (int i = 0; i < net->n_layers; i++) {
         const struct eng_layer *l = &net->layers[i];
         if (l->forward)
-            total += eng_shape_size(l->out);
-        if (l->work_floats > work)
-            work = l->work_floats;
+            *total += eng_shape_size(l->out);
+        if (l->work_floats > *work)
+            *work = l->work_floats;
         if (l->kind == ENG_LAYER_YOLO || l->kind == ENG_LAYER_REGION) {
             const size_t r = eng_head_rows_count(l) * (5 + (size_t)l->p.head.classes);
-            rows = r > rows ? r : rows;
+            *rows = r > *rows ? r : *rows;
         }
     }
-    ctx->arena = malloc(sizeof(float) * total);
-    ctx->outs = calloc((size_t)net->n_layers + 1, sizeof *ctx->outs);
-    ctx->work = malloc(sizeof(float) * work);
-    ctx->rows = malloc(sizeof(float) * rows);
-    ctx->cand = calloc(net->max_candidates + 1, sizeof *ctx->cand);
-    ctx->layer_ms = calloc((size_t)net->n_layers + 1, sizeof *ctx->layer_ms);
-    if (!ctx->arena || !ctx->outs || !ctx->work || !ctx->rows || !ctx->cand || !ctx->layer_ms)
-        goto nomem;
+}
 
-    /* Every layer keeps its own output: route and shortcut may read any earlier one. */
+/* Every layer keeps its own output: route and shortcut may read any earlier one. */
+static void ctx_layout(struct eng_ctx *ctx, const struct eng_net *net)
+{
+    ctx->net = net;
     ctx->input = ctx->arena;
     float *next = ctx->arena + eng_shape_size(net->input);
     const float *prev = ctx->input;
@@ -155,6 +150,40 @@ struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
         }
         prev = ctx->outs[i];
     }
+}
+
+int eng_ctx_bind(struct eng_ctx *ctx, const struct eng_net *net)
+{
+    size_t total, work, rows;
+    ctx_sizes(net, &total, &work, &rows);
+    if (net->n_layers != ctx->cap_layers || total > ctx->cap_arena || work > ctx->cap_work ||
+        rows > ctx->cap_rows || net->max_candidates > ctx->cap_candidates)
+        return -1;
+    ctx_layout(ctx, net);
+    return 0;
+}
+
+struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
+{
+    struct eng_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        goto nomem;
+    size_t total, work, rows;
+    ctx_sizes(net, &total, &work, &rows);
+    ctx->cap_layers = net->n_layers;
+    ctx->cap_arena = total;
+    ctx->cap_work = work;
+    ctx->cap_rows = rows;
+    ctx->cap_candidates = net->max_candidates;
+    ctx->arena = malloc(sizeof(float) * total);
+    ctx->outs = calloc((size_t)net->n_layers + 1, sizeof *ctx->outs);
+    ctx->work = malloc(sizeof(float) * work);
+    ctx->rows = malloc(sizeof(float) * rows);
+    ctx->cand = calloc(net->max_candidates + 1, sizeof *ctx->cand);
+    ctx->layer_ms = calloc((size_t)net->n_layers + 1, sizeof *ctx->layer_ms);
+    if (!ctx->arena || !ctx->outs || !ctx->work || !ctx->rows || !ctx->cand || !ctx->layer_ms)
+        goto nomem;
+    ctx_layout(ctx, net);
     return ctx;
 
 nomem:

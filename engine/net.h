@@ -53,11 +53,20 @@ struct eng_ctx {
     struct eng_detection *cand; /* net->max_candidates candidate boxes for detection */
     double *layer_ms;          /* per-layer time of the last forward when profiling is on */
     int profile;
+    /* what the buffers were sized for (the net given to eng_ctx_new) */
+    int cap_layers;
+    size_t cap_arena, cap_work, cap_rows, cap_candidates;
 };
 
 /* New context for net, or NULL with err (ENG_ERR_NOMEM). Free with eng_ctx_free. */
 struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err);
 void eng_ctx_free(struct eng_ctx *ctx);
+
+/* Re-points ctx at another net that fits in its buffers: the same number of layers, and no more
+ * activations, scratch or candidates than the net ctx was created for (in practice the same
+ * architecture built for a smaller input size, sharing weights). Returns 0, or -1 with ctx unchanged
+ * if net does not fit. Never allocates; outputs of the previous forward are lost. */
+int eng_ctx_bind(struct eng_ctx *ctx, const struct eng_net *net);
 
 /* Runs every layer on ctx->input. Never fails and never allocates. */
 void eng_net_forward(const struct eng_net *net, struct eng_ctx *ctx);

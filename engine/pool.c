@@ -2,7 +2,8 @@
  *
  * maxpool: out = (n + padding - size) / stride + 1, the window starts padding/2 before the input, and
  * cells outside the input never win (so size=2 stride=1 keeps the grid size, as in yolov3-tiny).
- * avgpool: darknet's is global: each channel becomes its mean. */
+ * avgpool: darknet's is global: each channel becomes its mean. With size > 0 (not from darknet cfgs)
+ * it is TensorFlow's 'valid' average pooling: size x size windows moved by stride, no padding. */
 #include <float.h>
 #include <stdio.h>
 
@@ -73,12 +74,48 @@ static void avgpool_forward(const struct eng_layer *l, const struct eng_fwd *f)
     }
 }
 
+static void avgpool_window_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    const struct eng_pool *p = &l->p.pool;
+    const float count = (float)(p->size * p->size);
+    for (int c = 0; c < l->out.c; c++) {
+        const float *in = f->in + (size_t)c * l->in.h * l->in.w;
+        float *out = f->out + (size_t)c * l->out.h * l->out.w;
+        for (int oy = 0; oy < l->out.h; oy++) {
+            for (int ox = 0; ox < l->out.w; ox++) {
+                float sum = 0.0f;
+                for (int ky = 0; ky < p->size; ky++) {
+                    const float *row = in + (size_t)(oy * p->stride + ky) * l->in.w + ox * p->stride;
+                    for (int kx = 0; kx < p->size; kx++)
+                        sum += row[kx];
+                }
+                out[(size_t)oy * l->out.w + ox] = sum / count;
+            }
+        }
+    }
+}
+
 int eng_avgpool_setup(struct eng_layer *l, char *why, size_t why_size)
 {
-    (void)why;
-    (void)why_size;
-    l->out = (struct eng_shape){l->in.c, 1, 1};
-    l->forward = avgpool_forward;
-    l->flops = (double)eng_shape_size(l->in);
+    const struct eng_pool *p = &l->p.pool;
+    if (p->size == 0) {
+        l->out = (struct eng_shape){l->in.c, 1, 1};
+        l->forward = avgpool_forward;
+        l->flops = (double)eng_shape_size(l->in);
+        return 0;
+    }
+    if (p->size < 0 || p->stride <= 0 || p->pad != 0) {
+        snprintf(why, why_size, "a windowed avgpool needs size > 0, stride > 0 and no padding");
+        return -1;
+    }
+    if (l->in.h < p->size || l->in.w < p->size) {
+        snprintf(why, why_size, "a %dx%d window does not fit the %dx%d input", p->size, p->size,
+                 l->in.w, l->in.h);
+        return -1;
+    }
+    l->out = (struct eng_shape){l->in.c, (l->in.h - p->size) / p->stride + 1,
+                                (l->in.w - p->size) / p->stride + 1};
+    l->forward = avgpool_window_forward;
+    l->flops = (double)eng_shape_size(l->out) * p->size * p->size;
     return 0;
 }

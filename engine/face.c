@@ -1,0 +1,873 @@
+/* face.c - face-api's three networks as engine layer arrays, and its pre- and post-processing.
+ *
+ * Loading converts every tensor once into the models' parameter block (TF layouts to the engine's,
+ * see tfjs.h) and builds the layer arrays: one detector per supported input size (they share the
+ * weights; a detector's layer array is about 4 KB), one landmark net, one recognition net. A context
+ * holds three eng_ctx: the detector's sized for the largest input and re-pointed (eng_ctx_bind) at
+ * the size a request asks for. Image preparation (crop, zero padding to a square, TF.js bilinear
+ * resize, mean subtraction) samples the image directly into the network input, with no intermediate
+ * buffer. The face-api source each step follows is named in its comment. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "face.h"
+#include "net.h"
+#include "tfjs.h"
+
+#define DET_ANCHORS 5
+#define DET_BOX 5 /* x, y, w, h, score: one class, so no class scores (TinyYolov2Base.boxEncodingSize) */
+#define MAX_NET_LAYERS 128
+
+/* tinyFaceDetector/const.ts */
+static const double det_anchors[DET_ANCHORS][2] = {
+    {1.603231, 2.094468}, {6.041143, 7.080126}, {2.882459, 3.518061},
+    {4.266906, 5.178857}, {9.041765, 10.66308},
+};
+static const float det_mean[3] = {117.001f, 114.697f, 97.404f};
+/* faceFeatureExtractor/FaceFeatureExtractor.ts and faceRecognitionNet/FaceRecognitionNet.ts */
+static const float face_mean[3] = {122.782f, 117.001f, 104.298f};
+
+struct eng_face_models {
+    float *params; /* every converted tensor */
+    size_t n_params;
+    int max_input;
+    int n_det;
+    struct eng_net **det; /* det[i] takes input 32 * (i + 1) */
+    struct eng_net *lm, *rec;
+};
+
+struct eng_face_ctx {
+    const struct eng_face_models *m;
+    struct eng_ctx *det, *lm, *rec;
+    struct eng_detection *cand; /* room for every anchor of the largest detector */
+    int cap_cand;
+};
+
+/* ---- building ------------------------------------------------------------------------------- */
+
+struct cached {
+    const char *name; /* borrowed from the tfjs table being built from */
+    const float *data;
+};
+
+struct builder {
+    const struct eng_tfjs_weights *w;
+    struct eng_err *err;
+    float *params; /* bump allocation: converted tensors */
+    size_t used, cap;
+    struct cached *cache; /* converted tensors by name, so detectors of every size share them */
+    int n_cache, cap_cache;
+    int part_first; /* the current part's first cache entry: lookups stay within the part */
+    struct eng_net *net; /* being built */
+    struct eng_shape cur;
+};
+
+enum layout { LAYOUT_COPY, LAYOUT_CONV, LAYOUT_DEPTHWISE, LAYOUT_DENSE };
+
+/* The tensor `name` (with `rank` dims `shape`) converted to the engine's layout. */
+static const float *param(struct builder *b, const char *name, enum layout layout, int rank,
+                          const int *shape)
+{
+    for (int i = b->part_first; i < b->n_cache; i++)
+        if (strcmp(b->cache[i].name, name) == 0)
+            return b->cache[i].data;
+    const float *src = eng_tfjs_get(b->w, name, rank, shape, b->err);
+    if (!src)
+        return NULL;
+    const struct eng_tfjs_tensor *t = eng_tfjs_find(b->w, name);
+    if (t->size > b->cap - b->used || b->n_cache >= b->cap_cache) {
+        eng_err_set(b->err, ENG_ERR_INVALID, name, "more weights than the manifests declare");
+        return NULL;
+    }
+    float *dst = b->params + b->used;
+    switch (layout) {
+    case LAYOUT_COPY: memcpy(dst, src, sizeof(float) * t->size); break;
+    case LAYOUT_CONV: eng_tfjs_conv_to_engine(src, shape[0], shape[1], shape[2], shape[3], dst); break;
+    case LAYOUT_DEPTHWISE: eng_tfjs_depthwise_to_engine(src, shape[0], shape[1], shape[2], dst); break;
+    case LAYOUT_DENSE: eng_tfjs_dense_to_engine(src, shape[0], shape[1], dst); break;
+    }
+    b->used += t->size;
+    b->cache[b->n_cache++] = (struct cached){t->name, dst};
+    return dst;
+}
+
+static const float *vec(struct builder *b, const char *name, int n)
+{
+    return param(b, name, LAYOUT_COPY, 1, (int[]){n});
+}
+
+static int begin_net(struct builder *b, const char *name, int side)
+{
+    struct eng_net *net = calloc(1, sizeof *net);
+    if (!net || !(net->layers = calloc(MAX_NET_LAYERS, sizeof *net->layers)) ||
+        !(net->name = strdup(name))) {
+        eng_net_free(net);
+        return eng_err_set(b->err, ENG_ERR_NOMEM, name, "out of memory");
+    }
+    net->input = (struct eng_shape){3, side, side};
+    b->net = net;
+    b->cur = net->input;
+    return 0;
+}
+
+static struct eng_layer *next_layer(struct builder *b, enum eng_layer_kind kind)
+{
+    struct eng_net *net = b->net;
+    if (net->n_layers >= MAX_NET_LAYERS) /* the architectures below are fixed and smaller */
+        return NULL;
+    struct eng_layer *l = &net->layers[net->n_layers];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->index = net->n_layers;
+    l->in = b->cur;
+    l->out = b->cur;
+    return l;
+}
+
+/* Runs the layer's setup and appends it; returns its index or -1. */
+static int finish_layer(struct builder *b, struct eng_layer *l, int rc, const char *why,
+                        const char *tensor)
+{
+    if (rc)
+        return eng_err_set(b->err, ENG_ERR_INVALID, tensor, "%s layer %d (%s): %s", b->net->name,
+                           l->index, eng_layer_kind_name(l->kind), why);
+    b->cur = l->out;
+    b->net->flops += l->flops;
+    return b->net->n_layers++;
+}
+
+/* Convolution with HWIO kernel `prefix`/filters (or /depthwise_filter with depthwise) and optional
+ * bias `bias_name`. pad < 0 means TF 'same'. */
+static int add_conv(struct builder *b, const char *filters, const char *bias_name, int k, int out,
+                    int stride, int pad, int depthwise, enum eng_act act)
+{
+    struct eng_layer *l = next_layer(b, ENG_LAYER_CONV);
+    if (!l)
+        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "too many layers");
+    const int in = b->cur.c;
+    struct eng_conv *c = &l->p.conv;
+    if (depthwise) {
+        c->weights = param(b, filters, LAYOUT_DEPTHWISE, 4, (int[]){k, k, in, 1});
+        out = in;
+        c->groups = in;
+    } else {
+        c->weights = param(b, filters, LAYOUT_CONV, 4, (int[]){k, k, in, out});
+        c->groups = 1;
+    }
+    if (!c->weights || (bias_name && !(c->bias = vec(b, bias_name, out))))
+        return -1;
+    c->filters = out;
+    c->size = k;
+    c->stride = stride;
+    c->same = pad < 0;
+    c->pad = pad < 0 ? 0 : pad;
+    c->act = act;
+    char why[ENG_ERR_MSG_MAX] = "";
+    const int rc = eng_conv_setup(l, why, sizeof why);
+    return finish_layer(b, l, rc, why, filters);
+}
+
+/* depthwise 3x3 (stride, padding) then pointwise 1x1 with bias: tf.separableConv2d + bias. */
+static int add_separable(struct builder *b, const char *prefix, int out, int stride, int pad,
+                         enum eng_act act)
+{
+    char dw[128], pw[128], bias[128];
+    snprintf(dw, sizeof dw, "%s/depthwise_filter", prefix);
+    snprintf(pw, sizeof pw, "%s/pointwise_filter", prefix);
+    snprintf(bias, sizeof bias, "%s/bias", prefix);
+    if (add_conv(b, dw, NULL, 3, 0, stride, pad, 1, ENG_ACT_LINEAR) < 0)
+        return -1;
+    return add_conv(b, pw, bias, 1, out, 1, 0, 0, act);
+}
+
+static int add_maxpool(struct builder *b, int size, int stride, int tf_same)
+{
+    struct eng_layer *l = next_layer(b, ENG_LAYER_MAXPOOL);
+    if (!l)
+        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "too many layers");
+    l->p.pool.size = size;
+    l->p.pool.stride = stride;
+    if (tf_same) { /* darknet's maxpool splits its total padding as TF 'same' does (pool.c) */
+        int o, before, after;
+        eng_tf_same_pad(b->cur.h, size, stride, &o, &before, &after);
+        l->p.pool.pad = before + after;
+    }
+    char why[ENG_ERR_MSG_MAX] = "";
+    const int rc = eng_maxpool_setup(l, why, sizeof why);
+    return finish_layer(b, l, rc, why, b->net->name);
+}
+
+static int add_avgpool(struct builder *b, int size, int stride)
+{
+    struct eng_layer *l = next_layer(b, ENG_LAYER_AVGPOOL);
+    if (!l)
+        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "too many layers");
+    l->p.pool.size = size;
+    l->p.pool.stride = stride;
+    char why[ENG_ERR_MSG_MAX] = "";
+    const int rc = eng_avgpool_setup(l, why, sizeof why);
+    return finish_layer(b, l, rc, why, b->net->name);
+}
+
+static int add_sum(struct builder *b, const int *inputs, int n, int zero_extend, enum eng_act act)
+{
+    struct eng_layer *l = next_layer(b, ENG_LAYER_ADD);
+    if (!l)
+        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "too many layers");
+    l->p.add.n = n;
+    memcpy(l->p.add.inputs, inputs, sizeof(int) * (size_t)n);
+    l->p.add.zero_extend = zero_extend;
+    l->p.add.act = act;
+    char why[ENG_ERR_MSG_MAX] = "";
+    const int rc = eng_add_setup(l, b->net->layers, why, sizeof why);
+    return finish_layer(b, l, rc, why, b->net->name);
+}
+
+static int add_scale(struct builder *b, const char *prefix, enum eng_act act)
+{
+    char wn[128], bn[128];
+    snprintf(wn, sizeof wn, "%s/scale/weights", prefix);
+    snprintf(bn, sizeof bn, "%s/scale/biases", prefix);
+    struct eng_layer *l = next_layer(b, ENG_LAYER_SCALE);
+    if (!l)
+        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "too many layers");
+    if (!(l->p.scale.weights = vec(b, wn, b->cur.c)) || !(l->p.scale.bias = vec(b, bn, b->cur.c)))
+        return -1;
+    l->p.scale.act = act;
+    char why[ENG_ERR_MSG_MAX] = "";
+    const int rc = eng_scale_setup(l, why, sizeof why);
+    return finish_layer(b, l, rc, why, wn);
+}
+
+static int add_dense(struct builder *b, const char *weights, const char *bias_name, int out)
+{
+    struct eng_layer *l = next_layer(b, ENG_LAYER_DENSE);
+    if (!l)
+        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "too many layers");
+    const int in = (int)eng_shape_size(b->cur);
+    struct eng_dense *d = &l->p.dense;
+    if (!(d->weights = param(b, weights, LAYOUT_DENSE, 2, (int[]){in, out})) ||
+        (bias_name && !(d->bias = vec(b, bias_name, out))))
+        return -1;
+    d->outputs = out;
+    char why[ENG_ERR_MSG_MAX] = "";
+    const int rc = eng_dense_setup(l, why, sizeof why);
+    return finish_layer(b, l, rc, why, weights);
+}
+
+/* TinyYolov2Base.runMobilenet with TinyFaceDetector's config: conv0 is a plain 3x3 'valid' conv
+ * (isFirstLayerConv2d), filter sizes [3, 16, 32, 64, 128, 256, 512] so conv6 and conv7 are absent,
+ * every pooling is 2x2 'same', the last one with stride 1. tinyYolov2/depthwiseSeparableConv.ts pads
+ * by 1 before a 'valid' separable conv and applies leaky (0.1) after the bias. */
+static int build_detector(struct builder *b, int side)
+{
+    char name[64];
+    snprintf(name, sizeof name, "tiny_face_detector@%d", side);
+    if (begin_net(b, name, side) || add_conv(b, "conv0/filters", "conv0/bias", 3, 16, 1, 0, 0,
+                                              ENG_ACT_LEAKY) < 0)
+        return -1;
+    static const int filters[] = {32, 64, 128, 256, 512};
+    for (int i = 0; i < 5; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "conv%d", i + 1);
+        if (add_maxpool(b, 2, 2, 1) < 0 || add_separable(b, prefix, filters[i], 1, 1, ENG_ACT_LEAKY) < 0)
+            return -1;
+    }
+    if (add_maxpool(b, 2, 1, 1) < 0 ||
+        add_conv(b, "conv8/filters", "conv8/bias", 1, DET_ANCHORS * DET_BOX, 1, 0, 0,
+                 ENG_ACT_LINEAR) < 0)
+        return -1;
+    return 0;
+}
+
+/* faceFeatureExtractor/denseBlock.ts denseBlock4: out1 = relu(conv0(x)) (stride 2), out2..out4 are
+ * separable convs (stride 1, 'same', no activation) of relu(out1 + ... + previous), and the block's
+ * output is relu(out1 + out2 + out3 + out4). */
+static int add_dense_block(struct builder *b, const char *prefix, int channels, int first)
+{
+    char name[128], filters[160], bias[160];
+    int outs[4];
+    snprintf(name, sizeof name, "%s/conv0", prefix);
+    if (first) {
+        snprintf(filters, sizeof filters, "%s/filters", name);
+        snprintf(bias, sizeof bias, "%s/bias", name);
+        outs[0] = add_conv(b, filters, bias, 3, channels, 2, -1, 0, ENG_ACT_RELU);
+    } else {
+        outs[0] = add_separable(b, name, channels, 2, -1, ENG_ACT_RELU);
+    }
+    if (outs[0] < 0)
+        return -1;
+    for (int i = 1; i < 4; i++) {
+        snprintf(name, sizeof name, "%s/conv%d", prefix, i);
+        if (i > 1 && add_sum(b, outs, i, 0, ENG_ACT_RELU) < 0)
+            return -1;
+        if ((outs[i] = add_separable(b, name, channels, 1, -1, ENG_ACT_LINEAR)) < 0)
+            return -1;
+    }
+    return add_sum(b, outs, 4, 0, ENG_ACT_RELU);
+}
+
+/* FaceFeatureExtractor.forwardInput + FaceLandmark68Net's classifier: four dense blocks
+ * (32, 64, 128, 256 channels; 112 -> 7), avgPool 7x7 (global here), fully connected 256 -> 136. */
+static int build_landmarks(struct builder *b)
+{
+    if (begin_net(b, "face_landmark_68", ENG_FACE_LANDMARK_INPUT))
+        return -1;
+    static const int channels[] = {32, 64, 128, 256};
+    for (int i = 0; i < 4; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "dense%d", i);
+        if (add_dense_block(b, prefix, channels[i], i == 0) < 0)
+            return -1;
+    }
+    if (b->cur.h != 7 || b->cur.w != 7)
+        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "feature map is %dx%d, not 7x7",
+                           b->cur.w, b->cur.h);
+    if (add_avgpool(b, 0, 0) < 0 || add_dense(b, "fc/weights", "fc/bias", 2 * ENG_FACE_LANDMARKS) < 0)
+        return -1;
+    return 0;
+}
+
+/* faceRecognitionNet/convLayer.ts: conv (+bias), scale, optional relu. */
+static int add_conv_scale(struct builder *b, const char *prefix, int k, int out, int stride, int pad,
+                          enum eng_act act)
+{
+    char filters[128], bias[128];
+    snprintf(filters, sizeof filters, "%s/conv/filters", prefix);
+    snprintf(bias, sizeof bias, "%s/conv/bias", prefix);
+    if (add_conv(b, filters, bias, k, out, stride, pad, 0, ENG_ACT_LINEAR) < 0)
+        return -1;
+    return add_scale(b, prefix, act);
+}
+
+/* faceRecognitionNet/residualLayer.ts: residual (3x3 'same' twice, + x, relu) and residualDown (the
+ * first conv 3x3 stride 2 'valid'; + avgPool(x, 2, 2, 'valid') zero-extended in channels, the conv
+ * output zero-extended by a row and a column when it is smaller; relu). */
+static int add_route(struct builder *b, int from)
+{
+    struct eng_layer *l = next_layer(b, ENG_LAYER_ROUTE);
+    if (!l)
+        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "too many layers");
+    l->p.route.n = 1;
+    l->p.route.inputs[0] = from;
+    l->p.route.groups = 1;
+    char why[ENG_ERR_MSG_MAX] = "";
+    const int rc = eng_route_setup(l, b->net->layers, why, sizeof why);
+    return finish_layer(b, l, rc, why, b->net->name);
+}
+
+/* A layer reads the previous layer's output, so a down block pools x first and then takes x again
+ * (a one-input route) for its convolutions. */
+static int add_residual(struct builder *b, const char *prefix, int out, int down)
+{
+    const int x = b->net->n_layers - 1;
+    int skip = x;
+    if (down && ((skip = add_avgpool(b, 2, 2)) < 0 || add_route(b, x) < 0))
+        return -1;
+    char name[128];
+    snprintf(name, sizeof name, "%s/conv1", prefix);
+    if (add_conv_scale(b, name, 3, out, down ? 2 : 1, down ? 0 : -1, ENG_ACT_RELU) < 0)
+        return -1;
+    snprintf(name, sizeof name, "%s/conv2", prefix);
+    const int conv = add_conv_scale(b, name, 3, out, 1, -1, ENG_ACT_LINEAR);
+    if (conv < 0)
+        return -1;
+    return add_sum(b, (int[]){skip, conv}, 2, down, ENG_ACT_RELU);
+}
+
+/* FaceRecognitionNet.forwardInput. */
+static int build_recognition(struct builder *b)
+{
+    if (begin_net(b, "face_recognition", ENG_FACE_CHIP) ||
+        add_conv_scale(b, "conv32_down", 7, 32, 2, 0, ENG_ACT_RELU) < 0 || add_maxpool(b, 3, 2, 0) < 0)
+        return -1;
+    static const struct {
+        const char *prefix;
+        int channels, down;
+    } blocks[] = {
+        {"conv32_1", 32, 0},   {"conv32_2", 32, 0},     {"conv32_3", 32, 0},  {"conv64_down", 64, 1},
+        {"conv64_1", 64, 0},   {"conv64_2", 64, 0},     {"conv64_3", 64, 0},  {"conv128_down", 128, 1},
+        {"conv128_1", 128, 0}, {"conv128_2", 128, 0},   {"conv256_down", 256, 1},
+        {"conv256_1", 256, 0}, {"conv256_2", 256, 0},   {"conv256_down_out", 256, 1},
+    };
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+        if (add_residual(b, blocks[i].prefix, blocks[i].channels, blocks[i].down) < 0)
+            return -1;
+    if (add_avgpool(b, 0, 0) < 0 || add_dense(b, "fc", NULL, ENG_FACE_DESCRIPTOR) < 0)
+        return -1;
+    return 0;
+}
+
+/* Every tensor of the manifest must be used: anything left over means a different architecture. */
+static int check_all_used(struct builder *b, int first_cached)
+{
+    for (int i = 0; i < b->w->n; i++) {
+        int used = 0;
+        for (int k = first_cached; k < b->n_cache && !used; k++)
+            used = b->cache[k].name == b->w->tensors[i].name;
+        if (!used)
+            return eng_err_set(b->err, ENG_ERR_INVALID, b->w->tensors[i].name,
+                               "tensor of %s is not part of the network", b->w->path);
+    }
+    return 0;
+}
+
+static char *path_join(const char *dir, const char *file)
+{
+    const size_t n = strlen(dir) + strlen(file) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s%s", dir, *dir && dir[strlen(dir) - 1] != '/' ? "/" : "", file);
+    return p;
+}
+
+void eng_face_models_free(struct eng_face_models *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; m->det && i < m->n_det; i++)
+        eng_net_free(m->det[i]);
+    free(m->det);
+    eng_net_free(m->lm);
+    eng_net_free(m->rec);
+    free(m->params);
+    free(m);
+}
+
+enum { PART_DET, PART_LM, PART_REC, N_PARTS };
+
+static const char *const part_files[N_PARTS] = {
+    ENG_FACE_DETECTOR_MANIFEST, ENG_FACE_LANDMARK_MANIFEST, ENG_FACE_RECOGNITION_MANIFEST};
+
+/* Gives back the unused end of a finished net's layer array (it was allocated for MAX_NET_LAYERS). */
+static void trim_layers(struct eng_net *net)
+{
+    struct eng_layer *l = realloc(net->layers, sizeof *l * (size_t)net->n_layers);
+    if (l) /* on failure the larger block simply stays */
+        net->layers = l;
+}
+
+/* Builds one part's nets from b->w into m; the net being built is freed on failure. */
+static int build_part(struct builder *b, struct eng_face_models *m, int part)
+{
+    const int first = b->part_first = b->n_cache;
+    int rc = 0;
+    for (int i = 0; part == PART_DET && i < m->n_det && rc == 0; i++) {
+        if ((rc = build_detector(b, 32 * (i + 1))) == 0) {
+            trim_layers(b->net);
+            m->det[i] = b->net;
+        } else
+            eng_net_free(b->net);
+        b->net = NULL;
+    }
+    if (part != PART_DET) {
+        rc = part == PART_LM ? build_landmarks(b) : build_recognition(b);
+        if (rc) {
+            eng_net_free(b->net);
+        } else {
+            trim_layers(b->net);
+            *(part == PART_LM ? &m->lm : &m->rec) = b->net;
+        }
+        b->net = NULL;
+    }
+    return rc ? rc : check_all_used(b, first);
+}
+
+int eng_face_models_load(const char *dir, const struct eng_face_load_opts *opts,
+                         struct eng_face_models **out, struct eng_err *err)
+{
+    const int max = opts && opts->max_input_size ? opts->max_input_size : ENG_FACE_INPUT_MAX_DEFAULT;
+    if (max < 32 || max > ENG_FACE_INPUT_LIMIT || max % 32)
+        return eng_err_set(err, ENG_ERR_INVALID, dir,
+                           "max_input_size %d: expected a multiple of 32 in 32..%d", max,
+                           ENG_FACE_INPUT_LIMIT);
+    struct eng_tfjs_weights *w[N_PARTS] = {NULL};
+    struct builder b = {.err = err};
+    struct eng_face_models *m = calloc(1, sizeof *m);
+    int rc = -1;
+    if (!m || !(m->det = calloc((size_t)(max / 32), sizeof *m->det))) {
+        eng_err_set(err, ENG_ERR_NOMEM, dir, "out of memory");
+        goto done;
+    }
+    m->max_input = max;
+    m->n_det = max / 32;
+    /* All manifests first: the parameter block is sized once, from what they declare. */
+    for (int i = 0; i < N_PARTS; i++) {
+        char *path = path_join(dir, part_files[i]);
+        if (!path) {
+            eng_err_set(err, ENG_ERR_NOMEM, dir, "out of memory");
+            goto done;
+        }
+        const int lrc = eng_tfjs_load(path, &w[i], err);
+        free(path);
+        if (lrc)
+            goto done;
+        b.cap += w[i]->total;
+        b.cap_cache += w[i]->n;
+    }
+    b.params = malloc(sizeof(float) * (b.cap ? b.cap : 1));
+    b.cache = calloc((size_t)b.cap_cache, sizeof *b.cache);
+    if (!b.params || !b.cache) {
+        eng_err_set(err, ENG_ERR_NOMEM, dir, "out of memory for %zu weights", b.cap);
+        goto done;
+    }
+    for (int i = 0; i < N_PARTS; i++) {
+        b.w = w[i];
+        if (build_part(&b, m, i))
+            goto done;
+    }
+    m->params = b.params;
+    m->n_params = b.used;
+    b.params = NULL;
+    *out = m;
+    m = NULL;
+    rc = 0;
+done:
+    for (int i = 0; i < N_PARTS; i++)
+        eng_tfjs_free(w[i]);
+    free(b.cache);
+    free(b.params);
+    eng_face_models_free(m);
+    return rc;
+}
+
+int eng_face_models_max_input(const struct eng_face_models *m)
+{
+    return m->max_input;
+}
+
+double eng_face_models_flops(const struct eng_face_models *m, int input_size, double *landmark_flops,
+                             double *descriptor_flops)
+{
+    if (landmark_flops)
+        *landmark_flops = m->lm->flops;
+    if (descriptor_flops)
+        *descriptor_flops = m->rec->flops;
+    if (input_size < 32 || input_size > m->max_input || input_size % 32)
+        return 0.0;
+    return m->det[input_size / 32 - 1]->flops;
+}
+
+/* ---- contexts ------------------------------------------------------------------------------- */
+
+void eng_face_ctx_free(struct eng_face_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    eng_ctx_free(ctx->det);
+    eng_ctx_free(ctx->lm);
+    eng_ctx_free(ctx->rec);
+    free(ctx->cand);
+    free(ctx);
+}
+
+struct eng_face_ctx *eng_face_ctx_new(const struct eng_face_models *m, struct eng_err *err)
+{
+    struct eng_face_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        eng_err_set(err, ENG_ERR_NOMEM, "faces", "out of memory");
+        return NULL;
+    }
+    ctx->m = m;
+    const struct eng_net *big = m->det[m->n_det - 1];
+    const struct eng_layer *head = &big->layers[big->n_layers - 1];
+    ctx->cap_cand = DET_ANCHORS * head->out.h * head->out.w;
+    ctx->cand = calloc((size_t)ctx->cap_cand, sizeof *ctx->cand);
+    if (!ctx->cand) {
+        eng_err_set(err, ENG_ERR_NOMEM, "faces", "out of memory");
+        eng_face_ctx_free(ctx);
+        return NULL;
+    }
+    if (!(ctx->det = eng_ctx_new(big, err)) || !(ctx->lm = eng_ctx_new(m->lm, err)) ||
+        !(ctx->rec = eng_ctx_new(m->rec, err))) {
+        eng_face_ctx_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* ---- image preparation ---------------------------------------------------------------------- */
+
+/* What a network sees: the rectangle (x, y, w, h) of img, placed at (ox, oy) in a zero canvas of
+ * side x side (ops/padToSquare.ts), resized to n x n by TF.js's resizeBilinear with alignCorners and
+ * halfPixelCenters false (tfjs-backend-cpu ResizeBilinear: source = dst * side / n, in double),
+ * minus mean (ops/normalize.ts), / 255; float32 rounding after each op as the tensors round. */
+struct view {
+    const struct eng_image *img;
+    int x, y, w, h, ox, oy, side;
+};
+
+static double view_px(const struct view *v, int r, int c, int ch)
+{
+    r -= v->oy;
+    c -= v->ox;
+    if (r < 0 || r >= v->h || c < 0 || c >= v->w)
+        return 0.0;
+    return v->img->rgb[((size_t)(v->y + r) * v->img->width + (size_t)(v->x + c)) * 3 + (size_t)ch];
+}
+
+static void prepare_input(const struct view *v, int n, const float mean[3], float *dst)
+{
+    const double ratio = (double)v->side / (double)n;
+    const size_t plane = (size_t)n * n;
+    for (int r = 0; r < n; r++) {
+        const double fr = ratio * r;
+        const int r0 = (int)floor(fr) > 0 ? (int)floor(fr) : 0;
+        const int r1 = (int)ceil(fr) < v->side - 1 ? (int)ceil(fr) : v->side - 1;
+        const double rf = fr - r0;
+        for (int c = 0; c < n; c++) {
+            const double fc = ratio * c;
+            const int c0 = (int)floor(fc) > 0 ? (int)floor(fc) : 0;
+            const int c1 = (int)ceil(fc) < v->side - 1 ? (int)ceil(fc) : v->side - 1;
+            const double cf = fc - c0;
+            for (int ch = 0; ch < 3; ch++) {
+                const double tl = view_px(v, r0, c0, ch), tr = view_px(v, r0, c1, ch);
+                const double bl = view_px(v, r1, c0, ch), br = view_px(v, r1, c1, ch);
+                const double top = tl + (tr - tl) * cf, bottom = bl + (br - bl) * cf;
+                const float px = (float)(top + (bottom - top) * rf);
+                const float centred = (float)((double)px - (double)mean[ch]);
+                dst[(size_t)ch * plane + (size_t)r * n + c] = (float)((double)centred / 255.0);
+            }
+        }
+    }
+}
+
+/* The crop padded to a centred square (NetInput.toBatchTensor(size, true)): Math.round(diff / 2)
+ * zero rows/columns after the crop, the rest before. */
+static struct view centred_view(const struct eng_image *img, struct eng_face_rect r)
+{
+    struct view v = {img, r.x, r.y, r.w, r.h, 0, 0, r.w > r.h ? r.w : r.h};
+    const int diff = abs(r.w - r.h);
+    const int before = diff - (diff + 1) / 2;
+    if (r.w < r.h)
+        v.ox = before;
+    else
+        v.oy = before;
+    return v;
+}
+
+/* Box.clipAtImageBorders: clip the top-left corner at 0 and the size at the image, then floor. */
+static struct eng_face_rect clip_box(double x, double y, double w, double h, int img_w, int img_h)
+{
+    const double cx = x > 0 ? x : 0, cy = y > 0 ? y : 0;
+    double cw = x + w - cx, ch = y + h - cy;
+    cw = cw < img_w - cx ? cw : img_w - cx;
+    ch = ch < img_h - cy ? ch : img_h - cy;
+    return (struct eng_face_rect){(int)floor(cx), (int)floor(cy), (int)floor(cw), (int)floor(ch)};
+}
+
+/* ---- detection ------------------------------------------------------------------------------ */
+
+void eng_face_params_default(struct eng_face_params *p)
+{
+    *p = (struct eng_face_params){.score_threshold = 0.5f, .input_size = ENG_FACE_INPUT_DEFAULT,
+                                  .iou = 0.4f};
+}
+
+static double sigmoid(double x)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+
+/* TinyYolov2Base.extractBoxes: boxes relative to the image (the correction factors undo the square
+ * padding), then ObjectDetection rescales them to pixels. */
+static int decode_boxes(const struct eng_face_ctx *ctx, const struct eng_layer *head,
+                        const float *out, const struct eng_image *img, int side, float threshold)
+{
+    const int g = head->out.h;
+    const size_t plane = (size_t)g * g;
+    const double scale = (double)side / (img->width > img->height ? img->width : img->height);
+    const double corr_x = side / floor(img->width * scale + 0.5);
+    const double corr_y = side / floor(img->height * scale + 0.5);
+    int n = 0;
+    for (int row = 0; row < g; row++)
+        for (int col = 0; col < g; col++)
+            for (int a = 0; a < DET_ANCHORS; a++) {
+                const float *o = out + (size_t)a * DET_BOX * plane + (size_t)row * g + col;
+                const double score = sigmoid(o[4 * plane]);
+                if (threshold > 0.0f && !(score > threshold))
+                    continue;
+                const double cx = ((col + sigmoid(o[0])) / g) * corr_x;
+                const double cy = ((row + sigmoid(o[plane])) / g) * corr_y;
+                const double w = ((exp(o[2 * plane]) * det_anchors[a][0]) / g) * corr_x;
+                const double h = ((exp(o[3 * plane]) * det_anchors[a][1]) / g) * corr_y;
+                const double x = cx - w / 2, y = cy - h / 2;
+                struct eng_detection *d = &ctx->cand[n++];
+                d->box = (struct eng_box){(float)(x * img->width), (float)(y * img->height),
+                                          (float)((x + w) * img->width),
+                                          (float)((y + h) * img->height)};
+                d->confidence = (float)score;
+                d->class_id = 0;
+            }
+    return n;
+}
+
+int eng_face_detect(const struct eng_face_models *m, struct eng_face_ctx *ctx,
+                    const struct eng_image *img, const struct eng_face_params *params,
+                    struct eng_face *out, int cap, struct eng_err *err)
+{
+    const int side = params->input_size;
+    if (!img->rgb || img->width <= 0 || img->height <= 0 || cap < 0)
+        return eng_err_set(err, ENG_ERR_INVALID, "image", "empty image or negative capacity");
+    if (side < 32 || side > m->max_input || side % 32)
+        return eng_err_set(err, ENG_ERR_INVALID, "input_size",
+                           "%d: expected a multiple of 32 in 32..%d", side, m->max_input);
+    if (!(params->score_threshold >= 0.0f && params->score_threshold < 1.0f) ||
+        !(params->iou >= 0.0f && params->iou <= 1.0f))
+        return eng_err_set(err, ENG_ERR_INVALID, "score_threshold",
+                           "score_threshold must be in [0, 1) and iou in [0, 1]");
+    const struct eng_net *net = m->det[side / 32 - 1];
+    if (eng_ctx_bind(ctx->det, net)) /* cannot happen: contexts are sized for the largest */
+        return eng_err_set(err, ENG_ERR_INVALID, net->name, "context too small for this input size");
+    const int big = img->width > img->height ? img->width : img->height;
+    const struct view v = {img, 0, 0, img->width, img->height, 0, 0, big};
+    prepare_input(&v, side, det_mean, ctx->det->input);
+    eng_net_forward(net, ctx->det);
+    const struct eng_layer *head = &net->layers[net->n_layers - 1];
+    int n = decode_boxes(ctx, head, eng_ctx_output(ctx->det, head->index), img, side,
+                         params->score_threshold);
+    n = cap > 0 ? eng_nms(ctx->cand, n, params->iou, 1, cap) : 0;
+    for (int i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].box = ctx->cand[i].box;
+        out[i].score = ctx->cand[i].confidence;
+    }
+    return n;
+}
+
+/* ---- landmarks and alignment ---------------------------------------------------------------- */
+
+/* classes/FaceLandmarks.ts alignDlib with FaceLandmarks68.getRefPointsForAlignment, in double. */
+static struct eng_face_rect align_dlib(const double *xy, int crop_w, int crop_h)
+{
+    static const int ranges[3][2] = {{36, 42}, {42, 48}, {48, 68}}; /* left eye, right eye, mouth */
+    double cx[3], cy[3];
+    for (int k = 0; k < 3; k++) {
+        double sx = 0.0, sy = 0.0;
+        for (int i = ranges[k][0]; i < ranges[k][1]; i++) {
+            sx += xy[2 * i];
+            sy += xy[2 * i + 1];
+        }
+        const double n = ranges[k][1] - ranges[k][0];
+        cx[k] = sx / n;
+        cy[k] = sy / n;
+    }
+    const double d_left = sqrt((cx[2] - cx[0]) * (cx[2] - cx[0]) + (cy[2] - cy[0]) * (cy[2] - cy[0]));
+    const double d_right = sqrt((cx[2] - cx[1]) * (cx[2] - cx[1]) + (cy[2] - cy[1]) * (cy[2] - cy[1]));
+    const double size = floor(((d_left + d_right) / 2) / 0.45);
+    const double rx = (cx[0] + cx[1] + cx[2]) / 3, ry = (cy[0] + cy[1] + cy[2]) / 3;
+    const double x = floor(fmax(0.0, rx - 0.5 * size)), y = floor(fmax(0.0, ry - 0.43 * size));
+    return (struct eng_face_rect){(int)x, (int)y, (int)fmin(size, crop_w + x),
+                                  (int)fmin(size, crop_h + y)};
+}
+
+struct eng_face_rect eng_face_align_dlib(const struct eng_face_point pts[ENG_FACE_LANDMARKS],
+                                         int crop_w, int crop_h)
+{
+    double xy[2 * ENG_FACE_LANDMARKS];
+    for (int i = 0; i < ENG_FACE_LANDMARKS; i++) {
+        xy[2 * i] = pts[i].x;
+        xy[2 * i + 1] = pts[i].y;
+    }
+    return align_dlib(xy, crop_w, crop_h);
+}
+
+int eng_face_landmarks(const struct eng_face_models *m, struct eng_face_ctx *ctx,
+                       const struct eng_image *img, struct eng_face *face, struct eng_err *err)
+{
+    if (!img->rgb || img->width <= 0 || img->height <= 0)
+        return eng_err_set(err, ENG_ERR_INVALID, "image", "empty image");
+    const struct eng_box bx = face->box;
+    const double bw = (double)bx.x2 - bx.x1, bh = (double)bx.y2 - bx.y1;
+    /* extractFaceTensors: the detection box clipped and floored */
+    const struct eng_face_rect crop = clip_box(bx.x1, bx.y1, bw, bh, img->width, img->height);
+    if (!(bw > 0) || !(bh > 0) || crop.w <= 0 || crop.h <= 0)
+        return eng_err_set(err, ENG_ERR_INVALID, "face",
+                           "box (%.1f, %.1f, %.1f, %.1f) has no pixel inside the %dx%d image", bx.x1,
+                           bx.y1, bx.x2, bx.y2, img->width, img->height);
+    const struct view v = centred_view(img, crop);
+    const int n = ENG_FACE_LANDMARK_INPUT;
+    prepare_input(&v, n, face_mean, ctx->lm->input);
+    eng_net_forward(m->lm, ctx->lm);
+    const float *o = eng_ctx_output(ctx->lm, m->lm->n_layers - 1);
+
+    /* FaceLandmark68NetBase.postProcess, in float32 tensors: (out * 112 - pad) / scaled size */
+    const double s = (double)n / (crop.w > crop.h ? crop.w : crop.h);
+    const double sw = crop.w * s, sh = crop.h * s;
+    const float pad_x = (float)(crop.w < crop.h ? fabs(sw - sh) / 2 : 0.0);
+    const float pad_y = (float)(crop.h < crop.w ? fabs(sw - sh) / 2 : 0.0);
+    double xy[2 * ENG_FACE_LANDMARKS];
+    for (int i = 0; i < ENG_FACE_LANDMARKS; i++) {
+        const float ox = (float)((double)o[2 * i] * n), oy = (float)((double)o[2 * i + 1] * n);
+        const float rx = (float)((double)(float)((double)ox - pad_x) / (double)(float)sw);
+        const float ry = (float)((double)(float)((double)oy - pad_y) / (double)(float)sh);
+        /* FaceLandmarks: relative to the crop's size; extendWithFaceLandmarks shifts by the box */
+        xy[2 * i] = (double)rx * crop.w + bx.x1;
+        xy[2 * i + 1] = (double)ry * crop.h + bx.y1;
+        face->landmarks[i] = (struct eng_face_point){(float)xy[2 * i], (float)xy[2 * i + 1]};
+    }
+    /* ComputeFaceDescriptorsTasks: landmarks.align(null, {useDlibAlignment: true}), then
+     * extractFaceTensors clips that rectangle to the image */
+    const struct eng_face_rect r = align_dlib(xy, crop.w, crop.h);
+    face->chip = clip_box(r.x, r.y, r.w, r.h, img->width, img->height);
+    face->has_landmarks = 1;
+    if (face->chip.w <= 0 || face->chip.h <= 0)
+        return eng_err_set(err, ENG_ERR_INVALID, "face",
+                           "the aligned face (%d, %d, %dx%d) lies outside the %dx%d image", r.x, r.y,
+                           r.w, r.h, img->width, img->height);
+    return 0;
+}
+
+/* ---- descriptors ---------------------------------------------------------------------------- */
+
+static void describe(const struct eng_face_models *m, struct eng_face_ctx *ctx,
+                     const struct eng_image *img, struct eng_face_rect chip,
+                     float out[ENG_FACE_DESCRIPTOR])
+{
+    const struct view v = centred_view(img, chip);
+    prepare_input(&v, ENG_FACE_CHIP, face_mean, ctx->rec->input);
+    eng_net_forward(m->rec, ctx->rec);
+    memcpy(out, eng_ctx_output(ctx->rec, m->rec->n_layers - 1), sizeof(float) * ENG_FACE_DESCRIPTOR);
+}
+
+int eng_face_descriptor(const struct eng_face_models *m, struct eng_face_ctx *ctx,
+                        const struct eng_image *img, const struct eng_face *face,
+                        float out[ENG_FACE_DESCRIPTOR], struct eng_err *err)
+{
+    const struct eng_face_rect c = face->chip;
+    if (!face->has_landmarks || c.w <= 0 || c.h <= 0 || c.x < 0 || c.y < 0 ||
+        c.x > img->width - c.w || c.y > img->height - c.h)
+        return eng_err_set(err, ENG_ERR_INVALID, "face",
+                           "the face has no aligned chip inside the image (landmarks not computed?)");
+    describe(m, ctx, img, c, out);
+    return 0;
+}
+
+int eng_face_descriptor_aligned(const struct eng_face_models *m, struct eng_face_ctx *ctx,
+                                const struct eng_image *img, float out[ENG_FACE_DESCRIPTOR],
+                                struct eng_err *err)
+{
+    if (!img->rgb || img->width <= 0 || img->height <= 0)
+        return eng_err_set(err, ENG_ERR_INVALID, "image", "empty image");
+    describe(m, ctx, img, (struct eng_face_rect){0, 0, img->width, img->height}, out);
+    return 0;
+}
+
+/* ---- distances ------------------------------------------------------------------------------ */
+
+double eng_face_distance_sq(const float a[ENG_FACE_DESCRIPTOR], const float b[ENG_FACE_DESCRIPTOR])
+{
+    double sum = 0.0;
+    for (int i = 0; i < ENG_FACE_DESCRIPTOR; i++) {
+        const double d = (double)a[i] - (double)b[i];
+        sum += d * d;
+    }
+    return sum;
+}
+
+double eng_face_distance(const float a[ENG_FACE_DESCRIPTOR], const float b[ENG_FACE_DESCRIPTOR])
+{
+    return sqrt(eng_face_distance_sq(a, b));
+}
