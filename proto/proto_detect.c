@@ -122,15 +122,27 @@ static json_t *model_json(const struct proto_model_info *m)
                      num(m->iou, 1e-4), "max_det", m->max_det);
 }
 
-char *proto_models_json(const struct proto_model_info *models, int n)
+static json_t *face_model_json(const struct proto_face_model_info *m)
+{
+    return json_pack("{s:o,s:s,s:{s:i,s:i}}", "name", proto_json_str(m->name), "kind", m->kind,
+                     "input", "width", m->input_w, "height", m->input_h);
+}
+
+char *proto_models_json_all(const struct proto_model_info *models, int n,
+                            const struct proto_face_model_info *faces, int n_faces)
 {
     json_t *arr = json_array();
-    for (int i = 0; arr && i < n; i++)
-        if (json_array_append_new(arr, model_json(&models[i]))) {
+    for (int i = 0; arr && i < n + n_faces; i++)
+        if (json_array_append_new(arr, i < n ? model_json(&models[i]) : face_model_json(&faces[i - n]))) {
             json_decref(arr);
             arr = NULL;
         }
     return proto_json_dump(json_pack("{s:o}", "models", arr));
+}
+
+char *proto_models_json(const struct proto_model_info *models, int n)
+{
+    return proto_models_json_all(models, n, NULL, 0);
 }
 
 char *proto_health_json(const char *status)

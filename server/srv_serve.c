@@ -30,38 +30,11 @@
 #include "srv_model.h"
 #include "srv_serve.h"
 #include "workers.h"
-
-#define MAX_MODELS 32
-
-struct model {
-    char *name;
-    struct eng_net *net;
-    struct eng_detect_params defaults;
-};
-
-struct app {
-    struct srv_config *cfg;
-    struct model models[MAX_MODELS];
-    int n_models;
-    int default_model;
-    int max_classes;
-    struct srv_keys *keys;
-    struct eng_workers *pool;
-    struct srv_http *http;
-    struct srv_metrics *metrics;
-    atomic_int ready;
-};
-
-/* What each worker owns: a context per model and room for one request's results. */
-struct worker_state {
-    struct eng_ctx *ctx[MAX_MODELS];
-    struct eng_detection dets[PROTO_MAX_DET_MAX];
-    unsigned char *class_mask;
-};
+#include "srv_app.h"
 
 struct detect_job {
     struct eng_job job;
-    struct app *app;
+    struct srv_app *app;
     struct srv_req *req;
     struct proto_detect_request params;
     int model;
@@ -77,7 +50,7 @@ static void on_signal(int sig)
 
 /* ---- replies ------------------------------------------------------------------------------- */
 
-static void reply_json(struct srv_req *req, int status, char *body, const char *const *headers)
+void srv_reply_json(struct srv_req *req, int status, char *body, const char *const *headers)
 {
     if (!body) {
         srv_req_reply(req, 500, "application/json", NULL, 0, NULL);
@@ -86,7 +59,7 @@ static void reply_json(struct srv_req *req, int status, char *body, const char *
     srv_req_reply(req, status, "application/json", body, strlen(body), headers);
 }
 
-static void reply_err(struct srv_req *req, enum proto_dialect dialect, const struct proto_err *e)
+void srv_reply_err(struct srv_req *req, enum proto_dialect dialect, const struct proto_err *e)
 {
     static const char *const retry[] = {"Retry-After", "1", NULL};
     const char *const *headers =
@@ -94,15 +67,15 @@ static void reply_err(struct srv_req *req, enum proto_dialect dialect, const str
     char *body = dialect == PROTO_DIALECT_DEEPSTACK
                      ? proto_deepstack_error_json(e->code, e->msg, srv_req_id(req))
                      : proto_err_json(e, srv_req_id(req));
-    reply_json(req, proto_code_status(e->code), body, headers);
+    srv_reply_json(req, proto_code_status(e->code), body, headers);
 }
 
-static void reply_code(struct srv_req *req, enum proto_dialect dialect, enum proto_code code,
+void srv_reply_code(struct srv_req *req, enum proto_dialect dialect, enum proto_code code,
                        const char *field, const char *msg)
 {
     struct proto_err e;
     proto_err_set(&e, code, field, "%s", msg ? msg : proto_code_message(code));
-    reply_err(req, dialect, &e);
+    srv_reply_err(req, dialect, &e);
 }
 
 /* ---- the detect job (worker side) ---------------------------------------------------------- */
@@ -116,9 +89,9 @@ static void job_finish(struct detect_job *j)
 static void detect_run(struct eng_job *job, void *state)
 {
     struct detect_job *j = (struct detect_job *)job;
-    struct worker_state *ws = state;
-    struct app *app = j->app;
-    const struct model *m = &app->models[j->model];
+    struct srv_worker_state *ws = state;
+    struct srv_app *app = j->app;
+    const struct srv_model *m = &app->models[j->model];
     const enum proto_dialect dialect = j->params.dialect;
     struct srv_req *req = j->req;
     struct proto_err perr;
@@ -133,14 +106,14 @@ static void detect_run(struct eng_job *job, void *state)
     if (eng_image_decode(j->params.image, j->params.image_len, &dopts, &img, &info, &err)) {
         proto_err_from_eng(&perr, &err, "image");
         job_finish(j);
-        reply_err(req, dialect, &perr);
+        srv_reply_err(req, dialect, &perr);
         return;
     }
     const double decode_ms = srv_now_ms() - t0;
     if (proto_detect_request_params(&j->params, m->net, &m->defaults, ws->class_mask, &params, &perr)) {
         eng_image_release(&img);
         job_finish(j);
-        reply_err(req, dialect, &perr);
+        srv_reply_err(req, dialect, &perr);
         return;
     }
     struct eng_detect_timing t;
@@ -152,7 +125,7 @@ static void detect_run(struct eng_job *job, void *state)
         proto_err_from_eng(&perr, &err, "image");
         eng_image_release(&img);
         job_finish(j);
-        reply_err(req, dialect, &perr);
+        srv_reply_err(req, dialect, &perr);
         return;
     }
     const struct proto_detect_response r = {
@@ -164,7 +137,7 @@ static void detect_run(struct eng_job *job, void *state)
                                                     : proto_detect_response_json(&r);
     eng_image_release(&img);
     job_finish(j); /* before the reply: the request's body (the image) dies with the reply */
-    reply_json(req, 200, body, NULL);
+    srv_reply_json(req, 200, body, NULL);
 }
 
 static void detect_expired(struct eng_job *job)
@@ -175,7 +148,7 @@ static void detect_expired(struct eng_job *job)
     char msg[128];
     snprintf(msg, sizeof msg, "the deadline passed after %.0f ms in the queue", job->queue_ms);
     job_finish(j);
-    reply_code(req, dialect, PROTO_ERR_TIMEOUT, NULL, msg);
+    srv_reply_code(req, dialect, PROTO_ERR_TIMEOUT, NULL, msg);
 }
 
 static void detect_cancelled(struct eng_job *job)
@@ -184,7 +157,7 @@ static void detect_cancelled(struct eng_job *job)
     const enum proto_dialect dialect = j->params.dialect;
     struct srv_req *req = j->req;
     job_finish(j);
-    reply_code(req, dialect, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
+    srv_reply_code(req, dialect, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
 }
 
 /* ---- the detect handler (HTTP side) -------------------------------------------------------- */
@@ -194,13 +167,12 @@ static int is_raw_image_type(const char *ct)
     return strncmp(ct, "image/", 6) == 0 || strcmp(ct, "application/octet-stream") == 0;
 }
 
-/* Fills j->params from whichever form the request used. */
-static int collect_params(struct srv_req *req, struct proto_detect_request *p, struct proto_err *e)
+int srv_collect_params(struct srv_req *req, const struct srv_param_sink *sink, struct proto_err *e)
 {
     const char *const *keys, *const *values;
     const int nq = srv_req_query(req, &keys, &values);
     for (int i = 0; i < nq; i++)
-        if (proto_detect_request_set(p, keys[i], values[i], e))
+        if (sink->set(sink->req, keys[i], values[i], e))
             return -1;
     const char *ct = srv_req_content_type(req);
     size_t len;
@@ -209,33 +181,64 @@ static int collect_params(struct srv_req *req, struct proto_detect_request *p, s
         const struct srv_field *f;
         const int nf = srv_req_fields(req, &f);
         for (int i = 0; i < nf; i++) {
-            int rc = strcmp(f[i].name, "image") == 0
-                         ? proto_detect_request_set_image_static(p, f[i].data, f[i].len, e)
-                         : proto_detect_request_set(p, f[i].name, (const char *)f[i].data, e);
+            /* File parts and the image fields are images; other parts are parameters. */
+            const int is_image = f[i].filename || strncmp(f[i].name, "image", 5) == 0;
+            int rc = is_image ? sink->set_image(sink->req, f[i].name, f[i].data, f[i].len, e)
+                              : sink->set(sink->req, f[i].name, (const char *)f[i].data, e);
             if (rc)
                 return -1;
         }
     } else if (strcmp(ct, "application/json") == 0) {
-        if (proto_detect_request_parse_json(p, (const char *)body, len, e))
+        if (sink->parse_json(sink->req, (const char *)body, len, e))
             return -1;
-    } else if (is_raw_image_type(ct) ||
-               ((!ct[0] || strcmp(ct, "application/x-www-form-urlencoded") == 0) &&
-                eng_image_sniff(body, len) != ENG_IMAGE_UNKNOWN)) {
-        if (proto_detect_request_set_image_static(p, body, len, e))
+    } else if (sink->raw_body_ok &&
+               (is_raw_image_type(ct) ||
+                ((!ct[0] || strcmp(ct, "application/x-www-form-urlencoded") == 0) &&
+                 eng_image_sniff(body, len) != ENG_IMAGE_UNKNOWN))) {
+        if (sink->set_image(sink->req, NULL, body, len, e))
             return -1;
     } else {
         return proto_err_set(e, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type",
-                             "Content-Type '%s' is not accepted: send image/jpeg, image/png, "
-                             "multipart/form-data or application/json", ct[0] ? ct : "(none)");
+                             "Content-Type '%s' is not accepted: send %smultipart/form-data or "
+                             "application/json", ct[0] ? ct : "(none)",
+                             sink->raw_body_ok ? "image/jpeg, image/png, " : "");
     }
     const char *timeout = srv_req_header(req, "X-Timeout-Ms");
-    if (timeout && !(p->given & PROTO_PARAM_TIMEOUT) &&
-        proto_detect_request_set(p, "timeout_ms", timeout, e))
+    if (timeout && sink->set(sink->req, "X-Timeout-Ms", timeout, e))
         return -1;
-    return proto_detect_request_check(p, e);
+    return 0;
 }
 
-static int find_model(const struct app *app, const char *name)
+static int detect_set(void *r, const char *key, const char *value, struct proto_err *e)
+{
+    struct proto_detect_request *p = r;
+    if (strcmp(key, "X-Timeout-Ms") == 0) /* the header yields to the parameter */
+        return (p->given & PROTO_PARAM_TIMEOUT) ? 0 : proto_detect_request_set(p, "timeout_ms", value, e);
+    return proto_detect_request_set(p, key, value, e);
+}
+
+static int detect_set_image(void *r, const char *name, const unsigned char *data, size_t len,
+                            struct proto_err *e)
+{
+    struct proto_detect_request *p = r;
+    if (name && strcmp(name, "image") != 0)
+        return proto_detect_request_set(p, name, (const char *)data, e);
+    return proto_detect_request_set_image_static(p, data, len, e);
+}
+
+static int detect_parse_json(void *r, const char *body, size_t len, struct proto_err *e)
+{
+    return proto_detect_request_parse_json(r, body, len, e);
+}
+
+/* Fills p from whichever form the request used. */
+static int collect_params(struct srv_req *req, struct proto_detect_request *p, struct proto_err *e)
+{
+    const struct srv_param_sink sink = {p, detect_set, detect_set_image, detect_parse_json, 1};
+    return srv_collect_params(req, &sink, e) ? -1 : proto_detect_request_check(p, e);
+}
+
+static int find_model(const struct srv_app *app, const char *name)
 {
     if (!name)
         return app->default_model;
@@ -245,18 +248,18 @@ static int find_model(const struct app *app, const char *name)
     return -1;
 }
 
-static void detect_handler_dialect(struct srv_req *req, struct app *app, enum proto_dialect dialect)
+static void detect_handler_dialect(struct srv_req *req, struct srv_app *app, enum proto_dialect dialect)
 {
     struct proto_err e;
     struct detect_job *j = calloc(1, sizeof *j);
     if (!j) {
-        reply_code(req, dialect, PROTO_ERR_INTERNAL, NULL, "out of memory");
+        srv_reply_code(req, dialect, PROTO_ERR_INTERNAL, NULL, "out of memory");
         return;
     }
     proto_detect_request_init(&j->params, dialect);
     if (collect_params(req, &j->params, &e)) {
         job_finish(j);
-        reply_err(req, dialect, &e);
+        srv_reply_err(req, dialect, &e);
         return;
     }
     if ((j->model = find_model(app, j->params.model)) < 0) {
@@ -264,24 +267,31 @@ static void detect_handler_dialect(struct srv_req *req, struct app *app, enum pr
         snprintf(msg, sizeof msg, "no model named '%.128s' is loaded (GET /v1/models lists them)",
                  j->params.model);
         job_finish(j);
-        reply_code(req, dialect, PROTO_ERR_MODEL_NOT_FOUND, "model", msg);
+        srv_reply_code(req, dialect, PROTO_ERR_MODEL_NOT_FOUND, "model", msg);
         return;
     }
-    const int timeout = j->params.timeout_ms ? j->params.timeout_ms : app->cfg->timeout_ms;
     j->app = app;
     j->req = req;
     j->job = (struct eng_job){.run = detect_run, .expired = detect_expired,
-                              .cancelled = detect_cancelled,
-                              .deadline_ns = (uint64_t)((srv_req_arrival_ms(req) + timeout) * 1e6)};
+                              .cancelled = detect_cancelled};
+    if (srv_submit(app, req, &j->job, dialect, j->params.timeout_ms))
+        job_finish(j);
+}
+
+int srv_submit(struct srv_app *app, struct srv_req *req, struct eng_job *job, enum proto_dialect dialect,
+               int timeout_ms)
+{
+    const int timeout = timeout_ms ? timeout_ms : app->cfg->timeout_ms;
+    job->deadline_ns = (uint64_t)((srv_req_arrival_ms(req) + timeout) * 1e6);
     srv_req_defer(req);
-    const enum eng_workers_submit_status st = eng_workers_submit(app->pool, &j->job);
+    const enum eng_workers_submit_status st = eng_workers_submit(app->pool, job);
     if (st == ENG_WORKERS_OK)
-        return; /* the worker replies; req and j are not ours any more */
-    job_finish(j);
+        return 0; /* the worker replies; neither req nor the job are the caller's any more */
     if (st == ENG_WORKERS_FULL)
-        reply_code(req, dialect, PROTO_ERR_QUEUE_FULL, NULL, "all workers are busy and the queue is full");
+        srv_reply_code(req, dialect, PROTO_ERR_QUEUE_FULL, NULL, "all workers are busy and the queue is full");
     else
-        reply_code(req, dialect, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
+        srv_reply_code(req, dialect, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
+    return -1;
 }
 
 static void detect_handler(struct srv_req *req, void *app)
@@ -298,24 +308,31 @@ static void deepstack_handler(struct srv_req *req, void *app)
 
 static void models_handler(struct srv_req *req, void *arg)
 {
-    struct app *app = arg;
-    struct proto_model_info info[MAX_MODELS];
+    struct srv_app *app = arg;
+    struct proto_model_info info[SRV_MAX_MODELS];
     for (int i = 0; i < app->n_models; i++) {
-        const struct model *m = &app->models[i];
+        const struct srv_model *m = &app->models[i];
         info[i] = (struct proto_model_info){.name = m->name, .net = m->net, .conf = m->defaults.conf,
                                             .iou = m->defaults.iou, .max_det = m->defaults.max_det,
                                             .is_default = i == app->default_model};
     }
-    reply_json(req, 200, proto_models_json(info, app->n_models), NULL);
+    const int side = app->faces ? eng_face_models_max_input(app->faces) : 0;
+    const struct proto_face_model_info faces[] = {
+        {"tiny_face_detector", "face_detector", side, side},
+        {"face_landmark_68", "face_landmarks", ENG_FACE_LANDMARK_INPUT, ENG_FACE_LANDMARK_INPUT},
+        {"face_recognition", "face_recognition", ENG_FACE_CHIP, ENG_FACE_CHIP},
+    };
+    srv_reply_json(req, 200,
+                   proto_models_json_all(info, app->n_models, faces, app->faces ? 3 : 0), NULL);
 }
 
 static void healthz_handler(struct srv_req *req, void *app)
 {
     (void)app;
-    reply_json(req, 200, proto_health_json("ok"), NULL);
+    srv_reply_json(req, 200, proto_health_json("ok"), NULL);
 }
 
-static int over_high_water(struct app *app)
+static int over_high_water(struct srv_app *app)
 {
     const size_t cap = eng_workers_capacity(app->pool);
     return (double)eng_workers_depth(app->pool) > app->cfg->queue_high_water * (double)cap;
@@ -323,19 +340,21 @@ static int over_high_water(struct app *app)
 
 static void readyz_handler(struct srv_req *req, void *arg)
 {
-    struct app *app = arg;
+    struct srv_app *app = arg;
     if (!atomic_load(&app->ready))
-        reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, "models are still loading");
+        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, "models are still loading");
+    else if (app->faces_error[0])
+        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, app->faces_error);
     else if (over_high_water(app))
-        reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL,
+        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL,
                    "the job queue is above its high-water mark");
     else
-        reply_json(req, 200, proto_health_json("ready"), NULL);
+        srv_reply_json(req, 200, proto_health_json("ready"), NULL);
 }
 
 static void metrics_handler(struct srv_req *req, void *arg)
 {
-    struct app *app = arg;
+    struct srv_app *app = arg;
     struct eng_workers_stats st;
     eng_workers_stats_read(app->pool, &st);
     const struct srv_metrics_gauges g = {
@@ -368,6 +387,12 @@ static const struct srv_route routes[] = {
     {"/v1/detect", SRV_POST, detect_handler, 1, "detect", NULL},
     {"/v1/vision/detection", SRV_POST, deepstack_handler, 1, "deepstack_detection",
      deepstack_error_body},
+    {"/v1/faces", SRV_POST, srv_faces_handler, 1, "faces", NULL},
+    {"/v1/verify", SRV_POST, srv_verify_handler, 1, "verify", NULL},
+    {"/v1/vision/face", SRV_POST, srv_faces_deepstack_handler, 1, "deepstack_face",
+     deepstack_error_body},
+    {"/v1/vision/face/match", SRV_POST, srv_verify_deepstack_handler, 1, "deepstack_face_match",
+     deepstack_error_body},
     {"/v1/models", SRV_GET | SRV_HEAD, models_handler, 1, "models", NULL},
     {"/healthz", SRV_GET | SRV_HEAD, healthz_handler, 0, "healthz", NULL},
     {"/readyz", SRV_GET | SRV_HEAD, readyz_handler, 0, "readyz", NULL},
@@ -377,7 +402,7 @@ static const struct srv_route routes[] = {
 
 static int auth_ok(void *arg, const char *key)
 {
-    struct app *app = arg;
+    struct srv_app *app = arg;
     return !app->keys || srv_keys_check(app->keys, key);
 }
 
@@ -394,7 +419,7 @@ static const char *method_name(enum srv_method m)
 
 static void request_finished(void *arg, const struct srv_req *req)
 {
-    struct app *app = arg;
+    struct srv_app *app = arg;
     const double ms = srv_req_elapsed_ms(req);
     srv_metrics_request(app->metrics, srv_req_route_name(req), srv_req_status(req), ms);
     if (app->cfg->access_log)
@@ -404,11 +429,13 @@ static void request_finished(void *arg, const struct srv_req *req)
 
 /* ---- start-up ------------------------------------------------------------------------------ */
 
+static void worker_state_free(int worker, void *arg, void *state);
+
 static int worker_state_new(int worker, void *arg, void **out, struct eng_err *err)
 {
     (void)worker;
-    struct app *app = arg;
-    struct worker_state *ws = calloc(1, sizeof *ws);
+    struct srv_app *app = arg;
+    struct srv_worker_state *ws = calloc(1, sizeof *ws);
     if (!ws || !(ws->class_mask = calloc((size_t)app->max_classes + 1, 1))) {
         free(ws);
         return eng_err_set(err, ENG_ERR_NOMEM, "worker", "out of memory");
@@ -424,6 +451,10 @@ static int worker_state_new(int worker, void *arg, void **out, struct eng_err *e
         /* Warm-up: touches every buffer and lets OpenBLAS set itself up before the first request. */
         eng_net_forward(app->models[i].net, ws->ctx[i]);
     }
+    if (srv_faces_worker_init(app, ws, err)) {
+        worker_state_free(worker, app, ws);
+        return -1;
+    }
     *out = ws;
     return 0;
 }
@@ -431,17 +462,18 @@ static int worker_state_new(int worker, void *arg, void **out, struct eng_err *e
 static void worker_state_free(int worker, void *arg, void *state)
 {
     (void)worker;
-    struct app *app = arg;
-    struct worker_state *ws = state;
+    struct srv_app *app = arg;
+    struct srv_worker_state *ws = state;
     if (!ws)
         return;
     for (int i = 0; i < app->n_models; i++)
         eng_ctx_free(ws->ctx[i]);
+    srv_faces_worker_free(ws);
     free(ws->class_mask);
     free(ws);
 }
 
-static int load_one_model(struct app *app, const char *name)
+static int load_one_model(struct srv_app *app, const char *name)
 {
     struct eng_err err = {0};
     struct eng_net *net = NULL;
@@ -451,7 +483,7 @@ static int load_one_model(struct app *app, const char *name)
         SRV_LOG(SRV_LOG_ERROR, "model %s not loaded: %s", name, eng_err_format(&err, buf, sizeof buf));
         return -1;
     }
-    struct model *m = &app->models[app->n_models];
+    struct srv_model *m = &app->models[app->n_models];
     if (!(m->name = strdup(name))) {
         eng_net_free(net);
         return -1;
@@ -468,7 +500,7 @@ static int load_one_model(struct app *app, const char *name)
 }
 
 /* Every sub-folder of the models directory holding <name>/<name>.cfg is a model. */
-static int load_models(struct app *app)
+static int load_models(struct srv_app *app)
 {
     DIR *d = opendir(app->cfg->models);
     if (!d) {
@@ -476,7 +508,7 @@ static int load_models(struct app *app)
                 app->cfg->models, strerror(errno));
         return -1;
     }
-    for (struct dirent *e; (e = readdir(d)) && app->n_models < MAX_MODELS;) {
+    for (struct dirent *e; (e = readdir(d)) && app->n_models < SRV_MAX_MODELS;) {
         char cfg[4096];
         struct stat st;
         if (e->d_name[0] == '.' ||
@@ -496,7 +528,7 @@ static int load_models(struct app *app)
     return 0;
 }
 
-static void app_free(struct app *app)
+static void app_free(struct srv_app *app)
 {
     srv_http_stop(app->http);
     eng_workers_free(app->pool);
@@ -504,12 +536,13 @@ static void app_free(struct app *app)
         eng_net_free(app->models[i].net);
         free(app->models[i].name);
     }
+    eng_face_models_free(app->faces);
     srv_keys_free(app->keys);
     srv_metrics_free(app->metrics);
     srv_config_free(app->cfg);
 }
 
-static int start(struct app *app)
+static int start(struct srv_app *app)
 {
     struct eng_err err = {0};
     char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
@@ -518,7 +551,7 @@ static int start(struct app *app)
         return -1;
     }
     srv_blas_set_threads(app->cfg->blas_threads);
-    if (!(app->metrics = srv_metrics_new()) || load_models(app))
+    if (!(app->metrics = srv_metrics_new()) || load_models(app) || srv_faces_load(app))
         return -1;
     const struct eng_workers_config wc = {.workers = app->cfg->workers,
                                           .queue_cap = (size_t)app->cfg->queue,
@@ -549,7 +582,7 @@ static int start(struct app *app)
 }
 
 /* SIGTERM: refuse new connections, let queued and running jobs finish, send their replies. */
-static void drain(struct app *app)
+static void drain(struct srv_app *app)
 {
     SRV_LOG(SRV_LOG_INFO, "stopping: finishing %d requests in flight", srv_http_in_flight(app->http));
     srv_http_quiesce(app->http);
@@ -572,7 +605,7 @@ static void install_signals(void)
 
 int srv_serve(int argc, char **argv)
 {
-    struct app app = {0};
+    struct srv_app app = {0};
     struct eng_err err = {0};
     char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
     const struct srv_config_args args = {.argc = argc, .argv = argv};

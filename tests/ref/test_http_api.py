@@ -398,10 +398,15 @@ def test_endpoints(ctx, d):
     body = ctx.expect(g, r, "GET", "/v1/models", 200, route="models")
     want = sorted(p.name for p in MODELS_DIR.iterdir() if (p / f"{p.name}.cfg").exists())
     if body:
-        models = {m["name"]: m for m in body["models"]}
+        models = {m["name"]: m for m in body["models"] if m["kind"] == "yolo"}
+        faces = {m["kind"]: m for m in body["models"] if m["kind"] != "yolo"}
         c.check(g, sorted(models) == want, f"/v1/models lists the models in ./models {want}", str(sorted(models)))
-        c.check(g, [m["name"] for m in body["models"] if m["default"]] == [DEFAULT_MODEL],
+        c.check(g, [m["name"] for m in models.values() if m["default"]] == [DEFAULT_MODEL],
                 f"exactly one default model, {DEFAULT_MODEL}")
+        want_faces = {"face_detector": (416, 416), "face_landmarks": (112, 112), "face_recognition": (150, 150)} \
+            if (MODELS_DIR / "faces").is_dir() else {}
+        c.check(g, {k: (m["input"]["width"], m["input"]["height"]) for k, m in faces.items()} == want_faces,
+                "/v1/models lists the face networks (when installed) with their input sizes", str(faces))
         for name, m in models.items():
             w, h = net_size(name) if name in want else (None, None)
             c.check(g, (m["input"]["width"], m["input"]["height"]) == (w, h), f"{name}: input size is the cfg's")
