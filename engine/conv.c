@@ -1,7 +1,10 @@
 /* conv.c - [convolutional]: im2col + cblas_sgemm per group, then bias and activation.
  *
  * Batch norm is folded into weights and bias by the loader, so inference is one GEMM per group.
- * A 1x1, stride-1, unpadded convolution is already a GEMM on the input (C x HW), so it skips im2col. */
+ * A 1x1, stride-1, unpadded convolution is already a GEMM on the input (C x HW), so it skips im2col.
+ * The output columns are processed in tiles sized to stay in L2: im2col fills one tile, the GEMM
+ * consumes it, and bias + activation run on the result before it leaves the cache. Depthwise layers
+ * go to the direct kernel in conv_dw.c. */
 #include <cblas.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,31 +32,62 @@ void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *af
     *after = total - total / 2;
 }
 
-/* Unfolds one group's input channels into a (channels*size*size) x (out_h*out_w) matrix. */
-static void im2col(const float *in, int channels, int h, int w, const struct eng_conv *c, int out_h,
-                   int out_w, float *col)
+/* Unfolds columns [n0, n0 + cols) of one group's (channels*size*size) x (out_h*out_w) im2col matrix
+ * into col (leading dimension cols): a tile small enough to stay in cache for the GEMM that reads it. */
+static void im2col_tile(const float *in, int channels, int h, int w, const struct eng_conv *c,
+                        int out_w, int n0, int cols, float *col)
 {
-    const int k = c->size;
+    const int k = c->size, s = c->stride;
     for (int ch = 0; ch < channels; ch++) {
         const float *plane = in + (size_t)ch * h * w;
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
-                float *row = col + (((size_t)ch * k + ky) * k + kx) * out_h * out_w;
-                for (int oy = 0; oy < out_h; oy++) {
-                    const int iy = oy * c->stride - c->pad_top + ky;
-                    float *dst = row + (size_t)oy * out_w;
+                float *row = col + (((size_t)ch * k + ky) * k + kx) * cols;
+                int oy = n0 / out_w, ox = n0 % out_w;
+                for (int j = 0; j < cols;) {
+                    /* one output row's stretch at a time: iy is fixed along it */
+                    const int run = out_w - ox < cols - j ? out_w - ox : cols - j;
+                    const int iy = oy * s - c->pad_top + ky;
                     if (iy < 0 || iy >= h) {
-                        memset(dst, 0, sizeof(float) * out_w);
-                        continue;
+                        memset(row + j, 0, sizeof(float) * run);
+                    } else {
+                        const float *src = plane + (size_t)iy * w;
+                        for (int t = 0; t < run; t++) {
+                            const int ix = (ox + t) * s - c->pad_left + kx;
+                            row[j + t] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
+                        }
                     }
-                    const float *src = plane + (size_t)iy * w;
-                    for (int ox = 0; ox < out_w; ox++) {
-                        const int ix = ox * c->stride - c->pad_left + kx;
-                        dst[ox] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
-                    }
+                    j += run;
+                    ox = 0;
+                    oy++;
                 }
             }
         }
+    }
+}
+
+/* Columns per GEMM call: the B tile (k x cols) and the C tile (m x cols) should fit in L2 together,
+ * so bias and activation run on the output while it is still in cache; never too narrow for the
+ * GEMM kernels to run at speed. */
+static int column_tile(int m, int k, int n)
+{
+    int t = (256 * 1024) / (m + k);
+    t = t < 512 ? 512 : t;
+    t = (t + 15) / 16 * 16;
+    return t < n ? t : n;
+}
+
+/* Bias and activation on an m x cols tile of rows `ld` apart, in one pass. */
+static void bias_activate(float *out, int m, int cols, int ld, const float *bias, enum eng_act act)
+{
+    for (int o = 0; o < m; o++) {
+        float *row = out + (size_t)o * ld;
+        if (bias) {
+            const float b = bias[o];
+            for (int i = 0; i < cols; i++)
+                row[i] += b;
+        }
+        eng_activate(row, (size_t)cols, act);
     }
 }
 
@@ -65,26 +99,27 @@ static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
     const int n = l->out.h * l->out.w;
     const int k = in_c * c->size * c->size;
     const size_t in_plane = (size_t)l->in.h * l->in.w;
+    const int tile = column_tile(out_c, k, n);
 
     for (int g = 0; g < c->groups; g++) {
         const float *in = f->in + (size_t)g * in_c * in_plane;
-        const float *b = in;
-        if (!is_pointwise(c)) {
-            im2col(in, in_c, l->in.h, l->in.w, c, l->out.h, l->out.w, f->work);
-            b = f->work;
-        }
         const float *a = c->weights + (size_t)g * out_c * k;
         float *out = f->out + (size_t)g * out_c * n;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out_c, n, k, 1.0f, a, k, b, n, 0.0f,
-                    out, n);
+        const float *bias = c->bias ? c->bias + (size_t)g * out_c : NULL;
+        for (int n0 = 0; n0 < n; n0 += tile) {
+            const int cols = n - n0 < tile ? n - n0 : tile;
+            const float *b = in + n0;
+            int ldb = n;
+            if (!is_pointwise(c)) {
+                im2col_tile(in, in_c, l->in.h, l->in.w, c, l->out.w, n0, cols, f->work);
+                b = f->work;
+                ldb = cols;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out_c, cols, k, 1.0f, a, k, b, ldb,
+                        0.0f, out + n0, n);
+            bias_activate(out + n0, out_c, cols, n, bias, c->act);
+        }
     }
-    for (int o = 0; c->bias && o < c->filters; o++) {
-        float *plane = f->out + (size_t)o * n;
-        const float bias = c->bias[o];
-        for (int i = 0; i < n; i++)
-            plane[i] += bias;
-    }
-    eng_activate(f->out, eng_shape_size(l->out), c->act);
 }
 
 int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
@@ -124,7 +159,8 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
     const int depthwise = c->groups == l->in.c && c->groups == c->filters;
     l->forward = depthwise ? eng_conv_depthwise_forward : conv_forward;
     const size_t k = (size_t)(l->in.c / c->groups) * c->size * c->size;
-    l->work_floats = depthwise ? (size_t)l->in.w : is_pointwise(c) ? 0 : k * (size_t)oh * ow;
+    const int tile = column_tile(c->filters / c->groups, (int)k, oh * ow);
+    l->work_floats = depthwise ? (size_t)l->in.w : is_pointwise(c) ? 0 : k * (size_t)tile;
     l->flops = 2.0 * (double)k * c->filters * oh * ow;
     return 0;
 }

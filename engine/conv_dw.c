@@ -111,8 +111,12 @@ void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd 
         const float *in = f->in + (size_t)ch * ih * iw;
         const float *w = c->weights + (size_t)ch * k * k;
         float *out = f->out + (size_t)ch * oh * ow;
-        for (int oy = 0; oy < oh; oy++)
-            dw_row(l, in, w, c->bias ? c->bias[ch] : 0.0f, zero, oy, out + (size_t)oy * ow);
-        eng_activate(out, (size_t)oh * ow, c->act);
+        for (int oy = 0; oy < oh; oy++) {
+            /* activate each row while it is still in L1: a separate pass over the plane would
+             * stream it through memory twice more, and these layers are memory-bound */
+            float *orow = out + (size_t)oy * ow;
+            dw_row(l, in, w, c->bias ? c->bias[ch] : 0.0f, zero, oy, orow);
+            eng_activate(orow, (size_t)ow, c->act);
+        }
     }
 }

@@ -114,16 +114,107 @@ void eng_ctx_free(struct eng_ctx *ctx)
     free(ctx);
 }
 
-/* What a context for net needs: arena floats (input and every output), scratch, head rows. */
-static void ctx_sizes(const struct eng_net *net, size_t *total, size_t *work, size_t *rows)
+/* Layers whose outputs callers read after a forward pass: the heads and the last layer. */
+static int read_after_forward(const struct eng_net *net, int i)
 {
-    *total = eng_shape_size(net->input);
+    const enum eng_layer_kind k = net->layers[i].kind;
+    return i == net->n_layers - 1 || k == ENG_LAYER_YOLO || k == ENG_LAYER_REGION;
+}
+
+/* The layer whose buffer holds layer i's output: itself, or for a dropout the layer it aliases
+ * (-1: the network input). */
+static int owner_of(const struct eng_net *net, int i)
+{
+    while (i >= 0 && !net->layers[i].forward)
+        i--;
+    return i;
+}
+
+static void extend_use(int *last_use, const struct eng_net *net, int producer, int when)
+{
+    const int o = owner_of(net, producer);
+    if (o >= 0 && last_use[o] < when)
+        last_use[o] = when;
+}
+
+/* last_use[i]: the last layer that reads layer i's buffer (n_layers: read after the pass). */
+static void liveness(const struct eng_net *net, int *last_use)
+{
+    for (int i = 0; i < net->n_layers; i++)
+        last_use[i] = read_after_forward(net, i) ? net->n_layers : i;
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct eng_layer *l = &net->layers[i];
+        if (read_after_forward(net, i))
+            extend_use(last_use, net, i, net->n_layers);
+        if (!l->forward)
+            continue;
+        extend_use(last_use, net, i - 1, i);
+        if (l->kind == ENG_LAYER_ROUTE)
+            for (int k = 0; k < l->p.route.n; k++)
+                extend_use(last_use, net, l->p.route.inputs[k], i);
+        else if (l->kind == ENG_LAYER_SHORTCUT)
+            extend_use(last_use, net, l->p.shortcut.from, i);
+        else if (l->kind == ENG_LAYER_ADD)
+            for (int k = 0; k < l->p.add.n; k++)
+                extend_use(last_use, net, l->p.add.inputs[k], i);
+    }
+}
+
+struct block {
+    size_t offset, size;
+    int free_after; /* the block may be reused by layers after this one */
+};
+
+/* Plans where each layer's output lives in the arena (offset[i], in floats, for layers with a
+ * forward function) so that buffers are reused once their last reader has run: the working set
+ * stays small enough to live in cache, and contexts stay small. Returns the arena size, the input
+ * included (at offset 0), or 0 if out of memory. */
+static size_t plan_arena(const struct eng_net *net, size_t *offset)
+{
+    const int n = net->n_layers;
+    int *last_use = malloc(sizeof(int) * ((size_t)n + 1));
+    struct block *blocks = malloc(sizeof(struct block) * ((size_t)n + 1));
+    if (!last_use || !blocks) {
+        free(last_use);
+        free(blocks);
+        return 0;
+    }
+    liveness(net, last_use);
+    size_t total = eng_shape_size(net->input);
+    int n_blocks = 0;
+    for (int i = 0; i < n; i++) {
+        const struct eng_layer *l = &net->layers[i];
+        if (!l->forward)
+            continue;
+        const size_t need = eng_shape_size(l->out);
+        int best = -1;
+        for (int b = 0; b < n_blocks; b++) /* best fit among blocks whose readers are done */
+            if (blocks[b].free_after < i && blocks[b].size >= need &&
+                (best < 0 || blocks[b].size < blocks[best].size))
+                best = b;
+        if (best < 0) {
+            best = n_blocks++;
+            blocks[best] = (struct block){total, need, 0};
+            total += need;
+        }
+        blocks[best].free_after = last_use[i];
+        offset[i] = blocks[best].offset;
+    }
+    free(last_use);
+    free(blocks);
+    return total;
+}
+
+/* What a context for net needs: arena floats (input and outputs), scratch, head rows. */
+static int ctx_sizes(const struct eng_net *net, size_t *total, size_t *work, size_t *rows)
+{
+    size_t *offset = calloc((size_t)net->n_layers + 1, sizeof *offset);
+    *total = offset ? plan_arena(net, offset) : 0;
+    free(offset);
     *work = 1;
     *rows = 1;
     for (int i = 0; i < net->n_layers; i++) {
         const struct eng_layer *l = &net->layers[i];
-        if (l->forward)
-            *total += eng_shape_size(l->out);
         if (l->work_floats > *work)
             *work = l->work_floats;
         if (l->kind == ENG_LAYER_YOLO || l->kind == ENG_LAYER_REGION) {
@@ -131,36 +222,35 @@ static void ctx_sizes(const struct eng_net *net, size_t *total, size_t *work, si
             *rows = r > *rows ? r : *rows;
         }
     }
+    return *total ? 0 : -1;
 }
 
-/* Every layer keeps its own output: route and shortcut may read any earlier one. */
-static void ctx_layout(struct eng_ctx *ctx, const struct eng_net *net)
+static int ctx_layout(struct eng_ctx *ctx, const struct eng_net *net)
 {
+    size_t *offset = calloc((size_t)net->n_layers + 1, sizeof *offset);
+    if (!offset || !plan_arena(net, offset)) {
+        free(offset);
+        return -1;
+    }
     ctx->net = net;
     ctx->input = ctx->arena;
-    float *next = ctx->arena + eng_shape_size(net->input);
     const float *prev = ctx->input;
     for (int i = 0; i < net->n_layers; i++) {
-        const struct eng_layer *l = &net->layers[i];
-        if (l->forward) {
-            ctx->outs[i] = next;
-            next += eng_shape_size(l->out);
-        } else {
-            ctx->outs[i] = (float *)prev;
-        }
+        ctx->outs[i] = net->layers[i].forward ? ctx->arena + offset[i] : (float *)prev;
         prev = ctx->outs[i];
     }
+    free(offset);
+    return 0;
 }
 
 int eng_ctx_bind(struct eng_ctx *ctx, const struct eng_net *net)
 {
     size_t total, work, rows;
-    ctx_sizes(net, &total, &work, &rows);
-    if (net->n_layers != ctx->cap_layers || total > ctx->cap_arena || work > ctx->cap_work ||
-        rows > ctx->cap_rows || net->max_candidates > ctx->cap_candidates)
+    if (ctx_sizes(net, &total, &work, &rows) || net->n_layers != ctx->cap_layers ||
+        total > ctx->cap_arena || work > ctx->cap_work || rows > ctx->cap_rows ||
+        net->max_candidates > ctx->cap_candidates)
         return -1;
-    ctx_layout(ctx, net);
-    return 0;
+    return ctx_layout(ctx, net);
 }
 
 struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
@@ -169,7 +259,8 @@ struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
     if (!ctx)
         goto nomem;
     size_t total, work, rows;
-    ctx_sizes(net, &total, &work, &rows);
+    if (ctx_sizes(net, &total, &work, &rows))
+        goto nomem;
     ctx->cap_layers = net->n_layers;
     ctx->cap_arena = total;
     ctx->cap_work = work;
@@ -181,9 +272,9 @@ struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
     ctx->rows = malloc(sizeof(float) * rows);
     ctx->cand = calloc(net->max_candidates + 1, sizeof *ctx->cand);
     ctx->layer_ms = calloc((size_t)net->n_layers + 1, sizeof *ctx->layer_ms);
-    if (!ctx->arena || !ctx->outs || !ctx->work || !ctx->rows || !ctx->cand || !ctx->layer_ms)
+    if (!ctx->arena || !ctx->outs || !ctx->work || !ctx->rows || !ctx->cand || !ctx->layer_ms ||
+        ctx_layout(ctx, net))
         goto nomem;
-    ctx_layout(ctx, net);
     return ctx;
 
 nomem:

@@ -71,7 +71,9 @@ int eng_ctx_bind(struct eng_ctx *ctx, const struct eng_net *net);
 /* Runs every layer on ctx->input. Never fails and never allocates. */
 void eng_net_forward(const struct eng_net *net, struct eng_ctx *ctx);
 
-/* Output of layer i after a forward pass (borrowed from ctx). */
+/* Output of layer i after a forward pass (borrowed from ctx). Buffers are reused once their last
+ * reader has run, so after a pass this is valid only for the heads and the last layer (and for a
+ * layer read by another one, until that reader has run). */
 static inline const float *eng_ctx_output(const struct eng_ctx *ctx, int i)
 {
     return ctx->outs[i];
