@@ -399,11 +399,13 @@ void srv_req_reply(struct srv_req *r, int status, const char *content_type, char
 {
     pthread_mutex_lock(&r->lock);
     store_reply(r, status, content_type, body_take, body_len, extra_headers);
-    if (r->suspended) {
-        r->suspended = 0;
-        MHD_resume_connection(r->conn);
-    }
+    struct MHD_Connection *resume = r->suspended ? r->conn : NULL;
+    r->suspended = 0;
     pthread_mutex_unlock(&r->lock);
+    /* Resume only after unlocking: once resumed, MHD may finish and free the request on its own
+     * thread. A suspended connection cannot finish, so r is still alive up to this point. */
+    if (resume)
+        MHD_resume_connection(resume);
 }
 
 /* "GET, HEAD, OPTIONS": the methods a route answers, for the Allow header a 405 must carry. */
