@@ -3,7 +3,7 @@
  * Geometry: a box covers the pixel columns lround(x1)..lround(x2) and rows lround(y1)..lround(y2),
  * inclusive (reversed corners are swapped). The outline is drawn inward from those edges, so it never
  * paints outside the box itself. Every pixel write goes through fill_rect(), which clips to the image;
- * nothing else touches the pixel buffer. */
+ * nothing else touches the pixel buffer. Points are small filled squares. */
 #include "draw.h"
 
 #include <assert.h>
@@ -300,6 +300,29 @@ void eng_draw_boxes(struct eng_image *img, const struct eng_draw_box *boxes, int
         draw_outline(img, r, thick, c);
         if (boxes[i].label && boxes[i].label[0])
             draw_label(img, r, boxes[i].label, c);
+    }
+}
+
+/* ---- points ---- */
+
+void eng_draw_points(struct eng_image *img, const float *xy, int count, int class_id)
+{
+    assert(img);
+    assert(xy || count <= 0);
+    if (!img->rgb || img->width <= 0 || img->height <= 0 || img->width > DRAW_MAX_SIDE ||
+        img->height > DRAW_MAX_SIDE)
+        return;
+    const int short_side = img->width < img->height ? img->width : img->height;
+    const int half = short_side / 500 > 1 ? short_side / 500 : 1;
+    const struct rgb c = class_colour(class_id);
+    for (int i = 0; i < count; i++) {
+        const float x = xy[2 * i], y = xy[2 * i + 1];
+        if (isnan(x) || isnan(y))
+            continue;
+        /* clamped so far-away points cannot overflow; a clamped square lies outside the image */
+        const int px = to_pixel(x, -half - 1, img->width + half);
+        const int py = to_pixel(y, -half - 1, img->height + half);
+        fill_rect(img, (struct rect){px - half, py - half, px + half, py + half}, c);
     }
 }
 

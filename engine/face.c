@@ -774,16 +774,23 @@ struct eng_face_rect eng_face_align_dlib(const struct eng_face_point pts[ENG_FAC
     return align_dlib(xy, crop_w, crop_h);
 }
 
+struct eng_face_rect eng_face_box_crop(const struct eng_box *box, int img_w, int img_h)
+{
+    const double bw = (double)box->x2 - box->x1, bh = (double)box->y2 - box->y1;
+    if (!(bw > 0) || !(bh > 0)) /* also NaN */
+        return (struct eng_face_rect){0, 0, 0, 0};
+    return clip_box(box->x1, box->y1, bw, bh, img_w, img_h);
+}
+
 int eng_face_landmarks(const struct eng_face_models *m, struct eng_face_ctx *ctx,
                        const struct eng_image *img, struct eng_face *face, struct eng_err *err)
 {
     if (!img->rgb || img->width <= 0 || img->height <= 0)
         return eng_err_set(err, ENG_ERR_INVALID, "image", "empty image");
     const struct eng_box bx = face->box;
-    const double bw = (double)bx.x2 - bx.x1, bh = (double)bx.y2 - bx.y1;
     /* extractFaceTensors: the detection box clipped and floored */
-    const struct eng_face_rect crop = clip_box(bx.x1, bx.y1, bw, bh, img->width, img->height);
-    if (!(bw > 0) || !(bh > 0) || crop.w <= 0 || crop.h <= 0)
+    const struct eng_face_rect crop = eng_face_box_crop(&bx, img->width, img->height);
+    if (crop.w <= 0 || crop.h <= 0)
         return eng_err_set(err, ENG_ERR_INVALID, "face",
                            "box (%.1f, %.1f, %.1f, %.1f) has no pixel inside the %dx%d image", bx.x1,
                            bx.y1, bx.x2, bx.y2, img->width, img->height);
@@ -870,4 +877,38 @@ double eng_face_distance_sq(const float a[ENG_FACE_DESCRIPTOR], const float b[EN
 double eng_face_distance(const float a[ENG_FACE_DESCRIPTOR], const float b[ENG_FACE_DESCRIPTOR])
 {
     return sqrt(eng_face_distance_sq(a, b));
+}
+
+/* ---- choosing faces ------------------------------------------------------------------------- */
+
+static float face_area(const struct eng_face *f)
+{
+    return (f->box.x2 - f->box.x1) * (f->box.y2 - f->box.y1);
+}
+
+void eng_face_sort_largest(struct eng_face *faces, int n)
+{
+    /* Insertion sort: stable, no allocation, and n is a detector's handful of faces. */
+    for (int i = 1; i < n; i++) {
+        const struct eng_face f = faces[i];
+        const float a = face_area(&f);
+        int j = i;
+        for (; j > 0 && face_area(&faces[j - 1]) < a; j--)
+            faces[j] = faces[j - 1];
+        faces[j] = f;
+    }
+}
+
+int eng_face_select(const struct eng_face *faces, int n, enum eng_face_select how)
+{
+    if (n <= 0)
+        return -1;
+    int pick = 0;
+    for (int i = 1; i < n; i++) {
+        const int better = how == ENG_FACE_SELECT_BEST ? faces[i].score > faces[pick].score
+                                                       : face_area(&faces[i]) > face_area(&faces[pick]);
+        if (better)
+            pick = i;
+    }
+    return pick;
 }

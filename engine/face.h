@@ -108,6 +108,12 @@ int eng_face_detect(const struct eng_face_models *m, struct eng_face_ctx *ctx,
                     const struct eng_image *img, const struct eng_face_params *params,
                     struct eng_face *out, int cap, struct eng_err *err);
 
+/* The pixels face-api cuts out of img (img_w x img_h) for a detection box, the landmark net's input:
+ * the box clipped to the image, then floored (Box.clipAtImageBorders). w or h is <= 0 when the box has
+ * no pixel inside the image, or is empty or NaN: at very low score thresholds the detector can place
+ * boxes in the zero padding below or right of the image. Pure. */
+struct eng_face_rect eng_face_box_crop(const struct eng_box *box, int img_w, int img_h);
+
 /* Computes face->landmarks and face->chip from face->box (as eng_face_detect set it, or any box in
  * img's pixels). Returns 0, or -1 with err if the box has no pixel inside the image or the chip the
  * landmarks give is empty. */
@@ -130,6 +136,19 @@ int eng_face_descriptor_aligned(const struct eng_face_models *m, struct eng_face
  * crop of crop_w x crop_h pixels; same coordinates as pts, not clipped. Pure. */
 struct eng_face_rect eng_face_align_dlib(const struct eng_face_point pts[ENG_FACE_LANDMARKS],
                                          int crop_w, int crop_h);
+
+/* Orders faces[0..n) by box area (as detected, unclipped), largest first; equal areas keep their
+ * order. In place, no allocation. Pure. */
+void eng_face_sort_largest(struct eng_face *faces, int n);
+
+enum eng_face_select {
+    ENG_FACE_SELECT_LARGEST = 0, /* the largest box area */
+    ENG_FACE_SELECT_BEST,        /* the highest detection score */
+};
+
+/* Which of faces[0..n) to use when an image must give one face: its index (the first one on ties),
+ * or -1 when n is 0. Pure. */
+int eng_face_select(const struct eng_face *faces, int n, enum eng_face_select how);
 
 /* The Siamese distance ||a - b||^2 and the Euclidean ||a - b|| of two descriptors (computed in
  * double, as face-api's euclideanDistance). Pure. */

@@ -155,6 +155,15 @@ char *proto_err_json(const struct proto_err *err, const char *request_id)
     return proto_error_json(err->code, err->msg[0] ? err->msg : NULL, err->field, request_id);
 }
 
+char *proto_err_file_json(const char *image, const struct proto_err *err)
+{
+    const struct proto_code_info *info = proto_code_info(err->code);
+    return proto_json_dump(json_pack(
+        "{s:o,s:{s:s,s:o,s:o*}}", "image", proto_json_str(image), "error", "code", info->name, "message",
+        proto_json_str(err->msg[0] ? err->msg : info->message), "field",
+        err->field[0] ? proto_json_str(err->field) : NULL));
+}
+
 char *proto_deepstack_error_json(enum proto_code code, const char *message, const char *request_id)
 {
     const struct proto_code_info *info = proto_code_info(code);

@@ -93,6 +93,11 @@ char *proto_error_json(enum proto_code code, const char *message, const char *fi
 /* proto_error_json for a filled struct proto_err. New string, caller frees; NULL if out of memory. */
 char *proto_err_json(const struct proto_err *err, const char *request_id);
 
+/* The command-line tools' line for an input file that failed (`visiond faces`, `visiond verify`):
+ * {"image":"<path>","error":{"code":"...","message":"...","field":"..."}} (no "field" key when
+ * err->field is empty). New string, caller frees; NULL if out of memory. */
+char *proto_err_file_json(const char *image, const struct proto_err *err);
+
 /* DeepStack's error shape, for POST /v1/vision/detection:
  * {"success":false,"error":"<message>","code":<HTTP status>,"request_id":"..."} (message NULL: the
  * default; request_id NULL: omitted). Reply with proto_code_status(code) as the status, as DeepStack

@@ -273,7 +273,8 @@ struct proto_verify_response {
 /* {"request_id","verified","distance","squared_distance","threshold","metric":"euclidean",
  *  "faces":{"image1":{"box","det_score","faces_in_image"}|null,"image2":...},"timing_ms":{...}}.
  * distance = sqrt(squared_distance); verified = distance < threshold (strict, as face-api's
- * FaceMatcher), decided before rounding; distances and threshold rounded to 1e-6. New string, caller
+ * FaceMatcher), decided before rounding; distances and threshold rounded to 1e-6 and, like every
+ * number this module writes, to 6 significant digits (so to 1e-5 from 1 up). New string, caller
  * frees; NULL if out of memory or squared_distance is negative or not finite. */
 char *proto_verify_response_json(const struct proto_verify_response *r);
 

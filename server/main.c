@@ -15,7 +15,9 @@ static const struct {
     {"serve", srv_serve, "run the HTTP daemon (`visiond serve --help` for its settings)"},
     {"detect", srv_cli_detect, "detect objects in images, print JSON Lines"},
     {"forward", srv_cli_forward, "run a model on a raw tensor, write its head outputs (for tests)"},
-    {"bench", srv_cli_bench, "time the forward pass"},
+    {"faces", srv_cli_faces, "find faces (boxes, landmarks, embeddings) in images, print JSON Lines"},
+    {"verify", srv_cli_verify, "are two face photos the same person? print one JSON line"},
+    {"bench", srv_cli_bench, "time the forward pass (--faces: the face networks)"},
 };
 
 static int usage(FILE *f, int status)

@@ -12,12 +12,12 @@
 #include "proto_face.h"
 #include "proto_request.h"
 #include "srv_config.h"
+#include "srv_face_steps.h" /* SRV_MAX_FACES */
 #include "srv_http.h"
 #include "srv_metrics.h"
 #include "workers.h"
 
 #define SRV_MAX_MODELS 32
-#define SRV_MAX_FACES 256 /* faces one detection may report */
 
 struct srv_model {
     char *name;

@@ -16,6 +16,7 @@
 #include "proto_detect.h"
 #include "srv_blas.h"
 #include "srv_cli.h"
+#include "srv_cli_common.h"
 #include "srv_model.h"
 
 enum { EXIT_USAGE = 2 };
@@ -68,7 +69,8 @@ static const char usage_text[] =
     "                      [--threads N] [--draw OUT.png|DIR] IMAGE...\n"
     "       visiond forward (--model NAME | --cfg C --weights W) --input IN.f32 --out PREFIX\n"
     "       visiond bench (--model NAME | --cfg C --weights W) [--input IN.f32 | --image IMG]\n"
-    "                      [--threads N] [--runs 20] [--warmup 3] [--profile]\n";
+    "                      [--threads N] [--runs 20] [--warmup 3] [--profile]\n"
+    "       visiond bench --faces --image PHOTO [...]  (see `visiond bench --faces --help`)\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -165,14 +167,14 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
     return 0;
 }
 
-static int report(const struct eng_err *err)
+int srv_cli_report(const struct eng_err *err)
 {
     char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
     fprintf(stderr, "visiond: %s\n", eng_err_format(err, buf, sizeof buf));
     return EXIT_FAILURE;
 }
 
-static double now_ms(void)
+double srv_cli_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -213,10 +215,24 @@ static const char *base_name(const char *path)
     return s ? s + 1 : path;
 }
 
-static int is_directory(const char *path)
+int srv_cli_is_directory(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void srv_cli_draw_path(const char *draw, const char *image_path, char *out, size_t size)
+{
+    if (srv_cli_is_directory(draw)) {
+        char stem[1024];
+        snprintf(stem, sizeof stem, "%s", base_name(image_path));
+        char *dot = strrchr(stem, '.');
+        if (dot)
+            *dot = '\0';
+        snprintf(out, size, "%s/%s.png", draw, stem);
+    } else {
+        snprintf(out, size, "%s", draw);
+    }
 }
 
 static int draw_result(const struct cli_opts *o, const struct eng_net *net, struct eng_image *img,
@@ -224,16 +240,7 @@ static int draw_result(const struct cli_opts *o, const struct eng_net *net, stru
                        struct eng_err *err)
 {
     char path[4096];
-    if (is_directory(o->draw)) {
-        char stem[1024];
-        snprintf(stem, sizeof stem, "%s", base_name(image_path));
-        char *dot = strrchr(stem, '.');
-        if (dot)
-            *dot = '\0';
-        snprintf(path, sizeof path, "%s/%s.png", o->draw, stem);
-    } else {
-        snprintf(path, sizeof path, "%s", o->draw);
-    }
+    srv_cli_draw_path(o->draw, image_path, path, sizeof path);
     struct eng_draw_box *boxes = calloc((size_t)n + 1, sizeof *boxes);
     char (*labels)[96] = calloc((size_t)n + 1, sizeof *labels);
     if (!boxes || !labels) {
@@ -255,7 +262,7 @@ static int draw_result(const struct cli_opts *o, const struct eng_net *net, stru
     return rc;
 }
 
-static void print_line(char *json)
+void srv_cli_print_line(char *json)
 {
     if (json) {
         puts(json);
@@ -270,26 +277,26 @@ static int detect_one(const struct cli_opts *o, const struct eng_net *net, struc
     struct eng_err err = {0};
     struct eng_image img = {0};
     const struct eng_decode_opts dopts = {.max_pixels = o->max_pixels, .apply_exif = o->exif};
-    const double t0 = now_ms();
+    const double t0 = srv_cli_now_ms();
     if (eng_image_load(path, &dopts, &img, NULL, &err)) {
-        print_line(proto_detect_error_json(path, &err));
-        return report(&err);
+        srv_cli_print_line(proto_detect_error_json(path, &err));
+        return srv_cli_report(&err);
     }
-    const double decode_ms = now_ms() - t0;
+    const double decode_ms = srv_cli_now_ms() - t0;
     struct eng_detect_timing t;
     const int n = eng_detect(net, ctx, &img, &o->det, dets, o->det.max_det, &t, &err);
     int rc = EXIT_SUCCESS;
     if (n < 0) {
-        print_line(proto_detect_error_json(path, &err));
-        rc = report(&err);
+        srv_cli_print_line(proto_detect_error_json(path, &err));
+        rc = srv_cli_report(&err);
     } else {
         const struct proto_detect_result r = {
             .image = path, .width = img.width, .height = img.height, .net = net, .dets = dets,
             .count = n, .decode_ms = decode_ms + t.preprocess_ms, .infer_ms = t.infer_ms,
             .nms_ms = t.nms_ms};
-        print_line(proto_detect_result_json(&r));
+        srv_cli_print_line(proto_detect_result_json(&r));
         if (o->draw && draw_result(o, net, &img, path, dets, n, &err))
-            rc = report(&err);
+            rc = srv_cli_report(&err);
     }
     eng_image_release(&img);
     return rc;
@@ -303,7 +310,7 @@ int srv_cli_detect(int argc, char **argv)
         return rc == 100 ? EXIT_SUCCESS : rc;
     if (optind >= argc)
         return usage_error("%s", "detect needs at least one IMAGE");
-    if (o.draw && argc - optind > 1 && !is_directory(o.draw))
+    if (o.draw && argc - optind > 1 && !srv_cli_is_directory(o.draw))
         return usage_error("--draw %s: with several images, --draw needs an existing directory",
                            o.draw);
     srv_blas_set_threads(o.threads);
@@ -314,12 +321,12 @@ int srv_cli_detect(int argc, char **argv)
     struct eng_detection *dets = NULL;
     if (srv_model_load(&o.model, &net, &err) || (o.classes && parse_classes(net, o.classes, &allowed, &err)) ||
         !(ctx = eng_ctx_new(net, &err))) {
-        rc = report(&err);
+        rc = srv_cli_report(&err);
         goto done;
     }
     o.det.class_allowed = allowed;
     if (!(dets = calloc((size_t)o.det.max_det, sizeof *dets))) {
-        rc = report(&(struct eng_err){ENG_ERR_NOMEM, "", "out of memory"});
+        rc = srv_cli_report(&(struct eng_err){ENG_ERR_NOMEM, "", "out of memory"});
         goto done;
     }
     rc = EXIT_SUCCESS;
@@ -397,10 +404,10 @@ int srv_cli_forward(int argc, char **argv)
     struct eng_ctx *ctx = NULL;
     if (srv_model_load(&o.model, &net, &err) || !(ctx = eng_ctx_new(net, &err)) ||
         read_input(o.input, net, ctx->input, &err)) {
-        rc = report(&err);
+        rc = srv_cli_report(&err);
     } else {
         eng_net_forward(net, ctx);
-        rc = write_heads(net, ctx, o.out, &err) ? report(&err) : EXIT_SUCCESS;
+        rc = write_heads(net, ctx, o.out, &err) ? srv_cli_report(&err) : EXIT_SUCCESS;
     }
     eng_ctx_free(ctx);
     eng_net_free(net);
@@ -455,6 +462,9 @@ static void print_profile(const struct eng_net *net, const double *total_ms, int
 
 int srv_cli_bench(int argc, char **argv)
 {
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (strcmp(argv[i], "--faces") == 0)
+            return srv_cli_bench_faces(argc, argv);
     struct cli_opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc)
@@ -468,16 +478,16 @@ int srv_cli_bench(int argc, char **argv)
     if (!ms || srv_model_load(&o.model, &net, &err) || !(ctx = eng_ctx_new(net, &err)) ||
         !(layer_total = calloc((size_t)net->n_layers + 1, sizeof *layer_total)) ||
         bench_input(&o, net, ctx, &err)) {
-        rc = report(&err);
+        rc = srv_cli_report(&err);
         goto done;
     }
     for (int i = 0; i < o.warmup; i++)
         eng_net_forward(net, ctx);
     ctx->profile = o.profile;
     for (int i = 0; i < o.runs; i++) {
-        const double t0 = now_ms();
+        const double t0 = srv_cli_now_ms();
         eng_net_forward(net, ctx);
-        ms[i] = now_ms() - t0;
+        ms[i] = srv_cli_now_ms() - t0;
         for (int j = 0; o.profile && j < net->n_layers; j++)
             layer_total[j] += ctx->layer_ms[j];
     }

@@ -12,6 +12,7 @@
 #include "image.h"
 #include "proto_face.h"
 #include "srv_app.h"
+#include "srv_face_steps.h"
 #include "srv_log.h"
 
 struct faces_job {
@@ -70,18 +71,6 @@ void srv_faces_worker_free(struct srv_worker_state *ws)
 
 /* ---- shared worker steps ------------------------------------------------------------------- */
 
-static float box_area(const struct eng_box *b)
-{
-    return (b->x2 - b->x1) * (b->y2 - b->y1);
-}
-
-static int by_area_desc(const void *pa, const void *pb)
-{
-    const float a = box_area(&((const struct eng_face *)pa)->box);
-    const float b = box_area(&((const struct eng_face *)pb)->box);
-    return a < b ? 1 : a > b ? -1 : 0;
-}
-
 static int decode(const struct srv_app *app, const struct proto_image *im, int exif,
                   struct eng_image *img, struct eng_decode_info *info, const char *field,
                   struct proto_err *e)
@@ -103,22 +92,6 @@ static int check_input_size(const struct srv_app *app, const struct proto_face_o
     return 0;
 }
 
-static int detect_faces(const struct srv_app *app, struct srv_worker_state *ws,
-                        const struct eng_image *img, const struct proto_face_options *o,
-                        const char *field, struct proto_err *e)
-{
-    struct eng_face_params p;
-    struct eng_err err = {0};
-    eng_face_params_default(&p);
-    p.score_threshold = o->det_threshold;
-    p.input_size = o->input_size;
-    const int n = eng_face_detect(app->faces, ws->face_ctx, img, &p, ws->faces, SRV_MAX_FACES, &err);
-    if (n < 0)
-        return proto_err_from_eng(e, &err, field);
-    qsort(ws->faces, (size_t)n, sizeof ws->faces[0], by_area_desc);
-    return n;
-}
-
 static double ms_since(double t0)
 {
     return srv_now_ms() - t0;
@@ -132,26 +105,6 @@ static void faces_finish(struct faces_job *j)
     free(j);
 }
 
-/* Landmarks and descriptors for the first n faces; points and vectors go to the given arrays. */
-static int describe(const struct srv_app *app, struct srv_worker_state *ws, const struct eng_image *img,
-                    int n, int want_embedding, float (*emb)[ENG_FACE_DESCRIPTOR],
-                    struct proto_face_timing *t, struct proto_err *e)
-{
-    struct eng_err err = {0};
-    for (int i = 0; i < n; i++) {
-        double t0 = srv_now_ms();
-        if (eng_face_landmarks(app->faces, ws->face_ctx, img, &ws->faces[i], &err))
-            return proto_err_from_eng(e, &err, "image");
-        t->landmarks += ms_since(t0);
-        t0 = srv_now_ms();
-        if (want_embedding &&
-            eng_face_descriptor(app->faces, ws->face_ctx, img, &ws->faces[i], emb[i], &err))
-            return proto_err_from_eng(e, &err, "image");
-        t->embedding += ms_since(t0);
-    }
-    return 0;
-}
-
 static void faces_run(struct eng_job *job, void *state)
 {
     struct faces_job *j = (struct faces_job *)job;
@@ -163,33 +116,22 @@ static void faces_run(struct eng_job *job, void *state)
     struct eng_image img = {0};
     struct eng_decode_info info = {0};
     struct proto_face_timing t = {.queue = job->queue_ms};
-    float (*emb)[ENG_FACE_DESCRIPTOR] = ws->embeddings;
-    struct proto_face *out = ws->face_out;
     char *body = NULL;
-    int n = -1;
 
-    double t0 = srv_now_ms();
+    const double t0 = srv_now_ms();
     if (check_input_size(j->app, &p->opt, &e) ||
         decode(j->app, &p->image, p->opt.exif, &img, &info, "image", &e))
         goto fail;
     t.decode = ms_since(t0);
-    t0 = srv_now_ms();
-    if ((n = detect_faces(j->app, ws, &img, &p->opt, "image", &e)) < 0)
+    const int n = srv_face_find(j->app->faces, ws->face_ctx, &img, p, ws->faces, ws->embeddings,
+                                ws->face_out, SRV_MAX_FACES, &t, &e);
+    if (n < 0)
         goto fail;
-    t.detect = ms_since(t0);
-    if (p->limit > 0 && n > p->limit)
-        n = p->limit;
-    if ((p->landmarks || p->embedding) && describe(j->app, ws, &img, n, p->embedding, emb, &t, &e))
-        goto fail;
-    for (int i = 0; i < n; i++)
-        out[i] = (struct proto_face){.box = ws->faces[i].box, .det_score = ws->faces[i].score,
-                                     .landmarks = p->landmarks ? &ws->faces[i].landmarks[0].x : NULL,
-                                     .embedding = p->embedding ? emb[i] : NULL};
     t.total = srv_req_elapsed_ms(req);
     const struct proto_faces_response r = {
         .request_id = srv_req_id(req), .landmark_model = p->landmarks ? "face_landmark_68" : NULL,
         .recognition_model = p->embedding ? "face_recognition" : NULL, .width = img.width,
-        .height = img.height, .exif_rotated = info.exif_rotated, .faces = out, .count = n,
+        .height = img.height, .exif_rotated = info.exif_rotated, .faces = ws->face_out, .count = n,
         .timing_ms = t};
     body = dialect == PROTO_DIALECT_DEEPSTACK ? proto_faces_deepstack_json(&r)
                                               : proto_faces_response_json(&r);
@@ -217,7 +159,7 @@ static const char *side_field(int k)
     return k == 0 ? "image1" : "image2";
 }
 
-/* One side's descriptor: given, from an aligned crop, or detect -> select -> landmarks -> align. */
+/* One side's descriptor: given, or from its image (srv_face_verify_image). */
 static int side_descriptor(struct verify_job *j, struct srv_worker_state *ws, int k,
                            float out[ENG_FACE_DESCRIPTOR], struct proto_verify_face *vf,
                            struct proto_face_timing *t, struct proto_err *e)
@@ -225,55 +167,17 @@ static int side_descriptor(struct verify_job *j, struct srv_worker_state *ws, in
     const struct proto_verify_request *p = &j->params;
     const struct proto_verify_side *s = &p->side[k];
     struct eng_image img = {0};
-    struct eng_err err = {0};
     *vf = (struct proto_verify_face){0};
     if (s->input == PROTO_VERIFY_EMBEDDING) {
         memcpy(out, s->embedding, sizeof(float) * ENG_FACE_DESCRIPTOR);
         return 0;
     }
-    double t0 = srv_now_ms();
+    const double t0 = srv_now_ms();
     if (decode(j->app, &s->image, p->opt.exif, &img, NULL, side_field(k), e))
         return -1;
     t->decode += ms_since(t0);
-    int rc = -1;
-    if (p->aligned) {
-        t0 = srv_now_ms();
-        if (eng_face_descriptor_aligned(j->app->faces, ws->face_ctx, &img, out, &err))
-            proto_err_from_eng(e, &err, side_field(k));
-        else
-            rc = 0;
-        t->embedding += ms_since(t0);
-        eng_image_release(&img);
-        return rc;
-    }
-    t0 = srv_now_ms();
-    const int n = detect_faces(j->app, ws, &img, &p->opt, side_field(k), e);
-    t->detect += ms_since(t0);
-    if (n == 0)
-        proto_face_err_no_face(e, side_field(k), &p->opt);
-    if (n <= 0)
-        goto done;
-    int pick = 0; /* faces are sorted largest first */
-    for (int i = 1; p->face_select == PROTO_FACE_SELECT_BEST && i < n; i++)
-        if (ws->faces[i].score > ws->faces[pick].score)
-            pick = i;
-    struct eng_face *f = &ws->faces[pick];
-    t0 = srv_now_ms();
-    if (eng_face_landmarks(j->app->faces, ws->face_ctx, &img, f, &err)) {
-        proto_err_from_eng(e, &err, side_field(k));
-        goto done;
-    }
-    t->landmarks += ms_since(t0);
-    t0 = srv_now_ms();
-    if (eng_face_descriptor(j->app->faces, ws->face_ctx, &img, f, out, &err)) {
-        proto_err_from_eng(e, &err, side_field(k));
-        goto done;
-    }
-    t->embedding += ms_since(t0);
-    *vf = (struct proto_verify_face){.detected = 1, .box = f->box, .det_score = f->score,
-                                     .faces_in_image = n};
-    rc = 0;
-done:
+    const int rc = srv_face_verify_image(j->app->faces, ws->face_ctx, &img, p, ws->faces, SRV_MAX_FACES,
+                                         out, vf, t, side_field(k), e);
     eng_image_release(&img);
     return rc;
 }

@@ -42,6 +42,12 @@ static int valid_model_name(const char *name)
     return 1;
 }
 
+const char *srv_models_dir(const char *given)
+{
+    const char *dir = given ? given : getenv("VISIOND_MODELS");
+    return dir ? dir : "models";
+}
+
 int srv_model_load(const struct srv_model_spec *spec, struct eng_net **out, struct eng_err *err)
 {
     const struct eng_darknet_opts opts = {.warn = log_warning, .width = spec->width,
@@ -50,9 +56,7 @@ int srv_model_load(const struct srv_model_spec *spec, struct eng_net **out, stru
         return eng_darknet_load(spec->cfg, spec->weights, spec->names, &opts, out, err);
 
     const char *name = spec->name ? spec->name : SRV_DEFAULT_MODEL;
-    const char *dir = spec->models_dir ? spec->models_dir : getenv("VISIOND_MODELS");
-    if (!dir)
-        dir = "models";
+    const char *dir = srv_models_dir(spec->models_dir);
     if (!valid_model_name(name))
         return eng_err_set(err, ENG_ERR_INVALID, name, "invalid model name");
     char cfg[4096], weights[4096], names[4096], mdir[4096];

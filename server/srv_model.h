@@ -14,6 +14,10 @@ struct srv_model_spec {
     int width, height;      /* > 0: input size override */
 };
 
+/* The models folder: `given` (--models-dir) if not NULL, else $VISIOND_MODELS, else "models".
+ * Borrowed (given, the environment, or a static string). */
+const char *srv_models_dir(const char *given);
+
 /* Loads the model; *out is new (eng_net_free). Warnings about the cfg go to the log (stderr). */
 int srv_model_load(const struct srv_model_spec *spec, struct eng_net **out, struct eng_err *err);
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_cli_bad_input.sh - bad input to `visiond detect` never crashes it.
+# test_cli_bad_input.sh - bad input to `visiond detect` (and `faces`, `verify`) never crashes it.
 #
 # usage: sh tests/test_cli_bad_input.sh path/to/visiond   (from the project root, as ctest runs it)
 #
@@ -203,6 +203,53 @@ expect_fail size_too_small "invalid value '7x7'" $DETECT --size 7x7 "$DOG"
 expect_fail cfg_without_weights 'needs --weights' "$VISIOND" detect --cfg "$CFG" "$DOG"
 expect_fail no_image 'needs at least one IMAGE' $DETECT
 expect_fail unknown_option 'invalid option|unrecognized' $DETECT --frobnicate "$DOG"
+
+# Faces (`visiond faces`, `visiond verify`, `visiond bench --faces`), when the face models are installed.
+FACE_PHOTO=models/faces/package/demo/sample2.jpg
+if [ -f models/faces/face_recognition_model-weights_manifest.json ] && [ -f "$FACE_PHOTO" ]; then
+    FACES="$VISIOND faces --models-dir models"
+    VERIFY="$VISIOND verify --models-dir models"
+    count=$((count + 1))
+    run $FACES "$FACE_PHOTO" "$DOG"
+    if [ "$STATUS" -ne 0 ] || sanitizer_report || [ "$(grep -c '"faces"' "$T/stdout")" -ne 2 ]; then
+        report control_faces "exit status $STATUS, want 0 and two answers"
+    else
+        echo "ok   control_faces (exit 0)"
+    fi
+    mkdir -p "$T/fm/faces"
+    cp models/faces/*.json models/faces/*.bin "$T/fm/faces/"
+    printf '[{"paths": [' >"$T/fm/faces/face_landmark_68_model-weights_manifest.json"
+    expect_fail faces_truncated_jpeg 'truncated\.jpg: image: .*(premature end|truncated)' $FACES "$T/truncated.jpg"
+    expect_fail faces_missing_image 'missing\.jpg: image: .*no such file' $FACES "$T/missing.jpg"
+    expect_fail faces_bad_among_good 'text\.jpg: image: .*not a PNG or JPEG' $FACES "$FACE_PHOTO" "$T/text.jpg" "$DOG"
+    if [ "$(grep -c '"faces"' "$T/stdout")" -ne 2 ] || [ "$(grep -c '"error"' "$T/stdout")" -ne 1 ]; then
+        report faces_bad_among_good_stdout "want 2 answers and 1 error line on stdout"
+    fi
+    expect_fail faces_det_threshold_above_one '--det-threshold: expected a number between 0 and 1' \
+        $FACES --det-threshold 2 "$FACE_PHOTO"
+    expect_fail faces_input_size_not_multiple_of_32 '--input-size: expected a multiple of 32' \
+        $FACES --input-size 100 "$FACE_PHOTO"
+    expect_fail faces_limit_negative '--limit: expected an integer' $FACES --limit -1 "$FACE_PHOTO"
+    expect_fail faces_no_models 'no face models in .*faces' "$VISIOND" faces --models-dir "$T" "$FACE_PHOTO"
+    expect_fail faces_corrupt_manifest 'face_landmark_68_model-weights_manifest\.json.*malformed' \
+        "$VISIOND" faces --models-dir "$T/fm" "$FACE_PHOTO"
+    expect_fail faces_draw_several_needs_directory 'needs an existing directory' \
+        $FACES --draw "$T/out.png" "$FACE_PHOTO" "$DOG"
+    expect_fail faces_no_image 'needs at least one IMAGE' $FACES
+    expect_fail verify_one_image 'needs two images' $VERIFY "$FACE_PHOTO"
+    expect_fail verify_no_face_in_image2 'dog\.jpg: image2: no face found' $VERIFY "$FACE_PHOTO" "$DOG"
+    if ! grep -q '"code":"NO_FACE"' "$T/stdout"; then
+        report verify_no_face_stdout "want a NO_FACE JSON line on stdout"
+    fi
+    expect_fail verify_truncated_image1 'truncated\.jpg: image1: ' $VERIFY "$T/truncated.jpg" "$FACE_PHOTO"
+    expect_fail verify_face_select_unknown '--face-select: expected "largest" or "best"' \
+        $VERIFY --face-select worst "$FACE_PHOTO" "$FACE_PHOTO"
+    expect_fail verify_match_threshold_negative '--match-threshold: expected a Euclidean distance' \
+        $VERIFY --match-threshold -1 "$FACE_PHOTO" "$FACE_PHOTO"
+    expect_fail bench_faces_without_image 'needs --image' "$VISIOND" bench --faces --models-dir models
+else
+    echo "skip faces: no face models in models/faces (scripts/fetch-models)"
+fi
 
 echo "$((count - failed)) of $count cases passed"
 [ "$failed" -eq 0 ]

@@ -190,6 +190,36 @@ static void test_draw_degenerate_box_draws_line_in_bounds(void **state)
     canvas_free(&c);
 }
 
+/* ---- points ---- */
+
+static void test_draw_points_squares_centred_clipped_nan_skipped(void **state)
+{
+    (void)state;
+    struct canvas c = canvas_new(100, 80); /* shorter side 80: half-side 1, squares of 3x3 */
+    const float xy[] = {10.4f, 20.6f,  /* rounds to (10, 21) */
+                        -0.6f, 79.4f,  /* rounds to (-1, 79): only the 2x1 corner part inside */
+                        NAN, 5.0f,     /* skipped */
+                        1e30f, -1e30f, /* far away: nothing */
+                        50.0f, 40.0f};
+    eng_draw_points(&c.img, xy, 5, 1);
+    uint8_t colour[3];
+    class_colour(1, colour);
+    assert_true(same_px(px(&c, 10, 21), colour));
+    assert_int_equal(count_drawn(&c, 9, 20, 11, 22), 9);
+    assert_int_equal(count_drawn(&c, 0, 78, 0, 79), 2);
+    assert_int_equal(count_drawn(&c, 49, 39, 51, 41), 9);
+    assert_int_equal(count_drawn(&c, 0, 0, 99, 79), 9 + 2 + 9);
+    eng_draw_points(&c.img, NULL, 0, 1); /* nothing to draw */
+    canvas_free(&c);
+
+    struct canvas big = canvas_new(1600, 1200); /* half-side 1200 / 500 = 2: 5x5 */
+    const float one[] = {100.0f, 100.0f};
+    eng_draw_points(&big.img, one, 1, 0);
+    assert_int_equal(count_drawn(&big, 0, 0, 1599, 1199), 25);
+    assert_int_equal(count_drawn(&big, 98, 98, 102, 102), 25);
+    canvas_free(&big);
+}
+
 /* ---- clipping ---- */
 
 static void test_draw_box_partly_outside_clipped_to_image(void **state)
@@ -570,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_draw_png_missing_directory_fails_with_path),
         cmocka_unit_test(test_draw_png_full_device_fails),
         cmocka_unit_test(test_draw_png_empty_image_invalid),
+        cmocka_unit_test(test_draw_points_squares_centred_clipped_nan_skipped),
     };
     return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
 }

@@ -549,6 +549,79 @@ static void test_face_distances_squared_and_euclidean(void **state)
     assert_near(eng_face_distance(a, b) * eng_face_distance(a, b), sq, 1e-9);
 }
 
+/* ---- choosing faces --------------------------------------------------------------------------- */
+
+static struct eng_face face_at(float x1, float y1, float x2, float y2, float score)
+{
+    struct eng_face f = {0};
+    f.box = (struct eng_box){x1, y1, x2, y2};
+    f.score = score;
+    return f;
+}
+
+static void test_face_sort_largest_area_first_ties_keep_order(void **state)
+{
+    (void)state;
+    struct eng_face f[5] = {
+        face_at(0, 0, 10, 10, 0.9f),   /* 100 */
+        face_at(0, 0, 20, 20, 0.8f),   /* 400 */
+        face_at(5, 5, 15, 15, 0.7f),   /* 100, after the first 100 */
+        face_at(-5, -5, 20, 30, 0.6f), /* 875: unclipped, reaching past the border */
+        face_at(0, 0, 40, 10, 0.5f),   /* 400, after the first 400 */
+    };
+    eng_face_sort_largest(f, 5);
+    const float want_score[5] = {0.6f, 0.8f, 0.5f, 0.9f, 0.7f};
+    for (int i = 0; i < 5; i++)
+        assert_true(f[i].score == want_score[i]);
+    eng_face_sort_largest(f, 0); /* nothing to do, no access */
+    eng_face_sort_largest(f, 1);
+    assert_true(f[0].score == 0.6f);
+}
+
+static void test_face_box_crop_clipped_floored_outside_empty(void **state)
+{
+    (void)state;
+    struct eng_box b = {10.7f, 20.2f, 50.9f, 60.5f};
+    struct eng_face_rect r = eng_face_box_crop(&b, 100, 80); /* inside: x, y, w, h floored */
+    assert_int_equal(r.x, 10);
+    assert_int_equal(r.y, 20);
+    assert_int_equal(r.w, 40); /* floor(50.9 - 10.7) */
+    assert_int_equal(r.h, 40); /* floor(60.5 - 20.2) */
+    b = (struct eng_box){-30.5f, -10.0f, 40.0f, 95.0f}; /* past the top-left and bottom borders */
+    r = eng_face_box_crop(&b, 100, 80);
+    assert_int_equal(r.x, 0);
+    assert_int_equal(r.y, 0);
+    assert_int_equal(r.w, 40);
+    assert_int_equal(r.h, 80);
+    b = (struct eng_box){-48.1f, 1524.8f, 489.3f, 2040.4f}; /* below the image: in the detector's padding */
+    r = eng_face_box_crop(&b, 1920, 1280);
+    assert_true(r.h <= 0);
+    b = (struct eng_box){2000.0f, 10.0f, 2100.0f, 50.0f}; /* right of it */
+    assert_true(eng_face_box_crop(&b, 1920, 1280).w <= 0);
+    b = (struct eng_box){10.0f, 10.0f, 10.0f, 50.0f}; /* empty */
+    assert_true(eng_face_box_crop(&b, 100, 80).w <= 0);
+    b = (struct eng_box){NAN, 10.0f, 20.0f, 50.0f};
+    r = eng_face_box_crop(&b, 100, 80);
+    assert_true(r.w <= 0 || r.h <= 0);
+}
+
+static void test_face_select_largest_best_several_and_none(void **state)
+{
+    (void)state;
+    const struct eng_face f[4] = {
+        face_at(0, 0, 10, 10, 0.70f),
+        face_at(0, 0, 30, 30, 0.60f), /* largest */
+        face_at(0, 0, 12, 12, 0.95f), /* best */
+        face_at(0, 0, 30, 30, 0.95f), /* as large as [1], as good as [2]: never picked, ties go first */
+    };
+    assert_int_equal(eng_face_select(f, 4, ENG_FACE_SELECT_LARGEST), 1);
+    assert_int_equal(eng_face_select(f, 4, ENG_FACE_SELECT_BEST), 2);
+    assert_int_equal(eng_face_select(f, 1, ENG_FACE_SELECT_LARGEST), 0); /* one face: that one */
+    assert_int_equal(eng_face_select(f, 1, ENG_FACE_SELECT_BEST), 0);
+    assert_int_equal(eng_face_select(f, 0, ENG_FACE_SELECT_LARGEST), -1); /* none */
+    assert_int_equal(eng_face_select(NULL, 0, ENG_FACE_SELECT_BEST), -1);
+}
+
 /* ---- the real models -------------------------------------------------------------------------- */
 
 static int exists(const char *path)
@@ -891,6 +964,9 @@ int main(void)
         cmocka_unit_test(test_face_ctx_bind_smaller_net_fits_larger_refused),
         cmocka_unit_test(test_face_align_dlib_hand_computed),
         cmocka_unit_test(test_face_distances_squared_and_euclidean),
+        cmocka_unit_test(test_face_sort_largest_area_first_ties_keep_order),
+        cmocka_unit_test(test_face_select_largest_best_several_and_none),
+        cmocka_unit_test(test_face_box_crop_clipped_floored_outside_empty),
         cmocka_unit_test(test_face_real_sample1_matches_faceapi),
         cmocka_unit_test(test_face_real_no_face_in_flat_image),
         cmocka_unit_test(test_face_real_bad_params_rejected),

@@ -210,6 +210,26 @@ static void test_proto_err_json_uses_struct(void **state)
     assert_int_equal(proto_err_set(NULL, PROTO_ERR_INTERNAL, NULL, "x"), -1);
 }
 
+static void test_proto_err_file_json_names_the_file(void **state)
+{
+    (void)state;
+    struct proto_err e;
+    proto_err_set(&e, PROTO_ERR_NO_FACE, "image2", "no face found");
+    json_t *j = parse(proto_err_file_json("photos/b.jpg", &e));
+    assert_string_equal(str_at(j, "image"), "photos/b.jpg");
+    json_t *err = json_object_get(j, "error");
+    assert_string_equal(str_at(err, "code"), "NO_FACE");
+    assert_string_equal(str_at(err, "message"), "image2: no face found");
+    assert_string_equal(str_at(err, "field"), "image2");
+    assert_int_equal(json_object_size(j), 2);
+    json_decref(j);
+    proto_err_set(&e, PROTO_ERR_IO, NULL, "cannot open");
+    j = parse(proto_err_file_json("x\xff.jpg", &e));
+    assert_string_equal(str_at(j, "image"), "x?.jpg");
+    assert_null(json_object_get(json_object_get(j, "error"), "field"));
+    json_decref(j);
+}
+
 static void test_proto_deepstack_error_json_success_false(void **state)
 {
     (void)state;
@@ -1018,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_proto_error_json_null_parts_omitted),
         cmocka_unit_test(test_proto_error_json_invalid_utf8_replaced),
         cmocka_unit_test(test_proto_err_json_uses_struct),
+        cmocka_unit_test(test_proto_err_file_json_names_the_file),
         cmocka_unit_test(test_proto_deepstack_error_json_success_false),
         cmocka_unit_test(test_proto_set_valid_values_stored),
         cmocka_unit_test(test_proto_set_conf_out_of_range_rejected),

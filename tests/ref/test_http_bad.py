@@ -2,7 +2,8 @@
 """Bad requests against one live `visiond serve` (issue 3, acceptance 4): every case folder in
 tests/http_bad/ is sent to the daemon, whose answer must have the expected status and error code; then
 the daemon must still be up (GET /healthz, and a good POST /v1/detect still answers 200) and exit 0 on
-SIGTERM. The format of the case folders is described in tests/http_bad/README.md.
+SIGTERM. Cases on the face routes (/v1/faces, /v1/verify, /v1/vision/face[/match]) are skipped when
+the face models are not installed (those routes then answer 503 to everything). The format of the case folders is described in tests/http_bad/README.md.
 
 Each answer must also carry X-Request-Id, be JSON that matches proto/openapi.yaml's schema for that path,
 method and status (DeepStack's error shape on /v1/vision/detection), and name the expected field when the
@@ -34,6 +35,8 @@ except ImportError as e:
     sys.exit(77)
 
 CASES = daemon.ROOT / "tests" / "http_bad"
+FACE_ROUTES = ("/v1/faces", "/v1/verify", "/v1/vision/face")  # 503 without the face models
+FACE_MANIFEST = "face_recognition_model-weights_manifest.json"
 MAX_BODY = 200000
 BOUNDARY = "visiond-bad-request-boundary"
 
@@ -218,6 +221,10 @@ def main():
     if args.only:
         want = set(args.only.split(","))
         folders = [p for p in folders if p.name in want]
+    if not (daemon.ROOT / "models" / "faces" / FACE_MANIFEST).exists():
+        skipped = [p.name for p in folders if parse_request(p)[1].startswith(FACE_ROUTES)]
+        folders = [p for p in folders if p.name not in skipped]
+        print(f"no face models in models/faces: {len(skipped)} face-route cases skipped")
     c = daemon.Checks()
     api = daemon.OpenApi()
     with daemon.Daemon(pathlib.Path(args.visiond).resolve(), "--max-body", str(MAX_BODY)) as d:
