@@ -385,15 +385,7 @@ static int set_param(struct target *t, const struct param_def *p, const char *fi
     }
     case K_EXIF: rc = proto_val_set_bool(&o->exif, field, v, err); break;
     case K_TIMEOUT: rc = proto_val_set_int(&o->timeout_ms, 1, PROTO_TIMEOUT_MS_MAX, field, v, err); break;
-    case K_API_KEY: {
-        const char *s = proto_val_string(v);
-        if (!s)
-            return proto_val_bad(err, field, "a string", v);
-        o->api_key = strdup(s);
-        if (!o->api_key)
-            return proto_err_nomem(err, field);
-        break;
-    }
+    case K_API_KEY: rc = proto_val_set_string(&o->api_key, field, v, err); break;
     case K_LIMIT: rc = proto_val_set_int(&t->face->limit, 0, PROTO_FACE_LIMIT_MAX, field, v, err); break;
     case K_LANDMARKS: rc = proto_val_set_bool(&t->face->landmarks, field, v, err); break;
     case K_EMBEDDING: rc = proto_val_set_bool(&t->face->embedding, field, v, err); break;

@@ -266,3 +266,13 @@ int proto_json_load_object(const char *body, size_t len, json_t **out, struct pr
     *out = doc;
     return 0;
 }
+
+int proto_val_set_string(char **dst, const char *field, const struct proto_val *v, struct proto_err *err)
+{
+    const char *s = proto_val_string(v);
+    if (!s)
+        return proto_val_bad(err, field, "a string", v);
+    if (!(*dst = strdup(s)))
+        return proto_err_nomem(err, field);
+    return 0;
+}

@@ -52,6 +52,8 @@ int proto_val_set_unit(float *dst, const char *field, const struct proto_val *v,
 int proto_val_set_int(int *dst, long long lo, long long hi, const char *field, const struct proto_val *v,
                       struct proto_err *err);
 int proto_val_set_bool(int *dst, const char *field, const struct proto_val *v, struct proto_err *err);
+/* A string value copied into *dst (new, the request frees it). */
+int proto_val_set_string(char **dst, const char *field, const struct proto_val *v, struct proto_err *err);
 
 /* An image sent as text: plain base64 or a "data:image/<type>;base64,..." URI (proto_base64_decode's
  * rules). On success *out is a new buffer (caller frees) of *out_len bytes. Errors: INVALID_PARAM (not a

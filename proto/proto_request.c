@@ -211,15 +211,7 @@ static int set_param(struct proto_detect_request *req, const struct param_def *p
     case K_EXIF: rc = proto_val_set_bool(&req->exif, field, v, err); break;
     case K_TIMEOUT: rc = proto_val_set_int(&req->timeout_ms, 1, PROTO_TIMEOUT_MS_MAX, field, v, err); break;
     case K_IMAGE_B64: rc = set_image_b64(req, field, v, err); break;
-    case K_API_KEY: {
-        const char *s = proto_val_string(v);
-        if (!s)
-            return proto_val_bad(err, field, "a string", v);
-        req->api_key = strdup(s);
-        if (!req->api_key)
-            return proto_err_nomem(err, field);
-        break;
-    }
+    case K_API_KEY: rc = proto_val_set_string(&req->api_key, field, v, err); break;
     }
     if (rc == 0)
         req->given |= p->bit;
