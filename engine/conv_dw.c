@@ -45,6 +45,25 @@ static void dw3_row_s2(float *restrict o, const float *restrict r0, const float 
     }
 }
 
+/* 5x5 taps, stride 1 (Yolo-Fastest's larger depthwise layers): the same scheme as dw3_row_s1 with the
+ * tap loops left to the compiler, which unrolls them for the constant size. */
+ROW_KERNEL_CLONES
+static void dw5_row_s1(float *restrict o, const float *const *rows, const float *restrict w,
+                       float bias, int x0, int x1, int pad)
+{
+    for (int x = x0; x < x1; x++)
+        o[x] = bias;
+    for (int ky = 0; ky < 5; ky++) {
+        const float *restrict r = rows[ky];
+        const float *wk = w + 5 * ky;
+        for (int x = x0; x < x1; x++) {
+            const int i = x - pad;
+            o[x] += wk[0] * r[i] + wk[1] * r[i + 1] + wk[2] * r[i + 2] + wk[3] * r[i + 3] +
+                    wk[4] * r[i + 4];
+        }
+    }
+}
+
 /* One output element with bounds checks: the border columns, and any kernel size. */
 static float dw_point(const float *in, int ih, int iw, const float *w, float bias, int k, int iy0,
                       int ix0)
@@ -92,6 +111,14 @@ static void dw_row(const struct eng_layer *l, const float *in, const float *w, f
             dw3_row_s1(orow, r[0], r[1], r[2], w, bias, lo, hi, p);
         else
             dw3_row_s2(orow, r[0], r[1], r[2], w, bias, lo, hi, p);
+    } else if (k == 5 && s == 1) {
+        interior_columns(k, s, p, iw, ow, &lo, &hi);
+        const float *r[5];
+        for (int ky = 0; ky < 5; ky++) {
+            const int iy = iy0 + ky;
+            r[ky] = (iy >= 0 && iy < ih) ? in + (size_t)iy * iw : zero;
+        }
+        dw5_row_s1(orow, r, w, bias, lo, hi, p);
     }
     for (int x = 0; x < ow; x++) {
         if (x == lo && hi > lo)
