@@ -37,59 +37,7 @@ static void assert_floats_near(const float *actual, const float *expected, size_
                      (double)expected[i], tol);
 }
 
-/* A fixed-seed generator: the tests are the same on every run. */
-static uint32_t rng_state;
-
-static float rnd(void)
-{
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 16777216.0f * 2.0f - 1.0f; /* [-1, 1) */
-}
-
-static float *floats_new(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-
-static float *floats_random(size_t n)
-{
-    float *p = floats_new(n);
-    for (size_t i = 0; i < n; i++)
-        p[i] = rnd();
-    return p;
-}
-
-static struct eng_layer layer_new(enum eng_layer_kind kind, int index, int c, int h, int w)
-{
-    struct eng_layer l;
-    memset(&l, 0, sizeof l);
-    l.kind = kind;
-    l.index = index;
-    l.in = (struct eng_shape){c, h, w};
-    l.out = l.in;
-    return l;
-}
-
-/* Runs l on `in` with outputs `outs` (may be NULL) and returns its new output (caller frees). The work
- * buffer is exactly work_floats long, and NULL when the layer declares none. */
-static float *run(const struct eng_layer *l, const float *in, float *const *outs)
-{
-    assert_non_null(l->forward);
-    float *out = floats_new(eng_shape_size(l->out));
-    float *work = l->work_floats ? floats_new(l->work_floats) : NULL;
-    const struct eng_fwd f = {.in = in, .out = out, .work = work, .outs = outs};
-    l->forward(l, &f);
-    free(work);
-    return out;
-}
-
-static void setup_ok(int rc, const char *why)
-{
-    if (rc != 0)
-        fail_msg("setup failed: %s", why);
-}
+#include "layer_harness.h"
 
 /* ---- activations ------------------------------------------------------------------------------ */
 
