@@ -41,6 +41,7 @@ struct srv_http {
     struct srv_http_opts opts;
     atomic_int in_flight;
     atomic_ulong next_id;
+    atomic_int stopping; /* quiesced: answers close their connections */
     unsigned long id_salt;
 };
 
@@ -363,6 +364,9 @@ static enum MHD_Result queue_reply(struct srv_req *r)
     if (r->resp_ct[0])
         add_header(resp, "Content-Type", r->resp_ct);
     add_header(resp, "X-Request-Id", r->id);
+    /* While stopping, a kept-alive client must not send its next request into a closing server. */
+    if (atomic_load(&r->h->stopping))
+        add_header(resp, "Connection", "close");
     if (r->origin[0]) {
         add_header(resp, "Access-Control-Allow-Origin", r->origin);
         add_header(resp, "Vary", "Origin");
@@ -622,6 +626,7 @@ int srv_http_port(const struct srv_http *h)
 
 void srv_http_quiesce(struct srv_http *h)
 {
+    atomic_store(&h->stopping, 1);
     const int fd = MHD_quiesce_daemon(h->d);
     if (fd >= 0 && h->opts.listen_fd < 0)
         close(fd);
