@@ -955,16 +955,7 @@ static void test_proto_cli_result_json_unchanged(void **state)
 
 /* jansson allocations fail after `budget` successes: every encoder and the parser must then give
  * NULL / INTERNAL without leaking (LeakSanitizer checks the leaks). */
-static long budget = -1;
-
-static void *failing_malloc(size_t n)
-{
-    if (budget == 0)
-        return NULL;
-    if (budget > 0)
-        budget--;
-    return malloc(n);
-}
+#include "failing_alloc.h"
 
 static void test_proto_out_of_memory_fails_cleanly(void **state)
 {

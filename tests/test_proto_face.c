@@ -1029,16 +1029,7 @@ static void test_proto_verify_similarity_maps_distance(void **state)
 
 /* jansson allocations fail after `budget` successes: every encoder and parser must then give NULL /
  * INTERNAL without leaking (LeakSanitizer checks). */
-static long budget = -1;
-
-static void *failing_malloc(size_t n)
-{
-    if (budget == 0)
-        return NULL;
-    if (budget > 0)
-        budget--;
-    return malloc(n);
-}
+#include "failing_alloc.h"
 
 static void test_proto_face_out_of_memory_fails_cleanly(void **state)
 {
