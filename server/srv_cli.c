@@ -70,7 +70,8 @@ static const char usage_text[] =
     "       visiond forward (--model NAME | --cfg C --weights W) --input IN.f32 --out PREFIX\n"
     "       visiond bench (--model NAME | --cfg C --weights W) [--input IN.f32 | --image IMG]\n"
     "                      [--threads N] [--runs 20] [--warmup 3] [--profile]\n"
-    "       visiond bench --faces --image PHOTO [...]  (see `visiond bench --faces --help`)\n";
+    "       visiond bench --faces --image PHOTO [...]  (see `visiond bench --faces --help`)\n"
+    "       visiond bench --sgemm [--threads N] [--size 1024]  (OpenBLAS sgemm GFLOP/s)\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -465,6 +466,8 @@ int srv_cli_bench(int argc, char **argv)
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
         if (strcmp(argv[i], "--faces") == 0)
             return srv_cli_bench_faces(argc, argv);
+        else if (strcmp(argv[i], "--sgemm") == 0)
+            return srv_cli_bench_sgemm(argc, argv);
     struct cli_opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc)

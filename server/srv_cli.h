@@ -1,5 +1,6 @@
 /* srv_cli.h - the command-line tools: `visiond detect`, `visiond forward`, `visiond bench` (srv_cli.c),
- * `visiond faces`, `visiond verify` and `visiond bench --faces` (srv_cli_faces.c).
+ * `visiond faces`, `visiond verify` and `visiond bench --faces` (srv_cli_faces.c), and
+ * `visiond bench --sgemm` (srv_cli_sgemm.c).
  * Each returns the process exit status (0 ok, 1 failure, 2 usage error); main() exits with it. */
 #ifndef SRV_CLI_H
 #define SRV_CLI_H
@@ -10,5 +11,6 @@ int srv_cli_bench(int argc, char **argv); /* with --faces: srv_cli_bench_faces *
 int srv_cli_faces(int argc, char **argv);
 int srv_cli_verify(int argc, char **argv);
 int srv_cli_bench_faces(int argc, char **argv);
+int srv_cli_bench_sgemm(int argc, char **argv); /* srv_cli_sgemm.c */
 
 #endif
