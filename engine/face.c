@@ -719,7 +719,10 @@ int eng_face_detect(const struct eng_face_models *m, struct eng_face_ctx *ctx,
         return eng_err_set(err, ENG_ERR_INVALID, "score_threshold",
                            "score_threshold must be in [0, 1) and iou in [0, 1]");
     const struct eng_net *net = m->det[side / 32 - 1];
-    if (eng_ctx_bind(ctx->det, net)) /* cannot happen: contexts are sized for the largest */
+    /* Re-planning the arena allocates scratch: only when the input size changes, so the usual call
+     * (the same size as the last one) allocates nothing. The failure cannot happen: contexts are sized
+     * for the largest input. */
+    if (ctx->det->net != net && eng_ctx_bind(ctx->det, net))
         return eng_err_set(err, ENG_ERR_INVALID, net->name, "context too small for this input size");
     const int big = img->width > img->height ? img->width : img->height;
     const struct view v = {img, 0, 0, img->width, img->height, 0, 0, big};
