@@ -96,6 +96,15 @@ static const struct setting settings[] = {
      "on SIGTERM, how long in-flight requests may take", NULL, NULL},
     {"queue_high_water", T_FLOAT, OFF(queue_high_water), 0, 0, 1, "0.8", 0, "FRACTION",
      "/readyz answers 503 while the queue is fuller than this", NULL, NULL},
+    {"max_connections", T_INT, OFF(max_connections), 0, 1, 100000, "512", 0, "N",
+     "open HTTP connections at once; more wait until one closes", NULL, NULL},
+    {"max_connections_per_ip", T_INT, OFF(max_connections_per_ip), 0, 0, 100000, "64", 0, "N",
+     "open connections from one client address; 0: no limit", NULL, NULL},
+    {"idle_timeout_s", T_INT, OFF(idle_timeout_s), 0, 1, 3600, "30", 0, "S",
+     "a connection that sends or takes nothing for this long is closed", NULL, NULL},
+    {"read_timeout_ms", T_INT, OFF(read_timeout_ms), 0, 100, 3600000, "60000", 0, "MS",
+     "one request's headers and body must arrive within this, else the connection is closed", NULL,
+     NULL},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

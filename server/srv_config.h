@@ -66,6 +66,10 @@ struct srv_config {
     bool access_log;          /* one JSON line per request on stderr */
     int drain_timeout_ms;     /* on SIGTERM: how long in-flight requests may take to finish */
     double queue_high_water;  /* /readyz is 503 while queue depth > this fraction of queue */
+    int max_connections;      /* open HTTP connections at once; more wait in the listen backlog */
+    int max_connections_per_ip; /* open connections from one client address; 0 = no limit */
+    int idle_timeout_s;       /* a connection silent this long is closed */
+    int read_timeout_ms;      /* one request's headers and body must arrive within this (slow-loris) */
 
     /* Not settings: what the command line asked for, and bookkeeping. */
     char *config_path;        /* file that was read; "" if none */

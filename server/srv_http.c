@@ -9,7 +9,15 @@
  * take the request's lock in that order, so a worker that finishes before the HTTP thread suspends is
  * handled: the HTTP thread then queues the response directly instead of suspending.
  * The srv_req is freed in the request-completed callback, which MHD calls only for connections that
- * are not suspended, so a worker always replies to a live request. */
+ * are not suspended, so a worker always replies to a live request.
+ *
+ * Slow clients: MHD closes a connection idle for connection_timeout_s, but a client that sends one
+ * header byte every few seconds is never idle (slow-loris). So each connection also has a read
+ * deadline: from its start, or from its previous answer, until its request is complete (headers and
+ * body) it is "reading", and a sweep thread shuts down the socket of one reading for longer than
+ * read_timeout_ms. MHD then sees the socket's end on its own thread and closes the connection as if
+ * the client had gone. The connection list is guarded by conn_lock, which MHD's CLOSED notification
+ * also takes before the descriptor is closed, so the sweep never touches a reused descriptor. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,6 +51,22 @@ struct srv_http {
     atomic_ulong next_id;
     atomic_int stopping; /* quiesced: answers close their connections */
     unsigned long id_salt;
+    /* read deadlines (see the design note) */
+    pthread_mutex_t conn_lock;
+    struct srv_conn *conns;
+    pthread_t sweeper;
+    int sweeper_started;
+    atomic_int sweep_stop;
+    atomic_ulong read_timeouts;
+};
+
+/* One open connection, for its read deadline. Guarded by srv_http.conn_lock. */
+struct srv_conn {
+    struct srv_conn *prev, *next;
+    int fd;
+    int reading; /* waiting for (the rest of) a request */
+    int cut;     /* shut down by the sweep */
+    double since;
 };
 
 struct srv_req {
@@ -246,6 +270,86 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
         return MHD_NO;
     }
     return MHD_YES;
+}
+
+/* ---- read deadlines ------------------------------------------------------------------------ */
+
+#define SWEEP_INTERVAL_MS 100
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode what)
+{
+    struct srv_http *h = cls;
+    struct srv_conn *c = *socket_context;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!fd || !(c = calloc(1, sizeof *c)))
+            return; /* no deadline for this one; MHD's idle timeout still applies */
+        c->fd = fd->connect_fd;
+        c->reading = 1;
+        c->since = srv_now_ms();
+        pthread_mutex_lock(&h->conn_lock);
+        c->next = h->conns;
+        if (h->conns)
+            h->conns->prev = c;
+        h->conns = c;
+        pthread_mutex_unlock(&h->conn_lock);
+        *socket_context = c;
+        return;
+    }
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->conn_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&h->conn_lock);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* Starts (reading = 1) or stops the read clock of the connection carrying `conn`. */
+static void conn_set_reading(struct srv_http *h, struct MHD_Connection *conn, int reading)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct srv_conn *c = info ? info->socket_context : NULL;
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->conn_lock);
+    c->reading = reading;
+    c->since = srv_now_ms();
+    pthread_mutex_unlock(&h->conn_lock);
+}
+
+static void sweep_once(struct srv_http *h)
+{
+    const double now = srv_now_ms();
+    pthread_mutex_lock(&h->conn_lock);
+    for (struct srv_conn *c = h->conns; c; c = c->next)
+        if (c->reading && !c->cut && now - c->since > h->opts.read_timeout_ms) {
+            c->cut = 1;
+            shutdown(c->fd, SHUT_RDWR);
+            atomic_fetch_add(&h->read_timeouts, 1);
+        }
+    pthread_mutex_unlock(&h->conn_lock);
+}
+
+static void *sweep_main(void *arg)
+{
+    struct srv_http *h = arg;
+    while (!atomic_load(&h->sweep_stop)) {
+        nanosleep(&(struct timespec){0, SWEEP_INTERVAL_MS * 1000L * 1000L}, NULL);
+        sweep_once(h);
+    }
+    return NULL;
+}
+
+unsigned long srv_http_read_timeouts(const struct srv_http *h)
+{
+    return atomic_load(&((struct srv_http *)h)->read_timeouts);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
@@ -453,6 +557,7 @@ static void reply_preflight(struct srv_req *r)
 static void dispatch(struct srv_req *r)
 {
     r->handled = 1;
+    conn_set_reading(r->h, r->conn, 0); /* the request is in: its deadline is timeout_ms now */
     if (r->early_status) {
         reply_error(r, r->early_code, r->early_field, r->early_msg);
         return;
@@ -539,7 +644,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     struct srv_http *h = cls;
     struct srv_req *r = *con_cls;
@@ -551,6 +655,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         h->hooks.finished(h->app, r);
     req_free(r);
     *con_cls = NULL;
+    conn_set_reading(h, conn, 1); /* kept alive: the next request's clock starts now */
     atomic_fetch_sub(&h->in_flight, 1);
 }
 
@@ -594,6 +699,7 @@ struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct s
     h->app = app;
     h->opts = *opts;
     h->id_salt = (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16);
+    pthread_mutex_init(&h->conn_lock, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6 && opts->listen_fd < 0)
@@ -603,7 +709,9 @@ struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct s
          opts->listen_fd >= 0 ? opts->listen_fd : 0, opts->listen_fd >= 0 ? NULL : &ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
         {MHD_OPTION_THREAD_POOL_SIZE, opts->threads ? opts->threads : 1, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
         {MHD_OPTION_CONNECTION_LIMIT, opts->max_connections ? opts->max_connections : 256, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_connections_per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s ? opts->connection_timeout_s : 30, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
@@ -612,9 +720,16 @@ struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct s
     if (!h->d) {
         snprintf(why, why_size, "cannot listen on %s:%d (in use, or not allowed?)", opts->bind,
                  opts->port);
+        pthread_mutex_destroy(&h->conn_lock);
         free(h);
         return NULL;
     }
+    if (opts->read_timeout_ms && pthread_create(&h->sweeper, NULL, sweep_main, h) != 0) {
+        snprintf(why, why_size, "cannot start the read-deadline thread");
+        srv_http_stop(h);
+        return NULL;
+    }
+    h->sweeper_started = opts->read_timeout_ms != 0;
     return h;
 }
 
@@ -641,7 +756,12 @@ void srv_http_stop(struct srv_http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->d);
+    if (h->sweeper_started) {
+        atomic_store(&h->sweep_stop, 1);
+        pthread_join(h->sweeper, NULL);
+    }
+    MHD_stop_daemon(h->d); /* notifies CLOSED for every connection, which frees its srv_conn */
+    pthread_mutex_destroy(&h->conn_lock);
     free(h);
 }
 

@@ -52,8 +52,10 @@ struct srv_http_opts {
     int listen_fd;       /* >= 0: use this already-listening socket (socket activation) */
     size_t max_body;
     unsigned threads;    /* MHD polling threads */
-    unsigned max_connections;
-    unsigned connection_timeout_s;
+    unsigned max_connections;        /* 0: 256 */
+    unsigned max_connections_per_ip; /* 0: no limit */
+    unsigned connection_timeout_s;   /* idle limit; 0: 30 */
+    unsigned read_timeout_ms;        /* headers + body of one request; 0: no limit */
     const char *const *cors_origins; /* NULL-terminated allow-list; NULL = none */
 };
 
@@ -67,6 +69,9 @@ int srv_http_port(const struct srv_http *h);
 
 /* Stops accepting new connections; in-flight requests continue. */
 void srv_http_quiesce(struct srv_http *h);
+
+/* Connections closed because a request's headers and body took longer than read_timeout_ms. */
+unsigned long srv_http_read_timeouts(const struct srv_http *h);
 
 /* Requests accepted but not yet finished. */
 int srv_http_in_flight(const struct srv_http *h);

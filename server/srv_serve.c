@@ -563,8 +563,12 @@ static int start(struct srv_app *app)
     }
     const struct srv_http_opts ho = {
         .bind = app->cfg->bind, .port = app->cfg->port, .listen_fd = -1,
-        .max_body = app->cfg->max_body, .threads = 2, .max_connections = 512,
-        .connection_timeout_s = 30, .cors_origins = (const char *const *)app->cfg->cors};
+        .max_body = app->cfg->max_body, .threads = 2,
+        .max_connections = (unsigned)app->cfg->max_connections,
+        .max_connections_per_ip = (unsigned)app->cfg->max_connections_per_ip,
+        .connection_timeout_s = (unsigned)app->cfg->idle_timeout_s,
+        .read_timeout_ms = (unsigned)app->cfg->read_timeout_ms,
+        .cors_origins = (const char *const *)app->cfg->cors};
     const struct srv_http_hooks hooks = {.auth_ok = auth_ok, .finished = request_finished};
     char why[256];
     app->http = srv_http_start(&ho, routes, (int)(sizeof routes / sizeof routes[0]), &hooks, app, why,

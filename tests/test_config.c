@@ -101,6 +101,10 @@ static void test_config_no_sources_gives_defaults(void **state)
     assert_true(cfg->access_log);
     assert_int_equal(cfg->drain_timeout_ms, 10000);
     assert_true(cfg->queue_high_water > 0.799 && cfg->queue_high_water < 0.801);
+    assert_int_equal(cfg->max_connections, 512);
+    assert_int_equal(cfg->max_connections_per_ip, 64);
+    assert_int_equal(cfg->idle_timeout_s, 30);
+    assert_int_equal(cfg->read_timeout_ms, 60000);
     assert_string_equal(cfg->config_path, "");
     assert_false(cfg->print_config);
     assert_false(cfg->help);
@@ -363,6 +367,10 @@ static void test_config_out_of_range_fails_with_bounds(void **state)
         {"--queue-high-water=nan", "flag --queue-high-water", "0..1"},
         {"--timeout-ms=99999999999999999999", "flag --timeout-ms", "1..3600000"},
         {"--drain-timeout-ms=600001", "flag --drain-timeout-ms", "0..600000"},
+        {"--max-connections=0", "flag --max-connections", "1..100000"},
+        {"--max-connections-per-ip=-1", "flag --max-connections-per-ip", "0..100000"},
+        {"--idle-timeout-s=0", "flag --idle-timeout-s", "1..3600"},
+        {"--read-timeout-ms=99", "flag --read-timeout-ms", "100..3600000"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[] = {cases[i].flag, NULL};
