@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "layer.h"
+#include "kern.h"
 
 static const struct {
     const char *name;
@@ -47,7 +47,8 @@ static inline float softplus(float x)
     return log1pf(expf(x));
 }
 
-void eng_activate(float *x, size_t n, enum eng_act act)
+/* The vector kernels (kern_isa.inc) do linear, leaky and relu themselves and call this for the rest. */
+void eng_act_ref(float *x, size_t n, enum eng_act act)
 {
     switch (act) {
     case ENG_ACT_LINEAR:
@@ -77,6 +78,11 @@ void eng_activate(float *x, size_t n, enum eng_act act)
             x[i] = x[i] * logistic(x[i]);
         return;
     }
+}
+
+void eng_activate(float *x, size_t n, enum eng_act act)
+{
+    eng_kern_best()->act(x, n, act);
 }
 
 const char *eng_layer_kind_name(enum eng_layer_kind kind)

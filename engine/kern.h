@@ -1,0 +1,68 @@
+/* kern.h - hand-vectorized kernels, built once per instruction set and chosen at run time.
+ *
+ * Each kernel is compiled three times from kern_isa.inc: for AVX-512 (kern_avx512.c), AVX2 + FMA
+ * (kern_avx2.c) and plain x86-64 / any target (kern_c.c, SSE2 or the compiler's generic vectors).
+ * eng_kern_best() picks the widest set this processor runs, so one binary runs on any x86-64; tests
+ * call every set the processor supports through eng_kern_for() and compare it with a naive reference.
+ * Kernels take const inputs, write their output, allocate nothing and take no locks. Each works on a
+ * caller-given sub-range (output channels, pixels), so a layer can be split across threads. */
+#ifndef ENG_KERN_H
+#define ENG_KERN_H
+
+#include <stddef.h>
+
+#include "layer.h"
+
+enum eng_isa {
+    ENG_ISA_C = 0, /* baseline: SSE2 on x86-64, generic vectors elsewhere */
+    ENG_ISA_AVX2,  /* AVX2 + FMA */
+    ENG_ISA_AVX512,
+    ENG_ISA_COUNT,
+};
+
+/* A pointwise (1x1, stride 1, unpadded) convolution as out[o][p] = act(bias[o] + sum_k w[o][k] in[k][p]):
+ * the weights are m x k row-major, the input k planes and the output m planes of `plane` floats. */
+struct eng_pw {
+    const float *w;
+    const float *bias; /* [m], or NULL */
+    const float *in;
+    float *out;
+    int m, k;
+    size_t plane;
+    enum eng_act act;
+};
+
+struct eng_kern {
+    enum eng_isa isa;
+    const char *name;
+    /* In-place activation of n floats; any act (the vector sets vectorize linear, leaky and relu). */
+    void (*act)(float *x, size_t n, enum eng_act act);
+    /* Pointwise convolution of output channels [m0, m1) over pixels [p0, p1), bias and activation
+     * applied as each output is written. Reads no pixel outside [p0, p1). */
+    void (*pointwise)(const struct eng_pw *pw, int m0, int m1, size_t p0, size_t p1);
+};
+
+/* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */
+const struct eng_kern *eng_kern_for(enum eng_isa isa);
+
+/* The widest kernel set this processor runs (never NULL). Cheap: call it per layer. */
+const struct eng_kern *eng_kern_best(void);
+
+/* The per-set tables (kern_c.c, kern_avx2.c, kern_avx512.c). The AVX sets exist only where
+ * ENG_KERN_X86 is 1 (GCC on x86-64). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ENG_KERN_X86 1
+#else
+#define ENG_KERN_X86 0
+#endif
+extern const struct eng_kern eng_kern_c;
+#if ENG_KERN_X86
+extern const struct eng_kern eng_kern_avx2;
+extern const struct eng_kern eng_kern_avx512;
+#endif
+
+/* darknet's activation definitions, one value at a time (activation.c): the reference, and what the
+ * vector kernels fall back to for the activations they do not vectorize. */
+void eng_act_ref(float *x, size_t n, enum eng_act act);
+
+#endif

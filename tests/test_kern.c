@@ -1,0 +1,190 @@
+/* test_kern.c - the per-instruction-set kernels (engine/kern.h) against naive references: every set
+ * this processor runs (C always; AVX2 and AVX-512 where supported, reported when skipped), on sizes
+ * that hit the full register tiles, the one-vector stretches and the scalar tails, and on sub-ranges
+ * with guard values around them so a write outside the range fails. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kern.h"
+#include "layer.h"
+#include "layer_harness.h"
+
+#define GUARD 12345.0f
+
+static const enum eng_act all_acts[] = {ENG_ACT_LINEAR, ENG_ACT_LEAKY,    ENG_ACT_RELU, ENG_ACT_LOGISTIC,
+                                        ENG_ACT_TANH,   ENG_ACT_MISH,     ENG_ACT_SWISH};
+
+/* The sets to test; prints the ones this processor cannot run, so a skip is visible. */
+static int kern_sets(const struct eng_kern **sets)
+{
+    int n = 0;
+    for (int isa = 0; isa < ENG_ISA_COUNT; isa++) {
+        const struct eng_kern *k = eng_kern_for((enum eng_isa)isa);
+        if (k) {
+            assert_int_equal(k->isa, isa);
+            sets[n++] = k;
+        } else {
+            print_message("instruction set %d not supported here: not tested\n", isa);
+        }
+    }
+    assert_true(n >= 1);
+    return n;
+}
+
+static void test_kern_best_is_widest_supported(void **state)
+{
+    (void)state;
+    const struct eng_kern *best = eng_kern_best();
+    assert_non_null(best);
+    assert_ptr_equal(eng_kern_for(ENG_ISA_C), &eng_kern_c);
+    for (int isa = best->isa + 1; isa < ENG_ISA_COUNT; isa++)
+        assert_null(eng_kern_for((enum eng_isa)isa));
+    assert_null(eng_kern_for(ENG_ISA_COUNT));
+}
+
+/* Every activation, every length up to 70 (vector bodies and tails), against eng_act_ref: leaky and
+ * relu must be exact (the same float operations), the rest go through eng_act_ref itself. Signs,
+ * zeros, large magnitudes and a NaN are included. */
+static void test_kern_activation_matches_reference_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 11;
+    float x[72], want[72], got[72];
+    for (int s = 0; s < n_sets; s++) {
+        for (size_t a = 0; a < sizeof all_acts / sizeof all_acts[0]; a++) {
+            for (size_t n = 0; n <= 70; n++) {
+                for (size_t i = 0; i < n + 2; i++)
+                    x[i] = rnd() * (i % 7 == 3 ? 100.0f : 3.0f);
+                if (n > 5) {
+                    x[1] = 0.0f;
+                    x[2] = -0.0f;
+                    x[4] = NAN;
+                }
+                memcpy(want, x, sizeof x);
+                memcpy(got, x, sizeof x);
+                eng_act_ref(want, n, all_acts[a]);
+                sets[s]->act(got, n, all_acts[a]);
+                for (size_t i = 0; i < n + 2; i++)
+                    if (memcmp(&got[i], &want[i], sizeof(float)) && !(isnan(got[i]) && isnan(want[i])))
+                        fail_msg("%s %s n=%zu element %zu: %.9g, expected %.9g", sets[s]->name,
+                                 eng_act_name(all_acts[a]), n, i, (double)got[i], (double)want[i]);
+            }
+        }
+    }
+}
+
+static void test_kern_activation_leaky_hand_values(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    for (int s = 0; s < n_sets; s++) {
+        float x[20];
+        for (int i = 0; i < 20; i++)
+            x[i] = (float)(i - 10);
+        sets[s]->act(x, 20, ENG_ACT_LEAKY);
+        for (int i = 0; i < 20; i++)
+            assert_true(x[i] == (i < 10 ? 0.1f * (float)(i - 10) : (float)(i - 10)));
+    }
+}
+
+/* out[o][p] = act(bias[o] + sum_k w[o][k] in[k][p]) in double, for channels [m0, m1), pixels [p0, p1). */
+static void pointwise_reference(const struct eng_pw *pw, int m0, int m1, size_t p0, size_t p1,
+                                float *out)
+{
+    for (int o = m0; o < m1; o++) {
+        for (size_t p = p0; p < p1; p++) {
+            double s = pw->bias ? pw->bias[o] : 0.0;
+            for (int k = 0; k < pw->k; k++)
+                s += (double)pw->w[(size_t)o * pw->k + k] * pw->in[(size_t)k * pw->plane + p];
+            out[(size_t)o * pw->plane + p] = (float)s;
+        }
+        eng_act_ref(out + (size_t)o * pw->plane + p0, p1 - p0, pw->act);
+    }
+}
+
+static void check_pointwise(const struct eng_kern *kern, int m, int k, size_t plane, int m0, int m1,
+                            size_t p0, size_t p1, int with_bias, enum eng_act act)
+{
+    float *w = floats_random((size_t)m * k), *bias = floats_random((size_t)m);
+    float *in = floats_random((size_t)k * plane);
+    float *got = floats_new((size_t)m * plane), *want = floats_new((size_t)m * plane);
+    for (size_t i = 0; i < (size_t)m * plane; i++)
+        got[i] = want[i] = GUARD;
+    const struct eng_pw pw = {.w = w, .bias = with_bias ? bias : NULL, .in = in, .out = got,
+                              .m = m, .k = k, .plane = plane, .act = act};
+    kern->pointwise(&pw, m0, m1, p0, p1);
+    pointwise_reference(&pw, m0, m1, p0, p1, want);
+    for (size_t i = 0; i < (size_t)m * plane; i++) {
+        const double tol = want[i] == GUARD ? 0.0 : 1e-5 * (1.0 + sqrt((double)k));
+        if (!(fabs((double)got[i] - (double)want[i]) <= tol))
+            fail_msg("%s m=%d k=%d plane=%zu [%d,%d)x[%zu,%zu) bias=%d %s: out[%zu][%zu] = %.9g, "
+                     "expected %.9g", kern->name, m, k, plane, m0, m1, p0, p1, with_bias,
+                     eng_act_name(act), i / plane, i % plane, (double)got[i], (double)want[i]);
+    }
+    free(w);
+    free(bias);
+    free(in);
+    free(got);
+    free(want);
+}
+
+/* Whole layers: channel counts around the register tile (1..17) and pixel counts around the vector
+ * lengths 4, 8, 16 and the 2-vector tiles (1..70, 100). */
+static void test_kern_pointwise_matches_naive_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 5;
+    const int ms[] = {1, 3, 4, 7, 8, 9, 16, 17};
+    const int ks[] = {1, 2, 8, 13, 32, 64};
+    const size_t planes[] = {1, 3, 4, 8, 15, 16, 17, 31, 32, 33, 47, 64, 70, 100};
+    const enum eng_act acts[] = {ENG_ACT_LINEAR, ENG_ACT_LEAKY, ENG_ACT_RELU, ENG_ACT_LOGISTIC};
+    for (int s = 0; s < n_sets; s++)
+        for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+            for (size_t b = 0; b < sizeof ks / sizeof ks[0]; b++)
+                for (size_t c = 0; c < sizeof planes / sizeof planes[0]; c++) {
+                    const size_t i = a + b + c;
+                    check_pointwise(sets[s], ms[a], ks[b], planes[c], 0, ms[a], 0, planes[c],
+                                    (int)(i % 3 != 0), acts[i % 4]);
+                }
+}
+
+/* Sub-ranges, as a thread team splits a layer: only [m0, m1) x [p0, p1) is written. */
+static void test_kern_pointwise_sub_range_writes_only_its_range(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 9;
+    for (int s = 0; s < n_sets; s++) {
+        check_pointwise(sets[s], 20, 16, 100, 3, 17, 5, 77, 1, ENG_ACT_LEAKY);
+        check_pointwise(sets[s], 20, 16, 100, 0, 20, 33, 34, 1, ENG_ACT_RELU);
+        check_pointwise(sets[s], 20, 16, 100, 8, 16, 32, 96, 0, ENG_ACT_LINEAR);
+        check_pointwise(sets[s], 20, 16, 100, 19, 20, 0, 100, 1, ENG_ACT_MISH);
+        check_pointwise(sets[s], 20, 16, 100, 4, 4, 0, 100, 1, ENG_ACT_LEAKY); /* empty */
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kern_best_is_widest_supported),
+        cmocka_unit_test(test_kern_activation_matches_reference_every_set),
+        cmocka_unit_test(test_kern_activation_leaky_hand_values),
+        cmocka_unit_test(test_kern_pointwise_matches_naive_every_set),
+        cmocka_unit_test(test_kern_pointwise_sub_range_writes_only_its_range),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
