@@ -158,6 +158,8 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
     l->out = (struct eng_shape){c->filters, oh, ow};
     const int depthwise = c->groups == l->in.c && c->groups == c->filters;
     l->forward = depthwise ? eng_conv_depthwise_forward : conv_forward;
+    if (!depthwise && is_pointwise(c) && eng_conv_pointwise_direct(l))
+        l->forward = eng_conv_pointwise_forward;
     const size_t k = (size_t)(l->in.c / c->groups) * c->size * c->size;
     const int tile = column_tile(c->filters / c->groups, (int)k, oh * ow);
     l->work_floats = depthwise ? (size_t)l->in.w : is_pointwise(c) ? 0 : k * (size_t)tile;

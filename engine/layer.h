@@ -173,6 +173,11 @@ void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *af
 /* Depthwise convolution computed directly (conv_dw.c); used by conv for groups == channels. */
 void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd *f);
 
+/* Pointwise convolution computed directly (conv_pw.c): whether conv should use it for layer l (a 1x1,
+ * stride-1, unpadded, non-depthwise convolution), and its forward function. */
+int eng_conv_pointwise_direct(const struct eng_layer *l);
+void eng_conv_pointwise_forward(const struct eng_layer *l, const struct eng_fwd *f);
+
 /* Activations (activation.c). */
 void eng_activate(float *x, size_t n, enum eng_act act);
 /* Parses darknet's activation names; returns -1 for an unknown name. */

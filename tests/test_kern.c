@@ -177,6 +177,52 @@ static void test_kern_pointwise_sub_range_writes_only_its_range(void **state)
     }
 }
 
+/* The conv layer routes pointwise layers of up to 64 input channels per group to the direct kernel,
+ * and its output (groups included) matches the naive reference. */
+static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
+{
+    (void)state;
+    rng_state = 21;
+    const int shapes[][4] = {{8, 48, 1, 13}, {16, 20, 2, 9}, {64, 16, 1, 7}, {3, 5, 1, 1}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int c = shapes[i][0], filters = shapes[i][1], groups = shapes[i][2], hw = shapes[i][3];
+        float *w = floats_random((size_t)filters * (c / groups)), *bias = floats_random((size_t)filters);
+        float *in = floats_random((size_t)c * hw * hw);
+        struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, c, hw, hw);
+        l.p.conv = (struct eng_conv){.filters = filters, .size = 1, .stride = 1, .groups = groups,
+                                     .act = ENG_ACT_LEAKY, .weights = w, .bias = bias};
+        char why[256] = "";
+        setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+        assert_true(l.forward == eng_conv_pointwise_forward);
+        float *got = run(&l, in, NULL);
+        const size_t plane = (size_t)hw * hw;
+        for (int g = 0; g < groups; g++) {
+            const int m = filters / groups, k = c / groups;
+            const struct eng_pw pw = {.w = w + (size_t)g * m * k, .bias = bias + (size_t)g * m,
+                                      .in = in + (size_t)g * k * plane, .m = m, .k = k,
+                                      .plane = plane, .act = ENG_ACT_LEAKY};
+            float *want = floats_new((size_t)m * plane);
+            pointwise_reference(&pw, 0, m, 0, plane, want);
+            for (size_t j = 0; j < (size_t)m * plane; j++)
+                if (!(fabs((double)got[(size_t)g * m * plane + j] - (double)want[j]) <= 1e-4))
+                    fail_msg("shape %zu group %d element %zu: %.9g, expected %.9g", i, g, j,
+                             (double)got[(size_t)g * m * plane + j], (double)want[j]);
+            free(want);
+        }
+        free(got);
+        free(w);
+        free(bias);
+        free(in);
+    }
+    /* more input channels go to sgemm */
+    const float w[65] = {0};
+    struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, 65, 4, 4);
+    l.p.conv = (struct eng_conv){.filters = 1, .size = 1, .stride = 1, .groups = 1, .weights = w};
+    char why[256] = "";
+    setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+    assert_true(l.forward != eng_conv_pointwise_forward);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_kern_activation_leaky_hand_values),
         cmocka_unit_test(test_kern_pointwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_pointwise_sub_range_writes_only_its_range),
+        cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
