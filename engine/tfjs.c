@@ -410,8 +410,9 @@ int eng_tfjs_load(const char *manifest_path, struct eng_tfjs_weights **out, stru
     json_t *root = json_load_file(manifest_path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         /* jansson's own allocation failures are not a bad file: say so, not "cannot read". When
-         * its lexer cannot allocate its buffer it returns without any text or code. */
-        if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
+         * its lexer cannot allocate its buffer it returns without any text, and without setting
+         * the code byte json_error_code reads: test the text first. */
+        if (jerr.text[0] == '\0' || json_error_code(&jerr) == json_error_out_of_memory)
             return eng_err_set(err, ENG_ERR_NOMEM, manifest_path, "out of memory reading the manifest");
         if (jerr.line > 0)
             return eng_err_set_line(err, ENG_ERR_INVALID, manifest_path, jerr.line,

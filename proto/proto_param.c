@@ -250,8 +250,9 @@ int proto_json_load_object(const char *body, size_t len, json_t **out, struct pr
     *out = NULL;
     json_error_t jerr;
     json_t *doc = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
-    /* jansson reports some allocation failures as syntax errors, others without any text. */
-    if (!doc && (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]))
+    /* jansson reports some allocation failures as syntax errors, others without any text (and then
+     * without setting the code byte json_error_code reads: test the text first). */
+    if (!doc && (!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory))
         return proto_err_nomem(err, "$");
     if (!doc)
         return proto_err_set(err, PROTO_ERR_BAD_JSON, "$", "invalid JSON at line %d, column %d: %s",
