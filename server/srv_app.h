@@ -25,6 +25,8 @@ struct srv_model {
     struct eng_detect_params defaults;
 };
 
+/* One generation of the daemon: what a SIGHUP reload replaces as a whole (srv_serve.c). A job keeps
+ * using the generation it was submitted with; the generation outlives its pool's jobs. */
 struct srv_app {
     struct srv_config *cfg;
     struct srv_model models[SRV_MAX_MODELS];
@@ -35,9 +37,10 @@ struct srv_app {
     char faces_error[512];         /* why installed face models did not load ("" if they did) */
     struct srv_keys *keys;
     struct eng_workers *pool;
-    struct srv_http *http;
-    struct srv_metrics *metrics;
+    struct srv_http *http;       /* borrowed: the daemon's, shared by all generations */
+    struct srv_metrics *metrics; /* borrowed: the daemon's, shared by all generations */
     atomic_int ready;
+    atomic_int users;            /* handlers running on this generation (srv_serve.c app_acquire) */
 };
 
 /* What each worker owns: contexts for every model and room for one request's results. */

@@ -962,6 +962,34 @@ const char *srv_config_name(size_t i)
     return i < N_SETTINGS ? settings[i].name : NULL;
 }
 
+/* Compares through the printed form, the one representation every type has; copies by parsing it
+ * again, so the copy is owned by `to` and passes the same checks. */
+int srv_config_keep(struct srv_config *to, const struct srv_config *from, const char *name,
+                    struct eng_err *err)
+{
+    const struct setting *s = find_setting(name, strlen(name));
+    if (!s)
+        return eng_err_set(err, ENG_ERR_INVALID, name, "no such setting");
+    char *a = malloc(VALUE_MAX), *b = malloc(VALUE_MAX);
+    int rc = -1;
+    if (!a || !b) {
+        eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory");
+        goto out;
+    }
+    format_value(to, s, a, VALUE_MAX);
+    format_value(from, s, b, VALUE_MAX);
+    rc = 0;
+    if (strcmp(a, b) != 0) {
+        const struct srv_config_origin *o = &from->origin[s - settings];
+        const struct place pl = {o->source, from->config_path, o->line};
+        rc = set_value(to, s, b, &pl, err) ? -1 : 1;
+    }
+out:
+    free(a);
+    free(b);
+    return rc;
+}
+
 /* ---- API keys ---- */
 
 struct srv_keys {

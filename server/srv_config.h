@@ -122,6 +122,12 @@ const char *srv_config_where(const struct srv_config *cfg, const char *name, cha
 /* The i-th setting's name (borrowed, static), or NULL past the end; for listing the table. */
 const char *srv_config_name(size_t i);
 
+/* For a reload that cannot apply setting `name` at run time: if its value differs between `to` (the
+ * new configuration) and `from` (the running one), gives `to` the running value and its origin and
+ * returns 1; returns 0 if they are equal, or -1 with *err for an unknown name or no memory. */
+int srv_config_keep(struct srv_config *to, const struct srv_config *from, const char *name,
+                    struct eng_err *err);
+
 /* ---- API keys ----
  *
  * The keys file holds one key per line; blank lines and lines starting with '#' are ignored, and

@@ -1,11 +1,20 @@
 /* srv_serve.c - the daemon: loads every model, starts the worker pool and the HTTP layer, routes
- * requests, and shuts down cleanly on SIGTERM/SIGINT.
+ * requests, reloads on SIGHUP and shuts down cleanly on SIGTERM/SIGINT.
  *
  * Data flow of POST /v1/detect: the HTTP layer collects the request; detect_handler (HTTP thread)
  * parses parameters with proto/, picks the model and submits a job; a worker decodes the image, runs
- * the model and NMS, encodes the JSON and replies, which resumes the suspended connection. */
+ * the model and NMS, encodes the JSON and replies, which resumes the suspended connection.
+ *
+ * Reload. Everything a SIGHUP can replace (settings, API keys, models, and the worker pool whose
+ * contexts are sized for those models) is one generation, a struct srv_app. The daemon points at the
+ * current one; a handler takes it with app_acquire() for as long as it runs, and its job keeps using
+ * that generation. The main thread builds the new generation beside the running one, swaps the
+ * pointer, waits until no handler holds the old one, then drains the old pool (queued and running
+ * jobs finish on the old models) and frees it. A reload that fails to build leaves the old one. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,6 +38,7 @@
 #include "srv_metrics.h"
 #include "srv_model.h"
 #include "srv_serve.h"
+#include "srv_systemd.h"
 #include "workers.h"
 #include "srv_app.h"
 
@@ -40,12 +50,39 @@ struct detect_job {
     int model;
 };
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+/* The daemon: the HTTP layer, and the current generation that SIGHUP replaces (see the top). */
+struct srv_daemon {
+    pthread_mutex_t lock;        /* makes reading `app` and counting a user of it one step */
+    struct srv_app *app;         /* the current generation; written only by the main thread */
+    struct srv_http *http;
+    struct srv_metrics *metrics; /* outlives generations: counters survive a reload */
+    struct srv_config_args args; /* to read the configuration again */
+    int listen_fd;               /* the service manager's socket, or -1 */
+};
+
+/* The current generation, valid until app_release(). */
+static struct srv_app *app_acquire(struct srv_daemon *d)
+{
+    pthread_mutex_lock(&d->lock);
+    struct srv_app *app = d->app;
+    atomic_fetch_add(&app->users, 1);
+    pthread_mutex_unlock(&d->lock);
+    return app;
+}
+
+static void app_release(struct srv_app *app)
+{
+    atomic_fetch_sub(&app->users, 1);
 }
 
 /* ---- replies ------------------------------------------------------------------------------- */
@@ -383,27 +420,47 @@ static char *deepstack_error_body(int code, const char *message, const char *fie
     return proto_deepstack_error_json((enum proto_code)code, message, request_id);
 }
 
+/* The HTTP layer calls handlers with the daemon; these run one on the current generation. */
+#define ON_CURRENT_APP(handler)                                                                      \
+    static void handler##_current(struct srv_req *req, void *daemon)                                 \
+    {                                                                                                \
+        struct srv_app *app = app_acquire(daemon);                                                   \
+        handler(req, app);                                                                           \
+        app_release(app);                                                                            \
+    }
+ON_CURRENT_APP(detect_handler)
+ON_CURRENT_APP(deepstack_handler)
+ON_CURRENT_APP(srv_faces_handler)
+ON_CURRENT_APP(srv_verify_handler)
+ON_CURRENT_APP(srv_faces_deepstack_handler)
+ON_CURRENT_APP(srv_verify_deepstack_handler)
+ON_CURRENT_APP(models_handler)
+ON_CURRENT_APP(readyz_handler)
+ON_CURRENT_APP(metrics_handler)
+
 static const struct srv_route routes[] = {
-    {"/v1/detect", SRV_POST, detect_handler, 1, "detect", NULL},
-    {"/v1/vision/detection", SRV_POST, deepstack_handler, 1, "deepstack_detection",
+    {"/v1/detect", SRV_POST, detect_handler_current, 1, "detect", NULL},
+    {"/v1/vision/detection", SRV_POST, deepstack_handler_current, 1, "deepstack_detection",
      deepstack_error_body},
-    {"/v1/faces", SRV_POST, srv_faces_handler, 1, "faces", NULL},
-    {"/v1/verify", SRV_POST, srv_verify_handler, 1, "verify", NULL},
-    {"/v1/vision/face", SRV_POST, srv_faces_deepstack_handler, 1, "deepstack_face",
+    {"/v1/faces", SRV_POST, srv_faces_handler_current, 1, "faces", NULL},
+    {"/v1/verify", SRV_POST, srv_verify_handler_current, 1, "verify", NULL},
+    {"/v1/vision/face", SRV_POST, srv_faces_deepstack_handler_current, 1, "deepstack_face",
      deepstack_error_body},
-    {"/v1/vision/face/match", SRV_POST, srv_verify_deepstack_handler, 1, "deepstack_face_match",
+    {"/v1/vision/face/match", SRV_POST, srv_verify_deepstack_handler_current, 1, "deepstack_face_match",
      deepstack_error_body},
-    {"/v1/models", SRV_GET | SRV_HEAD, models_handler, 1, "models", NULL},
+    {"/v1/models", SRV_GET | SRV_HEAD, models_handler_current, 1, "models", NULL},
     {"/healthz", SRV_GET | SRV_HEAD, healthz_handler, 0, "healthz", NULL},
-    {"/readyz", SRV_GET | SRV_HEAD, readyz_handler, 0, "readyz", NULL},
-    {"/metrics", SRV_GET, metrics_handler, 1, "metrics", NULL},
+    {"/readyz", SRV_GET | SRV_HEAD, readyz_handler_current, 0, "readyz", NULL},
+    {"/metrics", SRV_GET, metrics_handler_current, 1, "metrics", NULL},
     {"/openapi.json", SRV_GET, openapi_handler, 1, "openapi", NULL},
 };
 
-static int auth_ok(void *arg, const char *key)
+static int auth_ok(void *daemon, const char *key)
 {
-    struct srv_app *app = arg;
-    return !app->keys || srv_keys_check(app->keys, key);
+    struct srv_app *app = app_acquire(daemon);
+    const int ok = !app->keys || srv_keys_check(app->keys, key);
+    app_release(app);
+    return ok;
 }
 
 static const char *method_name(enum srv_method m)
@@ -417,14 +474,15 @@ static const char *method_name(enum srv_method m)
     return "OTHER";
 }
 
-static void request_finished(void *arg, const struct srv_req *req)
+static void request_finished(void *daemon, const struct srv_req *req)
 {
-    struct srv_app *app = arg;
+    struct srv_app *app = app_acquire(daemon);
     const double ms = srv_req_elapsed_ms(req);
     srv_metrics_request(app->metrics, srv_req_route_name(req), srv_req_status(req), ms);
     if (app->cfg->access_log)
         srv_log_request(srv_req_id(req), method_name(srv_req_method(req)), srv_req_route_name(req),
                         srv_req_status(req), srv_req_bytes_in(req), srv_req_bytes_out(req), ms);
+    app_release(app);
 }
 
 /* ---- start-up ------------------------------------------------------------------------------ */
@@ -499,9 +557,11 @@ static int load_one_model(struct srv_app *app, const char *name)
     return 0;
 }
 
-/* Every sub-folder of the models directory holding <name>/<name>.cfg is a model. */
-static int load_models(struct srv_app *app)
+/* Every sub-folder of the models directory holding <name>/<name>.cfg is a model. strict (a reload):
+ * a model that fails to load fails them all, so the running set stays. */
+static int load_models(struct srv_app *app, int strict)
 {
+    int failed = 0;
     DIR *d = opendir(app->cfg->models);
     if (!d) {
         SRV_LOG(SRV_LOG_ERROR, "cannot open models directory %s: %s (run scripts/fetch-models)",
@@ -516,9 +576,11 @@ static int load_models(struct srv_app *app)
                 (int)sizeof cfg ||
             stat(cfg, &st) != 0)
             continue;
-        load_one_model(app, e->d_name);
+        failed += load_one_model(app, e->d_name) != 0;
     }
     closedir(d);
+    if (strict && failed)
+        return -1;
     app->default_model = find_model(app, app->cfg->default_model);
     if (app->default_model < 0) {
         SRV_LOG(SRV_LOG_ERROR, "default model %s is not among the loaded models in %s",
@@ -528,9 +590,11 @@ static int load_models(struct srv_app *app)
     return 0;
 }
 
+/* Frees a generation whose pool is stopped, or was never started (eng_workers_free stops it). */
 static void app_free(struct srv_app *app)
 {
-    srv_http_stop(app->http);
+    if (!app)
+        return;
     eng_workers_free(app->pool);
     for (int i = 0; i < app->n_models; i++) {
         eng_net_free(app->models[i].net);
@@ -538,31 +602,58 @@ static void app_free(struct srv_app *app)
     }
     eng_face_models_free(app->faces);
     srv_keys_free(app->keys);
-    srv_metrics_free(app->metrics);
     srv_config_free(app->cfg);
+    free(app);
 }
 
-static int start(struct srv_app *app)
+/* A new generation from cfg (taken): API keys, every model, the face models and a warmed-up worker
+ * pool. strict (a reload): broken models or face models fail it instead of being served around. */
+static struct srv_app *app_new(struct srv_daemon *d, struct srv_config *cfg, int strict)
 {
     struct eng_err err = {0};
     char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
-    if (app->cfg->keys[0] && !(app->keys = srv_keys_load(app->cfg->keys, &err))) {
-        SRV_LOG(SRV_LOG_ERROR, "API keys: %s", eng_err_format(&err, buf, sizeof buf));
-        return -1;
+    struct srv_app *app = calloc(1, sizeof *app);
+    if (!app) {
+        SRV_LOG(SRV_LOG_ERROR, "out of memory");
+        srv_config_free(cfg);
+        return NULL;
     }
-    srv_blas_set_threads(app->cfg->blas_threads);
-    if (!(app->metrics = srv_metrics_new()) || load_models(app) || srv_faces_load(app))
-        return -1;
-    const struct eng_workers_config wc = {.workers = app->cfg->workers,
-                                          .queue_cap = (size_t)app->cfg->queue,
+    app->cfg = cfg;
+    app->metrics = d->metrics;
+    app->http = d->http;
+    if (cfg->keys[0] && !(app->keys = srv_keys_load(cfg->keys, &err))) {
+        SRV_LOG(SRV_LOG_ERROR, "API keys: %s", eng_err_format(&err, buf, sizeof buf));
+        goto fail;
+    }
+    if (load_models(app, strict) || srv_faces_load(app) || (strict && app->faces_error[0]))
+        goto fail;
+    const struct eng_workers_config wc = {.workers = cfg->workers, .queue_cap = (size_t)cfg->queue,
                                           .state_new = worker_state_new,
                                           .state_free = worker_state_free, .arg = app};
     if (!(app->pool = eng_workers_new(&wc, &err))) {
         SRV_LOG(SRV_LOG_ERROR, "workers: %s", eng_err_format(&err, buf, sizeof buf));
+        goto fail;
+    }
+    atomic_store(&app->ready, 1);
+    return app;
+fail:
+    app_free(app);
+    return NULL;
+}
+
+/* Loads the first generation (cfg is taken), then starts serving and tells the service manager. */
+static int start(struct srv_daemon *d, struct srv_config *cfg)
+{
+    srv_blas_set_threads(cfg->blas_threads);
+    struct srv_app *app = NULL;
+    if (!(d->metrics = srv_metrics_new()) || !(app = app_new(d, cfg, 0))) {
+        if (!d->metrics)
+            srv_config_free(cfg);
         return -1;
     }
+    d->app = app;
     const struct srv_http_opts ho = {
-        .bind = app->cfg->bind, .port = app->cfg->port, .listen_fd = -1,
+        .bind = app->cfg->bind, .port = app->cfg->port, .listen_fd = d->listen_fd,
         .max_body = app->cfg->max_body, .threads = 2,
         .max_connections = (unsigned)app->cfg->max_connections,
         .max_connections_per_ip = (unsigned)app->cfg->max_connections_per_ip,
@@ -571,30 +662,132 @@ static int start(struct srv_app *app)
         .cors_origins = (const char *const *)app->cfg->cors};
     const struct srv_http_hooks hooks = {.auth_ok = auth_ok, .finished = request_finished};
     char why[256];
-    app->http = srv_http_start(&ho, routes, (int)(sizeof routes / sizeof routes[0]), &hooks, app, why,
-                               sizeof why);
-    if (!app->http) {
+    d->http = srv_http_start(&ho, routes, (int)(sizeof routes / sizeof routes[0]), &hooks, d, why,
+                             sizeof why);
+    if (!d->http) {
         SRV_LOG(SRV_LOG_ERROR, "%s", why);
         return -1;
     }
-    atomic_store(&app->ready, 1);
-    SRV_LOG(SRV_LOG_INFO, "listening on %s:%d (%d models, %d workers, queue %d, BLAS %s x %d threads%s)",
-            app->cfg->bind, srv_http_port(app->http), app->n_models, app->cfg->workers,
-            app->cfg->queue, srv_blas_core(), app->cfg->blas_threads,
+    app->http = d->http;
+    SRV_LOG(SRV_LOG_INFO, "listening on %s:%d%s (%d models, %d workers, queue %d, BLAS %s x %d threads%s)",
+            app->cfg->bind, srv_http_port(d->http), d->listen_fd >= 0 ? " (socket activation)" : "",
+            app->n_models, app->cfg->workers, app->cfg->queue, srv_blas_core(), app->cfg->blas_threads,
             app->keys ? ", API keys required" : "");
+    srv_sd_notify("READY=1\nSTATUS=serving");
     return 0;
 }
 
-/* SIGTERM: refuse new connections, let queued and running jobs finish, send their replies. */
-static void drain(struct srv_app *app)
+/* Socket activation: bind and port become the address of the service manager's socket, so the
+ * loopback-or-keys rule (srv_config_validate) and the log speak of the address really listened on. */
+static int adopt_listen_socket(const struct srv_daemon *d, struct srv_config *cfg, char *why, size_t n)
 {
-    SRV_LOG(SRV_LOG_INFO, "stopping: finishing %d requests in flight", srv_http_in_flight(app->http));
-    srv_http_quiesce(app->http);
+    char addr[INET6_ADDRSTRLEN];
+    int port;
+    if (d->listen_fd < 0)
+        return 0;
+    if (srv_sd_socket_addr(d->listen_fd, addr, sizeof addr, &port)) {
+        snprintf(why, n, "socket activation: cannot read the socket's address: %s", strerror(errno));
+        return -1;
+    }
+    char *copy = strdup(addr);
+    if (!copy) {
+        snprintf(why, n, "out of memory");
+        return -1;
+    }
+    free(cfg->bind);
+    cfg->bind = copy;
+    cfg->port = port;
+    return 0;
+}
+
+/* What a reload may change; every other setting (bind, port, workers, queue, limits of the HTTP
+ * layer, ...) is fixed at start, since the HTTP layer and the thread counts are. */
+static const char *const reloadable[] = {"models", "default_model", "keys", "timeout_ms", "max_pixels",
+                                         "access_log", "drain_timeout_ms", "queue_high_water", NULL};
+
+static int is_reloadable(const char *name)
+{
+    for (const char *const *r = reloadable; *r; r++)
+        if (strcmp(*r, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The configuration read again, with the settings a reload cannot change kept at their running
+ * values ("needs restart" in the log). NULL (logged) if it does not load or validate. */
+static struct srv_config *reload_config(const struct srv_daemon *d, const struct srv_config *running)
+{
+    struct eng_err err = {0};
+    char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4], why[256];
+    struct srv_config *cfg = srv_config_load(&d->args, &err);
+    if (!cfg) {
+        SRV_LOG(SRV_LOG_ERROR, "reload: %s", eng_err_format(&err, buf, sizeof buf));
+        return NULL;
+    }
+    if (adopt_listen_socket(d, cfg, why, sizeof why)) {
+        SRV_LOG(SRV_LOG_ERROR, "reload: %s", why);
+        srv_config_free(cfg);
+        return NULL;
+    }
+    for (size_t i = 0; srv_config_name(i); i++) {
+        const char *name = srv_config_name(i);
+        const int kept = is_reloadable(name) ? 0 : srv_config_keep(cfg, running, name, &err);
+        if (kept < 0)
+            goto invalid;
+        if (kept)
+            SRV_LOG(SRV_LOG_WARN, "reload: %s changed, which needs restart; keeping the running value",
+                    name);
+    }
+    char warnings[512] = "";
+    if (srv_config_validate(cfg, sysconf(_SC_NPROCESSORS_ONLN), warnings, sizeof warnings, &err))
+        goto invalid;
+    return cfg;
+invalid:
+    SRV_LOG(SRV_LOG_ERROR, "reload: %s", eng_err_format(&err, buf, sizeof buf));
+    srv_config_free(cfg);
+    return NULL;
+}
+
+/* SIGHUP: a new generation from the configuration file, keys file and models directory as they are
+ * now, swapped in; requests already holding the old one finish on it (see the top of this file). */
+static void reload(struct srv_daemon *d)
+{
+    srv_sd_notify_reloading();
+    SRV_LOG(SRV_LOG_INFO, "reloading: configuration, API keys and models");
+    struct srv_app *old = d->app; /* only this thread writes d->app */
+    struct srv_config *cfg = reload_config(d, old->cfg);
+    struct srv_app *app = cfg ? app_new(d, cfg, 1) : NULL;
+    if (!app) {
+        SRV_LOG(SRV_LOG_ERROR, "reload failed: still serving the previous configuration and models");
+        srv_sd_notify("READY=1\nSTATUS=serving (the last reload failed; see the log)");
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    d->app = app;
+    pthread_mutex_unlock(&d->lock);
+    /* Handlers that took the old generation may still submit to its pool: wait for them first. */
+    while (atomic_load(&old->users) > 0)
+        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    eng_workers_stop(old->pool, 1);
+    app_free(old);
+    SRV_LOG(SRV_LOG_INFO, "reloaded: %d models (default %s), face models %s, API keys %s",
+            app->n_models, app->models[app->default_model].name, app->faces ? "loaded" : "absent",
+            app->keys ? "required" : "off");
+    srv_sd_notify("READY=1\nSTATUS=serving");
+}
+
+/* SIGTERM: refuse new connections, let queued and running jobs finish, send their replies. */
+static void drain(struct srv_daemon *d)
+{
+    struct srv_app *app = d->app;
+    srv_sd_notify("STOPPING=1\nSTATUS=finishing the requests in flight");
+    SRV_LOG(SRV_LOG_INFO, "stopping: finishing %d requests in flight", srv_http_in_flight(d->http));
+    srv_http_quiesce(d->http);
     eng_workers_stop(app->pool, 1);
     const double until = srv_now_ms() + app->cfg->drain_timeout_ms;
-    while (srv_http_in_flight(app->http) > 0 && srv_now_ms() < until)
+    while (srv_http_in_flight(d->http) > 0 && srv_now_ms() < until)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-    SRV_LOG(SRV_LOG_INFO, "stopped (%d requests unfinished)", srv_http_in_flight(app->http));
+    SRV_LOG(SRV_LOG_INFO, "stopped (%d requests unfinished)", srv_http_in_flight(d->http));
 }
 
 static void install_signals(void)
@@ -604,48 +797,74 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
-int srv_serve(int argc, char **argv)
+/* The configuration, with the service manager's socket adopted; checked. Returns 0 to serve, or the
+ * exit status (after --help or --print-config, or on an error, which it prints). */
+static int configure(struct srv_daemon *d, struct srv_config **out)
 {
-    struct srv_app app = {0};
     struct eng_err err = {0};
-    char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
-    const struct srv_config_args args = {.argc = argc, .argv = argv};
-    if (!(app.cfg = srv_config_load(&args, &err))) {
+    char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4], why[256];
+    struct srv_config *cfg = srv_config_load(&d->args, &err);
+    if (!cfg) {
         fprintf(stderr, "visiond: %s\n", eng_err_format(&err, buf, sizeof buf));
         return 2;
     }
-    if (app.cfg->help) {
+    if (cfg->help) {
         srv_config_usage(stdout);
-        srv_config_free(app.cfg);
-        return 0;
+        srv_config_free(cfg);
+        return -1;
+    }
+    if (srv_sd_listen_fd(&d->listen_fd, why, sizeof why) || adopt_listen_socket(d, cfg, why, sizeof why)) {
+        fprintf(stderr, "visiond: %s\n", why);
+        srv_config_free(cfg);
+        return 2;
     }
     char warnings[512] = "";
-    const int invalid = srv_config_validate(app.cfg, sysconf(_SC_NPROCESSORS_ONLN), warnings,
+    const int invalid = srv_config_validate(cfg, sysconf(_SC_NPROCESSORS_ONLN), warnings,
                                             sizeof warnings, &err);
-    if (app.cfg->print_config) {
-        srv_config_print(app.cfg, stdout);
-        srv_config_free(app.cfg);
-        return invalid ? 2 : 0;
+    if (cfg->print_config) {
+        srv_config_print(cfg, stdout);
+        srv_config_free(cfg);
+        return invalid ? 2 : -1;
     }
-    srv_log_min_level = (int)app.cfg->log_level;
+    srv_log_min_level = (int)cfg->log_level;
     if (warnings[0])
         SRV_LOG(SRV_LOG_WARN, "%s", warnings);
     if (invalid) {
         SRV_LOG(SRV_LOG_ERROR, "%s", eng_err_format(&err, buf, sizeof buf));
-        srv_config_free(app.cfg);
+        srv_config_free(cfg);
         return 2;
     }
+    *out = cfg;
+    return 0;
+}
+
+int srv_serve(int argc, char **argv)
+{
+    struct srv_daemon d = {.lock = PTHREAD_MUTEX_INITIALIZER, .args = {.argc = argc, .argv = argv},
+                           .listen_fd = -1};
+    struct srv_config *cfg = NULL;
+    const int rc = configure(&d, &cfg);
+    if (rc)
+        return rc < 0 ? 0 : rc;
     install_signals();
     int status = 1;
-    if (start(&app) == 0) {
-        while (!stop_requested)
+    if (start(&d, cfg) == 0) {
+        while (!stop_requested) {
+            if (reload_requested) {
+                reload_requested = 0;
+                reload(&d);
+            }
             nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-        drain(&app);
+        }
+        drain(&d);
         status = 0;
     }
-    app_free(&app);
+    srv_http_stop(d.http);
+    app_free(d.app);
+    srv_metrics_free(d.metrics);
     return status;
 }
