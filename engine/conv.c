@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "layer.h"
+#include "team.h"
 
 static int out_dim(int n, int size, int stride, int pad_before, int pad_after)
 {
@@ -91,35 +92,91 @@ static void bias_activate(float *out, int m, int cols, int ld, const float *bias
     }
 }
 
-static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
+/* Output channels [m0, m1) of group g over the output columns [n0, n0 + cols): one GEMM on an im2col
+ * tile in `work` (k x cols floats), then bias and activation while the tile is in cache. */
+static void conv_tile(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0, int cols,
+                      int m0, int m1, float *work)
 {
     const struct eng_conv *c = &l->p.conv;
     const int in_c = l->in.c / c->groups;
     const int out_c = c->filters / c->groups;
     const int n = l->out.h * l->out.w;
     const int k = in_c * c->size * c->size;
-    const size_t in_plane = (size_t)l->in.h * l->in.w;
-    const int tile = column_tile(out_c, k, n);
-
-    for (int g = 0; g < c->groups; g++) {
-        const float *in = f->in + (size_t)g * in_c * in_plane;
-        const float *a = c->weights + (size_t)g * out_c * k;
-        float *out = f->out + (size_t)g * out_c * n;
-        const float *bias = c->bias ? c->bias + (size_t)g * out_c : NULL;
-        for (int n0 = 0; n0 < n; n0 += tile) {
-            const int cols = n - n0 < tile ? n - n0 : tile;
-            const float *b = in + n0;
-            int ldb = n;
-            if (!is_pointwise(c)) {
-                im2col_tile(in, in_c, l->in.h, l->in.w, c, l->out.w, n0, cols, f->work);
-                b = f->work;
-                ldb = cols;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out_c, cols, k, 1.0f, a, k, b, ldb,
-                        0.0f, out + n0, n);
-            bias_activate(out + n0, out_c, cols, n, bias, c->act);
-        }
+    const float *in = f->in + (size_t)g * in_c * l->in.h * l->in.w;
+    const float *a = c->weights + ((size_t)g * out_c + m0) * k;
+    float *out = f->out + ((size_t)g * out_c + m0) * n;
+    const float *bias = c->bias ? c->bias + (size_t)g * out_c + m0 : NULL;
+    const float *b = in + n0;
+    int ldb = n;
+    if (!is_pointwise(c)) {
+        im2col_tile(in, in_c, l->in.h, l->in.w, c, l->out.w, n0, cols, work);
+        b = work;
+        ldb = cols;
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, cols, k, 1.0f, a, k, b, ldb, 0.0f,
+                out + n0, n);
+    bias_activate(out + n0, m1 - m0, cols, n, bias, c->act);
+}
+
+/* How a convolution is cut into tasks: groups x column tiles x blocks of output channels. */
+struct conv_split {
+    const struct eng_layer *l;
+    const struct eng_fwd *f;
+    int tile, col_tiles, row_blocks;
+};
+
+/* At least CONV_TASKS tasks per layer where the layer is large enough: narrower column tiles first
+ * (each task then does a whole GEMM of all output channels), and only when the image is too small for
+ * that, blocks of at least 16 output channels (which redo the im2col of their tile). The cut depends
+ * on the layer alone, never on how many threads run it: every task makes the same sgemm calls on any
+ * team, so results are bit-identical whatever the thread count (OpenBLAS rounds differently for
+ * different matrix shapes). 8 tasks keep up to 4 threads busy with 2 tasks each. */
+#define CONV_TASKS 8
+#define CONV_MIN_TILE 128 /* narrower column tiles run sgemm too slowly */
+
+static struct conv_split conv_split_plan(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    const struct eng_conv *c = &l->p.conv;
+    const int out_c = c->filters / c->groups;
+    const int n = l->out.h * l->out.w;
+    const int k = (l->in.c / c->groups) * c->size * c->size;
+    struct conv_split s = {.l = l, .f = f, .tile = column_tile(out_c, k, n), .row_blocks = 1};
+    if (c->groups * ((n + s.tile - 1) / s.tile) < CONV_TASKS) {
+        const int per_group = (CONV_TASKS + c->groups - 1) / c->groups;
+        int t = (n + per_group - 1) / per_group;
+        t = (t + 15) / 16 * 16;
+        t = t < CONV_MIN_TILE ? CONV_MIN_TILE : t;
+        s.tile = t < s.tile ? t : s.tile;
+    }
+    s.col_tiles = (n + s.tile - 1) / s.tile;
+    const int tasks = c->groups * s.col_tiles;
+    if (tasks < CONV_TASKS) {
+        const int blocks = (CONV_TASKS + tasks - 1) / tasks;
+        const int max_blocks = out_c / 16 > 1 ? out_c / 16 : 1;
+        s.row_blocks = blocks < max_blocks ? blocks : max_blocks;
+    }
+    return s;
+}
+
+static void conv_task(void *arg, int task, int slot)
+{
+    const struct conv_split *s = arg;
+    const struct eng_layer *l = s->l;
+    const int out_c = l->p.conv.filters / l->p.conv.groups;
+    const int n = l->out.h * l->out.w;
+    const int rb = task % s->row_blocks, ct = task / s->row_blocks % s->col_tiles;
+    const int g = task / s->row_blocks / s->col_tiles;
+    const int n0 = ct * s->tile, cols = n - n0 < s->tile ? n - n0 : s->tile;
+    int m0, m1;
+    eng_team_split(out_c, s->row_blocks, rb, 16, &m0, &m1);
+    if (m1 > m0)
+        conv_tile(l, s->f, g, n0, cols, m0, m1, s->f->work + (size_t)slot * s->f->work_stride);
+}
+
+static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    struct conv_split s = conv_split_plan(l, f);
+    eng_team_for(f->team, l->p.conv.groups * s.col_tiles * s.row_blocks, conv_task, &s);
 }
 
 int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
@@ -163,6 +220,8 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
     const size_t k = (size_t)(l->in.c / c->groups) * c->size * c->size;
     const int tile = column_tile(c->filters / c->groups, (int)k, oh * ow);
     l->work_floats = depthwise ? (size_t)l->in.w : is_pointwise(c) ? 0 : k * (size_t)tile;
+    if (depthwise)
+        eng_conv_depthwise_plane_setup(l);
     l->flops = 2.0 * (double)k * c->filters * oh * ow;
     return 0;
 }

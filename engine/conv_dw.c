@@ -128,22 +128,29 @@ static void dw_row(const struct eng_layer *l, const float *in, const float *w, f
     }
 }
 
-void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd *f)
+/* Channels [c0, c1): each output row computed and activated while it is still in L1 (a separate
+ * pass over the plane would stream it through memory twice more, and these layers are memory-bound).
+ * f->work starts with a row of at least in.w zeros. */
+static void dw_channels(const struct eng_layer *l, const struct eng_fwd *f, int c0, int c1)
 {
+    const float *zero = f->work;
     const struct eng_conv *c = &l->p.conv;
     const int k = c->size, ih = l->in.h, iw = l->in.w, oh = l->out.h, ow = l->out.w;
-    float *zero = f->work;
-    memset(zero, 0, sizeof(float) * (size_t)iw);
-    for (int ch = 0; ch < l->out.c; ch++) {
+    for (int ch = c0; ch < c1; ch++) {
         const float *in = f->in + (size_t)ch * ih * iw;
         const float *w = c->weights + (size_t)ch * k * k;
         float *out = f->out + (size_t)ch * oh * ow;
         for (int oy = 0; oy < oh; oy++) {
-            /* activate each row while it is still in L1: a separate pass over the plane would
-             * stream it through memory twice more, and these layers are memory-bound */
             float *orow = out + (size_t)oy * ow;
             dw_row(l, in, w, c->bias ? c->bias[ch] : 0.0f, zero, oy, orow);
             eng_activate(orow, (size_t)ow, c->act);
         }
     }
+}
+
+/* Split by channel ranges: channels are independent, and a plane is the unit that stays in cache. */
+void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    memset(f->work, 0, sizeof(float) * (size_t)l->in.w); /* the zero row, shared read-only by all */
+    eng_fwd_split(l, f, l->out.c, dw_channels);
 }

@@ -588,6 +588,14 @@ struct eng_face_ctx *eng_face_ctx_new(const struct eng_face_models *m, struct en
     return ctx;
 }
 
+int eng_face_ctx_set_team(struct eng_face_ctx *ctx, struct eng_team *team, struct eng_err *err)
+{
+    return eng_ctx_set_team(ctx->det, team, err) || eng_ctx_set_team(ctx->lm, team, err) ||
+                   eng_ctx_set_team(ctx->rec, team, err)
+               ? -1
+               : 0;
+}
+
 /* ---- image preparation ---------------------------------------------------------------------- */
 
 /* What a network sees: the rectangle (x, y, w, h) of img, placed at (ox, oy) in a zero canvas of

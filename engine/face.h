@@ -75,6 +75,10 @@ double eng_face_models_flops(const struct eng_face_models *m, int input_size, do
 struct eng_face_ctx *eng_face_ctx_new(const struct eng_face_models *m, struct eng_err *err);
 void eng_face_ctx_free(struct eng_face_ctx *ctx); /* NULL is a no-op */
 
+struct eng_team;
+/* Splits the face networks' layers across team (borrowed, may be NULL), as eng_ctx_set_team. */
+int eng_face_ctx_set_team(struct eng_face_ctx *ctx, struct eng_team *team, struct eng_err *err);
+
 struct eng_face_params {
     float score_threshold; /* keep boxes with score > this; 0.5 (face-api's default); 0 keeps all */
     int input_size;        /* detector input side, a multiple of 32 up to the models' maximum; 416 */

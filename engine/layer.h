@@ -120,14 +120,17 @@ struct eng_head {
 };
 
 struct eng_layer;
+struct eng_team;
 
 /* What a layer's forward function sees. `in` is the previous layer's output (or the network input),
  * `outs` every earlier layer's output (for route and shortcut). */
 struct eng_fwd {
     const float *in;
     float *out;
-    float *work;            /* scratch, at least layer->work_floats floats */
+    float *work;            /* scratch, at least layer->work_floats floats per slot of the team */
     float *const *outs;
+    struct eng_team *team;  /* splits the layer's outer loops across threads (NULL: run alone) */
+    size_t work_stride;     /* slot s of eng_team_for uses work + s * work_stride (unused for slot 0) */
 };
 
 typedef void (*eng_forward_fn)(const struct eng_layer *l, const struct eng_fwd *f);
@@ -152,6 +155,12 @@ struct eng_layer {
     } p;
 };
 
+/* Runs fn(l, f, lo, hi) over ranges [lo, hi) that together cover 0..n (channels, anchors, ...), split
+ * across f->team: about two ranges per thread, so an uneven range does not hold the layer up; one
+ * call fn(l, f, 0, n) without a team. The ranges must be independent (net.c). */
+typedef void (*eng_range_fn)(const struct eng_layer *l, const struct eng_fwd *f, int lo, int hi);
+void eng_fwd_split(const struct eng_layer *l, const struct eng_fwd *f, int n, eng_range_fn fn);
+
 /* Layer constructors: validate parameters against the input shape, fill out shape, forward, work size
  * and flops. Return 0, or -1 with a message in `why` (the loader adds file:line). */
 int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size);
@@ -172,6 +181,9 @@ void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *af
 
 /* Depthwise convolution computed directly (conv_dw.c); used by conv for groups == channels. */
 void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd *f);
+/* For depthwise layers of size 3 or 5 and stride 1 or 2: sets forward and work_floats to the
+ * padded-plane kernel (conv_dw_plane.c); leaves other layers as they are. */
+void eng_conv_depthwise_plane_setup(struct eng_layer *l);
 
 /* Pointwise convolution computed directly (conv_pw.c): whether conv should use it for layer l (a 1x1,
  * stride-1, unpadded, non-depthwise convolution), and its forward function. */

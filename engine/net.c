@@ -7,6 +7,7 @@
 
 #include "detect.h"
 #include "net.h"
+#include "team.h"
 
 void eng_net_free(struct eng_net *net)
 {
@@ -290,19 +291,66 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+struct range_split {
+    const struct eng_layer *l;
+    const struct eng_fwd *f;
+    eng_range_fn fn;
+    int n, n_tasks;
+};
+
+static void range_task(void *arg, int task, int slot)
+{
+    (void)slot;
+    const struct range_split *s = arg;
+    int lo, hi;
+    eng_team_split(s->n, s->n_tasks, task, 1, &lo, &hi);
+    if (hi > lo)
+        s->fn(s->l, s->f, lo, hi);
+}
+
+void eng_fwd_split(const struct eng_layer *l, const struct eng_fwd *f, int n, eng_range_fn fn)
+{
+    const int width = eng_team_width(f->team);
+    if (width <= 1 || n <= 1) {
+        fn(l, f, 0, n);
+        return;
+    }
+    struct range_split s = {.l = l, .f = f, .fn = fn, .n = n, .n_tasks = 2 * width < n ? 2 * width : n};
+    eng_team_for(f->team, s.n_tasks, range_task, &s);
+}
+
+int eng_ctx_set_team(struct eng_ctx *ctx, struct eng_team *team, struct eng_err *err)
+{
+    const size_t slots = (size_t)eng_team_size(team);
+    if (slots > 1) {
+        float *work = malloc(sizeof(float) * ctx->cap_work * slots);
+        if (!work)
+            return eng_err_set(err, ENG_ERR_NOMEM, ctx->net->name, "out of memory for thread scratch");
+        free(ctx->work);
+        ctx->work = work;
+    }
+    ctx->team = team;
+    ctx->work_slot = ctx->cap_work;
+    return 0;
+}
+
 void eng_net_forward(const struct eng_net *net, struct eng_ctx *ctx)
 {
     const float *in = ctx->input;
+    eng_team_begin(ctx->team);
     for (int i = 0; i < net->n_layers; i++) {
         const struct eng_layer *l = &net->layers[i];
         if (l->forward) {
             const double t0 = ctx->profile ? now_ms() : 0.0;
+            eng_team_rebalance(ctx->team); /* cores borrowed or returned at layer boundaries */
             const struct eng_fwd f = {.in = in, .out = ctx->outs[i], .work = ctx->work,
-                                      .outs = ctx->outs};
+                                      .outs = ctx->outs, .team = ctx->team,
+                                      .work_stride = ctx->work_slot};
             l->forward(l, &f);
             if (ctx->profile)
                 ctx->layer_ms[i] = now_ms() - t0;
         }
         in = ctx->outs[i];
     }
+    eng_team_end(ctx->team);
 }

@@ -52,6 +52,8 @@ struct eng_ctx {
     float *rows;               /* room for the largest head's eng_head_rows output */
     struct eng_detection *cand; /* net->max_candidates candidate boxes for detection */
     double *layer_ms;          /* per-layer time of the last forward when profiling is on */
+    struct eng_team *team;     /* borrowed: splits each layer across threads (NULL: one thread) */
+    size_t work_slot;          /* floats of scratch per team slot (work holds team size slots) */
     int profile;
     /* what the buffers were sized for (the net given to eng_ctx_new) */
     int cap_layers;
@@ -67,6 +69,12 @@ void eng_ctx_free(struct eng_ctx *ctx);
  * architecture built for a smaller input size, sharing weights). Returns 0, or -1 with ctx unchanged
  * if net does not fit. Never allocates; outputs of the previous forward are lost. */
 int eng_ctx_bind(struct eng_ctx *ctx, const struct eng_net *net);
+
+/* Binds ctx to team (borrowed, may be NULL; it must outlive ctx or be unbound first): later forward
+ * passes split each layer across it. Grows the scratch to one slot per team thread, so it may
+ * allocate; returns 0, or -1 with err (ENG_ERR_NOMEM) and ctx unchanged. A team drives one forward
+ * at a time: bind it to contexts that one thread uses (e.g. all of one worker's). */
+int eng_ctx_set_team(struct eng_ctx *ctx, struct eng_team *team, struct eng_err *err);
 
 /* Runs every layer on ctx->input. Never fails and never allocates. */
 void eng_net_forward(const struct eng_net *net, struct eng_ctx *ctx);

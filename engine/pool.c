@@ -9,11 +9,11 @@
 
 #include "layer.h"
 
-static void maxpool_forward(const struct eng_layer *l, const struct eng_fwd *f)
+static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f, int c0, int c1)
 {
     const struct eng_pool *p = &l->p.pool;
     const int off = -p->pad / 2;
-    for (int c = 0; c < l->out.c; c++) {
+    for (int c = c0; c < c1; c++) {
         const float *in = f->in + (size_t)c * l->in.h * l->in.w;
         float *out = f->out + (size_t)c * l->out.h * l->out.w;
         for (int oy = 0; oy < l->out.h; oy++) {
@@ -35,6 +35,11 @@ static void maxpool_forward(const struct eng_layer *l, const struct eng_fwd *f)
             }
         }
     }
+}
+
+static void maxpool_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_fwd_split(l, f, l->out.c, maxpool_channels);
 }
 
 int eng_maxpool_setup(struct eng_layer *l, char *why, size_t why_size)

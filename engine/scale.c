@@ -4,18 +4,24 @@
 
 #include "layer.h"
 
-static void scale_forward(const struct eng_layer *l, const struct eng_fwd *f)
+/* Channels [c0, c1). */
+static void scale_channels(const struct eng_layer *l, const struct eng_fwd *f, int c0, int c1)
 {
     const struct eng_scale *s = &l->p.scale;
     const size_t plane = (size_t)l->in.h * l->in.w;
-    for (int c = 0; c < l->in.c; c++) {
+    for (int c = c0; c < c1; c++) {
         const float w = s->weights[c], b = s->bias[c];
         const float *in = f->in + c * plane;
         float *out = f->out + c * plane;
         for (size_t i = 0; i < plane; i++)
             out[i] = in[i] * w + b;
     }
-    eng_activate(f->out, eng_shape_size(l->out), s->act);
+    eng_activate(f->out + c0 * plane, (size_t)(c1 - c0) * plane, s->act);
+}
+
+static void scale_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_fwd_split(l, f, l->in.c, scale_channels);
 }
 
 int eng_scale_setup(struct eng_layer *l, char *why, size_t why_size)

@@ -4,13 +4,20 @@
 
 #include "layer.h"
 
+/* Channels [c0, c1). */
+static void shortcut_channels(const struct eng_layer *l, const struct eng_fwd *f, int c0, int c1)
+{
+    const size_t plane = (size_t)l->out.h * l->out.w, lo = c0 * plane, n = (size_t)(c1 - c0) * plane;
+    const float *add = f->outs[l->p.shortcut.from] + lo, *in = f->in + lo;
+    float *out = f->out + lo;
+    for (size_t i = 0; i < n; i++)
+        out[i] = in[i] + add[i];
+    eng_activate(out, n, l->p.shortcut.act);
+}
+
 static void shortcut_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
-    const float *add = f->outs[l->p.shortcut.from];
-    const size_t n = eng_shape_size(l->out);
-    for (size_t i = 0; i < n; i++)
-        f->out[i] = f->in[i] + add[i];
-    eng_activate(f->out, n, l->p.shortcut.act);
+    eng_fwd_split(l, f, l->out.c, shortcut_channels);
 }
 
 int eng_shortcut_setup(struct eng_layer *l, const struct eng_layer *layers, char *why,

@@ -3,11 +3,11 @@
 
 #include "layer.h"
 
-static void upsample_forward(const struct eng_layer *l, const struct eng_fwd *f)
+static void upsample_channels(const struct eng_layer *l, const struct eng_fwd *f, int c0, int c1)
 {
     const int s = l->p.upsample.stride;
     const float scale = l->p.upsample.scale;
-    for (int c = 0; c < l->out.c; c++) {
+    for (int c = c0; c < c1; c++) {
         const float *in = f->in + (size_t)c * l->in.h * l->in.w;
         float *out = f->out + (size_t)c * l->out.h * l->out.w;
         for (int oy = 0; oy < l->out.h; oy++) {
@@ -17,6 +17,11 @@ static void upsample_forward(const struct eng_layer *l, const struct eng_fwd *f)
                 dst[ox] = scale * src[ox / s];
         }
     }
+}
+
+static void upsample_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_fwd_split(l, f, l->out.c, upsample_channels);
 }
 
 int eng_upsample_setup(struct eng_layer *l, char *why, size_t why_size)

@@ -21,19 +21,26 @@ static int entries(const struct eng_head *h)
     return 5 + h->classes;
 }
 
-static void yolo_forward(const struct eng_layer *l, const struct eng_fwd *f)
+/* Anchors [a0, a1): each anchor's block of channels is independent of the others. */
+static void yolo_anchors(const struct eng_layer *l, const struct eng_fwd *f, int a0, int a1)
 {
     const struct eng_head *h = &l->p.head;
     const size_t plane = (size_t)l->out.h * l->out.w;
     const float sxy = h->scale_x_y;
-    memcpy(f->out, f->in, sizeof(float) * eng_shape_size(l->out));
-    for (int a = 0; a < h->anchors_n; a++) {
+    const size_t block = (size_t)entries(h) * plane;
+    memcpy(f->out + a0 * block, f->in + a0 * block, sizeof(float) * block * (size_t)(a1 - a0));
+    for (int a = a0; a < a1; a++) {
         float *base = f->out + (size_t)a * entries(h) * plane;
         for (size_t i = 0; i < 2 * plane; i++)
             base[i] = logistic(base[i]) * sxy - 0.5f * (sxy - 1.0f);
         for (size_t i = 4 * plane; i < (size_t)entries(h) * plane; i++)
             base[i] = logistic(base[i]);
     }
+}
+
+static void yolo_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_fwd_split(l, f, l->p.head.anchors_n, yolo_anchors);
 }
 
 static void softmax_strided(float *x, int n, size_t stride)

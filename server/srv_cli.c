@@ -18,6 +18,7 @@
 #include "srv_cli.h"
 #include "srv_cli_common.h"
 #include "srv_model.h"
+#include "team.h"
 
 enum { EXIT_USAGE = 2 };
 
@@ -143,7 +144,7 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
         case OPT_MAX_DET: bad = parse_int_arg(optarg, 1, 100000, &o->det.max_det); break;
         case OPT_NO_EXIF: o->exif = 0; break;
         case OPT_LETTERBOX: o->det.letterbox = 1; break;
-        case OPT_THREADS: bad = parse_int_arg(optarg, 1, 256, &o->threads); break;
+        case OPT_THREADS: bad = parse_int_arg(optarg, 1, ENG_TEAM_MAX, &o->threads); break;
         case OPT_INPUT: o->input = optarg; break;
         case OPT_OUT: o->out = optarg; break;
         case OPT_RUNS: bad = parse_int_arg(optarg, 1, 100000, &o->runs); break;
@@ -303,6 +304,18 @@ static int detect_one(const struct cli_opts *o, const struct eng_net *net, struc
     return rc;
 }
 
+/* --threads N: each layer split across a team of N threads (engine/team.h), OpenBLAS at one thread
+ * inside each task, so N threads are busy, never N x BLAS threads. Sets *team (NULL for one thread). */
+static int cli_team(int threads, struct eng_ctx *ctx, struct eng_team **team, struct eng_err *err)
+{
+    *team = NULL;
+    if (threads <= 1)
+        return 0;
+    if (!(*team = eng_team_new(threads, NULL, err)))
+        return -1;
+    return eng_ctx_set_team(ctx, *team, err);
+}
+
 int srv_cli_detect(int argc, char **argv)
 {
     struct cli_opts o;
@@ -314,14 +327,15 @@ int srv_cli_detect(int argc, char **argv)
     if (o.draw && argc - optind > 1 && !srv_cli_is_directory(o.draw))
         return usage_error("--draw %s: with several images, --draw needs an existing directory",
                            o.draw);
-    srv_blas_set_threads(o.threads);
+    srv_blas_set_threads(1);
     struct eng_err err = {0};
     struct eng_net *net = NULL;
     struct eng_ctx *ctx = NULL;
+    struct eng_team *team = NULL;
     unsigned char *allowed = NULL;
     struct eng_detection *dets = NULL;
     if (srv_model_load(&o.model, &net, &err) || (o.classes && parse_classes(net, o.classes, &allowed, &err)) ||
-        !(ctx = eng_ctx_new(net, &err))) {
+        !(ctx = eng_ctx_new(net, &err)) || cli_team(o.threads, ctx, &team, &err)) {
         rc = srv_cli_report(&err);
         goto done;
     }
@@ -338,6 +352,7 @@ done:
     free(dets);
     free(allowed);
     eng_ctx_free(ctx);
+    eng_team_free(team);
     eng_net_free(net);
     return rc;
 }
@@ -399,18 +414,20 @@ int srv_cli_forward(int argc, char **argv)
         return rc == 100 ? EXIT_SUCCESS : rc;
     if (!o.input || !o.out)
         return usage_error("%s", "forward needs --input and --out");
-    srv_blas_set_threads(o.threads);
+    srv_blas_set_threads(1);
     struct eng_err err = {0};
     struct eng_net *net = NULL;
     struct eng_ctx *ctx = NULL;
+    struct eng_team *team = NULL;
     if (srv_model_load(&o.model, &net, &err) || !(ctx = eng_ctx_new(net, &err)) ||
-        read_input(o.input, net, ctx->input, &err)) {
+        cli_team(o.threads, ctx, &team, &err) || read_input(o.input, net, ctx->input, &err)) {
         rc = srv_cli_report(&err);
     } else {
         eng_net_forward(net, ctx);
         rc = write_heads(net, ctx, o.out, &err) ? srv_cli_report(&err) : EXIT_SUCCESS;
     }
     eng_ctx_free(ctx);
+    eng_team_free(team);
     eng_net_free(net);
     return rc;
 }
@@ -472,13 +489,15 @@ int srv_cli_bench(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc)
         return rc == 100 ? EXIT_SUCCESS : rc;
-    srv_blas_set_threads(o.threads);
+    srv_blas_set_threads(1);
     struct eng_err err = {0};
     struct eng_net *net = NULL;
     struct eng_ctx *ctx = NULL;
+    struct eng_team *team = NULL;
     double *ms = calloc((size_t)o.runs, sizeof *ms);
     double *layer_total = NULL;
     if (!ms || srv_model_load(&o.model, &net, &err) || !(ctx = eng_ctx_new(net, &err)) ||
+        cli_team(o.threads, ctx, &team, &err) ||
         !(layer_total = calloc((size_t)net->n_layers + 1, sizeof *layer_total)) ||
         bench_input(&o, net, ctx, &err)) {
         rc = srv_cli_report(&err);
@@ -510,6 +529,7 @@ done:
     free(layer_total);
     free(ms);
     eng_ctx_free(ctx);
+    eng_team_free(team);
     eng_net_free(net);
     return rc;
 }

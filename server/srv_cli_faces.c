@@ -21,6 +21,7 @@
 #include "srv_cli_common.h"
 #include "srv_face_steps.h"
 #include "srv_model.h"
+#include "team.h"
 
 enum { EXIT_USAGE = 2 };
 enum { BOX_COLOUR = 0, POINT_COLOUR = 6 }; /* palette entries (draw.h class ids): red boxes, cyan points */
@@ -149,7 +150,7 @@ static int parse(int argc, char **argv, const struct option *table, int verify, 
         case OPT_INPUT_SIZE: rc = set_param(c, verify, "input-size", "input_size", optarg, usage); break;
         case OPT_NO_EXIF: rc = set_param(c, verify, "no-exif", "exif", "false", usage); break;
         case OPT_THREADS:
-            if (parse_count(optarg, 1, 256, &c->threads))
+            if (parse_count(optarg, 1, ENG_TEAM_MAX, &c->threads))
                 rc = usage_error(usage, "invalid --threads '%s'", optarg);
             break;
         case OPT_DRAW: c->draw = optarg; break;
@@ -198,6 +199,7 @@ struct face_engine {
     struct eng_face *faces;               /* SRV_MAX_FACES */
     float (*emb)[ENG_FACE_DESCRIPTOR];    /* SRV_MAX_FACES */
     struct proto_face *out;               /* SRV_MAX_FACES */
+    struct eng_team *team;                /* --threads > 1 */
 };
 
 static int engine_open(const struct face_cli *c, int input_size, struct face_engine *f)
@@ -223,7 +225,11 @@ static int engine_open(const struct face_cli *c, int input_size, struct face_eng
     f->out = calloc(SRV_MAX_FACES, sizeof *f->out);
     if (!f->faces || !f->emb || !f->out)
         return out_of_memory();
-    srv_blas_set_threads(c->threads);
+    /* --threads N: layers split across a team of N threads, OpenBLAS at one thread inside each */
+    srv_blas_set_threads(1);
+    if (c->threads > 1 && (!(f->team = eng_team_new(c->threads, NULL, &err)) ||
+                           eng_face_ctx_set_team(f->ctx, f->team, &err)))
+        return srv_cli_report(&err);
     return 0;
 }
 
@@ -233,6 +239,7 @@ static void engine_close(struct face_engine *f)
     free(f->emb);
     free(f->out);
     eng_face_ctx_free(f->ctx);
+    eng_team_free(f->team);
     eng_face_models_free(f->models);
 }
 
