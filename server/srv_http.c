@@ -178,13 +178,21 @@ static int origin_allowed(const struct srv_http *h, const char *origin)
     return 0;
 }
 
-static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
+/* With sizes: a %00 in the query decodes to a NUL that would silently cut the C string
+ * ("model=x%00.cfg" would ask for model x), so such a parameter is refused instead. */
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                  const char *value, size_t value_size)
 {
     (void)kind;
     struct srv_req *r = cls;
     if (r->nq >= MAX_QUERY) {
         refuse(r, PROTO_ERR_BAD_REQUEST, NULL, "too many query parameters");
+        return MHD_NO;
+    }
+    if (strlen(key) != key_size || (value && strlen(value) != value_size)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: contains a NUL byte (%%00)", key);
+        refuse(r, PROTO_ERR_INVALID_PARAM, key, msg);
         return MHD_NO;
     }
     r->qkeys[r->nq] = key;

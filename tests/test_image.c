@@ -593,10 +593,9 @@ static void test_image_png_interlaced_equals_pixels(void **state)
     free(px);
 }
 
-static void test_image_png_exif_orientations_applied_exactly(void **state)
+/* A w x h PNG with each EXIF orientation decodes to exactly ref_orient's pixels. */
+static void assert_png_orientations_exact(int w, int h)
 {
-    (void)state;
-    int w = 5, h = 3;
     uint8_t *px = pattern_rgb(w, h);
     for (int o = 1; o <= 8; o++) {
         uint8_t tiff[26];
@@ -619,6 +618,21 @@ static void test_image_png_exif_orientations_applied_exactly(void **state)
         eng_image_release(&want);
     }
     free(px);
+}
+
+static void test_image_png_exif_orientations_applied_exactly(void **state)
+{
+    (void)state;
+    assert_png_orientations_exact(5, 3);
+}
+
+/* The rotation walks 64 x 64 tiles (engine/image.c, ORIENT_TILE): several tiles each way, and partial
+ * ones at the right and bottom edges, must still land every pixel. */
+static void test_image_png_exif_orientations_exact_across_tiles(void **state)
+{
+    (void)state;
+    assert_png_orientations_exact(131, 70);
+    assert_png_orientations_exact(64, 129);
 }
 
 static void test_image_png_truncated_invalid(void **state)
@@ -734,6 +748,43 @@ static void test_image_jpeg_over_limit_too_large(void **state)
     struct eng_decode_opts opts = {.max_pixels = 100};
     assert_decode_fails(jpeg, n, &opts, ENG_ERR_TOO_LARGE, "32x16");
     free(jpeg);
+}
+
+/* Rewrites the frame header (SOF0/SOF2) of a JPEG file image to declare w x h; 0 if it has none. */
+static int jpeg_patch_sof(uint8_t *d, size_t n, unsigned w, unsigned h)
+{
+    for (size_t i = 2; i + 9 < n && d[i] == 0xFF;) {
+        const size_t len = (size_t)d[i + 2] << 8 | d[i + 3];
+        if (d[i + 1] == 0xC0 || d[i + 1] == 0xC2) {
+            d[i + 5] = (uint8_t)(h >> 8), d[i + 6] = (uint8_t)h;
+            d[i + 7] = (uint8_t)(w >> 8), d[i + 8] = (uint8_t)w;
+            return 1;
+        }
+        i += 2 + len;
+    }
+    return 0;
+}
+
+/* Decompression bombs: small baseline, progressive and CMYK files declaring huge frames. Refused from
+ * the header: a decoder that allocated first would need 10.8 GB (60000 x 60000 x 3) and fail with
+ * NOMEM here, or abort under ASan; past libjpeg's 65500-pixel limit, still "too large". */
+static void test_image_jpeg_huge_frame_too_large_before_alloc(void **state)
+{
+    (void)state;
+    uint8_t *px = pattern_rgb(16, 16);
+    const struct jpeg_spec specs[] = {{16, 16, 3, JCS_RGB, JCS_UNKNOWN, px, 0},
+                                      {16, 16, 3, JCS_RGB, JCS_UNKNOWN, px, 1},
+                                      {16, 12, 4, JCS_CMYK, JCS_UNKNOWN, px, 0}};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        size_t n;
+        uint8_t *jpeg = jpeg_encode(&specs[i], &n);
+        assert_true(jpeg_patch_sof(jpeg, n, 60000, 60000));
+        assert_decode_fails(jpeg, n, NULL, ENG_ERR_TOO_LARGE, "60000x60000");
+        assert_true(jpeg_patch_sof(jpeg, n, 65535, 65535));
+        assert_decode_fails(jpeg, n, NULL, ENG_ERR_TOO_LARGE, "65500");
+        free(jpeg);
+    }
+    free(px);
 }
 
 static void test_image_jpeg_exif_orientations_rotate_both_byte_orders(void **state)
@@ -1211,12 +1262,14 @@ int main(void)
         cmocka_unit_test(test_image_png_palette_trns_maps_colours_drops_alpha),
         cmocka_unit_test(test_image_png_interlaced_equals_pixels),
         cmocka_unit_test(test_image_png_exif_orientations_applied_exactly),
+        cmocka_unit_test(test_image_png_exif_orientations_exact_across_tiles),
         cmocka_unit_test(test_image_png_truncated_invalid),
         cmocka_unit_test(test_image_png_huge_ihdr_too_large_before_alloc),
         cmocka_unit_test(test_image_png_zero_width_invalid),
         cmocka_unit_test(test_image_png_over_custom_limit_too_large),
         cmocka_unit_test(test_image_jpeg_truncated_invalid_not_gray),
         cmocka_unit_test(test_image_jpeg_over_limit_too_large),
+        cmocka_unit_test(test_image_jpeg_huge_frame_too_large_before_alloc),
         cmocka_unit_test(test_image_jpeg_exif_orientations_rotate_both_byte_orders),
         cmocka_unit_test(test_image_jpeg_exif_rotation_semantics_match_spec),
         cmocka_unit_test(test_image_jpeg_hostile_exif_ignored_safely),

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Bad requests against one live `visiond serve` (issue 3, acceptance 4): every case folder in
-tests/http_bad/ is sent to the daemon, whose answer must have the expected status and error code; then
+tests/bad/ is sent to the daemon, whose answer must have the expected status and error code; then
 the daemon must still be up (GET /healthz, and a good POST /v1/detect still answers 200) and exit 0 on
 SIGTERM. Cases on the face routes (/v1/faces, /v1/verify, /v1/vision/face[/match]) are skipped when
-the face models are not installed (those routes then answer 503 to everything). The format of the case folders is described in tests/http_bad/README.md.
+the face models are not installed (those routes then answer 503 to everything). The format of the case folders is described in tests/bad/README.md.
 
 Each answer must also carry X-Request-Id, be JSON that matches proto/openapi.yaml's schema for that path,
 method and status (DeepStack's error shape on /v1/vision/detection), and name the expected field when the
@@ -19,9 +19,12 @@ Exit 0 if all pass, 1 on any failure, 77 (skipped) without python3-yaml/-jsonsch
 import argparse
 import base64
 import pathlib
+import http.client
 import random
+import socket
 import struct
 import sys
+import time
 import zlib
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -34,10 +37,14 @@ except ImportError as e:
     print(f"SKIP: {e} (needs Debian's python3-yaml and python3-jsonschema: /usr/bin/python3)")
     sys.exit(77)
 
-CASES = daemon.ROOT / "tests" / "http_bad"
+CASES = daemon.ROOT / "tests" / "bad"
 FACE_ROUTES = ("/v1/faces", "/v1/verify", "/v1/vision/face")  # 503 without the face models
 FACE_MANIFEST = "face_recognition_model-weights_manifest.json"
 MAX_BODY = 200000
+READ_TIMEOUT_MS = 2000  # cases that stall (lying Content-Length) are cut after this
+PASSES = 2  # the corpus is sent twice; RSS is compared with the warm-up's after both
+RSS_TOLERANCE = 0.05
+RSS_SLACK_KB = 2048
 BOUNDARY = "visiond-bad-request-boundary"
 
 
@@ -74,8 +81,50 @@ def jpeg_header(width, height):
     return bytes(data)
 
 
+def png_full(width, height, depth, color_type, plte=None, interlace=0):
+    """A complete PNG: every row zero (a real zlib stream, compressed as it is built, so an 8000 x 6000
+    image costs a few KB here and 144 MB to a decoder without a limit), PLTE with `plte` entries."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    row = b"\x00" * (1 + (width * channels * depth + 7) // 8)
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, interlace)
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+    if plte:
+        out += chunk(b"PLTE", bytes(i % 256 for i in range(3 * plte)))
+    return out + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def patch_sof(data, width, height):
+    """A JPEG whose frame header (SOF0/1/2) declares width x height instead."""
+    data = bytearray(data)
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            raise CaseError("sof: not a JPEG marker sequence")
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            data[i + 5:i + 9] = struct.pack(">HH", height, width)
+            return bytes(data)
+        i += 2 + length
+    raise CaseError("sof: no frame header")
+
+
+def cv2_encode(ext, width, height, params=()):
+    """A width x height gradient image encoded by cv2 (".jpg", ".webp", ...)."""
+    import cv2
+    import numpy as np
+    img = np.fromfunction(lambda y, x, c: (x * 7 + y * 3 + c * 50) % 256, (height, width, 3)).astype(np.uint8)
+    ok, enc = cv2.imencode(ext, img, list(params))
+    if not ok:
+        raise CaseError(f"cv2 could not encode {ext}")
+    return enc.tobytes()
+
+
 def source(spec, folder):
-    """The bytes of one body source (see tests/http_bad/README.md)."""
+    """The bytes of one body source (see tests/bad/README.md)."""
     words = spec.split(None, 1)
     kind, rest = (words[0], words[1] if len(words) > 1 else "")
     args = rest.split()
@@ -106,13 +155,28 @@ def source(spec, folder):
         return enc.tobytes()
     if kind == "base64":
         return base64.b64encode(source(rest, folder))
+    if kind == "repeat":  # repeat N TEXT: TEXT (escapes as in text) N times
+        return unescape(rest.split(None, 1)[1]) * int(args[0])
+    if kind == "concat":  # concat SOURCE | SOURCE | ...
+        return b"".join(source(part.strip(), folder) for part in rest.split("|"))
+    if kind == "pngx":  # pngx W H DEPTH COLOR_TYPE [plte N] [interlace]: a complete PNG of zero rows
+        plte = int(args[args.index("plte") + 1]) if "plte" in args else None
+        return png_full(int(args[0]), int(args[1]), int(args[2]), int(args[3]), plte, int("interlace" in args))
+    if kind == "sof":  # sof W H SOURCE: a JPEG SOURCE whose frame header declares W x H
+        return patch_sof(source(rest.split(None, 2)[2], folder), int(args[0]), int(args[1]))
+    if kind == "jpeg-progressive":  # jpeg-progressive W H: a real progressive JPEG (cv2)
+        import cv2
+        return cv2_encode(".jpg", int(args[0]), int(args[1]), (cv2.IMWRITE_JPEG_PROGRESSIVE, 1))
+    if kind == "webp":  # webp W H: a real WebP (cv2)
+        return cv2_encode(".webp", int(args[0]), int(args[1]))
     if kind == "json-image":  # {"image_b64": "<base64 of SOURCE>"}
         return b'{"image_b64": "' + base64.b64encode(source(rest, folder)) + b'"}'
     raise CaseError(f"unknown body source {kind!r}")
 
 
 def parse_request(folder):
-    req = {"method": "POST", "path": "/v1/detect", "headers": [], "body": None, "parts": []}
+    req = {"method": "POST", "path": "/v1/detect", "headers": [], "body": None, "parts": [], "raw": False,
+           "close_write": False}
     for n, raw in enumerate((folder / "request").read_text(encoding="utf-8").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -130,6 +194,21 @@ def parse_request(folder):
             if not sep:
                 raise CaseError(f"{folder.name}/request:{n}: header needs 'Name: value'")
             req["headers"].append((name.strip(), hval.strip()))
+        elif key == "headers":  # headers: N NAME VALUE: N headers NAME-0 .. NAME-(N-1)
+            count, name, hval = value.split(None, 2)
+            req["headers"] += [(f"{name}-{i}", hval) for i in range(int(count))]
+        elif key == "header-from":  # header-from: NAME SOURCE: a header whose value is SOURCE's bytes
+            name, spec = value.split(None, 1)
+            req["headers"].append((name, source(spec, folder).decode("latin-1")))
+        elif key == "parts":  # parts: N NAME VALUE: N text parts NAME-0 .. NAME-(N-1)
+            count, name, pval = value.split(None, 2)
+            req["parts"] += [(f"{name}-{i}", "-", "-", f"text {pval}") for i in range(int(count))]
+        elif key == "path-append":  # path-append: SOURCE: SOURCE's bytes added to the path
+            req["path"] += source(value, folder).decode("latin-1")
+        elif key == "raw":  # raw: yes: sent as written over a socket, no Content-Length added
+            req["raw"] = value == "yes"
+        elif key == "close-write":  # close-write: yes: the client shuts its sending side after the body
+            req["close_write"] = value == "yes"
         elif key == "body":
             req["body"] = value
         elif key == "part":
@@ -152,12 +231,16 @@ def parse_request(folder):
         body = source(req["body"], folder)
     else:
         body = None
+    if req["raw"]:
+        return req["method"], req["path"], req["headers"], body, req["close_write"]
     return req["method"], req["path"], headers, body
 
 
 def parse_expected(folder):
     lines = [x.strip() for x in (folder / "expected").read_text(encoding="utf-8").splitlines()
              if x.strip() and not x.startswith("#")]
+    if lines[0] == "closed":  # no answer: the daemon closes the connection
+        return {"status": None, "code": "closed", "field": None, "headers": []}
     status, code = lines[0].split()
     exp = {"status": int(status), "code": code, "field": None, "headers": []}
     for line in lines[1:]:
@@ -173,13 +256,56 @@ def parse_expected(folder):
 
 # ---- running ----------------------------------------------------------------------------------------
 
+def send_raw(d, method, path, headers, body, close_write, timeout=30):
+    """Sends a request exactly as written over a new socket; returns the first answer (a daemon.Response)
+    or None if the daemon closed the connection without one."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
+    try:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+        try:
+            s.sendall(head.encode("latin-1") + b"\r\n" + (body or b""))
+            if close_write:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before everything was sent: the answer may be waiting
+        resp = http.client.HTTPResponse(s, method=method)
+        try:
+            resp.begin()
+            data = resp.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            return None
+        return daemon.Response(resp.status, resp.reason, resp.headers, data)
+    finally:
+        s.close()
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
 def run_case(c, api, d, folder):
     name = folder.name
     failed_before = len(c.failed)
-    method, path, headers, body = parse_request(folder)
+    spec = parse_request(folder)
+    method, path, headers, body = spec[:4]
     exp = parse_expected(folder)
-    r = d.request(method, path, body=body, headers=headers, timeout=30)
+    t0 = time.monotonic()
+    if len(spec) == 5:
+        r = send_raw(d, *spec)
+    else:
+        r = d.request(method, path, body=body, headers=headers, timeout=30)
+    if exp["code"] == "closed":
+        took = time.monotonic() - t0
+        if c.check(name, r is None, "the daemon closes the connection without an answer", repr(r)):
+            print(f"ok   {name}: closed after {took:.1f} s", flush=True)
+        return
+    if not c.check(name, r is not None, "an answer", "the connection was closed without one"):
+        return
     c.check(name, r.status == exp["status"], f"status {exp['status']}", f"got {r!r}")
+    if exp["code"] == "(http)":  # malformed HTTP: libmicrohttpd answers before visiond sees a request
+        if len(c.failed) == failed_before:
+            print(f"ok   {name}: {r.status} (http) {r.reason}", flush=True)
+        return
     c.check(name, r.header("X-Request-Id") is not None, "X-Request-Id header")
     c.check(name, (r.header("Content-Type") or "").startswith("application/json"), "JSON answer",
             str(r.header("Content-Type")))
@@ -209,6 +335,17 @@ def run_case(c, api, d, folder):
         print(f"ok   {name}: {r.status} {err.get('code')} {err.get('message', '')[:100]}", flush=True)
 
 
+def warm_up(d):
+    """Good requests of each kind, so RSS is sampled once the daemon has decoded and run real photos."""
+    dog = (daemon.SHARED / "images" / "dog.jpg").read_bytes()
+    for _ in range(2):
+        d.post_raw("/v1/detect", dog, "image/jpeg")
+        d.post_multipart("/v1/detect", [("image", ("dog.jpg", dog, "image/jpeg"))])
+        d.post_json("/v1/detect", {"image_b64": base64.b64encode(dog).decode()})
+        d.post_raw("/v1/faces", dog, "image/jpeg")
+        d.post_multipart("/v1/verify", [("image1", ("a.jpg", dog, "image/jpeg")), ("image2", ("b.jpg", dog, "image/jpeg"))])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--visiond", required=True)
@@ -227,15 +364,31 @@ def main():
         print(f"no face models in models/faces: {len(skipped)} face-route cases skipped")
     c = daemon.Checks()
     api = daemon.OpenApi()
-    with daemon.Daemon(pathlib.Path(args.visiond).resolve(), "--max-body", str(MAX_BODY)) as d:
-        for folder in folders:
-            try:
-                run_case(c, api, d, folder)
-            except (CaseError, OSError) as e:
-                c.check(folder.name, False, "case ran", repr(e))
+    with daemon.Daemon(pathlib.Path(args.visiond).resolve(), "--max-body", str(MAX_BODY),
+                       "--read-timeout-ms", str(READ_TIMEOUT_MS)) as d:
+        warm_up(d)
+        base_kb = rss_kb(d.proc.pid)
+        for n in range(1, PASSES + 1):
+            for folder in folders:
+                try:
+                    run_case(c, api, d, folder)
+                except (CaseError, OSError) as e:
+                    c.check(folder.name, False, "case ran", repr(e))
+                if not d.alive():
+                    c.check(folder.name, False, "the daemon is still running after this case", d.stderr()[-2000:])
+                    break
             if not d.alive():
-                c.check(folder.name, False, "the daemon is still running after this case", d.stderr()[-2000:])
                 break
+            if n == 1:
+                print(f"-- pass 1 done; {PASSES - 1} more, for memory", flush=True)
+        if d.alive() and not args.only:
+            time.sleep(0.5)
+            after_kb = rss_kb(d.proc.pid)
+            print(f"RSS: {base_kb / 1024:.1f} MiB after the warm-up, {after_kb / 1024:.1f} MiB after "
+                  f"{PASSES} passes of the corpus ({after_kb / base_kb * 100:.1f}%)")
+            c.check("after", after_kb <= base_kb * (1 + RSS_TOLERANCE) + RSS_SLACK_KB,
+                    f"RSS back to the warm-up level (+{RSS_TOLERANCE:.0%} + {RSS_SLACK_KB // 1024} MiB)",
+                    f"{base_kb} kB -> {after_kb} kB")
         if d.alive():
             r = d.get("/healthz")
             c.check("after", r.status == 200, "GET /healthz answers 200 after every bad request", repr(r))
