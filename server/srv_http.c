@@ -439,7 +439,7 @@ static struct srv_req *req_new(struct srv_http *h, struct MHD_Connection *conn, 
     }
     make_request_id(r);
     check_cors_and_auth_headers(r);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_iter, r);
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_iter, r);
     lower_media_type(r->content_type, sizeof r->content_type,
                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"));
     r->route = find_route(h, r->path);
