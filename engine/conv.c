@@ -220,6 +220,8 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
     const size_t k = (size_t)(l->in.c / c->groups) * c->size * c->size;
     const int tile = column_tile(c->filters / c->groups, (int)k, oh * ow);
     l->work_floats = depthwise ? (size_t)l->in.w : is_pointwise(c) ? 0 : k * (size_t)tile;
+    if (depthwise)
+        eng_conv_depthwise_plane_setup(l);
     l->flops = 2.0 * (double)k * c->filters * oh * ow;
     return 0;
 }

@@ -27,3 +27,41 @@ const struct eng_kern *eng_kern_best(void)
     }
     return &eng_kern_c;
 }
+
+static size_t round_up(size_t n, size_t m)
+{
+    return (n + m - 1) / m * m;
+}
+
+int eng_dw_supported(const struct eng_dw *d)
+{
+    return (d->k == 3 || d->k == 5) && (d->stride == 1 || d->stride == 2);
+}
+
+struct eng_dw_geom eng_dw_geom(const struct eng_dw *d)
+{
+    struct eng_dw_geom g = {0};
+    const size_t vl = ENG_KERN_MAX_VL;
+    g.hp = (d->oh - 1) * d->stride + d->k;
+    if (d->stride == 1) {
+        const int used = d->ow - 1 + d->k;
+        g.wp = d->w_in + d->pad_left > used ? d->w_in + d->pad_left : used;
+        /* the plane loop runs whole vectors past the last output and reads k - 1 rows below it */
+        g.plane_floats = (size_t)g.hp * g.wp + (size_t)d->k + vl;
+        g.out_floats = (size_t)d->oh * g.wp + vl;
+    } else {
+        /* whole vectors of outputs read up to k / 2 < vl columns past them */
+        g.w2 = (int)(round_up((size_t)d->ow, vl) + vl);
+        g.wp = 2 * g.w2;
+        g.plane_floats = (size_t)g.hp * g.w2;
+        g.out_floats = round_up((size_t)d->ow, vl);
+    }
+    return g;
+}
+
+size_t eng_dw_scratch_floats(const struct eng_dw *d)
+{
+    const struct eng_dw_geom g = eng_dw_geom(d);
+    return d->stride == 1 ? g.plane_floats + g.out_floats
+                          : 2 * g.plane_floats + (size_t)g.wp + g.out_floats;
+}

@@ -32,6 +32,36 @@ struct eng_pw {
     enum eng_act act;
 };
 
+/* A depthwise convolution: channel c of `out` (oh x ow) is the k x k window of weights w[c] moved by
+ * `stride` over channel c of `in` (h x w, zero-padded by pad_top/pad_left before and as needed
+ * after), plus bias[c], then act. The direct kernel takes k 3 or 5 and stride 1 or 2. */
+struct eng_dw {
+    const float *in;
+    float *out;
+    const float *w;    /* [c][k][k] */
+    const float *bias; /* [c], or NULL */
+    int h, w_in, oh, ow, k, stride, pad_top, pad_left;
+    enum eng_act act;
+};
+
+/* Where the depthwise kernel keeps a channel in its scratch (kern.c): a zero-padded copy of the input
+ * rows it reads, hp rows of wp floats (stride 1); or those rows split into even and odd columns, each
+ * hp x w2 (stride 2), so that every tap is a contiguous vector load. Widths include room for whole
+ * vectors of up to ENG_KERN_MAX_VL floats. */
+#define ENG_KERN_MAX_VL 16
+struct eng_dw_geom {
+    int hp, wp, w2;
+    size_t plane_floats; /* stride 1: padded plane; stride 2: the even or the odd plane */
+    size_t out_floats;   /* stride 1: output rows of wp floats; stride 2: one output row */
+};
+struct eng_dw_geom eng_dw_geom(const struct eng_dw *d);
+
+/* Whether the direct depthwise kernel handles d's kernel size and stride. */
+int eng_dw_supported(const struct eng_dw *d);
+
+/* Scratch floats the depthwise kernel needs per concurrent call (the same for every set). */
+size_t eng_dw_scratch_floats(const struct eng_dw *d);
+
 struct eng_kern {
     enum eng_isa isa;
     const char *name;
@@ -40,6 +70,9 @@ struct eng_kern {
     /* Pointwise convolution of output channels [m0, m1) over pixels [p0, p1), bias and activation
      * applied as each output is written. Reads no pixel outside [p0, p1). */
     void (*pointwise)(const struct eng_pw *pw, int m0, int m1, size_t p0, size_t p1);
+    /* Depthwise convolution of channels [c0, c1) (eng_dw_supported(d) must hold), using `scratch`
+     * of eng_dw_scratch_floats(d) floats that no other call uses at the same time. */
+    void (*depthwise)(const struct eng_dw *d, int c0, int c1, float *scratch);
 };
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */

@@ -181,6 +181,10 @@ void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *af
 
 /* Depthwise convolution computed directly (conv_dw.c); used by conv for groups == channels. */
 void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd *f);
+/* For depthwise layers of size 3 or 5 at stride 1, or at stride 2 with outputs up to 32 wide: sets
+ * forward and work_floats to the padded-plane kernel (conv_dw_plane.c); leaves other layers as they
+ * are. */
+void eng_conv_depthwise_plane_setup(struct eng_layer *l);
 
 /* Pointwise convolution computed directly (conv_pw.c): whether conv should use it for layer l (a 1x1,
  * stride-1, unpadded, non-depthwise convolution), and its forward function. */

@@ -223,6 +223,100 @@ static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
     assert_true(l.forward != eng_conv_pointwise_forward);
 }
 
+/* Depthwise convolution in double, channels [c0, c1), zero padding outside the input. */
+static void depthwise_reference(const struct eng_dw *d, int c0, int c1, float *out)
+{
+    const size_t plane = (size_t)d->oh * d->ow;
+    for (int c = c0; c < c1; c++) {
+        for (int y = 0; y < d->oh; y++)
+            for (int x = 0; x < d->ow; x++) {
+                double s = d->bias ? d->bias[c] : 0.0;
+                for (int ky = 0; ky < d->k; ky++)
+                    for (int kx = 0; kx < d->k; kx++) {
+                        const int iy = y * d->stride - d->pad_top + ky;
+                        const int ix = x * d->stride - d->pad_left + kx;
+                        if (iy >= 0 && iy < d->h && ix >= 0 && ix < d->w_in)
+                            s += (double)d->w[((size_t)c * d->k + ky) * d->k + kx] *
+                                 d->in[((size_t)c * d->h + iy) * d->w_in + ix];
+                    }
+                out[c * plane + (size_t)y * d->ow + x] = (float)s;
+            }
+        eng_act_ref(out + c * plane, plane, d->act);
+    }
+}
+
+/* in (channels x h x w), k, stride, pad on every side as darknet's pad; channels [c0, c1) computed
+ * with scratch of exactly the declared size; everything outside them keeps the guard value. */
+static void check_depthwise(const struct eng_kern *kern, int channels, int h, int w, int k, int stride,
+                            int pad, int c0, int c1, enum eng_act act, int with_bias)
+{
+    const int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    float *wt = floats_random((size_t)channels * k * k), *bias = floats_random((size_t)channels);
+    float *in = floats_random((size_t)channels * h * w);
+    const size_t n = (size_t)channels * oh * ow;
+    float *got = floats_new(n), *want = floats_new(n);
+    for (size_t i = 0; i < n; i++)
+        got[i] = want[i] = GUARD;
+    const struct eng_dw d = {.in = in, .out = got, .w = wt, .bias = with_bias ? bias : NULL, .h = h,
+                             .w_in = w, .oh = oh, .ow = ow, .k = k, .stride = stride,
+                             .pad_top = pad, .pad_left = pad, .act = act};
+    assert_true(eng_dw_supported(&d));
+    float *scratch = floats_new(eng_dw_scratch_floats(&d));
+    kern->depthwise(&d, c0, c1, scratch);
+    depthwise_reference(&d, c0, c1, want);
+    for (size_t i = 0; i < n; i++) {
+        const double tol = want[i] == GUARD ? 0.0 : 1e-5 * (1.0 + fabs(want[i]));
+        if (!(fabs((double)got[i] - (double)want[i]) <= tol))
+            fail_msg("%s %dx%dx%d k%d s%d pad %d [%d,%d) %s: element %zu = %.9g, expected %.9g",
+                     kern->name, channels, h, w, k, stride, pad, c0, c1, eng_act_name(act), i,
+                     (double)got[i], (double)want[i]);
+    }
+    free(scratch);
+    free(wt);
+    free(bias);
+    free(in);
+    free(got);
+    free(want);
+}
+
+/* Sizes 3 and 5, strides 1 and 2, paddings 0..2, widths around the vector lengths (1..70, 160) and
+ * odd heights, every set. */
+static void test_kern_depthwise_matches_naive_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 3;
+    const int widths[] = {1, 2, 3, 5, 8, 10, 15, 16, 17, 20, 31, 33, 40, 47, 70, 160};
+    const enum eng_act acts[] = {ENG_ACT_LEAKY, ENG_ACT_LINEAR, ENG_ACT_RELU, ENG_ACT_SWISH};
+    int i = 0;
+    for (int s = 0; s < n_sets; s++)
+        for (int k = 3; k <= 5; k += 2)
+            for (int stride = 1; stride <= 2; stride++)
+                for (int pad = 0; pad <= 2; pad++)
+                    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++, i++) {
+                        const int w = widths[wi], h = 1 + (int)(wi * 7 % 13);
+                        if (h + 2 * pad < k || w + 2 * pad < k)
+                            continue;
+                        check_depthwise(sets[s], 3, h, w, k, stride, pad, 0, 3, acts[i % 4],
+                                        i % 5 != 0);
+                    }
+}
+
+static void test_kern_depthwise_sub_range_writes_only_its_channels(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 4;
+    for (int s = 0; s < n_sets; s++) {
+        check_depthwise(sets[s], 7, 20, 20, 3, 1, 1, 2, 5, ENG_ACT_LEAKY, 1);
+        check_depthwise(sets[s], 7, 20, 21, 3, 2, 1, 6, 7, ENG_ACT_LEAKY, 1);
+        check_depthwise(sets[s], 7, 11, 12, 5, 1, 2, 0, 1, ENG_ACT_MISH, 1);
+        check_depthwise(sets[s], 7, 11, 12, 5, 2, 2, 3, 3, ENG_ACT_LINEAR, 0); /* empty */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +326,8 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_pointwise_sub_range_writes_only_its_range),
         cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
+        cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
+        cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

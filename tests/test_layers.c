@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "detect.h"
+#include "kern.h"
 #include "layer.h"
 #include "net.h"
 
@@ -253,9 +254,11 @@ static void test_conv_groups_keep_channels_apart(void **state)
     const float b[2] = {0, 1};
     struct eng_layer l = conv_new(2, 3, 3, 2, 3, 1, 1, 2, ENG_ACT_LINEAR, w, b);
     assert_int_equal(l.out.c, 2);
-    /* Depthwise runs the direct kernel, whose only scratch is one zero row of the input. */
-    assert_ptr_equal(l.forward, eng_conv_depthwise_forward);
-    assert_int_equal(l.work_floats, 3);
+    /* Depthwise runs the padded-plane kernel, whose scratch is one padded plane and its outputs
+     * (not an im2col matrix). */
+    const struct eng_dw d = {.h = 3, .w_in = 3, .oh = 3, .ow = 3, .k = 3, .stride = 1, .pad_top = 1,
+                             .pad_left = 1};
+    assert_int_equal(l.work_floats, eng_dw_scratch_floats(&d));
     const float expected[18] = {12, 21, 16, 27, 45, 33, 24, 39, 28,
                                 21, 41, 61, 81, 101, 121, 141, 161, 181};
     float *out = run(&l, in, NULL);
@@ -372,15 +375,24 @@ static void test_conv_depthwise_direct_matches_naive_reference(void **state)
         float *in = floats_random((size_t)s->c * s->h * s->w);
         struct eng_layer l = conv_new(s->c, s->h, s->w, s->filters, s->size, s->stride, s->pad,
                                       s->groups, s->act, w, b);
-        assert_ptr_equal(l.forward, eng_conv_depthwise_forward);
+        /* sizes 3 and 5 at stride 1, and at stride 2 up to 32 outputs wide, run the padded-plane
+         * kernel (kern.h), the rest the row kernel (conv_dw.c), which also runs on every shape */
+        const int plane = (s->size == 3 || s->size == 5) &&
+                          (s->stride == 1 || (s->stride == 2 && l.out.w <= 32));
+        assert_true(plane == (l.forward != eng_conv_depthwise_forward));
+        struct eng_layer rows = l;
+        rows.forward = eng_conv_depthwise_forward;
+        rows.work_floats = (size_t)s->w;
         float *ref = floats_new(eng_shape_size(l.out));
         conv_reference(&l, in, ref);
-        float *out = run(&l, in, NULL);
+        float *out = run(&l, in, NULL), *out_rows = run(&rows, in, NULL);
         for (size_t j = 0; j < eng_shape_size(l.out); j++)
-            if (!(fabs((double)out[j] - (double)ref[j]) <= 1e-5 * (1.0 + fabs(ref[j]))))
-                fail_msg("shape %zu, element %zu: %.9g, reference %.9g", i, j, (double)out[j],
-                         (double)ref[j]);
+            if (!(fabs((double)out[j] - (double)ref[j]) <= 1e-5 * (1.0 + fabs(ref[j]))) ||
+                !(fabs((double)out_rows[j] - (double)ref[j]) <= 1e-5 * (1.0 + fabs(ref[j]))))
+                fail_msg("shape %zu, element %zu: %.9g (rows %.9g), reference %.9g", i, j,
+                         (double)out[j], (double)out_rows[j], (double)ref[j]);
         free(out);
+        free(out_rows);
         free(ref);
         free(in);
         free(b);
