@@ -86,7 +86,9 @@ class ReloadDaemon(daemon.Daemon):
 
 
 def write_conf(path, models, **extra):
-    settings = {"port": 0, "models": models, "workers": 2, "access_log": "no", **extra}
+    # A long deadline: under TSan on a busy machine a request can wait half a minute, which is not what
+    # this test is about (test_http_concurrency.py tests deadlines).
+    settings = {"port": 0, "models": models, "workers": 2, "access_log": "no", "timeout_ms": 600000, **extra}
     path.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
 
 
