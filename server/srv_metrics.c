@@ -167,6 +167,9 @@ char *srv_metrics_render(struct srv_metrics *m, const struct srv_metrics_gauges 
             "# TYPE visiond_jobs_expired_total counter\nvisiond_jobs_expired_total %llu\n", g->expired);
     put(&b, "# HELP visiond_jobs_rejected_total Jobs refused because the queue was full (503).\n"
             "# TYPE visiond_jobs_rejected_total counter\nvisiond_jobs_rejected_total %llu\n", g->rejected);
+    put(&b, "# HELP visiond_read_timeouts_total Connections closed because a request's headers and body "
+            "took longer than read_timeout_ms.\n# TYPE visiond_read_timeouts_total counter\n"
+            "visiond_read_timeouts_total %llu\n", g->read_timeouts);
     put(&b, "# HELP visiond_ready 1 when models are loaded and warmed up.\n"
             "# TYPE visiond_ready gauge\nvisiond_ready %d\n", g->ready);
     put(&b, "# HELP visiond_process_resident_memory_bytes Resident set size.\n"

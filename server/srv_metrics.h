@@ -20,6 +20,7 @@ struct srv_metrics_gauges {
     size_t queue_depth, queue_capacity;
     int workers, busy_workers;
     unsigned long long expired, rejected;
+    unsigned long long read_timeouts; /* connections cut by read_timeout_ms */
     int ready;
     const char *blas_core;
 };

@@ -400,6 +400,7 @@ static void metrics_handler(struct srv_req *req, void *arg)
         .ready = atomic_load(&app->ready), .blas_core = srv_blas_core()};
     char *page = srv_metrics_render(app->metrics, &g);
     srv_req_reply(req, page ? 200 : 500, "text/plain; version=0.0.4", page, page ? strlen(page) : 0,
+        .read_timeouts = srv_http_read_timeouts(app->http),
                   NULL);
 }
 

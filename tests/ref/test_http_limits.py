@@ -102,6 +102,10 @@ def slow_loris(c, d, dog):
         c.check("slow-loris", cut is not None and READ_TIMEOUT_MS / 1000 - 0.2 <= cut
                 <= READ_TIMEOUT_MS / 1000 + CUT_SLACK_S,
                 f"client {i} ({what} dribbled) cut off within read_timeout_ms + {CUT_SLACK_S} s", f"after {cut}")
+    metrics = d.get("/metrics").body.decode()
+    c.check("slow-loris", "visiond_read_timeouts_total 8\n" in metrics,
+            "/metrics counts the 8 connections cut (visiond_read_timeouts_total 8)",
+            [line for line in metrics.splitlines() if "read_timeouts" in line])
     print(f"slow-loris: cut after {', '.join(f'{r[0][0]:.2f}' for r in results if r[0][0])} s; "
           f"{len(served)} pairs of other requests answered meanwhile", flush=True)
 
