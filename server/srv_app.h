@@ -15,6 +15,7 @@
 #include "srv_face_steps.h" /* SRV_MAX_FACES */
 #include "srv_http.h"
 #include "srv_metrics.h"
+#include "team.h"
 #include "workers.h"
 
 #define SRV_MAX_MODELS 32
@@ -37,6 +38,7 @@ struct srv_app {
     char faces_error[512];         /* why installed face models did not load ("" if they did) */
     struct srv_keys *keys;
     struct eng_workers *pool;
+    struct eng_cores *cores;       /* the cores the workers' teams share (threading = auto), or NULL */
     struct srv_http *http;       /* borrowed: the daemon's, shared by all generations */
     struct srv_metrics *metrics; /* borrowed: the daemon's, shared by all generations */
     atomic_int ready;
@@ -45,6 +47,7 @@ struct srv_app {
 
 /* What each worker owns: contexts for every model and room for one request's results. */
 struct srv_worker_state {
+    struct eng_team *team; /* splits this worker's forward passes across cores, or NULL */
     struct eng_ctx *ctx[SRV_MAX_MODELS];
     struct eng_detection dets[PROTO_MAX_DET_MAX];
     unsigned char *class_mask;

@@ -53,6 +53,7 @@ struct setting {
 };
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const threading_modes[] = {"auto", "latency", "throughput", NULL};
 static int check_bind(char *value, char *why, size_t why_size);
 static int check_model_name(char *value, char *why, size_t why_size);
 static int check_origin(char *value, char *why, size_t why_size);
@@ -75,6 +76,11 @@ static const struct setting settings[] = {
      "inference workers (default: online cores)", NULL, NULL},
     {"blas_threads", T_INT, OFF(blas_threads), 0, 1, 256, "1", 0, "N", "OpenBLAS threads per worker",
      NULL, NULL},
+    {"threads", T_INT, OFF(threads), 0, 1, 64, NULL, F_CORES, "N",
+     "cores inference keeps busy, all workers together (default: online cores)", NULL, NULL},
+    {"threading", T_ENUM, OFF(threading), 0, 0, 0, "auto", 0, "MODE",
+     "auto (a lone request splits its layers over idle cores), latency (always split) or "
+     "throughput (one thread per request)", threading_modes, NULL},
     {"queue", T_INT, OFF(queue), 0, 1, 65536, "64", 0, "N", "job queue capacity; when full, 503", NULL,
      NULL},
     {"timeout_ms", T_INT, OFF(timeout_ms), 0, 1, 3600000, "10000", 0, "MS",
@@ -110,6 +116,7 @@ static const struct setting settings[] = {
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 static_assert(N_SETTINGS <= SRV_CONFIG_SETTINGS_MAX, "raise SRV_CONFIG_SETTINGS_MAX");
 static_assert(sizeof(enum srv_config_log_level) == sizeof(int), "T_ENUM stores an int");
+static_assert(sizeof(enum srv_config_threading) == sizeof(int), "T_ENUM stores an int");
 
 /* A parsed value, before it is stored. */
 union value {
@@ -850,6 +857,12 @@ int srv_config_validate(const struct srv_config *cfg, long online_cores, char *w
                  "workers (%d) x blas_threads (%d) = %ld threads exceed the %ld online cores; they will "
                  "compete for CPU and latency will suffer\n",
                  cfg->workers, cfg->blas_threads, threads, online_cores);
+    long team_threads = cfg->threading == SRV_THREADING_LATENCY ? (long)cfg->workers * cfg->threads : 0;
+    if (online_cores > 0 && team_threads > online_cores && warnings && warnings_size)
+        snprintf(warnings + strlen(warnings), warnings_size - strlen(warnings),
+                 "threading = latency: workers (%d) x threads (%d) = %ld threads exceed the %ld online "
+                 "cores when every worker is busy; 'auto' shares the cores instead\n",
+                 cfg->workers, cfg->threads, team_threads, online_cores);
 
     if (!srv_config_is_loopback(cfg->bind) && !cfg->keys[0]) {
         char where[ENG_ERR_WHERE_MAX];

@@ -40,6 +40,13 @@ enum srv_config_source {
     SRV_CONFIG_FROM_FLAG,
 };
 
+/* How workers use the `threads` cores (see README, "Threading"). */
+enum srv_config_threading {
+    SRV_THREADING_AUTO = 0,   /* a worker alone borrows idle cores to split layers; busy workers share */
+    SRV_THREADING_LATENCY,    /* every forward pass splits its layers over `threads` threads */
+    SRV_THREADING_THROUGHPUT, /* each worker runs its forward passes on its own thread */
+};
+
 /* Where one setting's effective value came from. Read it through srv_config_where(). */
 struct srv_config_origin {
     enum srv_config_source source;
@@ -55,6 +62,8 @@ struct srv_config {
     char *default_model;      /* model used when a request names none (a sub-folder name) */
     int workers;              /* inference workers; default: online cores */
     int blas_threads;         /* OpenBLAS threads per worker */
+    int threads;              /* cores inference may keep busy (all workers); default: online cores */
+    enum srv_config_threading threading; /* how workers share those cores */
     int queue;                /* job queue capacity; full -> 503 */
     int timeout_ms;           /* default request deadline; passed while queued -> 504 */
     size_t max_body;          /* request body limit in bytes -> 413 */

@@ -39,6 +39,7 @@
 #include "srv_model.h"
 #include "srv_serve.h"
 #include "srv_systemd.h"
+#include "team.h"
 #include "workers.h"
 #include "srv_app.h"
 
@@ -490,6 +491,17 @@ static void request_finished(void *daemon, const struct srv_req *req)
 
 static void worker_state_free(int worker, void *arg, void *state);
 
+/* The worker's thread team (README, "Threading"): none in throughput mode; in auto mode it borrows
+ * cores from the generation's budget, so busy threads never exceed `threads`; in latency mode it always
+ * splits over `threads` threads. */
+static int worker_team_new(struct srv_app *app, struct srv_worker_state *ws, struct eng_err *err)
+{
+    if (app->cfg->threading == SRV_THREADING_THROUGHPUT || app->cfg->threads <= 1)
+        return 0;
+    ws->team = eng_team_new(app->cfg->threads, app->cores, err);
+    return ws->team ? 0 : -1;
+}
+
 static int worker_state_new(int worker, void *arg, void **out, struct eng_err *err)
 {
     (void)worker;
@@ -499,23 +511,22 @@ static int worker_state_new(int worker, void *arg, void **out, struct eng_err *e
         free(ws);
         return eng_err_set(err, ENG_ERR_NOMEM, "worker", "out of memory");
     }
+    if (worker_team_new(app, ws, err))
+        goto fail;
     for (int i = 0; i < app->n_models; i++) {
-        if (!(ws->ctx[i] = eng_ctx_new(app->models[i].net, err))) {
-            for (int k = 0; k < i; k++)
-                eng_ctx_free(ws->ctx[k]);
-            free(ws->class_mask);
-            free(ws);
-            return -1;
-        }
+        if (!(ws->ctx[i] = eng_ctx_new(app->models[i].net, err)) || eng_ctx_set_team(ws->ctx[i], ws->team, err))
+            goto fail;
         /* Warm-up: touches every buffer and lets OpenBLAS set itself up before the first request. */
         eng_net_forward(app->models[i].net, ws->ctx[i]);
     }
-    if (srv_faces_worker_init(app, ws, err)) {
-        worker_state_free(worker, app, ws);
-        return -1;
-    }
+    if (srv_faces_worker_init(app, ws, err) ||
+        (ws->face_ctx && eng_face_ctx_set_team(ws->face_ctx, ws->team, err)))
+        goto fail;
     *out = ws;
     return 0;
+fail:
+    worker_state_free(worker, app, ws);
+    return -1;
 }
 
 static void worker_state_free(int worker, void *arg, void *state)
@@ -528,6 +539,7 @@ static void worker_state_free(int worker, void *arg, void *state)
     for (int i = 0; i < app->n_models; i++)
         eng_ctx_free(ws->ctx[i]);
     srv_faces_worker_free(ws);
+    eng_team_free(ws->team); /* after the contexts that borrow it */
     free(ws->class_mask);
     free(ws);
 }
@@ -597,6 +609,7 @@ static void app_free(struct srv_app *app)
     if (!app)
         return;
     eng_workers_free(app->pool);
+    eng_cores_free(app->cores);
     for (int i = 0; i < app->n_models; i++) {
         eng_net_free(app->models[i].net);
         free(app->models[i].name);
@@ -628,6 +641,10 @@ static struct srv_app *app_new(struct srv_daemon *d, struct srv_config *cfg, int
     }
     if (load_models(app, strict) || srv_faces_load(app) || (strict && app->faces_error[0]))
         goto fail;
+    if (cfg->threading == SRV_THREADING_AUTO && !(app->cores = eng_cores_new(cfg->threads))) {
+        SRV_LOG(SRV_LOG_ERROR, "out of memory");
+        goto fail;
+    }
     const struct eng_workers_config wc = {.workers = cfg->workers, .queue_cap = (size_t)cfg->queue,
                                           .state_new = worker_state_new,
                                           .state_free = worker_state_free, .arg = app};

@@ -642,6 +642,46 @@ static void test_config_oversubscribed_cores_warns(void **state)
     srv_config_free(cfg);
 }
 
+static void test_config_threading_modes_parsed_and_latency_oversubscription_warns(void **state)
+{
+    (void)state;
+    struct srv_config *cfg = load_ok(NULL, NULL, NULL);
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(cfg->threads, cores < 1 ? 1 : cores > 64 ? 64 : cores);
+    assert_int_equal(cfg->threading, SRV_THREADING_AUTO);
+    srv_config_free(cfg);
+    const char *modes[] = {"auto", "latency", "throughput"};
+    const enum srv_config_threading want[] = {SRV_THREADING_AUTO, SRV_THREADING_LATENCY,
+                                              SRV_THREADING_THROUGHPUT};
+    for (int i = 0; i < 3; i++) {
+        const char *argv[] = {"--threading", modes[i], "--threads", "3", NULL};
+        cfg = load_ok(argv, NULL, NULL);
+        assert_int_equal(cfg->threading, want[i]);
+        assert_int_equal(cfg->threads, 3);
+        srv_config_free(cfg);
+    }
+    struct eng_err err = {0};
+    const char *bad[] = {"--threading", "fast", NULL};
+    assert_null(load(bad, NULL, NULL, &err));
+    assert_contains(err.msg, "throughput");
+    const char *zero[] = {"--threads", "0", NULL};
+    assert_null(load(zero, NULL, NULL, &err));
+
+    /* latency splits every request over `threads`: 2 workers x 2 threads on 2 cores oversubscribe;
+     * auto shares the cores and is not warned about */
+    const char *lat[] = {"--threading", "latency", "--workers", "2", "--threads", "2", NULL};
+    cfg = load_ok(lat, NULL, NULL);
+    char warnings[512];
+    assert_int_equal(srv_config_validate(cfg, 2, warnings, sizeof warnings, &err), 0);
+    assert_contains(warnings, "workers (2) x threads (2) = 4");
+    srv_config_free(cfg);
+    const char *autom[] = {"--threading", "auto", "--workers", "2", "--threads", "2", NULL};
+    cfg = load_ok(autom, NULL, NULL);
+    assert_int_equal(srv_config_validate(cfg, 2, warnings, sizeof warnings, &err), 0);
+    assert_string_equal(warnings, "");
+    srv_config_free(cfg);
+}
+
 /* ---- SHA-256 (FIPS 180-4 examples) ---- */
 
 static void assert_digest(const unsigned char *got, const char *hex)
@@ -792,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_config_nonloopback_bind_without_keys_refused),
         cmocka_unit_test(test_config_nonloopback_bind_with_keys_accepted),
         cmocka_unit_test(test_config_oversubscribed_cores_warns),
+        cmocka_unit_test(test_config_threading_modes_parsed_and_latency_oversubscription_warns),
         cmocka_unit_test(test_config_sha256_abc_matches_fips),
         cmocka_unit_test(test_config_sha256_empty_matches_fips),
         cmocka_unit_test(test_config_sha256_448bit_matches_fips),
