@@ -13,8 +13,10 @@
 # /run/secrets/visiond_keys the daemon runs as a non-root user (id -u in the container and the Uid of
 # its process on the host), answers /healthz and /readyz, the image's HEALTHCHECK command passes,
 # /v1/detect needs the key and finds the dog in ../shared/images/dog.jpg, /v1/verify matches two photos
-# of one person and not of two; `docker compose config` accepts docker/compose.yaml when the client
-# has compose. About 4 minutes on 2 cores with a cold build, mostly apt-get and the compiler.
+# of one person and not of two, and SIGTERM (podman stop) exits 0; `docker compose config` accepts
+# docker/compose.yaml when the client has compose, else its essential settings are checked.
+# About 4 minutes on 2 cores with a cold build, mostly apt-get and the compiler; podman keeps the image
+# and the build stages' layers (about 1 GB in /var/lib/containers) to build faster next time.
 set -eu
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -34,6 +36,10 @@ check() { # description, then a command: ok if it succeeds
     if "$@"; then ok "$what"; else fail "$what"; fi
 }
 
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test_image: needs root (debootstrap, and podman building with chroot isolation)" >&2
+    exit 1
+fi
 for tool in podman runc debootstrap curl; do
     command -v "$tool" >/dev/null 2>&1 || { echo "test_image: $tool not found (scripts/install-deps installs it)" >&2; exit 1; }
 done
