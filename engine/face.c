@@ -43,6 +43,7 @@ struct eng_face_ctx {
     struct eng_ctx *det, *lm, *rec;
     struct eng_detection *cand; /* room for every anchor of the largest detector */
     int cap_cand;
+    float *own_arena; /* the activations of det, lm and rec, when this context allocated them */
 };
 
 /* ---- building ------------------------------------------------------------------------------- */
@@ -560,10 +561,37 @@ void eng_face_ctx_free(struct eng_face_ctx *ctx)
     eng_ctx_free(ctx->lm);
     eng_ctx_free(ctx->rec);
     free(ctx->cand);
+    free(ctx->own_arena); /* after the contexts that borrow it */
     free(ctx);
 }
 
+size_t eng_face_ctx_arena_floats(const struct eng_face_models *m)
+{
+    const size_t det = eng_ctx_arena_floats(m->det[m->n_det - 1]), lm = eng_ctx_arena_floats(m->lm),
+                 rec = eng_ctx_arena_floats(m->rec);
+    if (!det || !lm || !rec)
+        return 0;
+    const size_t most = det > lm ? det : lm;
+    return most > rec ? most : rec;
+}
+
 struct eng_face_ctx *eng_face_ctx_new(const struct eng_face_models *m, struct eng_err *err)
+{
+    const size_t floats = eng_face_ctx_arena_floats(m);
+    float *arena = floats ? malloc(sizeof(float) * floats) : NULL;
+    struct eng_face_ctx *ctx = arena ? eng_face_ctx_new_shared(m, arena, floats, err) : NULL;
+    if (!ctx) {
+        if (!arena)
+            eng_err_set(err, ENG_ERR_NOMEM, "faces", "out of memory");
+        free(arena);
+        return NULL;
+    }
+    ctx->own_arena = arena;
+    return ctx;
+}
+
+struct eng_face_ctx *eng_face_ctx_new_shared(const struct eng_face_models *m, float *arena, size_t floats,
+                                             struct eng_err *err)
 {
     struct eng_face_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
@@ -580,8 +608,9 @@ struct eng_face_ctx *eng_face_ctx_new(const struct eng_face_models *m, struct en
         eng_face_ctx_free(ctx);
         return NULL;
     }
-    if (!(ctx->det = eng_ctx_new(big, err)) || !(ctx->lm = eng_ctx_new(m->lm, err)) ||
-        !(ctx->rec = eng_ctx_new(m->rec, err))) {
+    if (!(ctx->det = eng_ctx_new_shared(big, arena, floats, err)) ||
+        !(ctx->lm = eng_ctx_new_shared(m->lm, arena, floats, err)) ||
+        !(ctx->rec = eng_ctx_new_shared(m->rec, arena, floats, err))) {
         eng_face_ctx_free(ctx);
         return NULL;
     }

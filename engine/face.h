@@ -75,6 +75,14 @@ double eng_face_models_flops(const struct eng_face_models *m, int input_size, do
 struct eng_face_ctx *eng_face_ctx_new(const struct eng_face_models *m, struct eng_err *err);
 void eng_face_ctx_free(struct eng_face_ctx *ctx); /* NULL is a no-op */
 
+/* The three networks of a face context run one after the other and share one activation arena (each
+ * reads its outputs before the next runs): this many floats, the largest of the three (0 if out of
+ * memory). eng_face_ctx_new allocates it; eng_face_ctx_new_shared borrows the caller's (at least this
+ * long; see eng_ctx_new_shared for the rules of sharing, e.g. with a worker's darknet contexts). */
+size_t eng_face_ctx_arena_floats(const struct eng_face_models *m);
+struct eng_face_ctx *eng_face_ctx_new_shared(const struct eng_face_models *m, float *arena, size_t floats,
+                                             struct eng_err *err);
+
 struct eng_team;
 /* Splits the face networks' layers across team (borrowed, may be NULL), as eng_ctx_set_team. */
 int eng_face_ctx_set_team(struct eng_face_ctx *ctx, struct eng_team *team, struct eng_err *err);

@@ -106,7 +106,8 @@ void eng_ctx_free(struct eng_ctx *ctx)
 {
     if (!ctx)
         return;
-    free(ctx->arena);
+    if (!ctx->shared_arena)
+        free(ctx->arena);
     free(ctx->outs);
     free(ctx->work);
     free(ctx->rows);
@@ -254,7 +255,15 @@ int eng_ctx_bind(struct eng_ctx *ctx, const struct eng_net *net)
     return ctx_layout(ctx, net);
 }
 
-struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
+size_t eng_ctx_arena_floats(const struct eng_net *net)
+{
+    size_t total, work, rows;
+    return ctx_sizes(net, &total, &work, &rows) ? 0 : total;
+}
+
+/* A context whose arena is `arena` (borrowed, `floats` long) or, if NULL, its own. */
+static struct eng_ctx *ctx_create(const struct eng_net *net, float *arena, size_t floats,
+                                  struct eng_err *err)
 {
     struct eng_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
@@ -262,12 +271,19 @@ struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
     size_t total, work, rows;
     if (ctx_sizes(net, &total, &work, &rows))
         goto nomem;
+    if (arena && floats < total) {
+        eng_ctx_free(ctx);
+        eng_err_set(err, ENG_ERR_INVALID, net->name, "shared arena of %zu floats; the model needs %zu",
+                    floats, total);
+        return NULL;
+    }
     ctx->cap_layers = net->n_layers;
-    ctx->cap_arena = total;
+    ctx->cap_arena = arena ? floats : total;
     ctx->cap_work = work;
     ctx->cap_rows = rows;
     ctx->cap_candidates = net->max_candidates;
-    ctx->arena = malloc(sizeof(float) * total);
+    ctx->shared_arena = arena != NULL;
+    ctx->arena = arena ? arena : malloc(sizeof(float) * total);
     ctx->outs = calloc((size_t)net->n_layers + 1, sizeof *ctx->outs);
     ctx->work = malloc(sizeof(float) * work);
     ctx->rows = malloc(sizeof(float) * rows);
@@ -282,6 +298,17 @@ nomem:
     eng_ctx_free(ctx);
     eng_err_set(err, ENG_ERR_NOMEM, net->name, "out of memory for the model's activations");
     return NULL;
+}
+
+struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
+{
+    return ctx_create(net, NULL, 0, err);
+}
+
+struct eng_ctx *eng_ctx_new_shared(const struct eng_net *net, float *arena, size_t floats,
+                                   struct eng_err *err)
+{
+    return ctx_create(net, arena, floats, err);
 }
 
 static double now_ms(void)

@@ -48,6 +48,7 @@ struct eng_ctx {
     float *input;              /* eng_shape_size(net->input) floats: fill, then forward */
     float **outs;              /* per layer: its output (dropout layers alias their input) */
     float *arena;              /* one block for all outputs */
+    int shared_arena;          /* arena is borrowed (eng_ctx_new_shared), not freed with ctx */
     float *work;               /* scratch shared by layers, the largest any layer needs */
     float *rows;               /* room for the largest head's eng_head_rows output */
     struct eng_detection *cand; /* net->max_candidates candidate boxes for detection */
@@ -63,6 +64,19 @@ struct eng_ctx {
 /* New context for net, or NULL with err (ENG_ERR_NOMEM). Free with eng_ctx_free. */
 struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err);
 void eng_ctx_free(struct eng_ctx *ctx);
+
+/* Floats of activation memory (the arena: input and planned outputs) a context for net needs, or 0 if
+ * out of memory while planning it. */
+size_t eng_ctx_arena_floats(const struct eng_net *net);
+
+/* Like eng_ctx_new, but the activations live in arena (`floats` long, at least
+ * eng_ctx_arena_floats(net)), borrowed: free it after every context using it. Contexts sharing an arena
+ * must not run at the same time, and a forward pass of one overwrites the outputs of the others: for
+ * the contexts of one worker, which runs one job at a time, so that it needs the largest model's
+ * activations instead of the sum of all of them. NULL with err if the arena is too small or out of
+ * memory. */
+struct eng_ctx *eng_ctx_new_shared(const struct eng_net *net, float *arena, size_t floats,
+                                   struct eng_err *err);
 
 /* Re-points ctx at another net that fits in its buffers: the same number of layers, and no more
  * activations, scratch or candidates than the net ctx was created for (in practice the same

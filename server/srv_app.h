@@ -49,6 +49,8 @@ struct srv_app {
 struct srv_worker_state {
     struct eng_team *team; /* splits this worker's forward passes across cores, or NULL */
     struct eng_ctx *ctx[SRV_MAX_MODELS];
+    float *arena;          /* the activations of every context above and face_ctx: one job at a time */
+    size_t arena_floats;
     struct eng_detection dets[PROTO_MAX_DET_MAX];
     unsigned char *class_mask;
     struct eng_face_ctx *face_ctx;

@@ -487,7 +487,10 @@ static int bench_run_all(struct bench_run *b, struct eng_err *err)
     for (int s = 0; s < STEP_COUNT; s++)
         if (median[s] >= 0)
             printf(",\"%s\":{\"median_ms\":%.4f,\"min_ms\":%.4f}", step_names[s], median[s], min[s]);
-    printf("}\n");
+    double lm, desc;
+    const double det = eng_face_models_flops(b->f->models, b->params.input_size, &lm, &desc);
+    printf(",\"gflops\":{\"detector\":%.4f,\"landmarks\":%.4f,\"descriptor\":%.4f}}\n", det / 1e9, lm / 1e9,
+           desc / 1e9);
     return 0;
 }
 

@@ -61,7 +61,7 @@ int srv_faces_worker_init(struct srv_app *app, struct srv_worker_state *ws, stru
 {
     if (!app->faces)
         return 0;
-    return (ws->face_ctx = eng_face_ctx_new(app->faces, err)) ? 0 : -1;
+    return (ws->face_ctx = eng_face_ctx_new_shared(app->faces, ws->arena, ws->arena_floats, err)) ? 0 : -1;
 }
 
 void srv_faces_worker_free(struct srv_worker_state *ws)

@@ -502,19 +502,38 @@ static int worker_team_new(struct srv_app *app, struct srv_worker_state *ws, str
     return ws->team ? 0 : -1;
 }
 
+/* One activation arena per worker, shared by all its contexts since a worker runs one job at a time:
+ * the largest model's activations instead of the sum over every model (issue #5's memory target). */
+static int worker_arena_new(const struct srv_app *app, struct srv_worker_state *ws)
+{
+    size_t floats = 0;
+    if (app->faces && !(floats = eng_face_ctx_arena_floats(app->faces)))
+        return -1;
+    for (int i = 0; i < app->n_models; i++) {
+        const size_t f = eng_ctx_arena_floats(app->models[i].net);
+        if (!f)
+            return -1;
+        floats = f > floats ? f : floats;
+    }
+    ws->arena_floats = floats;
+    return floats && !(ws->arena = malloc(sizeof(float) * floats)) ? -1 : 0;
+}
+
 static int worker_state_new(int worker, void *arg, void **out, struct eng_err *err)
 {
     (void)worker;
     struct srv_app *app = arg;
     struct srv_worker_state *ws = calloc(1, sizeof *ws);
-    if (!ws || !(ws->class_mask = calloc((size_t)app->max_classes + 1, 1))) {
+    if (!ws || !(ws->class_mask = calloc((size_t)app->max_classes + 1, 1)) || worker_arena_new(app, ws)) {
+        if (ws)
+            free(ws->class_mask);
         free(ws);
         return eng_err_set(err, ENG_ERR_NOMEM, "worker", "out of memory");
     }
     if (worker_team_new(app, ws, err))
         goto fail;
     for (int i = 0; i < app->n_models; i++) {
-        if (!(ws->ctx[i] = eng_ctx_new(app->models[i].net, err)) || eng_ctx_set_team(ws->ctx[i], ws->team, err))
+        if (!(ws->ctx[i] = eng_ctx_new_shared(app->models[i].net, ws->arena, ws->arena_floats, err)) || eng_ctx_set_team(ws->ctx[i], ws->team, err))
             goto fail;
         /* Warm-up: touches every buffer and lets OpenBLAS set itself up before the first request. */
         eng_net_forward(app->models[i].net, ws->ctx[i]);
@@ -541,6 +560,7 @@ static void worker_state_free(int worker, void *arg, void *state)
     srv_faces_worker_free(ws);
     eng_team_free(ws->team); /* after the contexts that borrow it */
     free(ws->class_mask);
+    free(ws->arena); /* after the contexts that borrow it */
     free(ws);
 }
 
