@@ -69,6 +69,8 @@ struct srv_daemon {
     struct srv_metrics *metrics; /* outlives generations: counters survive a reload */
     struct srv_config_args args; /* to read the configuration again */
     int listen_fd;               /* the service manager's socket, or -1 */
+    char **cors;                 /* the HTTP layer's CORS origins: it outlives the generation they
+                                    came from (a reload keeps their value, not their memory) */
 };
 
 /* The current generation, valid until app_release(). */
@@ -679,6 +681,25 @@ fail:
     return NULL;
 }
 
+static void strings_free(char **list)
+{
+    for (char **p = list; p && *p; p++)
+        free(*p);
+    free(list);
+}
+
+/* A NULL-terminated copy of list (new, strings_free), or NULL if out of memory. */
+static char **strings_copy(char *const *list, size_t n)
+{
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(list[i]))) {
+            strings_free(out);
+            return NULL;
+        }
+    return out;
+}
+
 /* Loads the first generation (cfg is taken), then starts serving and tells the service manager. */
 static int start(struct srv_daemon *d, struct srv_config *cfg)
 {
@@ -690,6 +711,10 @@ static int start(struct srv_daemon *d, struct srv_config *cfg)
         return -1;
     }
     d->app = app;
+    if (!(d->cors = strings_copy(app->cfg->cors, app->cfg->n_cors))) {
+        SRV_LOG(SRV_LOG_ERROR, "out of memory");
+        return -1;
+    }
     const struct srv_http_opts ho = {
         .bind = app->cfg->bind, .port = app->cfg->port, .listen_fd = d->listen_fd,
         .max_body = app->cfg->max_body, .threads = 2,
@@ -697,7 +722,7 @@ static int start(struct srv_daemon *d, struct srv_config *cfg)
         .max_connections_per_ip = (unsigned)app->cfg->max_connections_per_ip,
         .connection_timeout_s = (unsigned)app->cfg->idle_timeout_s,
         .read_timeout_ms = (unsigned)app->cfg->read_timeout_ms,
-        .cors_origins = (const char *const *)app->cfg->cors};
+        .cors_origins = (const char *const *)d->cors};
     const struct srv_http_hooks hooks = {.auth_ok = auth_ok, .finished = request_finished};
     char why[256];
     d->http = srv_http_start(&ho, routes, (int)(sizeof routes / sizeof routes[0]), &hooks, d, why,
@@ -904,5 +929,6 @@ int srv_serve(int argc, char **argv)
     srv_http_stop(d.http);
     app_free(d.app);
     srv_metrics_free(d.metrics);
+    strings_free(d.cors);
     return status;
 }

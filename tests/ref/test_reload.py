@@ -12,8 +12,9 @@ change in the file) and its own models directory of symlinks into ./models:
   b. A model linked into the models directory appears in GET /v1/models after SIGHUP and answers
      model=NAME; unlinked and SIGHUP again, it is gone (404 MODEL_NOT_FOUND).
   c. Settings: default_model and keys change at run time (the default in /v1/models; 401 without a key,
-     200 with it); workers and port do not: "needs restart" is logged and /metrics still shows the old
-     worker count.
+     200 with it); workers, port and cors do not: "needs restart" is logged, /metrics still shows the
+     old worker count and CORS still allows the old origin (from memory that outlived the first
+     generation's configuration: ASan would see a use after free).
   d. A broken config (unknown key), a broken model (garbage cfg) and a missing keys file each fail the
      reload: "reload failed" is logged, and the previous models and settings keep serving.
 The daemon must exit 0 on SIGTERM and leave no sanitizer report (ASan, UBSan, TSan builds).
@@ -42,6 +43,7 @@ XL, FAST = "yolo-fastest-1.1-xl", "yolo-fastest-1.1"
 DOG = daemon.SHARED / "images" / "dog.jpg"
 FACE = MODELS / "faces" / "package" / "demo" / "sample1.jpg"
 KEY = "reload-test-key-0123456789"
+ORIGIN = "https://app.example"
 failures = []
 
 
@@ -88,8 +90,15 @@ class ReloadDaemon(daemon.Daemon):
 def write_conf(path, models, **extra):
     # A long deadline: under TSan on a busy machine a request can wait half a minute, which is not what
     # this test is about (test_http_concurrency.py tests deadlines).
-    settings = {"port": 0, "models": models, "workers": 2, "access_log": "no", "timeout_ms": 600000, **extra}
+    settings = {"port": 0, "models": models, "workers": 2, "access_log": "no", "timeout_ms": 600000,
+                "cors": ORIGIN, **extra}
     path.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
+
+
+def cors_origin(d):
+    """The Access-Control-Allow-Origin the daemon answers to ORIGIN (the HTTP layer's CORS list, which
+    outlives the generation it came from)."""
+    return d.get("/healthz", headers={"Origin": ORIGIN}).header("Access-Control-Allow-Origin")
 
 
 def detect(d, model=None):
@@ -137,6 +146,7 @@ def test_in_flight(d, scale, with_faces):
           f"(a) {len(results)} requests across 3 reloads, all 200 and correct (bad: {bad[:3]})")
     spanning = [sum(1 for t0, t1, _, _ in results if t0 < s < t1) for s in signals]
     check(all(n >= 1 for n in spanning), f"(a) requests in flight at each SIGHUP: {spanning}")
+    check(cors_origin(d) == ORIGIN, "(a) CORS still answered after the reloads")
 
 
 def test_models_dir(d, models_dir, scale):
@@ -158,8 +168,8 @@ def test_models_dir(d, models_dir, scale):
 def test_settings(d, conf, models_dir, keys, scale):
     """(c) What a reload may change, and what needs a restart."""
     check(d.reload(60 * scale) == "ok", "(c) reload with " + FAST + " back")
-    write_conf(conf, models_dir, default_model=FAST, keys=keys, workers=3, port=8)
-    check(d.reload(60 * scale) == "ok", "(c) reload with a new default model, keys, workers and port")
+    write_conf(conf, models_dir, default_model=FAST, keys=keys, workers=3, port=8, cors="https://other.example")
+    check(d.reload(60 * scale) == "ok", "(c) reload with a new default model, keys, workers, port and cors")
     names = d.model_names()
     check(names.get(FAST) is True and names.get(XL) is False, f"(c) default model is now {FAST}: {names}")
     r = d.post_raw("/v1/detect", DOG.read_bytes(), "image/jpeg")
@@ -167,8 +177,9 @@ def test_settings(d, conf, models_dir, keys, scale):
     r = detect(d)
     check(r.status == 200 and r.json()["model"]["name"] == FAST, f"(c) with the key -> {r.status}, default model")
     log = d.stderr()
-    check("workers changed, which needs restart" in log and "port changed, which needs restart" in log,
-          "(c) workers and port logged as needing restart")
+    check(all(f"{k} changed, which needs restart" in log for k in ("workers", "port", "cors")),
+          "(c) workers, port and cors logged as needing restart")
+    check(cors_origin(d) == ORIGIN, "(c) cors keeps its running value")
     metrics = d.get("/metrics", headers={"X-API-Key": KEY}).body.decode()
     check(re.search(r"^visiond_workers 2$", metrics, re.M) is not None, "(c) /metrics still shows 2 workers")
     write_conf(conf, models_dir)
@@ -228,6 +239,8 @@ def main():
             test_models_dir(d, models_dir, scale)
             test_settings(d, conf, models_dir, keys, scale)
             test_failures(d, conf, models_dir, scale)
+        except (OSError, ValueError, KeyError) as e:  # e.g. the daemon died: its log says why
+            check(False, f"the daemon stopped answering: {e!r}")
         finally:
             code, log = d.stop(60 * scale)
         check(code == 0, f"exit status 0 on SIGTERM ({code})")
