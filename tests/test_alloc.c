@@ -6,7 +6,8 @@
  * (OpenBLAS sets up its buffers on first use), then arms the counter around more passes and asserts that
  * it stayed at zero; on failure it prints the address of the first allocating call (addr2line -e it).
  * Networks: yolo-fastest-1.1 and -xl (models/, real weights), yolov2/v3/v4-tiny (../shared cfgs, zero
- * weights: the code path does not depend on the values), and the three face networks (models/faces).
+ * weights: the code path does not depend on the values), and the three face networks (models/faces),
+ * each alone and split over a team of two threads (engine/team.c).
  * OpenBLAS runs at one thread, as the daemon's workers run it: its own threaded level-3 driver mallocs
  * its job array on every call (about 40 calls per yolo-fastest pass at 2 threads, measured), which is
  * one reason the engine splits layers over its own threads instead. The face detector is checked at the
@@ -34,6 +35,7 @@
 #include "face.h"
 #include "image.h"
 #include "net.h"
+#include "team.h"
 
 #ifndef VISIOND_SOURCE_DIR
 #define VISIOND_SOURCE_DIR "."
@@ -176,13 +178,24 @@ static void check_darknet(const char *cfg, const char *weights)
     struct eng_ctx *ctx = eng_ctx_new(net, &err);
     assert_non_null(ctx);
     fill_input(ctx->input, eng_shape_size(net->input));
-    for (int i = 0; i < WARMUP; i++)
-        eng_net_forward(net, ctx);
-    arm();
-    for (int i = 0; i < PASSES; i++)
-        eng_net_forward(net, ctx);
-    assert_int_equal(disarm(cfg), 0);
+    struct eng_cores *cores = eng_cores_new(2);
+    struct eng_team *team = eng_team_new(2, cores, &err);
+    assert_non_null(team);
+    /* alone, then split over a team of two sharing a core budget, as the daemon's workers run */
+    for (int teamed = 0; teamed <= 1; teamed++) {
+        assert_int_equal(eng_ctx_set_team(ctx, teamed ? team : NULL, &err), 0);
+        for (int i = 0; i < WARMUP; i++)
+            eng_net_forward(net, ctx);
+        arm();
+        for (int i = 0; i < PASSES; i++)
+            eng_net_forward(net, ctx);
+        char what[512];
+        snprintf(what, sizeof what, "%s, %s", cfg, teamed ? "team of 2" : "one thread");
+        assert_int_equal(disarm(what), 0);
+    }
     eng_ctx_free(ctx);
+    eng_team_free(team);
+    eng_cores_free(cores);
     eng_net_free(net);
 }
 
@@ -255,14 +268,20 @@ static void test_alloc_face_networks_allocate_nothing(void **state)
     assert_int_equal(eng_image_load(FACE_PHOTO, &dopts, &img, NULL, &err), 0);
     assert_true(img.width >= ENG_FACE_CHIP && img.height >= ENG_FACE_CHIP);
     struct eng_face faces[16];
-    for (int i = 0; i < WARMUP; i++)
-        assert_true(face_passes(m, ctx, &img, faces, 16) > 0); /* the demo photo has faces */
-    arm();
-    for (int i = 0; i < PASSES; i++)
-        face_passes(m, ctx, &img, faces, 16);
-    assert_int_equal(disarm("face networks"), 0);
+    struct eng_team *team = eng_team_new(2, NULL, &err);
+    assert_non_null(team);
+    for (int teamed = 0; teamed <= 1; teamed++) {
+        assert_int_equal(eng_face_ctx_set_team(ctx, teamed ? team : NULL, &err), 0);
+        for (int i = 0; i < WARMUP; i++)
+            assert_true(face_passes(m, ctx, &img, faces, 16) > 0); /* the demo photo has faces */
+        arm();
+        for (int i = 0; i < PASSES; i++)
+            face_passes(m, ctx, &img, faces, 16);
+        assert_int_equal(disarm(teamed ? "face networks, team of 2" : "face networks, one thread"), 0);
+    }
     eng_image_release(&img);
     eng_face_ctx_free(ctx);
+    eng_team_free(team);
     eng_face_models_free(m);
 }
 
