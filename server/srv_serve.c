@@ -400,10 +400,10 @@ static void metrics_handler(struct srv_req *req, void *arg)
     const struct srv_metrics_gauges g = {
         .queue_depth = st.queued, .queue_capacity = st.capacity, .workers = st.workers,
         .busy_workers = st.busy, .expired = st.expired, .rejected = st.rejected_full,
+        .read_timeouts = srv_http_read_timeouts(app->http),
         .ready = atomic_load(&app->ready), .blas_core = srv_blas_core()};
     char *page = srv_metrics_render(app->metrics, &g);
     srv_req_reply(req, page ? 200 : 500, "text/plain; version=0.0.4", page, page ? strlen(page) : 0,
-        .read_timeouts = srv_http_read_timeouts(app->http),
                   NULL);
 }
 
