@@ -33,6 +33,25 @@ void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *af
     *after = total - total / 2;
 }
 
+/* dst[t] = src[x0 + t * s] for t in [0, n), 0 where that falls outside [0, w). The zero ends are
+ * cut off first, so the middle is a plain copy at stride 1 and a check-free loop otherwise: the
+ * per-element check it replaces made im2col a third of yolov3-tiny's time. */
+static void im2col_run(float *dst, const float *src, int w, int x0, int s, int n)
+{
+    int t0 = x0 >= 0 ? 0 : (-x0 + s - 1) / s;   /* first t with x0 + t * s >= 0 */
+    int t1 = x0 >= w ? 0 : (w - 1 - x0) / s + 1; /* first t with x0 + t * s >= w */
+    t0 = t0 < n ? t0 : n;
+    t1 = t1 < n ? t1 : n;
+    t1 = t1 > t0 ? t1 : t0;
+    memset(dst, 0, sizeof(float) * (size_t)t0);
+    if (s == 1 && t1 > t0)
+        memcpy(dst + t0, src + x0 + t0, sizeof(float) * (size_t)(t1 - t0));
+    else
+        for (int t = t0; t < t1; t++)
+            dst[t] = src[x0 + t * s];
+    memset(dst + t1, 0, sizeof(float) * (size_t)(n - t1));
+}
+
 /* Unfolds columns [n0, n0 + cols) of one group's (channels*size*size) x (out_h*out_w) im2col matrix
  * into col (leading dimension cols): a tile small enough to stay in cache for the GEMM that reads it. */
 static void im2col_tile(const float *in, int channels, int h, int w, const struct eng_conv *c,
@@ -52,11 +71,8 @@ static void im2col_tile(const float *in, int channels, int h, int w, const struc
                     if (iy < 0 || iy >= h) {
                         memset(row + j, 0, sizeof(float) * run);
                     } else {
-                        const float *src = plane + (size_t)iy * w;
-                        for (int t = 0; t < run; t++) {
-                            const int ix = (ox + t) * s - c->pad_left + kx;
-                            row[j + t] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
-                        }
+                        im2col_run(row + j, plane + (size_t)iy * w, w, ox * s - c->pad_left + kx, s,
+                                   run);
                     }
                     j += run;
                     ox = 0;
