@@ -6,7 +6,7 @@ The daemon runs with its own config file (`serve --config FILE` and nothing else
 change in the file) and its own models directory of symlinks into ./models:
 
   a. Requests in flight across reloads: 4 client threads send POST /v1/detect (and /v1/faces when the face
-     models are installed) back to back while the test sends 3 SIGHUPs, each after the previous reload
+     models are installed) back to back while the test sends 3 SIGHUPs (2 under TSan), each after the previous reload
      finished; every answer is 200 with the same detections as before the reloads, and requests were in
      flight (sent before the SIGHUP, answered after it) at each SIGHUP.
   b. A model linked into the models directory appears in GET /v1/models after SIGHUP and answers
@@ -17,7 +17,9 @@ change in the file) and its own models directory of symlinks into ./models:
      generation's configuration: ASan would see a use after free).
   d. A broken config (unknown key), a broken model (garbage cfg) and a missing keys file each fail the
      reload: "reload failed" is logged, and the previous models and settings keep serving.
-The daemon must exit 0 on SIGTERM and leave no sanitizer report (ASan, UBSan, TSan builds).
+The daemon must exit 0 on SIGTERM and leave no sanitizer report (ASan, UBSan, TSan builds). Under TSan,
+which runs the models ~25x slower, only (a) runs, with 2 reloads and no face models: the threads meet
+there; (b)-(d) are the same code on one thread, which the Release and ASan runs cover.
 
 usage: test_reload.py --visiond build/visiond    (run from the project root)
 Exit 0 if all pass, 1 on any failure, 77 if the models are missing.
@@ -111,8 +113,8 @@ def boxes(r):
     return [(x["label"], round(x["confidence"], 4)) for x in r.json()["detections"]]
 
 
-def test_in_flight(d, scale, with_faces):
-    """(a) Clients keep sending while the daemon reloads three times."""
+def test_in_flight(d, scale, with_faces, reloads):
+    """(a) Clients keep sending while the daemon reloads."""
     expected = boxes(detect(d))
     stop = threading.Event()
     results, lock = [], threading.Lock()
@@ -134,7 +136,7 @@ def test_in_flight(d, scale, with_faces):
         futures = [pool.submit(client, k) for k in range(4)]
         time.sleep(0.5 * scale)
         signals = []
-        for _ in range(3):
+        for _ in range(reloads):
             outcome = d.reload(60 * scale, signals)
             check(outcome == "ok", f"(a) reload under load succeeds ({outcome})")
             time.sleep(0.3 * scale)
@@ -142,8 +144,8 @@ def test_in_flight(d, scale, with_faces):
         for f in futures:
             f.result()
     bad = [r for r in results if not r[3]]
-    check(len(results) >= 12 and not bad,
-          f"(a) {len(results)} requests across 3 reloads, all 200 and correct (bad: {bad[:3]})")
+    check(len(results) >= 4 * reloads and not bad,
+          f"(a) {len(results)} requests across {reloads} reloads, all 200 and correct (bad: {bad[:3]})")
     spanning = [sum(1 for t0, t1, _, _ in results if t0 < s < t1) for s in signals]
     check(all(n >= 1 for n in spanning), f"(a) requests in flight at each SIGHUP: {spanning}")
     check(cors_origin(d) == ORIGIN, "(a) CORS still answered after the reloads")
@@ -219,8 +221,10 @@ def main():
     if not (MODELS / XL).is_dir() or not (MODELS / FAST).is_dir() or not DOG.exists():
         print("SKIP: models or photos missing (scripts/fetch-models)")
         return 77
-    scale = {"tsan": 10, "asan": 3}.get(sanitizer_of(args.visiond), 1)
-    with_faces = (MODELS / "faces").is_dir() and FACE.exists()
+    sanitizer = sanitizer_of(args.visiond)
+    scale = {"tsan": 10, "asan": 3}.get(sanitizer, 1)
+    quick = sanitizer == "tsan"
+    with_faces = (MODELS / "faces").is_dir() and FACE.exists() and not quick
     with tempfile.TemporaryDirectory(prefix="visiond-reload-") as tmp:
         tmp = pathlib.Path(tmp)
         models_dir = tmp / "models"
@@ -235,10 +239,11 @@ def main():
         env = {k: v for k, v in os.environ.items() if k.startswith(("TSAN_", "ASAN_", "UBSAN_", "LSAN_"))}
         d = ReloadDaemon(args.visiond, conf, env=env, start_timeout=120 * scale)
         try:
-            test_in_flight(d, scale, with_faces)
-            test_models_dir(d, models_dir, scale)
-            test_settings(d, conf, models_dir, keys, scale)
-            test_failures(d, conf, models_dir, scale)
+            test_in_flight(d, scale, with_faces, 2 if quick else 3)
+            if not quick:
+                test_models_dir(d, models_dir, scale)
+                test_settings(d, conf, models_dir, keys, scale)
+                test_failures(d, conf, models_dir, scale)
         except (OSError, ValueError, KeyError) as e:  # e.g. the daemon died: its log says why
             check(False, f"the daemon stopped answering: {e!r}")
         finally:
