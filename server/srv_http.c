@@ -710,7 +710,7 @@ struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct s
     pthread_mutex_init(&h->conn_lock, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6 && opts->listen_fd < 0)
+    if (opts->listen_fd < 0 && ss.ss_family == AF_INET6) /* ss is only filled without a socket */
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem ops[] = {
         {opts->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
