@@ -137,6 +137,8 @@ done
 ok "/healthz answers 200"
 check "/readyz answers 200" curl -sf -o /dev/null "$url/readyz"
 check "the image's HEALTHCHECK command passes" pod exec "$name" visiond-entrypoint probe /healthz
+check "the probe fails on an answer other than 200 (a 404)" sh -c '! "$@" 2>/dev/null' sh \
+    podman --runtime runc exec "$name" visiond-entrypoint probe /no-such-route
 uid_in=$(pod exec "$name" id -u)
 check "id -u in the container is not 0 ($uid_in)" [ "$uid_in" -ne 0 ]
 pid=$(podman inspect --format '{{.State.Pid}}' "$name")
