@@ -807,6 +807,44 @@ static void test_config_keys_empty_or_missing_file_fails(void **state)
     assert_string_equal(err.where, NO_FILE);
 }
 
+/* ---- reload ---- */
+
+static void test_config_keep_differing_value_copied_with_origin(void **state)
+{
+    (void)state;
+    const char *run_argv[] = {"--port", "9000", "--cors", "https://a.example,https://b.example", NULL};
+    struct srv_config *running = load_ok(run_argv, NULL, NULL);
+    const char *path = tmp_file(0, "port = 8000\ncors = https://c.example\n");
+    const char *new_argv[] = {"--config", path, NULL};
+    struct srv_config *next = load_ok(new_argv, NULL, NULL);
+    struct eng_err err = {0};
+    assert_int_equal(srv_config_keep(next, running, "port", &err), 1);
+    assert_int_equal(next->port, 9000);
+    assert_string_equal(where(next, "port"), "flag --port");
+    assert_int_equal(srv_config_keep(next, running, "port", &err), 0); /* now equal */
+    assert_int_equal(srv_config_keep(next, running, "cors", &err), 1);
+    assert_int_equal(srv_config_keep(next, running, "models", &err), 0); /* both default */
+    srv_config_free(running); /* the kept values are next's own copies */
+    assert_int_equal(next->n_cors, 2);
+    assert_string_equal(next->cors[0], "https://a.example");
+    assert_string_equal(next->cors[1], "https://b.example");
+    assert_null(next->cors[2]);
+    srv_config_free(next);
+    unlink(path);
+}
+
+static void test_config_keep_unknown_setting_fails(void **state)
+{
+    (void)state;
+    struct srv_config *a = load_ok(NULL, NULL, NULL), *b = load_ok(NULL, NULL, NULL);
+    struct eng_err err = {0};
+    assert_int_equal(srv_config_keep(a, b, "no_such_setting", &err), -1);
+    assert_int_equal(err.kind, ENG_ERR_INVALID);
+    assert_string_equal(err.where, "no_such_setting");
+    srv_config_free(a);
+    srv_config_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -831,6 +869,8 @@ int main(void)
         cmocka_unit_test(test_config_example_lists_every_key),
         cmocka_unit_test(test_config_nonloopback_bind_without_keys_refused),
         cmocka_unit_test(test_config_nonloopback_bind_with_keys_accepted),
+        cmocka_unit_test(test_config_keep_differing_value_copied_with_origin),
+        cmocka_unit_test(test_config_keep_unknown_setting_fails),
         cmocka_unit_test(test_config_oversubscribed_cores_warns),
         cmocka_unit_test(test_config_threading_modes_parsed_and_latency_oversubscription_warns),
         cmocka_unit_test(test_config_sha256_abc_matches_fips),
