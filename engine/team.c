@@ -6,7 +6,7 @@
  * that only succeeds within the same generation. So a helper that wakes late, after its run has ended,
  * fails its claim and cannot run an old task or a task of the next run with stale arguments; the
  * caller never has to wait for helpers to notice a run, only for claimed tasks to finish (`remaining`).
- * - Helpers watch the generation: they spin (pause) for SPIN_ROUNDS after a run they took part in,
+ * - Helpers watch the generation: they spin (pause) for SPIN_NS after a run they took part in,
  *   since the next layer follows within microseconds, then sleep on a condition variable. A helper
  *   sees a run only if its index is below the run's width; otherwise it goes straight back to sleep.
  * - Lost wake-ups: a helper sets its bit in `sleeping` and re-checks the generation under the mutex
@@ -18,13 +18,16 @@
 #include "team.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define SPIN_ROUNDS 20000 /* about 100-300 us of pause instructions: longer than a layer gap */
+#define SPIN_NS 50000  /* helpers spin this long after a run: longer than the gap between layers */
+#define YIELD_NS 20000 /* the caller spins this long for the last tasks, then yields its core */
 
 struct eng_cores {
     atomic_int idle;
@@ -63,6 +66,27 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spins in rounds of 64 pauses; returns 1 once `budget_ns` have passed since *t0 (set on the first
+ * call, when *t0 is 0), reading the clock only once per round. */
+static int spun_out(uint64_t *t0, unsigned *round, uint64_t budget_ns)
+{
+    for (int i = 0; i < 64; i++)
+        cpu_relax();
+    if ((++*round & 7) != 0)
+        return 0;
+    const uint64_t now = now_ns();
+    if (!*t0)
+        *t0 = now;
+    return now - *t0 > budget_ns;
 }
 
 /* ---- budget -------------------------------------------------------------------------------------- */
@@ -120,7 +144,9 @@ static int takes_part(struct eng_team *t, int index)
  * below the width) or for stop; returns that generation. Spins first if spin != 0. */
 static uint32_t wait_run(struct eng_team *t, int index, uint32_t seen, int spin)
 {
-    for (int i = 0; spin && i < SPIN_ROUNDS; i++) {
+    uint64_t t0 = 0;
+    unsigned round = 0;
+    while (spin) {
         const uint32_t g = generation(t);
         if (atomic_load_explicit(&t->stopping, memory_order_relaxed))
             return g;
@@ -130,7 +156,8 @@ static uint32_t wait_run(struct eng_team *t, int index, uint32_t seen, int spin)
             seen = g;
             break;
         }
-        cpu_relax();
+        if (spun_out(&t0, &round, SPIN_NS))
+            break;
     }
     const uint64_t bit = (uint64_t)1 << index;
     pthread_mutex_lock(&t->lock);
@@ -190,8 +217,17 @@ void eng_team_for(struct eng_team *t, int n_tasks, eng_task_fn fn, void *arg)
         pthread_mutex_unlock(&t->lock);
     }
     run_tasks(t, gen, 0);
-    while (atomic_load_explicit(&t->remaining, memory_order_acquire) > 0)
-        cpu_relax();
+    /* A helper may hold a claimed task while the machine is busy with other processes: after a short
+     * spin, yield so that it can run, rather than burn the core it is waiting for. */
+    uint64_t t0 = 0;
+    unsigned round = 0;
+    int yielding = 0;
+    while (atomic_load_explicit(&t->remaining, memory_order_acquire) > 0) {
+        if (yielding)
+            sched_yield();
+        else
+            yielding = spun_out(&t0, &round, YIELD_NS);
+    }
 }
 
 /* ---- budget per forward pass --------------------------------------------------------------------- */

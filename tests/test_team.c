@@ -32,6 +32,13 @@
 #endif
 #define SHARED_MODELS VISIOND_SHARED_DIR "/models"
 
+/* Teams of 2..MODEL_TEAM_MAX threads run the whole models; TSan runs them ~25x slower, so only 2 there. */
+#if defined(__SANITIZE_THREAD__)
+#define MODEL_TEAM_MAX 2
+#else
+#define MODEL_TEAM_MAX 3
+#endif
+
 static struct eng_team *team_new_ok(int threads, struct eng_cores *cores)
 {
     struct eng_err err = {0};
@@ -367,9 +374,9 @@ static void fill_input(float *x, size_t n)
         x[i] = (rnd() + 1.0f) * 0.5f;
 }
 
-/* Runs net on one thread, then on teams of 2 and 3; every head (and the last layer) must be
- * bit-identical: a layer is cut into the same tasks whatever the team, so each output element is
- * computed by the same operations in the same order. */
+/* Runs net on one thread, then on teams of 2..MODEL_TEAM_MAX threads; every head (and the last layer)
+ * must be bit-identical: a layer is cut into the same tasks whatever the team, so each output element
+ * is computed by the same operations in the same order. */
 static void forward_team_matches_single(const struct eng_net *net)
 {
     struct eng_err err = {0};
@@ -390,7 +397,7 @@ static void forward_team_matches_single(const struct eng_net *net)
         ref[k] = floats_new(n);
         memcpy(ref[k], eng_ctx_output(ctx, outs[k]), n * sizeof(float));
     }
-    for (int threads = 2; threads <= 3; threads++) {
+    for (int threads = 2; threads <= MODEL_TEAM_MAX; threads++) {
         struct eng_team *t = team_new_ok(threads, NULL);
         assert_int_equal(eng_ctx_set_team(ctx, t, &err), 0);
         fill_input(ctx->input, n_in);
@@ -458,8 +465,9 @@ static void test_team_tiny_yolos_random_weights_match_single_thread(void **state
 }
 
 /* Faces, landmarks and descriptors of sample1.jpg (three faces): the three face networks. */
-static int face_pipeline(const struct eng_face_models *m, struct eng_face_ctx *fc, const struct eng_image *img,
-                         struct eng_face *faces, float (*desc)[ENG_FACE_DESCRIPTOR])
+static int face_pipeline(const struct eng_face_models *m, struct eng_face_ctx *fc,
+                         const struct eng_image *img, struct eng_face *faces,
+                         float (*desc)[ENG_FACE_DESCRIPTOR])
 {
     struct eng_err err = {0};
     struct eng_face_params p;
