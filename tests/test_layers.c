@@ -600,6 +600,46 @@ static void test_maxpool_spp_sizes_keep_size_and_match_reference(void **state)
     free(in);
 }
 
+/* Sizes 2 and 3 (the fast interior path) and 4, strides 1-3, every padding darknet allows, widths
+ * around the interior's edges: against the window maximum of what lies inside the input. */
+static void test_maxpool_random_shapes_match_reference(void **state)
+{
+    (void)state;
+    rng_state = 17;
+    const int widths[] = {2, 3, 4, 7, 13, 26};
+    for (int size = 2; size <= 4; size++)
+        for (int stride = 1; stride <= 3; stride++)
+            for (int pad = 0; pad <= 2 * (size - 1); pad++)
+                for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+                    const int c = 2, w = widths[wi], h = widths[(wi + 2) % 6];
+                    if (pad / 2 >= size || pad - pad / 2 >= size || w + pad < size || h + pad < size)
+                        continue;
+                    struct eng_layer l = pool_new(ENG_LAYER_MAXPOOL, c, h, w, size, stride, pad);
+                    float *in = floats_random((size_t)c * h * w);
+                    float *out = run(&l, in, NULL);
+                    for (int ch = 0; ch < c; ch++)
+                        for (int y = 0; y < l.out.h; y++)
+                            for (int x = 0; x < l.out.w; x++) {
+                                float best = -INFINITY;
+                                for (int ky = 0; ky < size; ky++)
+                                    for (int kx = 0; kx < size; kx++) {
+                                        const int iy = y * stride - pad / 2 + ky;
+                                        const int ix = x * stride - pad / 2 + kx;
+                                        if (iy >= 0 && iy < h && ix >= 0 && ix < w &&
+                                            in[((size_t)ch * h + iy) * w + ix] > best)
+                                            best = in[((size_t)ch * h + iy) * w + ix];
+                                    }
+                                const float got = out[((size_t)ch * l.out.h + y) * l.out.w + x];
+                                if (got != best)
+                                    fail_msg("size %d stride %d pad %d %dx%d: out[%d][%d][%d] = %g, "
+                                             "expected %g", size, stride, pad, w, h, ch, y, x,
+                                             (double)got, (double)best);
+                            }
+                    free(out);
+                    free(in);
+                }
+}
+
 static void test_maxpool_setup_bad_parameters_rejected(void **state)
 {
     (void)state;
@@ -1123,6 +1163,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_stride2_odd_size_hand_computed),
         cmocka_unit_test(test_maxpool_channels_pooled_separately),
         cmocka_unit_test(test_maxpool_spp_sizes_keep_size_and_match_reference),
+        cmocka_unit_test(test_maxpool_random_shapes_match_reference),
         cmocka_unit_test(test_maxpool_setup_bad_parameters_rejected),
         cmocka_unit_test(test_avgpool_global_mean_per_channel),
         cmocka_unit_test(test_upsample_stride2_nearest_neighbour),
