@@ -44,6 +44,11 @@ find_keys() {
         done
     fi
     [ -n "${VISIOND_KEYS:-}" ] || keys_help
+    if [ ! -e "$VISIOND_KEYS" ]; then
+        echo "visiond: API keys file $VISIOND_KEYS (VISIOND_KEYS) does not exist in the container;" \
+            "mount it there (docker run -v \"\$PWD/keys:$VISIOND_KEYS:ro\" ...)" >&2
+        exit 78
+    fi
     if [ ! -r "$VISIOND_KEYS" ]; then
         echo "visiond: API keys file $VISIOND_KEYS is not readable by uid $(id -u);" \
             "make it readable (chmod 644) or owned by uid $(id -u)" >&2

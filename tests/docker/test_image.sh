@@ -116,6 +116,15 @@ check "without keys it says how to give them" grep -q '/run/secrets/visiond_keys
 grep -v 'systemd connection' "$work/nokeys.out" | sed 's/^/    | /'
 
 
+status=0
+pod run --rm --network=host -e VISIOND_KEYS=/run/keys "$image" >"$work/missing.out" 2>&1 || status=$?
+check "with VISIOND_KEYS naming no file it exits 78 and says so (got $status)" \
+    sh -c '[ "$1" = 78 ] && grep -q "/run/keys (VISIOND_KEYS) does not exist" "$2"' sh "$status" "$work/missing.out"
+
+# Commands other than serve need no keys: the offline CLI on a mounted photo.
+pod run --rm -v "$shared/images/dog.jpg:/tmp/dog.jpg:ro" "$image" detect /tmp/dog.jpg >"$work/cli.json" 2>/dev/null || true
+check "visiond detect in the container finds the dog" grep -q '"label":"dog"' "$work/cli.json"
+
 # ---- with a keys file ----
 key=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')
 printf '# test key\n%s\n' "$key" > "$work/keys"
