@@ -70,6 +70,8 @@ struct eng_kern {
     /* Pointwise convolution of output channels [m0, m1) over pixels [p0, p1), bias and activation
      * applied as each output is written. Reads no pixel outside [p0, p1). */
     void (*pointwise)(const struct eng_pw *pw, int m0, int m1, size_t p0, size_t p1);
+    /* Row o of the m x cols block at out (rows ld apart) set to bias[o] (0 if bias is NULL). */
+    void (*fill_rows)(float *out, int m, int cols, size_t ld, const float *bias);
     /* Depthwise convolution of channels [c0, c1) (eng_dw_supported(d) must hold), using `scratch`
      * of eng_dw_scratch_floats(d) floats that no other call uses at the same time. */
     void (*depthwise)(const struct eng_dw *d, int c0, int c1, float *scratch);

@@ -317,6 +317,30 @@ static void test_kern_depthwise_sub_range_writes_only_its_channels(void **state)
     }
 }
 
+/* Every row gets its bias (or 0) over exactly cols columns; the gap between rows is untouched. */
+static void test_kern_fill_rows_writes_bias_rows_only(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    const float bias[5] = {1.5f, -2.0f, 0.25f, 7.0f, -0.5f};
+    for (int s = 0; s < n_sets; s++)
+        for (int cols = 0; cols <= 40; cols++) {
+            float buf[5 * 45];
+            for (int i = 0; i < 5 * 45; i++)
+                buf[i] = GUARD;
+            const int with_bias = cols % 2;
+            sets[s]->fill_rows(buf, 5, cols, 45, with_bias ? bias : NULL);
+            for (int o = 0; o < 5; o++)
+                for (int i = 0; i < 45; i++) {
+                    const float want = i < cols ? (with_bias ? bias[o] : 0.0f) : GUARD;
+                    if (buf[o * 45 + i] != want)
+                        fail_msg("%s cols=%d row %d column %d: %g, expected %g", sets[s]->name, cols,
+                                 o, i, (double)buf[o * 45 + i], (double)want);
+                }
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),
+        cmocka_unit_test(test_kern_fill_rows_writes_bias_rows_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
