@@ -105,6 +105,9 @@ check "image USER is non-root ($user)" sh -c 'u=${1%%:*}; [ -n "$u" ] && [ "$u" 
 health=$(podman image inspect --format '{{.Config.Healthcheck.Test}}' "$image")
 check "image HEALTHCHECK probes /healthz ($health)" sh -c 'case "$1" in *probe*/healthz*) ;; *) exit 1 ;; esac' sh "$health"
 
+check "the runtime image has no compiler, apt lists or docs" pod run --rm --entrypoint sh "$image" -c \
+    '! command -v cc && ! command -v gcc && ! command -v cmake && [ -z "$(ls /var/lib/apt/lists)" ] && [ ! -e /usr/share/doc ]'
+
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 # ---- no keys: a clear refusal ----
