@@ -31,6 +31,10 @@
 
 struct eng_cores {
     atomic_int idle;
+    enum eng_cores_policy policy;
+    pthread_mutex_t lock; /* ENG_CORES_QUEUE: guards waiting for a core */
+    pthread_cond_t freed;
+    int waiters;
 };
 
 struct helper {
@@ -93,15 +97,59 @@ static int spun_out(uint64_t *t0, unsigned *round, uint64_t budget_ns)
 
 struct eng_cores *eng_cores_new(int cores)
 {
-    struct eng_cores *c = malloc(sizeof *c);
-    if (c)
-        atomic_init(&c->idle, cores > 0 ? cores : 1);
+    return eng_cores_new_policy(cores, ENG_CORES_SHARE);
+}
+
+struct eng_cores *eng_cores_new_policy(int cores, enum eng_cores_policy policy)
+{
+    struct eng_cores *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    atomic_init(&c->idle, cores > 0 ? cores : 1);
+    c->policy = policy;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->freed, NULL);
     return c;
 }
 
 void eng_cores_free(struct eng_cores *cores)
 {
+    if (!cores)
+        return;
+    pthread_cond_destroy(&cores->freed);
+    pthread_mutex_destroy(&cores->lock);
     free(cores);
+}
+
+/* ENG_CORES_QUEUE: takes one core, waiting until one is idle. */
+static void cores_take_one(struct eng_cores *c)
+{
+    int free = atomic_load(&c->idle);
+    while (free > 0)
+        if (atomic_compare_exchange_weak(&c->idle, &free, free - 1))
+            return;
+    pthread_mutex_lock(&c->lock);
+    c->waiters++;
+    for (;;) {
+        free = atomic_load(&c->idle);
+        if (free > 0 && atomic_compare_exchange_strong(&c->idle, &free, free - 1))
+            break;
+        if (free <= 0)
+            pthread_cond_wait(&c->freed, &c->lock);
+    }
+    c->waiters--;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void cores_give(struct eng_cores *c, int n)
+{
+    atomic_fetch_add(&c->idle, n);
+    if (c->policy != ENG_CORES_QUEUE)
+        return;
+    pthread_mutex_lock(&c->lock); /* a waiter either sees the new count or is waiting: no lost wake-up */
+    if (c->waiters)
+        pthread_cond_broadcast(&c->freed);
+    pthread_mutex_unlock(&c->lock);
 }
 
 int eng_cores_idle(const struct eng_cores *cores)
@@ -241,7 +289,10 @@ void eng_team_begin(struct eng_team *t)
 {
     if (!t || !t->cores)
         return;
-    atomic_fetch_sub(&t->cores->idle, 1);
+    if (t->cores->policy == ENG_CORES_QUEUE)
+        cores_take_one(t->cores);
+    else
+        atomic_fetch_sub(&t->cores->idle, 1);
     t->holding = 1;
     t->borrowed = 0;
     eng_team_rebalance(t);
@@ -255,7 +306,7 @@ void eng_team_rebalance(struct eng_team *t)
     int free = atomic_load_explicit(idle, memory_order_relaxed);
     if (free < 0 && t->borrowed > 0) { /* another team is owed its own core: give ours back */
         const int give = -free < t->borrowed ? -free : t->borrowed;
-        atomic_fetch_add(idle, give);
+        cores_give(t->cores, give);
         t->borrowed -= give;
     } else {
         while (free > 0 && t->borrowed < t->size - 1) {
@@ -274,7 +325,7 @@ void eng_team_end(struct eng_team *t)
 {
     if (!t || !t->cores || !t->holding)
         return;
-    atomic_fetch_add(&t->cores->idle, 1 + t->borrowed);
+    cores_give(t->cores, 1 + t->borrowed);
     t->borrowed = 0;
     t->holding = 0;
     set_width(t);

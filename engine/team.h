@@ -30,9 +30,21 @@ struct eng_cores;
 /* A task: run task `task` of a parallel-for on slot `slot` (0 <= slot < eng_team_size()). */
 typedef void (*eng_task_fn)(void *arg, int task, int slot);
 
-/* New budget of `cores` cores (>= 1), or NULL when out of memory. Free with eng_cores_free (NULL is a
- * no-op) after every team using it. */
+/* How teams share a budget when more passes run than there are cores. */
+enum eng_cores_policy {
+    /* A pass starting takes its own core at once; passes that borrowed cores hand them back at their
+     * next layer boundary, so with as many passes as cores each runs on one core. */
+    ENG_CORES_SHARE = 0,
+    /* A pass starting waits until a core is idle; a running pass keeps the cores it borrowed to its
+     * end. Passes then run one after another at full width, which measured faster on 2 cores for the
+     * memory-bound Yolo-Fastest layers (each thread's share of a layer stays in its own L2). */
+    ENG_CORES_QUEUE,
+};
+
+/* New budget of `cores` cores (>= 1) shared by `policy` (eng_cores_new: ENG_CORES_SHARE), or NULL
+ * when out of memory. Free with eng_cores_free (NULL is a no-op) after every team using it. */
 struct eng_cores *eng_cores_new(int cores);
+struct eng_cores *eng_cores_new_policy(int cores, enum eng_cores_policy policy);
 void eng_cores_free(struct eng_cores *cores);
 
 /* Cores not held by any team now (negative: teams hold more than the budget until their next layer

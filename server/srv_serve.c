@@ -493,14 +493,21 @@ static void request_finished(void *daemon, const struct srv_req *req)
 
 static void worker_state_free(int worker, void *arg, void *state);
 
-/* The worker's thread team (README, "Threading"): none in throughput mode; in auto mode it borrows
- * cores from the generation's budget, so busy threads never exceed `threads`; in latency mode it always
- * splits over `threads` threads. */
+/* Threads a pass uses at most in auto mode: layers are cut into 8 tasks (engine/conv.c), two per thread
+ * at 4, so more cores serve more passes at once instead. */
+#define AUTO_TEAM_MAX 4
+
+/* The worker's thread team (README, "Threading"): none in throughput mode; in auto mode up to
+ * AUTO_TEAM_MAX threads taking cores from the generation's budget, so busy threads never exceed
+ * `threads`; in latency mode `threads` threads for every pass. */
 static int worker_team_new(struct srv_app *app, struct srv_worker_state *ws, struct eng_err *err)
 {
-    if (app->cfg->threading == SRV_THREADING_THROUGHPUT || app->cfg->threads <= 1)
+    const struct srv_config *cfg = app->cfg;
+    if (cfg->threading == SRV_THREADING_THROUGHPUT || cfg->threads <= 1)
         return 0;
-    ws->team = eng_team_new(app->cfg->threads, app->cores, err);
+    const int size = cfg->threading == SRV_THREADING_AUTO && cfg->threads > AUTO_TEAM_MAX ? AUTO_TEAM_MAX
+                                                                                          : cfg->threads;
+    ws->team = eng_team_new(size, app->cores, err);
     return ws->team ? 0 : -1;
 }
 
@@ -663,7 +670,8 @@ static struct srv_app *app_new(struct srv_daemon *d, struct srv_config *cfg, int
     }
     if (load_models(app, strict) || srv_faces_load(app) || (strict && app->faces_error[0]))
         goto fail;
-    if (cfg->threading == SRV_THREADING_AUTO && !(app->cores = eng_cores_new(cfg->threads))) {
+    if (cfg->threading == SRV_THREADING_AUTO &&
+        !(app->cores = eng_cores_new_policy(cfg->threads, ENG_CORES_QUEUE))) {
         SRV_LOG(SRV_LOG_ERROR, "out of memory");
         goto fail;
     }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -230,6 +231,52 @@ static void test_team_budget_lends_idle_cores_and_takes_them_back(void **state)
     eng_cores_free(cores);
 }
 
+/* ENG_CORES_QUEUE: a pass that finds no idle core waits until one is given back, and a running pass
+ * keeps what it borrowed; so passes run one after another at full width. */
+struct waiter {
+    struct eng_team *team;
+    atomic_int started;
+};
+
+static void *begin_then_end(void *p)
+{
+    struct waiter *w = p;
+    eng_team_begin(w->team);
+    atomic_store(&w->started, 1);
+    eng_team_end(w->team);
+    return NULL;
+}
+
+static void test_team_queue_budget_waits_for_a_free_core(void **state)
+{
+    (void)state;
+    struct eng_cores *cores = eng_cores_new_policy(2, ENG_CORES_QUEUE);
+    assert_non_null(cores);
+    struct eng_team *a = team_new_ok(2, cores);
+    struct waiter w = {.team = team_new_ok(2, cores)};
+    atomic_init(&w.started, 0);
+    eng_team_begin(a);
+    assert_int_equal(eng_team_width(a), 2);
+    assert_int_equal(eng_cores_idle(cores), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, begin_then_end, &w), 0);
+    for (int i = 0; i < 50; i++) { /* 50 ms: b must still be waiting, and a keeps both cores */
+        usleep(1000);
+        eng_team_rebalance(a);
+        assert_int_equal(atomic_load(&w.started), 0);
+        assert_int_equal(eng_team_width(a), 2);
+        assert_int_equal(eng_cores_idle(cores), 0);
+    }
+    run_counted(a, 2, 100, 5);
+    eng_team_end(a);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&w.started), 1);
+    assert_int_equal(eng_cores_idle(cores), 2);
+    eng_team_free(a);
+    eng_team_free(w.team);
+    eng_cores_free(cores);
+}
+
 /* Teams on a shared budget driven from several threads at once (as the daemon's workers do): tasks
  * still run exactly once and the budget is whole again at the end. TSan checks the hand-offs. */
 struct driver {
@@ -262,21 +309,24 @@ static void *drive(void *p)
 static void test_team_budget_shared_by_concurrent_teams(void **state)
 {
     (void)state;
-    struct eng_cores *cores = eng_cores_new(2);
-    assert_non_null(cores);
-    struct driver d[3];
-    for (int i = 0; i < 3; i++) {
-        d[i].team = team_new_ok(2, cores);
-        assert_int_equal(pthread_create(&d[i].thread, NULL, drive, &d[i]), 0);
+    const enum eng_cores_policy policies[] = {ENG_CORES_SHARE, ENG_CORES_QUEUE};
+    for (int p = 0; p < 2; p++) {
+        struct eng_cores *cores = eng_cores_new_policy(2, policies[p]);
+        assert_non_null(cores);
+        struct driver d[3];
+        for (int i = 0; i < 3; i++) {
+            d[i].team = team_new_ok(2, cores);
+            assert_int_equal(pthread_create(&d[i].thread, NULL, drive, &d[i]), 0);
+        }
+        for (int i = 0; i < 3; i++) {
+            void *bad;
+            pthread_join(d[i].thread, &bad);
+            assert_null(bad);
+            eng_team_free(d[i].team);
+        }
+        assert_int_equal(eng_cores_idle(cores), 2);
+        eng_cores_free(cores);
     }
-    for (int i = 0; i < 3; i++) {
-        void *bad;
-        pthread_join(d[i].thread, &bad);
-        assert_null(bad);
-        eng_team_free(d[i].team);
-    }
-    assert_int_equal(eng_cores_idle(cores), 2);
-    eng_cores_free(cores);
 }
 
 /* ---- convolutions on a team against a naive reference ----------------------------------------- */
@@ -524,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_team_split_covers_range_exactly),
         cmocka_unit_test(test_team_bad_size_rejected),
         cmocka_unit_test(test_team_budget_lends_idle_cores_and_takes_them_back),
+        cmocka_unit_test(test_team_queue_budget_waits_for_a_free_core),
         cmocka_unit_test(test_team_budget_shared_by_concurrent_teams),
         cmocka_unit_test(test_team_conv_every_kind_matches_naive),
         cmocka_unit_test(test_team_yolo_fastest_models_match_single_thread),
