@@ -36,6 +36,7 @@ struct srv_app {
     int max_classes;
     struct eng_face_models *faces; /* NULL when the face models are not installed or broken */
     char faces_error[512];         /* why installed face models did not load ("" if they did) */
+    char models_error[512];        /* the first model folder that did not load, and why ("" if none) */
     struct srv_keys *keys;
     struct eng_workers *pool;
     struct eng_cores *cores;       /* the cores the workers' teams share (threading = auto), or NULL */

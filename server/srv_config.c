@@ -1025,6 +1025,60 @@ static int check_key(const char *key, size_t len, const char *path, int lineno, 
     return 0;
 }
 
+#define KEY_HASH_PREFIX "sha256:"
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A "sha256:<64 hex digits>" line: the key's digest, so the file need not hold the key itself. */
+static int parse_key_hash(const char *line, size_t len, unsigned char out[SRV_SHA256_SIZE],
+                          const char *path, int lineno, struct eng_err *err)
+{
+    const size_t plen = strlen(KEY_HASH_PREFIX);
+    if (len != plen + 2 * SRV_SHA256_SIZE)
+        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
+                                "a hashed key is \"" KEY_HASH_PREFIX "\" and 64 hex digits (%zu found)",
+                                len - plen);
+    for (size_t i = 0; i < SRV_SHA256_SIZE; i++) {
+        const int hi = hex_digit(line[plen + 2 * i]), lo = hex_digit(line[plen + 2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
+                                    "a hashed key is \"" KEY_HASH_PREFIX "\" and 64 hex digits (not hex at "
+                                    "offset %zu)", plen + 2 * i + (hi < 0 ? 0 : 1));
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* Adds one line's key (plain, hashed here, or already a "sha256:" digest) to keys. */
+static int add_key(struct srv_keys *keys, size_t *cap, const char *key, size_t len, const char *path,
+                   int lineno, struct eng_err *err)
+{
+    const int hashed = strncmp(key, KEY_HASH_PREFIX, strlen(KEY_HASH_PREFIX)) == 0;
+    if (!hashed && check_key(key, len, path, lineno, err) < 0)
+        return -1;
+    if (keys->n == *cap) {
+        size_t new_cap = *cap ? 2 * *cap : 8;
+        void *p = realloc(keys->hash, new_cap * sizeof *keys->hash);
+        if (!p)
+            return eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
+        keys->hash = p;
+        *cap = new_cap;
+    }
+    if (hashed)
+        return parse_key_hash(key, len, keys->hash[keys->n++], path, lineno, err);
+    srv_sha256(key, len, keys->hash[keys->n++]);
+    return 0;
+}
+
 struct srv_keys *srv_keys_load(const char *path, struct eng_err *err)
 {
     FILE *f = fopen(path, "r");
@@ -1052,20 +1106,7 @@ struct srv_keys *srv_keys_load(const char *path, struct eng_err *err)
         char *key = trim(line);
         if (!*key || *key == '#')
             continue;
-        size_t len = strlen(key);
-        if ((rc = check_key(key, len, path, lineno, err)) < 0)
-            break;
-        if (keys->n == cap) {
-            size_t new_cap = cap ? 2 * cap : 8;
-            void *p = realloc(keys->hash, new_cap * sizeof *keys->hash);
-            if (!p) {
-                rc = eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
-                break;
-            }
-            keys->hash = p;
-            cap = new_cap;
-        }
-        srv_sha256(key, len, keys->hash[keys->n++]);
+        rc = add_key(keys, &cap, key, strlen(key), path, lineno, err);
     }
     if (rc == 0 && ferror(f))
         rc = eng_err_set(err, ENG_ERR_IO, path, "cannot read API keys file: %s", strerror(errno ? errno : EIO));

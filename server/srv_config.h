@@ -140,9 +140,10 @@ int srv_config_keep(struct srv_config *to, const struct srv_config *from, const 
 /* ---- API keys ----
  *
  * The keys file holds one key per line; blank lines and lines starting with '#' are ignored, and
- * surrounding whitespace is trimmed. Keys must be at least SRV_KEYS_MIN_LEN characters. Only the
- * SHA-256 of each key is kept in memory; the line buffers are wiped. No function here writes a key
- * (or any part of one) into an error message. */
+ * surrounding whitespace is trimmed. A line is either "sha256:" and the 64 hex digits of the key's
+ * SHA-256 (`printf %s KEY | sha256sum`: the file then holds no key), or the key itself, at least
+ * SRV_KEYS_MIN_LEN printable characters. Only the SHA-256 of each key is kept in memory; the line
+ * buffers are wiped. No function here writes a key (or any part of one) into an error message. */
 #define SRV_KEYS_MIN_LEN 16
 
 struct srv_keys;

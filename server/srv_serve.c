@@ -385,6 +385,8 @@ static void readyz_handler(struct srv_req *req, void *arg)
         srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, "models are still loading");
     else if (app->faces_error[0])
         srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, app->faces_error);
+    else if (app->models_error[0]) /* a broken model: the others serve, but an operator must look */
+        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, app->models_error);
     else if (over_high_water(app))
         srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL,
                    "the job queue is above its high-water mark");
@@ -544,7 +546,9 @@ static int worker_state_new(int worker, void *arg, void **out, struct eng_err *e
     for (int i = 0; i < app->n_models; i++) {
         if (!(ws->ctx[i] = eng_ctx_new_shared(app->models[i].net, ws->arena, ws->arena_floats, err)) || eng_ctx_set_team(ws->ctx[i], ws->team, err))
             goto fail;
-        /* Warm-up: touches every buffer and lets OpenBLAS set itself up before the first request. */
+        /* Warm-up: touches every buffer and lets OpenBLAS set itself up before the first request;
+         * on a zero image, since the arena is uninitialised (valgrind: results of garbage). */
+        memset(ws->ctx[i]->input, 0, sizeof(float) * eng_shape_size(app->models[i].net->input));
         eng_net_forward(app->models[i].net, ws->ctx[i]);
     }
     if (srv_faces_worker_init(app, ws, err) ||
@@ -581,6 +585,10 @@ static int load_one_model(struct srv_app *app, const char *name)
     if (srv_model_load(&spec, &net, &err)) {
         char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
         SRV_LOG(SRV_LOG_ERROR, "model %s not loaded: %s", name, eng_err_format(&err, buf, sizeof buf));
+        if (!app->models_error[0]) {
+            /* cut to fit: enough for /readyz, the log line above has it all */
+            snprintf(app->models_error, sizeof app->models_error, "model %.64s not loaded: %.400s", name, buf);
+        }
         return -1;
     }
     struct srv_model *m = &app->models[app->n_models];

@@ -792,6 +792,50 @@ static void test_config_keys_bad_key_fails_without_quoting_it(void **state)
     unlink(path);
 }
 
+/* `printf %s KEY | sha256sum` of KEY1 (upper case: either case is accepted) and KEY2. */
+#define KEY1_SHA256 "66552F4AC6DD9AF4F63A668AA824184832ECD3114BC791B50BD58D85FAE3A9A8"
+#define KEY2_SHA256 "f20aca84d2dcceae68f1a6e278d8338a00e8cdcfda335f78715394369aa13e11"
+
+static void test_config_keys_sha256_lines_match_their_keys(void **state)
+{
+    (void)state;
+    const char *path = tmp_file(0, "# hashed\n  sha256:" KEY1_SHA256 "\nsha256:" KEY2_SHA256 "\n");
+    struct eng_err err = {0};
+    struct srv_keys *keys = srv_keys_load(path, &err);
+    if (!keys)
+        fail_msg("%s: %s", err.where, err.msg);
+    assert_int_equal(srv_keys_count(keys), 2);
+    assert_true(srv_keys_check(keys, KEY1));
+    assert_true(srv_keys_check(keys, KEY2));
+    assert_false(srv_keys_check(keys, "sha256:" KEY1_SHA256)); /* the digest is not a key */
+    assert_false(srv_keys_check(keys, KEY1 "x"));
+    srv_keys_free(keys);
+    unlink(path);
+}
+
+static void test_config_keys_bad_sha256_line_names_line(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "sha256:" KEY2_SHA256 "0\n",                 /* 65 digits */
+        "sha256:abc\n",                              /* short */
+        "sha256:g0aca84d2dcceae68f1a6e278d8338a00e8cdcfda335f78715394369aa13e11\n", /* not hex */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct eng_err err = {0};
+        char text[256];
+        snprintf(text, sizeof text, "%s\n\n%s", KEY1, bad[i]);
+        const char *path = tmp_file(0, text);
+        assert_null(srv_keys_load(path, &err));
+        char expect[512];
+        snprintf(expect, sizeof expect, "%s:3", path);
+        assert_string_equal(err.where, expect);
+        assert_contains(err.msg, "64 hex digits");
+        assert_null(strstr(err.msg, KEY1));
+        unlink(path);
+    }
+}
+
 static void test_config_keys_empty_or_missing_file_fails(void **state)
 {
     (void)state;
@@ -879,6 +923,8 @@ int main(void)
         cmocka_unit_test(test_config_sha256_long_inputs_match),
         cmocka_unit_test(test_config_keys_right_key_accepted_others_rejected),
         cmocka_unit_test(test_config_keys_bad_key_fails_without_quoting_it),
+        cmocka_unit_test(test_config_keys_sha256_lines_match_their_keys),
+        cmocka_unit_test(test_config_keys_bad_sha256_line_names_line),
         cmocka_unit_test(test_config_keys_empty_or_missing_file_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
