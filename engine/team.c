@@ -31,6 +31,7 @@
 
 struct eng_cores {
     atomic_int idle;
+    int total;
     enum eng_cores_policy policy;
     pthread_mutex_t lock; /* ENG_CORES_QUEUE: guards waiting for a core */
     pthread_cond_t freed;
@@ -105,7 +106,8 @@ struct eng_cores *eng_cores_new_policy(int cores, enum eng_cores_policy policy)
     struct eng_cores *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    atomic_init(&c->idle, cores > 0 ? cores : 1);
+    c->total = cores > 0 ? cores : 1;
+    atomic_init(&c->idle, c->total);
     c->policy = policy;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->freed, NULL);
@@ -121,20 +123,21 @@ void eng_cores_free(struct eng_cores *cores)
     free(cores);
 }
 
-/* ENG_CORES_QUEUE: takes one core, waiting until one is idle. */
-static void cores_take_one(struct eng_cores *c)
+/* ENG_CORES_QUEUE: takes n cores at once, waiting until n are idle (a pass that took fewer would
+ * run beside another one, which is what this policy avoids). */
+static void cores_take(struct eng_cores *c, int n)
 {
     int free = atomic_load(&c->idle);
-    while (free > 0)
-        if (atomic_compare_exchange_weak(&c->idle, &free, free - 1))
+    while (free >= n)
+        if (atomic_compare_exchange_weak(&c->idle, &free, free - n))
             return;
     pthread_mutex_lock(&c->lock);
     c->waiters++;
     for (;;) {
         free = atomic_load(&c->idle);
-        if (free > 0 && atomic_compare_exchange_strong(&c->idle, &free, free - 1))
+        if (free >= n && atomic_compare_exchange_strong(&c->idle, &free, free - n))
             break;
-        if (free <= 0)
+        if (free < n)
             pthread_cond_wait(&c->freed, &c->lock);
     }
     c->waiters--;
@@ -289,18 +292,22 @@ void eng_team_begin(struct eng_team *t)
 {
     if (!t || !t->cores)
         return;
-    if (t->cores->policy == ENG_CORES_QUEUE)
-        cores_take_one(t->cores);
-    else
-        atomic_fetch_sub(&t->cores->idle, 1);
     t->holding = 1;
+    if (t->cores->policy == ENG_CORES_QUEUE) { /* the whole team's cores, for the whole pass */
+        const int n = t->size < t->cores->total ? t->size : t->cores->total;
+        cores_take(t->cores, n);
+        t->borrowed = n - 1;
+        set_width(t);
+        return;
+    }
+    atomic_fetch_sub(&t->cores->idle, 1);
     t->borrowed = 0;
     eng_team_rebalance(t);
 }
 
 void eng_team_rebalance(struct eng_team *t)
 {
-    if (!t || !t->cores || !t->holding)
+    if (!t || !t->cores || !t->holding || t->cores->policy == ENG_CORES_QUEUE)
         return;
     atomic_int *idle = &t->cores->idle;
     int free = atomic_load_explicit(idle, memory_order_relaxed);

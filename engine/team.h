@@ -35,9 +35,10 @@ enum eng_cores_policy {
     /* A pass starting takes its own core at once; passes that borrowed cores hand them back at their
      * next layer boundary, so with as many passes as cores each runs on one core. */
     ENG_CORES_SHARE = 0,
-    /* A pass starting waits until a core is idle; a running pass keeps the cores it borrowed to its
-     * end. Passes then run one after another at full width, which measured faster on 2 cores for the
-     * memory-bound Yolo-Fastest layers (each thread's share of a layer stays in its own L2). */
+    /* A pass starting waits until its whole team's threads (at most the budget) have idle cores, and
+     * holds them to its end. Passes then run at full width, one after another on 2 cores, which
+     * measured faster there for the memory-bound Yolo-Fastest layers (each thread's share of a layer
+     * stays in its own L2) than one pass per core. */
     ENG_CORES_QUEUE,
 };
 

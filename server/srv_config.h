@@ -42,7 +42,7 @@ enum srv_config_source {
 
 /* How workers use the `threads` cores (see README, "Threading"). */
 enum srv_config_threading {
-    SRV_THREADING_AUTO = 0,   /* a pass splits its layers over the idle cores; others wait for a core */
+    SRV_THREADING_AUTO = 0,   /* a pass splits its layers over up to 4 cores, waiting until they are idle */
     SRV_THREADING_LATENCY,    /* every forward pass splits its layers over `threads` threads */
     SRV_THREADING_THROUGHPUT, /* each worker runs its forward passes on its own thread */
 };
