@@ -13,7 +13,7 @@ Passes when every request was answered 200 with the dog found, every replica ser
 each replica's access log by request id, and from nginx's log by upstream address: the two must agree),
 no request id was answered by two replicas, and the stopped replica drained and exited 0. Prints a table
 per replica. Exit 77 (skip) without nginx (scripts/install-deps installs it). Measured on 2 cores shared
-with other jobs: 31 to 125 s in Release; an ASan build sends 300 requests (9 min at load average 22).
+with other jobs: 31 to 125 s in Release; an ASan build sends 300 requests (3.3 to 9 min, load 11 to 22).
 """
 import argparse
 import concurrent.futures
