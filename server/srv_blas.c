@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +41,14 @@ void srv_blas_ensure_best_core(char **argv)
         return;
     setenv("OPENBLAS_CORETYPE", best, 1);
     setenv(REEXEC_GUARD, "1", 1);
+    /* The resolved path keeps the process name (ps, top) "visiond"; /proc/self/exe would name it "exe".
+     * The latter stays as the fallback for a binary replaced on disk since it started. */
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n > 0) {
+        path[n] = '\0';
+        execv(path, argv);
+    }
     execv("/proc/self/exe", argv);
     /* exec failed: carry on with the generic kernels rather than not at all. */
     unsetenv("OPENBLAS_CORETYPE");
