@@ -166,8 +166,9 @@ def run_daemon(c, visiond, tmp):
     c.check("stop", code == 0, "exits 0 on SIGTERM with no memcheck error",
             f"exit {code}{' (memcheck errors)' if code == ERROR_EXIT else ''}\n{err[-2000:]}\n{text[-15000:]}")
     c.check("stop", "stopped (0 requests unfinished)" in err, "nothing left unfinished", err[-500:])
-    print(f"daemon: {summary_line(text, 'ERROR SUMMARY')}; {summary_line(text, 'definitely lost')}; "
-          f"{summary_line(text, 'possibly lost')}; {time.monotonic() - t:.0f} s in all")
+    leaks = summary_line(text, "definitely lost") if "LEAK SUMMARY" in text else "no leak reported"
+    print(f"daemon: {summary_line(text, 'ERROR SUMMARY')}; {summary_line(text, 'in use at exit')}; {leaks}; "
+          f"{time.monotonic() - t:.0f} s in all")
 
 
 def main():
