@@ -50,6 +50,7 @@ struct srv_http {
     atomic_int in_flight;
     atomic_ulong next_id;
     atomic_int stopping; /* quiesced: answers close their connections */
+    int quiesced_fd;     /* the listening socket MHD gave back; closed after MHD_stop_daemon */
     unsigned long id_salt;
     /* read deadlines (see the design note) */
     pthread_mutex_t conn_lock;
@@ -708,6 +709,7 @@ struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct s
     h->opts = *opts;
     h->id_salt = (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16);
     pthread_mutex_init(&h->conn_lock, NULL);
+    h->quiesced_fd = -1;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (opts->listen_fd < 0 && ss.ss_family == AF_INET6) /* ss is only filled without a socket */
@@ -750,9 +752,14 @@ int srv_http_port(const struct srv_http *h)
 void srv_http_quiesce(struct srv_http *h)
 {
     atomic_store(&h->stopping, 1);
+    /* MHD's threads may still touch the socket (epoll_ctl when a connection slot frees at the
+     * max_connections limit), so it is closed only once they are gone, in srv_http_stop; shutting it
+     * down now makes the kernel refuse new connections meanwhile instead of queueing them. */
     const int fd = MHD_quiesce_daemon(h->d);
-    if (fd >= 0 && h->opts.listen_fd < 0)
-        close(fd);
+    if (fd >= 0 && h->opts.listen_fd < 0) {
+        shutdown(fd, SHUT_RDWR);
+        h->quiesced_fd = fd;
+    }
 }
 
 int srv_http_in_flight(const struct srv_http *h)
@@ -769,6 +776,8 @@ void srv_http_stop(struct srv_http *h)
         pthread_join(h->sweeper, NULL);
     }
     MHD_stop_daemon(h->d); /* notifies CLOSED for every connection, which frees its srv_conn */
+    if (h->quiesced_fd >= 0)
+        close(h->quiesced_fd);
     pthread_mutex_destroy(&h->conn_lock);
     free(h);
 }
@@ -776,6 +785,7 @@ void srv_http_stop(struct srv_http *h)
 /* ---- accessors ----------------------------------------------------------------------------- */
 
 const char *srv_req_id(const struct srv_req *r) { return r->id; }
+struct srv_http *srv_req_server(const struct srv_req *r) { return r->h; }
 const char *srv_req_path(const struct srv_req *r) { return r->path; }
 const char *srv_req_route_name(const struct srv_req *r)
 {

@@ -81,6 +81,7 @@ void srv_http_stop(struct srv_http *h);
 
 /* ---- request accessors (valid during the handler and until the reply) ---- */
 const char *srv_req_id(const struct srv_req *req);
+struct srv_http *srv_req_server(const struct srv_req *req); /* the server that took the request */
 const char *srv_req_path(const struct srv_req *req);
 const char *srv_req_route_name(const struct srv_req *req);
 enum srv_method srv_req_method(const struct srv_req *req);

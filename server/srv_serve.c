@@ -402,7 +402,7 @@ static void metrics_handler(struct srv_req *req, void *arg)
     const struct srv_metrics_gauges g = {
         .queue_depth = st.queued, .queue_capacity = st.capacity, .workers = st.workers,
         .busy_workers = st.busy, .expired = st.expired, .rejected = st.rejected_full,
-        .read_timeouts = srv_http_read_timeouts(app->http),
+        .read_timeouts = srv_http_read_timeouts(srv_req_server(req)), /* app->http is set after start */
         .ready = atomic_load(&app->ready), .blas_core = srv_blas_core()};
     char *page = srv_metrics_render(app->metrics, &g);
     srv_req_reply(req, page ? 200 : 500, "text/plain; version=0.0.4", page, page ? strlen(page) : 0,
