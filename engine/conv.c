@@ -36,22 +36,34 @@ void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *af
 }
 
 /* dst[t] = src[x0 + t * s] for t in [0, n), 0 where that falls outside [0, w). The zero ends are
- * cut off first, so the middle is a plain copy at stride 1 and a check-free loop otherwise: the
- * per-element check it replaces made im2col a third of yolov3-tiny's time. */
+ * cut off first, so the middle is a copy without checks: the per-element check it replaces made
+ * im2col a third of yolov3-tiny's time. Runs are often short (the face ResNet's planes are 9..75
+ * wide), so stride 1 needs no division and short stretches are plain loops, not library calls. */
 static void im2col_run(float *dst, const float *src, int w, int x0, int s, int n)
 {
-    int t0 = x0 >= 0 ? 0 : (-x0 + s - 1) / s;   /* first t with x0 + t * s >= 0 */
-    int t1 = x0 >= w ? 0 : (w - 1 - x0) / s + 1; /* first t with x0 + t * s >= w */
+    int t0, t1; /* first t with x0 + t * s >= 0, first t with x0 + t * s >= w */
+    if (s == 1) {
+        t0 = x0 >= 0 ? 0 : -x0;
+        t1 = w - x0;
+    } else {
+        t0 = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
+        t1 = x0 >= w ? 0 : (w - 1 - x0) / s + 1;
+    }
     t0 = t0 < n ? t0 : n;
     t1 = t1 < n ? t1 : n;
     t1 = t1 > t0 ? t1 : t0;
-    memset(dst, 0, sizeof(float) * (size_t)t0);
-    if (s == 1 && t1 > t0)
+    for (int t = 0; t < t0; t++)
+        dst[t] = 0.0f;
+    if (s == 1 && t1 - t0 >= 16)
         memcpy(dst + t0, src + x0 + t0, sizeof(float) * (size_t)(t1 - t0));
+    else if (s == 1)
+        for (int t = t0; t < t1; t++)
+            dst[t] = src[x0 + t];
     else
         for (int t = t0; t < t1; t++)
             dst[t] = src[x0 + t * s];
-    memset(dst + t1, 0, sizeof(float) * (size_t)(n - t1));
+    for (int t = t1; t < n; t++)
+        dst[t] = 0.0f;
 }
 
 /* Unfolds columns [n0, n0 + cols) of one group's (channels*size*size) x (out_h*out_w) im2col matrix
