@@ -108,34 +108,42 @@ static int column_tile(int m, int k, int n)
     return t < n ? t : n;
 }
 
-/* Activation on an m x cols tile of rows `ld` apart (the bias is already in: see conv_tile). */
+/* Activation on an m x cols tile of rows `ld` apart (the bias is already in: see conv_gemm). */
 static void activate_rows(float *out, int m, int cols, int ld, enum eng_act act)
 {
     for (int o = 0; o < m && act != ENG_ACT_LINEAR; o++)
         eng_activate(out + (size_t)o * ld, (size_t)cols, act);
 }
 
-/* Output channels [m0, m1) of group g over the output columns [n0, n0 + cols): one GEMM on an im2col
- * tile in `work` (k x cols floats), then bias and activation while the tile is in cache. */
-static void conv_tile(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0, int cols,
-                      int m0, int m1, float *work)
+/* The GEMM's B for group g's output columns [n0, n0 + cols): the input itself for a pointwise layer,
+ * otherwise its im2col tile unfolded into `work` (k x cols floats). Sets *ldb. */
+static const float *conv_columns(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0,
+                                 int cols, float *work, int *ldb)
 {
     const struct eng_conv *c = &l->p.conv;
     const int in_c = l->in.c / c->groups;
+    const float *in = f->in + (size_t)g * in_c * l->in.h * l->in.w;
+    if (is_pointwise(c)) {
+        *ldb = l->out.h * l->out.w;
+        return in + n0;
+    }
+    im2col_tile(in, in_c, l->in.h, l->in.w, c, l->out.w, n0, cols, work);
+    *ldb = cols;
+    return work;
+}
+
+/* Output channels [m0, m1) of group g over the output columns [n0, n0 + cols): one GEMM on b (from
+ * conv_columns), then the activation while the tile is in cache. */
+static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0, int cols,
+                      int m0, int m1, const float *b, int ldb)
+{
+    const struct eng_conv *c = &l->p.conv;
     const int out_c = c->filters / c->groups;
     const int n = l->out.h * l->out.w;
-    const int k = in_c * c->size * c->size;
-    const float *in = f->in + (size_t)g * in_c * l->in.h * l->in.w;
+    const int k = (l->in.c / c->groups) * c->size * c->size;
     const float *a = c->weights + ((size_t)g * out_c + m0) * k;
     float *out = f->out + ((size_t)g * out_c + m0) * n;
     const float *bias = c->bias ? c->bias + (size_t)g * out_c + m0 : NULL;
-    const float *b = in + n0;
-    int ldb = n;
-    if (!is_pointwise(c)) {
-        im2col_tile(in, in_c, l->in.h, l->in.w, c, l->out.w, n0, cols, work);
-        b = work;
-        ldb = cols;
-    }
     /* The bias is the GEMM's starting C (beta = 1): no pass adds it afterwards, and OpenBLAS skips
      * the pass that zeroes C for beta = 0 (sgemm_beta, 3% of yolov3-tiny). */
     eng_kern_best()->fill_rows(out + n0, m1 - m0, cols, (size_t)n, bias);
@@ -153,10 +161,10 @@ struct conv_split {
 
 /* At least CONV_TASKS tasks per layer where the layer is large enough: narrower column tiles first
  * (each task then does a whole GEMM of all output channels), and only when the image is too small for
- * that, blocks of at least 16 output channels (which redo the im2col of their tile). The cut depends
- * on the layer alone, never on how many threads run it: every task makes the same sgemm calls on any
- * team, so results are bit-identical whatever the thread count (OpenBLAS rounds differently for
- * different matrix shapes). 8 tasks keep up to 4 threads busy with 2 tasks each. */
+ * that, blocks of at least 16 output channels (sharing one im2col of their tile: conv_forward). The
+ * cut depends on the layer alone, never on how many threads run it: every task makes the same sgemm
+ * calls on any team, so results are bit-identical whatever the thread count (OpenBLAS rounds
+ * differently for different matrix shapes). 8 tasks keep up to 4 threads busy with 2 tasks each. */
 #define CONV_TASKS 8
 #define CONV_MIN_TILE 128 /* narrower column tiles run sgemm too slowly */
 
@@ -184,25 +192,55 @@ static struct conv_split conv_split_plan(const struct eng_layer *l, const struct
     return s;
 }
 
+/* One task of a layer cut by column tiles only: unfolds its tile, then the GEMM of all its rows. */
 static void conv_task(void *arg, int task, int slot)
 {
     const struct conv_split *s = arg;
     const struct eng_layer *l = s->l;
-    const int out_c = l->p.conv.filters / l->p.conv.groups;
     const int n = l->out.h * l->out.w;
-    const int rb = task % s->row_blocks, ct = task / s->row_blocks % s->col_tiles;
-    const int g = task / s->row_blocks / s->col_tiles;
+    const int ct = task % s->col_tiles, g = task / s->col_tiles;
     const int n0 = ct * s->tile, cols = n - n0 < s->tile ? n - n0 : s->tile;
+    int ldb;
+    const float *b = conv_columns(l, s->f, g, n0, cols, s->f->work + (size_t)slot * s->f->work_stride, &ldb);
+    conv_gemm(l, s->f, g, n0, cols, 0, l->p.conv.filters / l->p.conv.groups, b, ldb);
+}
+
+/* Blocks of output channels of one column tile, all reading the tile's unfolded columns. */
+struct conv_rows {
+    const struct conv_split *s;
+    int g, n0, cols, ldb;
+    const float *b;
+};
+
+static void conv_rows_task(void *arg, int task, int slot)
+{
+    (void)slot;
+    const struct conv_rows *r = arg;
+    const struct eng_layer *l = r->s->l;
     int m0, m1;
-    eng_team_split(out_c, s->row_blocks, rb, 16, &m0, &m1);
+    eng_team_split(l->p.conv.filters / l->p.conv.groups, r->s->row_blocks, task, 16, &m0, &m1);
     if (m1 > m0)
-        conv_tile(l, s->f, g, n0, cols, m0, m1, s->f->work + (size_t)slot * s->f->work_stride);
+        conv_gemm(l, r->s->f, r->g, r->n0, r->cols, m0, m1, r->b, r->ldb);
 }
 
 static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     struct conv_split s = conv_split_plan(l, f);
-    eng_team_for(f->team, l->p.conv.groups * s.col_tiles * s.row_blocks, conv_task, &s);
+    if (s.row_blocks == 1) {
+        eng_team_for(f->team, l->p.conv.groups * s.col_tiles, conv_task, &s);
+        return;
+    }
+    /* Small images: each column tile is unfolded once (the caller's scratch), then its blocks of
+     * output channels run side by side; a block per task would redo the im2col row_blocks times. */
+    const int n = l->out.h * l->out.w;
+    for (int g = 0; g < l->p.conv.groups; g++) {
+        for (int ct = 0; ct < s.col_tiles; ct++) {
+            struct conv_rows r = {.s = &s, .g = g, .n0 = ct * s.tile};
+            r.cols = n - r.n0 < s.tile ? n - r.n0 : s.tile;
+            r.b = conv_columns(l, f, g, r.n0, r.cols, f->work, &r.ldb);
+            eng_team_for(f->team, s.row_blocks, conv_rows_task, &r);
+        }
+    }
 }
 
 int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
