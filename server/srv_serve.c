@@ -500,7 +500,7 @@ static void worker_state_free(int worker, void *arg, void *state);
 #define AUTO_TEAM_MAX 4
 
 /* The worker's thread team (README, "Threading"): none in throughput mode; in auto mode up to
- * AUTO_TEAM_MAX threads taking cores from the generation's budget, so busy threads never exceed
+ * AUTO_TEAM_MAX threads borrowing idle cores from the generation's budget (ENG_CORES_SHARE), so busy threads never exceed
  * `threads`; in latency mode `threads` threads for every pass. */
 static int worker_team_new(struct srv_app *app, struct srv_worker_state *ws, struct eng_err *err)
 {
@@ -679,7 +679,7 @@ static struct srv_app *app_new(struct srv_daemon *d, struct srv_config *cfg, int
     if (load_models(app, strict) || srv_faces_load(app) || (strict && app->faces_error[0]))
         goto fail;
     if (cfg->threading == SRV_THREADING_AUTO &&
-        !(app->cores = eng_cores_new_policy(cfg->threads, ENG_CORES_QUEUE))) {
+        !(app->cores = eng_cores_new_policy(cfg->threads, ENG_CORES_SHARE))) {
         SRV_LOG(SRV_LOG_ERROR, "out of memory");
         goto fail;
     }
