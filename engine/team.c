@@ -1,8 +1,9 @@
 /* team.c - the intra-layer thread team (see team.h).
  *
  * Design. A run is published through one 64-bit atomic `ticket`: the high 32 bits are the run's
- * generation, the low 32 the next unclaimed task. fn, arg and n_tasks are written before the caller
- * stores the new generation (release), and a thread claims a task with a compare-and-swap on the ticket
+ * generation, the low 32 the next unclaimed task. Each run takes two generations: a closed one
+ * (nothing claimable) stored before fn, arg and n_tasks are written, and the open one stored after
+ * them (release); a thread claims a task with a compare-and-swap on the ticket
  * that only succeeds within the same generation. So a helper that wakes late, after its run has ended,
  * fails its claim and cannot run an old task or a task of the next run with stale arguments; the
  * caller never has to wait for helpers to notice a run, only for claimed tasks to finish (`remaining`).
@@ -28,6 +29,7 @@
 
 #define SPIN_NS 50000  /* helpers spin this long after a run: longer than the gap between layers */
 #define YIELD_NS 20000 /* the caller spins this long for the last tasks, then yields its core */
+#define TICKET_CLOSED INT32_MAX /* a task index no run has: nothing in that generation can be claimed */
 
 struct eng_cores {
     atomic_int idle;
@@ -254,11 +256,16 @@ void eng_team_for(struct eng_team *t, int n_tasks, eng_task_fn fn, void *arg)
             fn(arg, i, 0);
         return;
     }
+    /* First a generation with nothing to claim: a helper that read the last run's ticket before
+     * this point fails its claim now. Otherwise, seeing the last ticket (all tasks taken) beside this
+     * run's larger n_tasks, it could claim a task of the old generation and run it with this run's
+     * fn and arg while they are being written (TSan, test_team_budget_shared_by_concurrent_teams). */
+    const uint32_t closed = generation(t) + 1, gen = closed + 1;
+    atomic_store(&t->ticket, (uint64_t)closed << 32 | TICKET_CLOSED);
     t->fn = fn;
     t->arg = arg;
     atomic_store_explicit(&t->n_tasks, n_tasks, memory_order_relaxed);
     atomic_store_explicit(&t->remaining, n_tasks, memory_order_relaxed);
-    const uint32_t gen = generation(t) + 1;
     atomic_store(&t->ticket, (uint64_t)gen << 32); /* publishes fn, arg, counts (seq_cst) */
     const int width = atomic_load_explicit(&t->width, memory_order_relaxed);
     const uint64_t wanted = width - 1 >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << (width - 1)) - 1;
