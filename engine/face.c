@@ -565,6 +565,13 @@ void eng_face_ctx_free(struct eng_face_ctx *ctx)
     free(ctx);
 }
 
+void eng_face_ctx_net(const struct eng_face_models *m, struct eng_face_ctx *ctx, enum eng_face_net which,
+                      const struct eng_net **net, struct eng_ctx **net_ctx)
+{
+    *net_ctx = which == ENG_FACE_NET_DETECTOR ? ctx->det : which == ENG_FACE_NET_LANDMARKS ? ctx->lm : ctx->rec;
+    *net = which == ENG_FACE_NET_DETECTOR ? ctx->det->net : which == ENG_FACE_NET_LANDMARKS ? m->lm : m->rec;
+}
+
 size_t eng_face_ctx_arena_floats(const struct eng_face_models *m)
 {
     const size_t det = eng_ctx_arena_floats(m->det[m->n_det - 1]), lm = eng_ctx_arena_floats(m->lm),

@@ -87,6 +87,15 @@ struct eng_team;
 /* Splits the face networks' layers across team (borrowed, may be NULL), as eng_ctx_set_team. */
 int eng_face_ctx_set_team(struct eng_face_ctx *ctx, struct eng_team *team, struct eng_err *err);
 
+/* The networks behind a face context, for per-layer profiles (`visiond bench --faces --profile`): the
+ * net and its context (borrowed from m and ctx) that `which` runs on; for the detector, at the input
+ * size it ran last. Set the context's `profile` to collect layer times. */
+enum eng_face_net { ENG_FACE_NET_DETECTOR, ENG_FACE_NET_LANDMARKS, ENG_FACE_NET_DESCRIPTOR };
+struct eng_net;
+struct eng_ctx;
+void eng_face_ctx_net(const struct eng_face_models *m, struct eng_face_ctx *ctx, enum eng_face_net which,
+                      const struct eng_net **net, struct eng_ctx **net_ctx);
+
 struct eng_face_params {
     float score_threshold; /* keep boxes with score > this; 0.5 (face-api's default); 0 keeps all */
     int input_size;        /* detector input side, a multiple of 32 up to the models' maximum; 416 */

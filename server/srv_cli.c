@@ -465,7 +465,7 @@ static int bench_input(const struct cli_opts *o, const struct eng_net *net, stru
     return rc ? -1 : 0;
 }
 
-static void print_profile(const struct eng_net *net, const double *total_ms, int runs)
+void srv_cli_print_profile(const struct eng_net *net, const double *total_ms, int runs)
 {
     fprintf(stderr, "%5s %-14s %-16s %10s %9s\n", "layer", "kind", "output", "ms", "GFLOP/s");
     for (int i = 0; i < net->n_layers; i++) {
@@ -523,7 +523,7 @@ int srv_cli_bench(int argc, char **argv)
            net->name ? net->name : "", net->input.w, net->input.h, o.threads, o.runs, median, ms[0],
            sum / o.runs, net->flops / 1e9, net->flops / (median * 1e6), srv_blas_core());
     if (o.profile)
-        print_profile(net, layer_total, o.runs);
+        srv_cli_print_profile(net, layer_total, o.runs);
     rc = EXIT_SUCCESS;
 done:
     free(layer_total);

@@ -29,7 +29,7 @@ enum { BOX_COLOUR = 0, POINT_COLOUR = 6 }; /* palette entries (draw.h class ids)
 enum {
     OPT_MODELS_DIR = 256, OPT_DET_THRESHOLD, OPT_INPUT_SIZE, OPT_NO_EXIF, OPT_THREADS, OPT_DRAW,
     OPT_LIMIT, OPT_NO_LANDMARKS, OPT_EMBEDDING, OPT_ALIGNED, OPT_MATCH_THRESHOLD, OPT_FACE_SELECT,
-    OPT_FACES, OPT_IMAGE, OPT_CHIP, OPT_RUNS, OPT_WARMUP,
+    OPT_FACES, OPT_IMAGE, OPT_CHIP, OPT_RUNS, OPT_WARMUP, OPT_PROFILE,
 };
 
 #define COMMON_OPTIONS                                                                              \
@@ -64,6 +64,7 @@ static const struct option bench_options[] = {
     {"chip", required_argument, 0, OPT_CHIP},
     {"runs", required_argument, 0, OPT_RUNS},
     {"warmup", required_argument, 0, OPT_WARMUP},
+    {"profile", no_argument, 0, OPT_PROFILE},
     {0, 0, 0, 0},
 };
 
@@ -82,15 +83,16 @@ static const char verify_usage[] =
     "  1 if an image cannot be read or has no face, 2 for bad usage.\n";
 static const char bench_usage[] =
     "usage: visiond bench --faces --image PHOTO [--chip CHIP] [--input-size 416] [--det-threshold 0.5]\n"
-    "                     [--runs 20] [--warmup 3] [--threads 1] [--models-dir DIR]\n"
+    "                     [--runs 20] [--warmup 3] [--threads 1] [--models-dir DIR] [--profile]\n"
     "  Median and minimum milliseconds of the face detector on PHOTO (padding and resize included)\n"
     "  and on a PHOTO resized to the input size, the landmark net on its best face, the recognition\n"
-    "  net on CHIP (default: 150x150 noise), and the whole chain; one JSON line.\n";
+    "  net on CHIP (default: 150x150 noise), and the whole chain; one JSON line. --profile: then the\n"
+    "  time and GFLOP/s of every layer of the three nets, on stderr.\n";
 
 /* What the three commands parse. The options that are HTTP parameters go into the proto requests. */
 struct face_cli {
     const char *models_dir, *draw, *image, *chip;
-    int threads, runs, warmup;
+    int threads, runs, warmup, profile;
     struct proto_face_request faces;    /* `faces`, `bench --faces` */
     struct proto_verify_request verify; /* `verify` */
 };
@@ -163,6 +165,7 @@ static int parse(int argc, char **argv, const struct option *table, int verify, 
             break;
         case OPT_FACE_SELECT: rc = set_param(c, 1, "face-select", "face_select", optarg, usage); break;
         case OPT_FACES: break;
+        case OPT_PROFILE: c->profile = 1; break;
         case OPT_IMAGE: c->image = optarg; break;
         case OPT_CHIP: c->chip = optarg; break;
         case OPT_RUNS:
@@ -494,6 +497,38 @@ static int bench_run_all(struct bench_run *b, struct eng_err *err)
     return 0;
 }
 
+/* Per-layer times of the net behind step s, summed over the step's runs. */
+static int bench_profile(struct bench_run *b, enum bench_step s, enum eng_face_net which, struct eng_err *err)
+{
+    const struct eng_net *net;
+    struct eng_ctx *ctx;
+    eng_face_ctx_net(b->f->models, b->f->ctx, which, &net, &ctx);
+    double *total = calloc((size_t)net->n_layers, sizeof *total);
+    if (!total)
+        return eng_err_set(err, ENG_ERR_NOMEM, "", "out of memory");
+    int rc = 0;
+    ctx->profile = 1;
+    for (int i = 0; i < b->c->runs && rc == 0; i++) {
+        rc = bench_step(b, s, err);
+        for (int j = 0; j < net->n_layers; j++)
+            total[j] += ctx->layer_ms[j];
+    }
+    ctx->profile = 0;
+    if (rc == 0) {
+        fprintf(stderr, "# %s\n", step_names[s]);
+        srv_cli_print_profile(net, total, b->c->runs);
+    }
+    free(total);
+    return rc;
+}
+
+static int bench_profile_all(struct bench_run *b, struct eng_err *err)
+{
+    return bench_profile(b, STEP_DETECTOR_NET, ENG_FACE_NET_DETECTOR, err) ||
+           (b->first.box.x2 > b->first.box.x1 && bench_profile(b, STEP_LANDMARKS, ENG_FACE_NET_LANDMARKS, err)) ||
+           bench_profile(b, STEP_DESCRIPTOR, ENG_FACE_NET_DESCRIPTOR, err) ? -1 : 0;
+}
+
 int srv_cli_bench_faces(int argc, char **argv)
 {
     struct face_cli c;
@@ -529,7 +564,8 @@ int srv_cli_bench_faces(int argc, char **argv)
     }
     if (n > 0)
         b.first = f.faces[0];
-    rc = bench_run_all(&b, &err) ? srv_cli_report(&err) : EXIT_SUCCESS;
+    rc = bench_run_all(&b, &err) || (c.profile && bench_profile_all(&b, &err)) ? srv_cli_report(&err)
+                                                                                : EXIT_SUCCESS;
 done:
     eng_image_release(&photo);
     eng_image_release(&square);
