@@ -69,16 +69,18 @@ static void im2col_run(float *dst, const float *src, int w, int x0, int s, int n
 }
 
 /* Unfolds columns [n0, n0 + cols) of one group's (channels*size*size) x (out_h*out_w) im2col matrix
- * into col (leading dimension cols): a tile small enough to stay in cache for the GEMM that reads it. */
+ * into col (rows ld >= cols apart, zero beyond cols): a tile small enough to stay in cache for the
+ * GEMM that reads it. */
 static void im2col_tile(const float *in, int channels, int h, int w, const struct eng_conv *c,
-                        int out_w, int n0, int cols, float *col)
+                        int out_w, int n0, int cols, int ld, float *col)
 {
     const int k = c->size, s = c->stride;
     for (int ch = 0; ch < channels; ch++) {
         const float *plane = in + (size_t)ch * h * w;
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
-                float *row = col + (((size_t)ch * k + ky) * k + kx) * cols;
+                float *row = col + (((size_t)ch * k + ky) * k + kx) * ld;
+                memset(row + cols, 0, sizeof(float) * (size_t)(ld - cols));
                 int oy = n0 / out_w, ox = n0 % out_w;
                 for (int j = 0; j < cols;) {
                     /* one output row's stretch at a time: iy is fixed along it */
@@ -117,8 +119,24 @@ static void activate_rows(float *out, int m, int cols, int ld, enum eng_act act)
         eng_activate(out + (size_t)o * ld, (size_t)cols, act);
 }
 
+/* Whether the GEMM of a tile of `cols` columns goes to the small-n kernel (kern.h). */
+static int small_n(const struct eng_conv *c, int cols)
+{
+    return cols <= ENG_KERN_SMALL_N && !is_pointwise(c);
+}
+
+/* Whether the GEMM goes to the pointwise kernel (kern.h): with k this small (a first layer's 3x3 on
+ * 3 channels has 27) sgemm spent more time packing than multiplying: yolov3-tiny's first layer ran
+ * at 25-30 GFLOP/s, the face detector's at 33. The threshold is conv_pw.c's, where the same kernel
+ * beat sgemm up to k = 64. */
+static int small_k(int k)
+{
+    return k <= ENG_CONV_DIRECT_MAX_K;
+}
+
 /* The GEMM's B for group g's output columns [n0, n0 + cols): the input itself for a pointwise layer,
- * otherwise its im2col tile unfolded into `work` (k x cols floats). Sets *ldb. */
+ * otherwise its im2col tile unfolded into `work` (k x cols floats, or k x ENG_KERN_SMALL_N for the
+ * small-n kernel). Sets *ldb. */
 static const float *conv_columns(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0,
                                  int cols, float *work, int *ldb)
 {
@@ -129,8 +147,8 @@ static const float *conv_columns(const struct eng_layer *l, const struct eng_fwd
         *ldb = l->out.h * l->out.w;
         return in + n0;
     }
-    im2col_tile(in, in_c, l->in.h, l->in.w, c, l->out.w, n0, cols, work);
-    *ldb = cols;
+    *ldb = small_n(c, cols) ? ENG_KERN_SMALL_N : cols;
+    im2col_tile(in, in_c, l->in.h, l->in.w, c, l->out.w, n0, cols, *ldb, work);
     return work;
 }
 
@@ -148,9 +166,20 @@ static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g,
     const float *bias = c->bias ? c->bias + (size_t)g * out_c + m0 : NULL;
     /* The bias is the GEMM's starting C (beta = 1): no pass adds it afterwards, and OpenBLAS skips
      * the pass that zeroes C for beta = 0 (sgemm_beta, 3% of yolov3-tiny). */
-    eng_kern_best()->fill_rows(out + n0, m1 - m0, cols, (size_t)n, bias);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, cols, k, 1.0f, a, k, b, ldb, 1.0f,
-                out + n0, n);
+    const struct eng_kern *kern = eng_kern_best();
+    if (small_k(k) && !small_n(c, cols)) {
+        /* bias and activation are applied as each output is written */
+        const struct eng_pw pw = {.w = a, .bias = bias, .in = b, .out = out + n0, .m = m1 - m0, .k = k,
+                                  .plane = (size_t)n, .in_plane = (size_t)ldb, .act = c->act};
+        kern->pointwise(&pw, 0, m1 - m0, 0, (size_t)cols);
+        return;
+    }
+    kern->fill_rows(out + n0, m1 - m0, cols, (size_t)n, bias);
+    if (small_n(c, cols))
+        kern->gemm_small_n(a, (size_t)k, b, out + n0, (size_t)n, m1 - m0, cols, k);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, cols, k, 1.0f, a, k, b, ldb,
+                    1.0f, out + n0, n);
     activate_rows(out + n0, m1 - m0, cols, n, c->act);
 }
 
@@ -305,7 +334,8 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
         l->forward = eng_conv_pointwise_forward;
     const size_t k = (size_t)(l->in.c / c->groups) * c->size * c->size;
     const int tile = column_tile(c->filters / c->groups, (int)k, oh * ow);
-    l->work_floats = depthwise ? (size_t)l->in.w : is_pointwise(c) ? 0 : k * (size_t)tile;
+    const int tile_floats = tile < ENG_KERN_SMALL_N ? ENG_KERN_SMALL_N : tile; /* see conv_columns */
+    l->work_floats = depthwise ? (size_t)l->in.w : is_pointwise(c) ? 0 : k * (size_t)tile_floats;
     if (depthwise)
         eng_conv_depthwise_plane_setup(l);
     l->flops = 2.0 * (double)k * c->filters * oh * ow;

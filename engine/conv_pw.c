@@ -9,16 +9,11 @@
 #include "kern.h"
 #include "layer.h"
 
-/* Input channels up to which the direct kernel beats sgemm, measured on Yolo-Fastest-XL's shapes
- * (min of 200 runs, AVX-512): K=8 0.44 vs 1.22 ms, K=16 0.19 vs 0.35, K=32 0.26 vs 0.32, K=48 even,
- * K=64 (16 outputs) 0.17 vs 0.23; K=96 and up sgemm is 3..5% faster. */
-#define POINTWISE_DIRECT_MAX_K 64
-
 #define PIXEL_BLOCK 32 /* the kernel's pixel tile: thread ranges start at multiples of it */
 
 int eng_conv_pointwise_direct(const struct eng_layer *l)
 {
-    return l->in.c / l->p.conv.groups <= POINTWISE_DIRECT_MAX_K;
+    return l->in.c / l->p.conv.groups <= ENG_CONV_DIRECT_MAX_K;
 }
 
 /* Pixels [32 * b0, 32 * b1) of every group: ranges in whole 32-pixel tiles of the kernel, so a

@@ -21,14 +21,15 @@ enum eng_isa {
 };
 
 /* A pointwise (1x1, stride 1, unpadded) convolution as out[o][p] = act(bias[o] + sum_k w[o][k] in[k][p]):
- * the weights are m x k row-major, the input k planes and the output m planes of `plane` floats. */
+ * the weights are m x k row-major, the input k planes of `in_plane` floats (0: `plane`) and the output
+ * m planes of `plane` floats. It is also the GEMM of an im2col tile with a small k (conv.c). */
 struct eng_pw {
     const float *w;
     const float *bias; /* [m], or NULL */
     const float *in;
     float *out;
     int m, k;
-    size_t plane;
+    size_t plane, in_plane;
     enum eng_act act;
 };
 
@@ -62,6 +63,9 @@ int eng_dw_supported(const struct eng_dw *d);
 /* Scratch floats the depthwise kernel needs per concurrent call (the same for every set). */
 size_t eng_dw_scratch_floats(const struct eng_dw *d);
 
+/* Output widths the small-n GEMM takes: B's rows are this many floats, zero beyond n. */
+#define ENG_KERN_SMALL_N 16
+
 struct eng_kern {
     enum eng_isa isa;
     const char *name;
@@ -75,6 +79,13 @@ struct eng_kern {
     /* Depthwise convolution of channels [c0, c1) (eng_dw_supported(d) must hold), using `scratch`
      * of eng_dw_scratch_floats(d) floats that no other call uses at the same time. */
     void (*depthwise)(const struct eng_dw *d, int c0, int c1, float *scratch);
+    /* C += A B for a convolution with few output pixels (1 <= n <= ENG_KERN_SMALL_N): A is m x k
+     * (rows lda apart), B is k rows of ENG_KERN_SMALL_N floats (zero beyond n), C is m x n (rows ldc
+     * apart). The face recognizer's last stages have 1 to 16 pixels; sgemm packs the whole weight
+     * matrix for them and ran at 5-38 GFLOP/s, where this reads each weight once. Every element is
+     * summed in the order of k whatever m, so a caller may split rows freely. */
+    void (*gemm_small_n)(const float *a, size_t lda, const float *b, float *c, size_t ldc, int m, int n,
+                         int k);
 };
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */

@@ -223,6 +223,88 @@ static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
     assert_true(l.forward != eng_conv_pointwise_forward);
 }
 
+/* The pointwise kernel reading input planes in_plane apart (an im2col tile) and writing planes plane
+ * apart (the layer's output), as conv.c uses it for GEMMs with k <= 64. */
+static void test_kern_pointwise_input_stride_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 31;
+    const int m = 11, k = 27;
+    const size_t cols = 37, in_plane = 40, plane = 90;
+    float *w = floats_random((size_t)m * k), *bias = floats_random((size_t)m);
+    float *in = floats_random((size_t)k * in_plane);
+    float *got = floats_new((size_t)m * plane);
+    for (int s = 0; s < n_sets; s++) {
+        for (size_t i = 0; i < (size_t)m * plane; i++)
+            got[i] = GUARD;
+        const struct eng_pw pw = {.w = w, .bias = bias, .in = in, .out = got, .m = m, .k = k,
+                                  .plane = plane, .in_plane = in_plane, .act = ENG_ACT_LEAKY};
+        sets[s]->pointwise(&pw, 0, m, 0, cols);
+        for (int o = 0; o < m; o++)
+            for (size_t p = 0; p < plane; p++) {
+                double want = GUARD;
+                if (p < cols) {
+                    want = bias[o];
+                    for (int kk = 0; kk < k; kk++)
+                        want += (double)w[(size_t)o * k + kk] * in[(size_t)kk * in_plane + p];
+                    want = want > 0 ? want : 0.1 * want;
+                }
+                if (!(fabs((double)got[(size_t)o * plane + p] - want) <= 1e-5 * (1.0 + sqrt((double)k))))
+                    fail_msg("%s: out[%d][%zu] = %.9g, expected %.9g", sets[s]->name, o, p,
+                             (double)got[(size_t)o * plane + p], want);
+            }
+    }
+    free(w);
+    free(bias);
+    free(in);
+    free(got);
+}
+
+/* C += A B for 1..16 columns: rows around the register tiles (1..17), A and C with leading
+ * dimensions wider than their rows, guards around C's columns; every set against double sums. */
+static void test_kern_gemm_small_n_matches_naive_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 17;
+    const int ms[] = {1, 2, 3, 4, 7, 8, 9, 16, 17};
+    const int ks[] = {1, 5, 64, 300};
+    for (int s = 0; s < n_sets; s++)
+        for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+            for (size_t b = 0; b < sizeof ks / sizeof ks[0]; b++)
+                for (int n = 1; n <= ENG_KERN_SMALL_N; n += (n < 4 ? 1 : 3)) {
+                    const int m = ms[a], k = ks[b];
+                    const size_t lda = (size_t)k + 3, ldc = (size_t)n + 5;
+                    float *A = floats_random((size_t)m * lda), *B = floats_random((size_t)k * ENG_KERN_SMALL_N);
+                    float *C = floats_random((size_t)m * ldc), *C0 = floats_new((size_t)m * ldc);
+                    for (int kk = 0; kk < k; kk++) /* zero beyond n, as the caller pads */
+                        for (int j = n; j < ENG_KERN_SMALL_N; j++)
+                            B[(size_t)kk * ENG_KERN_SMALL_N + j] = 0.0f;
+                    for (int i = 0; i < m; i++)
+                        for (size_t j = (size_t)n; j < ldc; j++)
+                            C[(size_t)i * ldc + j] = GUARD;
+                    memcpy(C0, C, sizeof(float) * (size_t)m * ldc);
+                    sets[s]->gemm_small_n(A, lda, B, C, ldc, m, n, k);
+                    for (int i = 0; i < m; i++)
+                        for (size_t j = 0; j < ldc; j++) {
+                            double want = C0[(size_t)i * ldc + j];
+                            for (int kk = 0; kk < k && j < (size_t)n; kk++)
+                                want += (double)A[(size_t)i * lda + kk] * B[(size_t)kk * ENG_KERN_SMALL_N + j];
+                            const double tol = j < (size_t)n ? 1e-5 * (1.0 + sqrt((double)k)) : 0.0;
+                            if (!(fabs((double)C[(size_t)i * ldc + j] - want) <= tol))
+                                fail_msg("%s m=%d n=%d k=%d: C[%d][%zu] = %.9g, expected %.9g", sets[s]->name,
+                                         m, n, k, i, j, (double)C[(size_t)i * ldc + j], want);
+                        }
+                    free(A);
+                    free(B);
+                    free(C);
+                    free(C0);
+                }
+}
+
 /* Depthwise convolution in double, channels [c0, c1), zero padding outside the input. */
 static void depthwise_reference(const struct eng_dw *d, int c0, int c1, float *out)
 {
@@ -350,6 +432,8 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_pointwise_sub_range_writes_only_its_range),
         cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
+        cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
+        cmocka_unit_test(test_kern_gemm_small_n_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),
         cmocka_unit_test(test_kern_fill_rows_writes_bias_rows_only),

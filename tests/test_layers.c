@@ -417,6 +417,15 @@ static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
         {4, 3, 3, 4, 3, 1, 0, 4, ENG_ACT_SWISH},     /* 1x1 output */
         {3, 1, 1, 7, 3, 1, 1, 1, ENG_ACT_LINEAR},    /* 1x1 input, only the centre tap counts */
         {3, 11, 4, 3, 3, 3, 2, 3, ENG_ACT_LINEAR},   /* pad wider than needed, stride 3 */
+        /* k <= 64 (conv.c small_k): the pointwise kernel on im2col tiles, as a first layer on RGB */
+        {3, 40, 37, 16, 3, 1, 1, 1, ENG_ACT_LEAKY},
+        {3, 33, 35, 20, 3, 2, 1, 1, ENG_ACT_LOGISTIC},
+        {7, 20, 19, 9, 3, 1, 1, 1, ENG_ACT_LINEAR},  /* k = 63 */
+        /* outputs of up to 16 pixels (small_n): the small-n kernel, as the face recognizer's end */
+        {256, 4, 4, 40, 3, 1, 1, 1, ENG_ACT_RELU},   /* 16 pixels, k = 2304 */
+        {130, 3, 3, 9, 3, 1, 0, 1, ENG_ACT_LINEAR},  /* 1 pixel */
+        {72, 5, 5, 19, 3, 2, 1, 1, ENG_ACT_LEAKY},   /* 9 pixels, stride 2 */
+        {40, 4, 5, 34, 3, 1, 1, 2, ENG_ACT_LINEAR},  /* 20 pixels, 2 groups: back to sgemm */
     };
     rng_state = 42;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
