@@ -86,6 +86,9 @@ struct eng_kern {
      * summed in the order of k whatever m, so a caller may split rows freely. */
     void (*gemm_small_n)(const float *a, size_t lda, const float *b, float *c, size_t ldc, int m, int n,
                          int k);
+    /* 2x2 max pooling at stride 2 of two input rows: out[i] = the largest of r0[2i], r0[2i + 1],
+     * r1[2i], r1[2i + 1] for i in [0, n). */
+    void (*maxpool2)(const float *r0, const float *r1, float *out, int n);
 };
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */

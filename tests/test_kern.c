@@ -305,6 +305,32 @@ static void test_kern_gemm_small_n_matches_naive_every_set(void **state)
                 }
 }
 
+/* 2x2 stride-2 max pooling of two rows, every length up to 70 (vector bodies and tails), every set,
+ * with a guard after the output: exactly the largest of the four inputs. */
+static void test_kern_maxpool2_matches_naive_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 23;
+    float *r0 = floats_random(140), *r1 = floats_random(140), out[71];
+    for (int s = 0; s < n_sets; s++)
+        for (int n = 0; n <= 70; n++) {
+            for (int i = 0; i <= n; i++)
+                out[i] = GUARD;
+            sets[s]->maxpool2(r0, r1, out, n);
+            for (int i = 0; i < n; i++) {
+                const float a = fmaxf(r0[2 * i], r0[2 * i + 1]), b = fmaxf(r1[2 * i], r1[2 * i + 1]);
+                if (out[i] != fmaxf(a, b))
+                    fail_msg("%s n=%d: out[%d] = %g, expected %g", sets[s]->name, n, i, (double)out[i],
+                             (double)fmaxf(a, b));
+            }
+            assert_true(out[n] == GUARD);
+        }
+    free(r0);
+    free(r1);
+}
+
 /* Depthwise convolution in double, channels [c0, c1), zero padding outside the input. */
 static void depthwise_reference(const struct eng_dw *d, int c0, int c1, float *out)
 {
@@ -434,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
         cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
         cmocka_unit_test(test_kern_gemm_small_n_matches_naive_every_set),
+        cmocka_unit_test(test_kern_maxpool2_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),
         cmocka_unit_test(test_kern_fill_rows_writes_bias_rows_only),
