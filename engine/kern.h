@@ -21,8 +21,10 @@ enum eng_isa {
 };
 
 /* A pointwise (1x1, stride 1, unpadded) convolution as out[o][p] = act(bias[o] + sum_k w[o][k] in[k][p]):
- * the weights are m x k row-major, the input k planes of `in_plane` floats (0: `plane`) and the output
- * m planes of `plane` floats. It is also the GEMM of an im2col tile with a small k (conv.c). */
+ * the weights are m x k row-major, the output m planes of `plane` floats; input row k starts at
+ * in + in_offsets[k] if in_offsets is set, else k planes of `in_plane` floats (0: `plane`) in. It is
+ * also the GEMM of an im2col tile with a small k, and with offsets a small-k stride-1 convolution
+ * read straight from a padded input, with no im2col (conv.c). */
 struct eng_pw {
     const float *w;
     const float *bias; /* [m], or NULL */
@@ -30,6 +32,7 @@ struct eng_pw {
     float *out;
     int m, k;
     size_t plane, in_plane;
+    const size_t *in_offsets; /* [k], or NULL */
     enum eng_act act;
 };
 

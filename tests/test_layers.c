@@ -417,10 +417,13 @@ static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
         {4, 3, 3, 4, 3, 1, 0, 4, ENG_ACT_SWISH},     /* 1x1 output */
         {3, 1, 1, 7, 3, 1, 1, 1, ENG_ACT_LINEAR},    /* 1x1 input, only the centre tap counts */
         {3, 11, 4, 3, 3, 3, 2, 3, ENG_ACT_LINEAR},   /* pad wider than needed, stride 3 */
-        /* k <= 64 (conv.c small_k): the pointwise kernel on im2col tiles, as a first layer on RGB */
+        /* k <= 64 at stride 1: conv_direct.c, from a padded copy or (pad 0) the input itself */
         {3, 40, 37, 16, 3, 1, 1, 1, ENG_ACT_LEAKY},
-        {3, 33, 35, 20, 3, 2, 1, 1, ENG_ACT_LOGISTIC},
         {7, 20, 19, 9, 3, 1, 1, 1, ENG_ACT_LINEAR},  /* k = 63 */
+        {3, 18, 41, 10, 3, 1, 0, 1, ENG_ACT_RELU},
+        {2, 9, 40, 17, 5, 1, 2, 1, ENG_ACT_LEAKY},   /* 5x5 */
+        /* k <= 64 at stride 2 (conv.c small_k): the pointwise kernel on im2col tiles */
+        {3, 33, 35, 20, 3, 2, 1, 1, ENG_ACT_LOGISTIC},
         /* outputs of up to 16 pixels (small_n): the small-n kernel, as the face recognizer's end */
         {256, 4, 4, 40, 3, 1, 1, 1, ENG_ACT_RELU},   /* 16 pixels, k = 2304 */
         {130, 3, 3, 9, 3, 1, 0, 1, ENG_ACT_LINEAR},  /* 1 pixel */
@@ -448,6 +451,21 @@ static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
         free(b);
         free(w);
     }
+}
+
+/* Which path the small-k shapes above take: stride 1 reads the input directly (conv_direct.c). */
+static void test_conv_small_k_stride1_goes_direct(void **state)
+{
+    (void)state;
+    static const float w[16 * 3 * 3 * 3];
+    struct eng_layer l = conv_new(3, 40, 37, 16, 3, 1, 1, 1, ENG_ACT_LEAKY, w, NULL);
+    assert_true(l.forward == eng_conv_direct_forward);
+    assert_int_equal(l.work_floats, 3 * 42 * 39); /* the padded copy */
+    l = conv_new(3, 40, 37, 16, 3, 1, 0, 1, ENG_ACT_LEAKY, w, NULL);
+    assert_true(l.forward == eng_conv_direct_forward);
+    assert_int_equal(l.work_floats, 0); /* reads the input itself */
+    l = conv_new(3, 40, 37, 16, 3, 2, 1, 1, ENG_ACT_LEAKY, w, NULL);
+    assert_true(l.forward != eng_conv_direct_forward);
 }
 
 static void test_conv_setup_bad_groups_rejected(void **state)
@@ -1164,6 +1182,7 @@ int main(void)
         cmocka_unit_test(test_conv_bias_added_to_every_position),
         cmocka_unit_test(test_conv_activation_applied_after_bias),
         cmocka_unit_test(test_conv_im2col_sgemm_matches_naive_reference),
+        cmocka_unit_test(test_conv_small_k_stride1_goes_direct),
         cmocka_unit_test(test_conv_depthwise_direct_matches_naive_reference),
         cmocka_unit_test(test_conv_setup_bad_groups_rejected),
         cmocka_unit_test(test_conv_setup_kernel_larger_than_input_rejected),
