@@ -25,7 +25,7 @@ enum { EXIT_USAGE = 2 };
 enum {
     OPT_MODEL = 256, OPT_MODELS_DIR, OPT_CFG, OPT_WEIGHTS, OPT_NAMES, OPT_CONF, OPT_IOU, OPT_CLASSES,
     OPT_DRAW, OPT_AGNOSTIC, OPT_MAX_DET, OPT_NO_EXIF, OPT_LETTERBOX, OPT_THREADS, OPT_INPUT, OPT_OUT,
-    OPT_RUNS, OPT_WARMUP, OPT_SIZE, OPT_PROFILE, OPT_IMAGE, OPT_MAX_PIXELS,
+    OPT_RUNS, OPT_WARMUP, OPT_SIZE, OPT_PROFILE, OPT_IMAGE, OPT_MAX_PIXELS, OPT_END_TO_END,
 };
 
 static const struct option long_options[] = {
@@ -50,6 +50,7 @@ static const struct option long_options[] = {
     {"size", required_argument, 0, OPT_SIZE},
     {"profile", no_argument, 0, OPT_PROFILE},
     {"image", required_argument, 0, OPT_IMAGE},
+    {"end-to-end", no_argument, 0, OPT_END_TO_END},
     {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -59,7 +60,7 @@ struct cli_opts {
     struct srv_model_spec model;
     struct eng_detect_params det;
     const char *classes, *draw, *input, *out, *image;
-    int exif, threads, runs, warmup, profile;
+    int exif, threads, runs, warmup, profile, end_to_end;
     unsigned long long max_pixels;
 };
 
@@ -71,6 +72,7 @@ static const char usage_text[] =
     "       visiond forward (--model NAME | --cfg C --weights W) --input IN.f32 --out PREFIX\n"
     "       visiond bench (--model NAME | --cfg C --weights W) [--input IN.f32 | --image IMG]\n"
     "                      [--threads N] [--runs 20] [--warmup 3] [--profile]\n"
+    "                      [--end-to-end --image IMG]  (time decode + detect, a /v1/detect job)\n"
     "       visiond bench --faces --image PHOTO [...]  (see `visiond bench --faces --help`)\n"
     "       visiond bench --sgemm [--threads N] [--size 1024]  (OpenBLAS sgemm GFLOP/s)\n";
 
@@ -152,6 +154,7 @@ static int parse_opts(int argc, char **argv, struct cli_opts *o)
         case OPT_SIZE: bad = parse_size(optarg, &o->model.width, &o->model.height); break;
         case OPT_PROFILE: o->profile = 1; break;
         case OPT_IMAGE: o->image = optarg; break;
+        case OPT_END_TO_END: o->end_to_end = 1; break;
         case OPT_MAX_PIXELS: {
             int mp;
             bad = parse_int_arg(optarg, 1, 1000000000, &mp);
@@ -478,6 +481,43 @@ void srv_cli_print_profile(const struct eng_net *net, const double *total_ms, in
     }
 }
 
+/* What --end-to-end times: the image file's bytes, and room for its detections. */
+struct bench_job {
+    unsigned char *bytes; /* NULL: time the forward pass alone */
+    size_t len;
+    struct eng_detection *dets;
+};
+
+/* One timed run: the forward pass on the prepared input, or (--end-to-end) what a /v1/detect worker
+ * does with a request's bytes: decode, resize, forward, boxes and NMS. */
+static int bench_once(const struct cli_opts *o, const struct eng_net *net, struct eng_ctx *ctx,
+                      const struct bench_job *job, struct eng_err *err)
+{
+    if (!job->bytes) {
+        eng_net_forward(net, ctx);
+        return 0;
+    }
+    struct eng_image img = {0};
+    const struct eng_decode_opts dopts = {.max_pixels = o->max_pixels, .apply_exif = o->exif};
+    const int rc = eng_image_decode(job->bytes, job->len, &dopts, &img, NULL, err) ||
+                   eng_detect(net, ctx, &img, &o->det, job->dets, o->det.max_det, NULL, err) < 0;
+    eng_image_release(&img);
+    return rc ? -1 : 0;
+}
+
+static int bench_job_open(const struct cli_opts *o, struct bench_job *job, struct eng_err *err)
+{
+    if (!o->end_to_end)
+        return 0;
+    if (!o->image)
+        return eng_err_set(err, ENG_ERR_INVALID, "--end-to-end", "needs --image IMG");
+    if (eng_read_file(o->image, (size_t)1 << 30, &job->bytes, &job->len, err))
+        return -1;
+    if (!(job->dets = calloc((size_t)o->det.max_det, sizeof *job->dets)))
+        return eng_err_set(err, ENG_ERR_NOMEM, "", "out of memory");
+    return 0;
+}
+
 int srv_cli_bench(int argc, char **argv)
 {
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
@@ -494,21 +534,28 @@ int srv_cli_bench(int argc, char **argv)
     struct eng_net *net = NULL;
     struct eng_ctx *ctx = NULL;
     struct eng_team *team = NULL;
+    struct bench_job job = {0};
     double *ms = calloc((size_t)o.runs, sizeof *ms);
     double *layer_total = NULL;
     if (!ms || srv_model_load(&o.model, &net, &err) || !(ctx = eng_ctx_new(net, &err)) ||
         cli_team(o.threads, ctx, &team, &err) ||
         !(layer_total = calloc((size_t)net->n_layers + 1, sizeof *layer_total)) ||
-        bench_input(&o, net, ctx, &err)) {
+        bench_input(&o, net, ctx, &err) || bench_job_open(&o, &job, &err)) {
         rc = srv_cli_report(&err);
         goto done;
     }
     for (int i = 0; i < o.warmup; i++)
-        eng_net_forward(net, ctx);
+        if (bench_once(&o, net, ctx, &job, &err)) {
+            rc = srv_cli_report(&err);
+            goto done;
+        }
     ctx->profile = o.profile;
     for (int i = 0; i < o.runs; i++) {
         const double t0 = srv_cli_now_ms();
-        eng_net_forward(net, ctx);
+        if (bench_once(&o, net, ctx, &job, &err)) {
+            rc = srv_cli_report(&err);
+            goto done;
+        }
         ms[i] = srv_cli_now_ms() - t0;
         for (int j = 0; o.profile && j < net->n_layers; j++)
             layer_total[j] += ctx->layer_ms[j];
@@ -518,14 +565,17 @@ int srv_cli_bench(int argc, char **argv)
         sum += ms[i];
     qsort(ms, (size_t)o.runs, sizeof *ms, cmp_double);
     const double median = o.runs % 2 ? ms[o.runs / 2] : (ms[o.runs / 2 - 1] + ms[o.runs / 2]) / 2;
-    printf("{\"model\":\"%s\",\"input\":[%d,%d],\"threads\":%d,\"runs\":%d,\"median_ms\":%.4f,"
+    printf("{\"model\":\"%s\",\"input\":[%d,%d],\"threads\":%d,\"end_to_end\":%s,\"runs\":%d,\"median_ms\":%.4f,"
            "\"min_ms\":%.4f,\"mean_ms\":%.4f,\"gflops\":%.3f,\"gflop_per_s\":%.2f,\"blas_core\":\"%s\"}\n",
-           net->name ? net->name : "", net->input.w, net->input.h, o.threads, o.runs, median, ms[0],
+           net->name ? net->name : "", net->input.w, net->input.h, o.threads, job.bytes ? "true" : "false",
+           o.runs, median, ms[0],
            sum / o.runs, net->flops / 1e9, net->flops / (median * 1e6), srv_blas_core());
     if (o.profile)
         srv_cli_print_profile(net, layer_total, o.runs);
     rc = EXIT_SUCCESS;
 done:
+    free(job.bytes);
+    free(job.dets);
     free(layer_total);
     free(ms);
     eng_ctx_free(ctx);

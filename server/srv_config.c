@@ -79,8 +79,9 @@ static const struct setting settings[] = {
     {"threads", T_INT, OFF(threads), 0, 1, 64, NULL, F_CORES, "N",
      "cores inference keeps busy, all workers together (default: online cores)", NULL, NULL},
     {"threading", T_ENUM, OFF(threading), 0, 0, 0, "auto", 0, "MODE",
-     "auto (each pass split over up to 4 cores, waiting until they are idle), "
-     "latency (always split over threads) or throughput (one thread per request)", threading_modes, NULL},
+     "auto (each pass splits layers over the idle cores, up to 4, and hands them back when another pass "
+     "starts), latency (always split over threads) or throughput (one thread per request)", threading_modes,
+     NULL},
     {"queue", T_INT, OFF(queue), 0, 1, 65536, "64", 0, "N", "job queue capacity; when full, 503", NULL,
      NULL},
     {"timeout_ms", T_INT, OFF(timeout_ms), 0, 1, 3600000, "10000", 0, "MS",
