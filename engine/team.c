@@ -16,11 +16,11 @@
  *   Helpers outside the run's width are not woken: a worker running alone wakes nobody.
  * - Budget: `idle` counts the budget's free cores and may go negative when a team takes its own core
  *   while others have borrowed; borrowers return cores at their next rebalance (layer boundary). */
+#include "eng_thread.h"
 #include "team.h"
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -366,25 +366,17 @@ void eng_team_split(int n, int n_tasks, int task, int align, int *lo, int *hi)
 
 /* ---- lifetime ------------------------------------------------------------------------------------ */
 
-/* Helpers start with asynchronous signals blocked, like the workers: a SIGTERM must reach the server's
- * own threads. */
+/* Helpers start with asynchronous signals blocked, like the workers (eng_thread.h): a SIGTERM must
+ * reach the server's own threads. */
 static int spawn_helpers(struct eng_team *t)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = 0;
     for (int i = 0; i < t->size - 1 && rc == 0; i++) {
         t->helpers[i] = (struct helper){.team = t, .index = i};
-        rc = pthread_create(&t->helpers[i].thread, NULL, helper_main, &t->helpers[i]);
+        rc = eng_thread_start(&t->helpers[i].thread, helper_main, &t->helpers[i]);
         if (rc == 0)
             t->n_started++;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 

@@ -14,11 +14,11 @@
  *   thread then walks the detached slots without the lock and calls each cancelled callback. Workers
  *   exit once they find the queue empty and `stopping` set, so with drain they run the queue out first.
  *   Finally every thread is joined. */
+#include "eng_thread.h"
 #include "workers.h"
 
 #include <assert.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,29 +194,20 @@ static struct eng_workers *pool_alloc(const struct eng_workers_config *cfg, stru
     return pool;
 }
 
-/* Creates the threads with asynchronous signals blocked (they inherit the mask), so a SIGTERM is
- * delivered to a server thread that will act on it, not to a worker busy in sgemm. */
+/* Creates the threads with asynchronous signals blocked (eng_thread.h), so a SIGTERM is delivered to a
+ * server thread that will act on it, not to a worker busy in sgemm. */
 static int pool_spawn(struct eng_workers *pool, struct eng_err *err)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    /* Faults raised by the worker's own code must stay deliverable. */
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = 0;
     for (int i = 0; i < pool->cfg.workers; i++) {
         struct worker *w = &pool->workers[i];
         w->pool = pool;
         w->index = i;
-        rc = pthread_create(&w->thread, NULL, worker_main, w);
+        rc = eng_thread_start(&w->thread, worker_main, w);
         if (rc != 0)
             break;
         pool->n_started++;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return eng_err_set(err, ENG_ERR_NOMEM, "workers", "cannot start worker %d of %d: %s",
                            pool->n_started, pool->cfg.workers, strerror(rc));

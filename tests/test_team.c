@@ -9,6 +9,7 @@
  * installed) on teams of 2 and 3 threads: bit-identical to the same context run on one thread. */
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -126,6 +127,56 @@ static void test_team_uneven_tasks_all_finished_on_return(void **state)
             assert_int_equal(atomic_load(&done[i]), 1);
     }
     eng_team_free(t);
+}
+
+/* Which asynchronous signals each slot's thread has blocked: helpers start with them blocked (a SIGTERM
+ * must reach a server thread), the caller keeps its own mask. */
+static const int async_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+enum { ASYNC_N = sizeof async_signals / sizeof async_signals[0], MASK_TEAM = 3 };
+
+struct mask_run {
+    atomic_int blocked[MASK_TEAM]; /* per slot: bit k set when async_signals[k] was blocked, +1 << 8 seen */
+};
+
+/* This thread's blocked asynchronous signals as bits, plus the "seen" bit. */
+static int blocked_bits(void)
+{
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    int bits = 1 << 8;
+    for (int k = 0; k < ASYNC_N; k++)
+        if (sigismember(&now, async_signals[k]) == 1)
+            bits |= 1 << k;
+    return bits;
+}
+
+static void mask_task(void *arg, int task, int slot)
+{
+    (void)task;
+    struct mask_run *r = arg;
+    atomic_fetch_or(&r->blocked[slot], blocked_bits());
+    volatile double x = 0; /* long enough that the helpers claim tasks too */
+    for (int i = 0; i < 20000; i++)
+        x += i;
+}
+
+static void test_team_helpers_start_with_async_signals_blocked(void **state)
+{
+    (void)state;
+    struct eng_team *t = team_new_ok(MASK_TEAM, NULL);
+    struct mask_run r = {0};
+    int all_seen = 0;
+    for (int run = 0; run < 2000 && !all_seen; run++) {
+        eng_team_for(t, 8 * MASK_TEAM, mask_task, &r);
+        all_seen = 1;
+        for (int s = 0; s < MASK_TEAM; s++)
+            all_seen &= (atomic_load(&r.blocked[s]) >> 8) & 1;
+    }
+    eng_team_free(t);
+    assert_true(all_seen);
+    assert_int_equal(atomic_load(&r.blocked[0]), blocked_bits()); /* the caller's mask is its own */
+    for (int s = 1; s < MASK_TEAM; s++)
+        assert_int_equal(atomic_load(&r.blocked[s]), (1 << 8) | ((1 << ASYNC_N) - 1));
 }
 
 struct order_run {
@@ -571,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_team_many_tiny_tasks_each_run_once),
         cmocka_unit_test(test_team_uneven_tasks_all_finished_on_return),
         cmocka_unit_test(test_team_one_thread_and_null_run_inline_in_order),
+        cmocka_unit_test(test_team_helpers_start_with_async_signals_blocked),
         cmocka_unit_test(test_team_split_covers_range_exactly),
         cmocka_unit_test(test_team_bad_size_rejected),
         cmocka_unit_test(test_team_budget_lends_idle_cores_and_takes_them_back),

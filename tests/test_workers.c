@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -542,6 +543,45 @@ static void test_workers_state_new_failure_returns_null_and_frees_others(void **
     assert_int_equal(atomic_load(&log.wrong_thread), 0);
 }
 
+/* Each worker records which signals its thread starts with blocked (bit k: mask_signals[k] blocked). */
+static const int mask_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+enum { ASYNC_SIGNALS = 4, MASK_WORKERS = 3 }; /* the first 4 above are asynchronous */
+
+static int mask_state_new(int worker, void *arg, void **out, struct eng_err *err)
+{
+    (void)err;
+    int *seen = arg;
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    for (size_t k = 0; k < sizeof mask_signals / sizeof mask_signals[0]; k++)
+        if (sigismember(&now, mask_signals[k]) == 1)
+            seen[worker] |= 1 << k; /* each slot written by its own worker, read after new returns */
+    *out = NULL;
+    return 0;
+}
+
+/* A SIGTERM must reach a server thread, never a worker; faults stay deliverable; the caller's mask is
+ * left as it was. */
+static void test_workers_threads_start_with_async_signals_blocked(void **state)
+{
+    (void)state;
+    sigset_t before, after;
+    pthread_sigmask(SIG_BLOCK, NULL, &before);
+    int seen[MASK_WORKERS] = {0};
+    struct eng_workers_config cfg = {.workers = MASK_WORKERS, .queue_cap = 1, .state_new = mask_state_new,
+                                     .arg = seen};
+    struct eng_err err = {0};
+    struct eng_workers *pool = eng_workers_new(&cfg, &err);
+    assert_non_null(pool);
+    pthread_sigmask(SIG_BLOCK, NULL, &after);
+    for (int w = 0; w < MASK_WORKERS; w++)
+        assert_int_equal(seen[w], (1 << ASYNC_SIGNALS) - 1);
+    for (int sig = 1; sig < NSIG; sig++)
+        assert_int_equal(sigismember(&after, sig), sigismember(&before, sig));
+    eng_workers_stop(pool, 1);
+    eng_workers_free(pool);
+}
+
 static void test_workers_bad_config_returns_null_with_error(void **state)
 {
     (void)state;
@@ -810,6 +850,7 @@ int main(void)
         cmocka_unit_test(test_workers_deadline_passed_while_queued_expired_not_run),
         cmocka_unit_test(test_workers_state_created_on_own_thread_used_only_there),
         cmocka_unit_test(test_workers_state_new_failure_returns_null_and_frees_others),
+        cmocka_unit_test(test_workers_threads_start_with_async_signals_blocked),
         cmocka_unit_test(test_workers_bad_config_returns_null_with_error),
         cmocka_unit_test(test_workers_stop_with_drain_runs_queued_jobs),
         cmocka_unit_test(test_workers_stop_without_drain_cancels_queued_jobs),
