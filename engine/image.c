@@ -430,6 +430,8 @@ static void cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb, int width)
     }
 }
 
+#define JPEG_ROWS_AT_ONCE 16 /* at least libjpeg's rec_outbuf_height (at most 4, for 4x subsampling) */
+
 /* Fails from inside jpeg_steps with our own message (same path as a libjpeg error). */
 static void jpeg_fail(struct jpeg_job *job, enum eng_err_kind kind, const char *msg)
 {
@@ -469,11 +471,22 @@ static void jpeg_steps(struct jpeg_job *job)
         jpeg_fail(job, ENG_ERR_NOMEM, "out of memory for pixels");
     while (ci->output_scanline < ci->output_height) {
         uint8_t *dst = job->rgb + (size_t)ci->output_scanline * w * 3;
-        JSAMPROW row = cmyk ? job->cmyk_row : dst;
-        if (jpeg_read_scanlines(ci, &row, 1) != 1)
-            jpeg_fail(job, ENG_ERR_INVALID, "decoder made no progress");
-        if (cmyk)
+        if (cmyk) {
+            JSAMPROW row = job->cmyk_row;
+            if (jpeg_read_scanlines(ci, &row, 1) != 1)
+                jpeg_fail(job, ENG_ERR_INVALID, "decoder made no progress");
             cmyk_to_rgb(job->cmyk_row, dst, w);
+            continue;
+        }
+        /* A whole row group at once, straight into the image: asked for one row of a 2x2-subsampled
+         * JPEG, libjpeg upsamples two into a spare buffer and copies them out one by one. */
+        JSAMPROW rows[JPEG_ROWS_AT_ONCE];
+        const JDIMENSION left = ci->output_height - ci->output_scanline;
+        const JDIMENSION want = left < JPEG_ROWS_AT_ONCE ? left : JPEG_ROWS_AT_ONCE;
+        for (JDIMENSION i = 0; i < want; i++)
+            rows[i] = dst + (size_t)i * w * 3;
+        if (jpeg_read_scanlines(ci, rows, want) == 0)
+            jpeg_fail(job, ENG_ERR_INVALID, "decoder made no progress");
     }
     jpeg_finish_decompress(ci);
     job->width = w;
