@@ -4,7 +4,11 @@
  * yolov3-tiny @416, 18.7 MB of columns for an 11 MB output, and the layer ran at 25-30 GFLOP/s. Here
  * each tap (channel, ky, kx) of an output row is a contiguous stretch of a zero-padded copy of the
  * input (or of the input itself when there is no padding), so the pointwise kernel (kern.h) reads
- * it through a table of k offsets: same register tiles, same order of sums, no columns. */
+ * it through a table of k offsets: same register tiles, same order of sums, no columns. Up to k = 160
+ * (yolov3-tiny's second layer, k = 144, at 208x208: 7.1-7.9 ms through im2col and sgemm, 3.6-4.8
+ * direct), while a tile's k input stretches of 32 floats and its 8 x k weights stay in L1; at
+ * k = 288 they do not, and the direct layer ran 4x slower than sgemm. Rows narrower than the kernel's
+ * 32-pixel tile would leave most pixels to its scalar tail. */
 #include <string.h>
 
 #include "kern.h"
@@ -27,12 +31,16 @@ static int unpadded(const struct eng_conv *c)
     return c->pad_top == 0 && c->pad_left == 0 && c->pad_bottom == 0 && c->pad_right == 0;
 }
 
+#define DIRECT_MAX_K 160
+#define DIRECT_MIN_WIDTH 32
+
 int eng_conv_direct_ok(const struct eng_layer *l)
 {
     const struct eng_conv *c = &l->p.conv;
     const int k = l->in.c * c->size * c->size;
-    return c->stride == 1 && c->groups == 1 && c->size > 1 && k <= ENG_CONV_DIRECT_MAX_K &&
-           c->pad_top >= 0 && c->pad_left >= 0 && c->pad_bottom >= 0 && c->pad_right >= 0;
+    return c->stride == 1 && c->groups == 1 && c->size > 1 && k <= DIRECT_MAX_K &&
+           l->out.w >= DIRECT_MIN_WIDTH && c->pad_top >= 0 && c->pad_left >= 0 && c->pad_bottom >= 0 &&
+           c->pad_right >= 0;
 }
 
 size_t eng_conv_direct_work_floats(const struct eng_layer *l)
@@ -94,7 +102,7 @@ void eng_conv_direct_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     const struct eng_conv *c = &l->p.conv;
     const int hp = padded_h(l), wp = padded_w(l), s = c->size;
-    size_t offsets[ENG_CONV_DIRECT_MAX_K];
+    size_t offsets[DIRECT_MAX_K];
     for (int ch = 0; ch < l->in.c; ch++)
         for (int ky = 0; ky < s; ky++)
             for (int kx = 0; kx < s; kx++)

@@ -417,9 +417,11 @@ static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
         {4, 3, 3, 4, 3, 1, 0, 4, ENG_ACT_SWISH},     /* 1x1 output */
         {3, 1, 1, 7, 3, 1, 1, 1, ENG_ACT_LINEAR},    /* 1x1 input, only the centre tap counts */
         {3, 11, 4, 3, 3, 3, 2, 3, ENG_ACT_LINEAR},   /* pad wider than needed, stride 3 */
-        /* k <= 64 at stride 1: conv_direct.c, from a padded copy or (pad 0) the input itself */
+        /* small k at stride 1, 32+ wide: conv_direct.c, from a padded copy or (pad 0) the input */
         {3, 40, 37, 16, 3, 1, 1, 1, ENG_ACT_LEAKY},
-        {7, 20, 19, 9, 3, 1, 1, 1, ENG_ACT_LINEAR},  /* k = 63 */
+        {7, 20, 39, 9, 3, 1, 1, 1, ENG_ACT_LINEAR},  /* k = 63 */
+        {16, 9, 48, 21, 3, 1, 1, 1, ENG_ACT_LEAKY},  /* k = 144 */
+        {7, 20, 19, 9, 3, 1, 1, 1, ENG_ACT_LINEAR},  /* too narrow: the pointwise kernel on im2col */
         {3, 18, 41, 10, 3, 1, 0, 1, ENG_ACT_RELU},
         {2, 9, 40, 17, 5, 1, 2, 1, ENG_ACT_LEAKY},   /* 5x5 */
         /* k <= 64 at stride 2 (conv.c small_k): the pointwise kernel on im2col tiles */
@@ -465,7 +467,12 @@ static void test_conv_small_k_stride1_goes_direct(void **state)
     assert_true(l.forward == eng_conv_direct_forward);
     assert_int_equal(l.work_floats, 0); /* reads the input itself */
     l = conv_new(3, 40, 37, 16, 3, 2, 1, 1, ENG_ACT_LEAKY, w, NULL);
-    assert_true(l.forward != eng_conv_direct_forward);
+    assert_true(l.forward != eng_conv_direct_forward); /* stride 2 */
+    l = conv_new(3, 40, 31, 16, 3, 1, 1, 1, ENG_ACT_LEAKY, w, NULL);
+    assert_true(l.forward != eng_conv_direct_forward); /* 31 wide */
+    static const float w2[8 * 18 * 3 * 3];
+    l = conv_new(18, 40, 37, 8, 3, 1, 1, 1, ENG_ACT_LEAKY, w2, NULL);
+    assert_true(l.forward != eng_conv_direct_forward); /* k = 162 */
 }
 
 static void test_conv_setup_bad_groups_rejected(void **state)
