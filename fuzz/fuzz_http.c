@@ -27,6 +27,7 @@
 #include "proto_request.h"
 #include "srv_app.h"
 #include "srv_http.h"
+#include "srv_params.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,74 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define QUIET_MS 5        /* longer than the server needs to answer a parsed request, even under ASan */
 #define STUCK_S 5         /* the connection timeout is 1 s: a request alive this long after the client left is stuck */
 
-/* ---- the routes' parameter sinks, as srv_serve.c and srv_faces.c build them ---- */
-
-static int detect_set(void *r, const char *key, const char *value, struct proto_err *e)
-{
-    struct proto_detect_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0)
-        return (p->given & PROTO_PARAM_TIMEOUT) ? 0 : proto_detect_request_set(p, "timeout_ms", value, e);
-    return proto_detect_request_set(p, key, value, e);
-}
-
-static int detect_set_image(void *r, const char *name, const unsigned char *data, size_t len,
-                            struct proto_err *e)
-{
-    if (name && strcmp(name, "image") != 0)
-        return proto_detect_request_set(r, name, (const char *)data, e);
-    return proto_detect_request_set_image_static(r, data, len, e);
-}
-
-static int detect_parse_json(void *r, const char *body, size_t len, struct proto_err *e)
-{
-    return proto_detect_request_parse_json(r, body, len, e);
-}
-
-static int faces_set(void *r, const char *key, const char *value, struct proto_err *e)
-{
-    struct proto_face_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0)
-        return (p->opt.given & PROTO_FACE_PARAM_TIMEOUT) ? 0 : proto_face_request_set(p, "timeout_ms", value, e);
-    return proto_face_request_set(p, key, value, e);
-}
-
-static int faces_set_image(void *r, const char *name, const unsigned char *data, size_t len,
-                           struct proto_err *e)
-{
-    if (name && strcmp(name, "image") != 0)
-        return proto_face_request_set(r, name, (const char *)data, e);
-    return proto_face_request_set_image_static(r, data, len, e);
-}
-
-static int faces_parse_json(void *r, const char *body, size_t len, struct proto_err *e)
-{
-    return proto_face_request_parse_json(r, body, len, e);
-}
-
-static int verify_set(void *r, const char *key, const char *value, struct proto_err *e)
-{
-    struct proto_verify_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0)
-        return (p->opt.given & PROTO_FACE_PARAM_TIMEOUT) ? 0 : proto_verify_request_set(p, "timeout_ms", value, e);
-    return proto_verify_request_set(p, key, value, e);
-}
-
-static int verify_set_image(void *r, const char *name, const unsigned char *data, size_t len,
-                            struct proto_err *e)
-{
-    if (!name)
-        return proto_err_set(e, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type", "raw body");
-    if (strcmp(name, "image1") != 0 && strcmp(name, "image2") != 0 && strncmp(name, "image", 5) == 0)
-        return proto_verify_request_set(r, name, (const char *)data, e);
-    return proto_verify_request_set_image_static(r, name, data, len, e);
-}
-
-static int verify_parse_json(void *r, const char *body, size_t len, struct proto_err *e)
-{
-    return proto_verify_request_parse_json(r, body, len, e);
-}
-
-/* ---- handlers: parse, check, answer ---- */
+/* ---- handlers: parse with the daemon's sinks (srv_params.h), check, answer ---- */
 
 static void answer(struct srv_req *req, enum proto_dialect d, int failed, const struct proto_err *e)
 {
@@ -116,7 +50,7 @@ static void detect_route(struct srv_req *req, enum proto_dialect d)
     struct proto_detect_request p;
     struct proto_err e;
     proto_detect_request_init(&p, d);
-    const struct srv_param_sink sink = {&p, detect_set, detect_set_image, detect_parse_json, 1};
+    const struct srv_param_sink sink = srv_params_detect_sink(&p);
     answer(req, d, srv_collect_params(req, &sink, &e) || proto_detect_request_check(&p, &e), &e);
     proto_detect_request_release(&p);
 }
@@ -126,7 +60,7 @@ static void faces_route(struct srv_req *req, enum proto_dialect d)
     struct proto_face_request p;
     struct proto_err e;
     proto_face_request_init(&p, d);
-    const struct srv_param_sink sink = {&p, faces_set, faces_set_image, faces_parse_json, 1};
+    const struct srv_param_sink sink = srv_params_faces_sink(&p);
     answer(req, d, srv_collect_params(req, &sink, &e) || proto_face_request_check(&p, &e), &e);
     proto_face_request_release(&p);
 }
@@ -136,7 +70,7 @@ static void verify_route(struct srv_req *req, enum proto_dialect d)
     struct proto_verify_request p;
     struct proto_err e;
     proto_verify_request_init(&p, d);
-    const struct srv_param_sink sink = {&p, verify_set, verify_set_image, verify_parse_json, 0};
+    const struct srv_param_sink sink = srv_params_verify_sink(&p);
     answer(req, d, srv_collect_params(req, &sink, &e) || proto_verify_request_check(&p, &e), &e);
     proto_verify_request_release(&p);
 }

@@ -15,6 +15,7 @@
 #include "srv_face_steps.h" /* SRV_MAX_FACES */
 #include "srv_http.h"
 #include "srv_metrics.h"
+#include "srv_params.h" /* struct srv_param_sink and the routes' sinks */
 #include "team.h"
 #include "workers.h"
 
@@ -58,17 +59,6 @@ struct srv_worker_state {
     struct eng_face faces[SRV_MAX_FACES];
     float embeddings[SRV_MAX_FACES][ENG_FACE_DESCRIPTOR];
     struct proto_face face_out[SRV_MAX_FACES];
-};
-
-/* Where the parts of a request go: each route's proto request type provides these. */
-struct srv_param_sink {
-    void *req;
-    int (*set)(void *req, const char *key, const char *value, struct proto_err *err);
-    /* A file part or raw body; name is the form field ("image", "image1"), NULL for a raw body. */
-    int (*set_image)(void *req, const char *name, const unsigned char *data, size_t len,
-                     struct proto_err *err);
-    int (*parse_json)(void *req, const char *body, size_t len, struct proto_err *err);
-    int raw_body_ok; /* a raw image body is one of the route's forms */
 };
 
 /* Feeds query arguments, then the body (multipart, JSON or raw image) and X-Timeout-Ms to sink. */

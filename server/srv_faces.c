@@ -251,51 +251,6 @@ static void verify_cancelled(struct eng_job *job)
 
 /* ---- handlers ------------------------------------------------------------------------------ */
 
-static int faces_set(void *r, const char *key, const char *value, struct proto_err *e)
-{
-    struct proto_face_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0)
-        return (p->opt.given & PROTO_FACE_PARAM_TIMEOUT) ? 0 : proto_face_request_set(p, "timeout_ms", value, e);
-    return proto_face_request_set(p, key, value, e);
-}
-
-static int faces_set_image(void *r, const char *name, const unsigned char *data, size_t len,
-                           struct proto_err *e)
-{
-    if (name && strcmp(name, "image") != 0)
-        return proto_face_request_set(r, name, (const char *)data, e);
-    return proto_face_request_set_image_static(r, data, len, e);
-}
-
-static int faces_parse_json(void *r, const char *body, size_t len, struct proto_err *e)
-{
-    return proto_face_request_parse_json(r, body, len, e);
-}
-
-static int verify_set(void *r, const char *key, const char *value, struct proto_err *e)
-{
-    struct proto_verify_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0)
-        return (p->opt.given & PROTO_FACE_PARAM_TIMEOUT) ? 0 : proto_verify_request_set(p, "timeout_ms", value, e);
-    return proto_verify_request_set(p, key, value, e);
-}
-
-static int verify_set_image(void *r, const char *name, const unsigned char *data, size_t len,
-                            struct proto_err *e)
-{
-    if (!name) /* a raw body cannot carry two images */
-        return proto_err_set(e, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type",
-                             "send the two images as multipart/form-data or JSON");
-    if (strcmp(name, "image1") && strcmp(name, "image2"))
-        return proto_verify_request_set(r, name, (const char *)data, e);
-    return proto_verify_request_set_image_static(r, name, data, len, e);
-}
-
-static int verify_parse_json(void *r, const char *body, size_t len, struct proto_err *e)
-{
-    return proto_verify_request_parse_json(r, body, len, e);
-}
-
 static int faces_ready(struct srv_app *app, struct srv_req *req, enum proto_dialect d)
 {
     if (app->faces)
@@ -316,7 +271,7 @@ static void faces_route(struct srv_req *req, struct srv_app *app, enum proto_dia
         return;
     }
     proto_face_request_init(&j->params, d);
-    const struct srv_param_sink sink = {&j->params, faces_set, faces_set_image, faces_parse_json, 1};
+    const struct srv_param_sink sink = srv_params_faces_sink(&j->params);
     if (srv_collect_params(req, &sink, &e) || proto_face_request_check(&j->params, &e)) {
         faces_finish(j);
         srv_reply_err(req, d, &e);
@@ -338,7 +293,7 @@ static void verify_route(struct srv_req *req, struct srv_app *app, enum proto_di
         return;
     }
     proto_verify_request_init(&j->params, d);
-    const struct srv_param_sink sink = {&j->params, verify_set, verify_set_image, verify_parse_json, 0};
+    const struct srv_param_sink sink = srv_params_verify_sink(&j->params);
     if (srv_collect_params(req, &sink, &e) || proto_verify_request_check(&j->params, &e)) {
         verify_finish(j);
         srv_reply_err(req, d, &e);

@@ -249,32 +249,10 @@ int srv_collect_params(struct srv_req *req, const struct srv_param_sink *sink, s
     return 0;
 }
 
-static int detect_set(void *r, const char *key, const char *value, struct proto_err *e)
-{
-    struct proto_detect_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0) /* the header yields to the parameter */
-        return (p->given & PROTO_PARAM_TIMEOUT) ? 0 : proto_detect_request_set(p, "timeout_ms", value, e);
-    return proto_detect_request_set(p, key, value, e);
-}
-
-static int detect_set_image(void *r, const char *name, const unsigned char *data, size_t len,
-                            struct proto_err *e)
-{
-    struct proto_detect_request *p = r;
-    if (name && strcmp(name, "image") != 0)
-        return proto_detect_request_set(p, name, (const char *)data, e);
-    return proto_detect_request_set_image_static(p, data, len, e);
-}
-
-static int detect_parse_json(void *r, const char *body, size_t len, struct proto_err *e)
-{
-    return proto_detect_request_parse_json(r, body, len, e);
-}
-
 /* Fills p from whichever form the request used. */
 static int collect_params(struct srv_req *req, struct proto_detect_request *p, struct proto_err *e)
 {
-    const struct srv_param_sink sink = {p, detect_set, detect_set_image, detect_parse_json, 1};
+    const struct srv_param_sink sink = srv_params_detect_sink(p);
     return srv_collect_params(req, &sink, e) ? -1 : proto_detect_request_check(p, e);
 }
 
