@@ -111,6 +111,7 @@ static void uneven_task(void *arg, int task, int slot)
     volatile double x = 0;
     for (int i = 0; i < (task % 7 == 0 ? 200000 : 10); i++)
         x += i;
+    (void)x; /* clang: set but not used */
     atomic_fetch_add(&done[task], 1);
 }
 
@@ -158,6 +159,7 @@ static void mask_task(void *arg, int task, int slot)
     volatile double x = 0; /* long enough that the helpers claim tasks too */
     for (int i = 0; i < 20000; i++)
         x += i;
+    (void)x;
 }
 
 static void test_team_helpers_start_with_async_signals_blocked(void **state)
