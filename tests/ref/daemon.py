@@ -30,6 +30,7 @@ import pathlib
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -173,6 +174,16 @@ class Daemon:
                 pass
         return out
 
+    def wait_log(self, matches, timeout=10.0):
+        """The first JSON log record for which matches(record) is true, waiting up to timeout seconds for
+        it (the access log line is written after the response is sent); None if none came."""
+        until = time.monotonic() + timeout
+        while True:
+            found = next((x for x in self.log_records() if matches(x)), None)
+            if found is not None or time.monotonic() >= until:
+                return found
+            time.sleep(0.05)
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -221,6 +232,7 @@ class Daemon:
         `Transfer-Encoding: chunked` header the body is sent in chunks of 64 KiB, else with its
         Content-Length."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        started = time.monotonic()
         try:
             hdrs = dict(headers or {})
             chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in hdrs.items())
@@ -237,6 +249,10 @@ class Daemon:
             return Response(resp.status, resp.reason, resp.headers, data)
         finally:
             conn.close()
+            took = time.monotonic() - started
+            if took > timeout / 3:  # a warning in the test's log before a slower machine turns it into a timeout
+                print(f"daemon.py: slow request: {method} {path.split('?')[0]} took {took:.1f} s of the "
+                      f"{timeout:.0f} s allowed", file=sys.stderr)
 
     def get(self, path, headers=None, **kw):
         return self.request("GET", path, headers=headers, **kw)

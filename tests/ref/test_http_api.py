@@ -45,6 +45,7 @@ import re
 import struct
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import daemon  # noqa: E402
@@ -563,11 +564,21 @@ def check_histogram(c, g, samples, types, name, min_count):
 def test_metrics(ctx, d):
     g = "metrics"
     c = ctx.c
-    r = d.get("/metrics")
+    # A request is counted after its response is sent, so the last one may still be on its way into the
+    # counters: read /metrics until every request sent so far is in them, for up to 10 s.
+    until = time.monotonic() + 10.0
+    while True:
+        r = d.get("/metrics")
+        samples, types, bad = parse_metrics(r.body.decode()) if r.status == 200 else ({}, {}, [])
+        req = samples.get("visiond_requests_total", {})
+        counted = all(req.get(f'{{route="{route}",status="{status}"}}', 0) >= n
+                      for (route, status), n in ctx.counts.items())
+        if r.status != 200 or counted or time.monotonic() >= until:
+            break
+        time.sleep(0.05)
     ctx.expect(g, r, "GET", "/metrics", 200)
     c.check(g, (r.header("Content-Type") or "").startswith("text/plain"), "Content-Type text/plain",
             str(r.header("Content-Type")))
-    samples, types, bad = parse_metrics(r.body.decode())
     c.check(g, not bad, "every line is a comment or a Prometheus sample", str(bad[:3]))
     req = samples.get("visiond_requests_total", {})
     c.check(g, types.get("visiond_requests_total") == "counter", "visiond_requests_total is a counter")
