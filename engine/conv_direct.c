@@ -1,54 +1,118 @@
-/* conv_direct.c - stride-1 convolutions with a small GEMM depth, read straight from the input.
+/* conv_direct.c - stride-1 and stride-2 convolutions read straight from the input, without im2col.
  *
  * A first layer on RGB (3 channels, 3x3: k = 27) through im2col wrote its input out 27 times: for
  * yolov3-tiny @416, 18.7 MB of columns for an 11 MB output, and the layer ran at 25-30 GFLOP/s. Here
  * each tap (channel, ky, kx) of an output row is a contiguous stretch of a zero-padded copy of the
  * input (or of the input itself when there is no padding), so the pointwise kernel (kern.h) reads
- * it through a table of k offsets: same register tiles, same order of sums, no columns. Up to k = 160
- * (yolov3-tiny's second layer, k = 144, at 208x208: 7.1-7.9 ms through im2col and sgemm, 3.6-4.8
- * direct), while a tile's k input stretches of 32 floats and its 8 x k weights stay in L1; at
- * k = 288 they do not, and the direct layer ran 4x slower than sgemm. Rows narrower than the kernel's
- * 32-pixel tile would leave most pixels to its scalar tail. */
+ * it through a table of k offsets: same register tiles, same order of sums, no columns. At stride 2
+ * the copy is split into four phase planes (even/odd rows x even/odd columns), so a tap's reads stay
+ * contiguous: the face recognizer's 7x7 stride-2 first layer went from 1.18 to 0.52 ms.
+ *
+ * Row mode, outputs at least 32 wide: one kernel call per output row, up to k = 160 (yolov3-tiny's
+ * second layer, k = 144, at 208x208: 7.1-7.9 ms through im2col and sgemm, 3.6-4.8 direct), while a
+ * tile's k input stretches of 32 floats and its 8 x k weights stay in L1; at k = 288 they do not,
+ * and the layer ran 4x slower than sgemm.
+ *
+ * Plane mode, narrower outputs (8..31 wide): rows that narrow would leave most pixels to the kernel's
+ * scalar tail, so the whole plane is computed over the padded width as one stretch of pixels (the
+ * extra columns are thrown away), in chunks of PLANE_CHUNK_K taps that accumulate, so that a chunk's
+ * input stretches and weights stay in L1 at any k. The face recognizer's 17x17 and 8x8 layers
+ * (k = 576, 1152) went from 0.34 and 0.38 ms (im2col + sgemm) to 0.24 and 0.28; its 35x35 layers
+ * (k = 288) ran the same either way. */
 #include <string.h>
+#include <unistd.h>
 
 #include "kern.h"
 #include "layer.h"
 #include "team.h"
 
-/* The padded input: hp rows of wp floats per channel; the input sits at (pad_top, pad_left). */
+/* The staged input: per channel stride x stride phase planes (one at stride 1) of hp rows of wp floats.
+ * Phase (py, px) holds the zero-padded input's rows py, py + stride, ... and columns likewise, so that
+ * a tap's reads for a row of outputs are one contiguous stretch at any stride. */
 static int padded_h(const struct eng_layer *l)
 {
-    return l->out.h + l->p.conv.size - 1;
+    return l->out.h + (l->p.conv.size - 1) / l->p.conv.stride;
 }
 
 static int padded_w(const struct eng_layer *l)
 {
-    return l->out.w + l->p.conv.size - 1;
+    return l->out.w + (l->p.conv.size - 1) / l->p.conv.stride;
 }
 
+static size_t staged_floats(const struct eng_layer *l)
+{
+    const int st = l->p.conv.stride;
+    return (size_t)l->in.c * st * st * padded_h(l) * padded_w(l);
+}
+
+/* Whether the input itself is the staged input (stride 1, no padding). */
 static int unpadded(const struct eng_conv *c)
 {
-    return c->pad_top == 0 && c->pad_left == 0 && c->pad_bottom == 0 && c->pad_right == 0;
+    return c->stride == 1 && c->pad_top == 0 && c->pad_left == 0 && c->pad_bottom == 0 && c->pad_right == 0;
 }
 
 #define DIRECT_MAX_K 160
 #define DIRECT_MIN_WIDTH 32
 
+/* Narrow planes (plane_ok) are computed whole over the padded width, in chunks of PLANE_CHUNK_K taps,
+ * into a scratch of PLANE_ROUND-rounded planes; see plane_forward. */
+#define PLANE_CHUNK_K 144
+#define PLANE_ROUND 32
+#define PLANE_MIN_WIDTH 8
+#define PLANE_MAX_PIXELS 4096
+#define PLANE_MAX_WEIGHTS (1 << 20) /* bytes: every pixel tile reads them all, from L2 */
+
+static int row_ok(const struct eng_layer *l)
+{
+    return l->in.c * l->p.conv.size * l->p.conv.size <= DIRECT_MAX_K && l->out.w >= DIRECT_MIN_WIDTH;
+}
+
+static int plane_ok(const struct eng_layer *l)
+{
+    const struct eng_conv *c = &l->p.conv;
+    const size_t k = (size_t)l->in.c * c->size * c->size;
+    return l->out.w < DIRECT_MIN_WIDTH && l->out.w >= PLANE_MIN_WIDTH &&
+           (size_t)l->out.h * padded_w(l) <= PLANE_MAX_PIXELS && k * c->filters * sizeof(float) <= PLANE_MAX_WEIGHTS;
+}
+
 int eng_conv_direct_ok(const struct eng_layer *l)
 {
     const struct eng_conv *c = &l->p.conv;
-    const int k = l->in.c * c->size * c->size;
-    return c->stride == 1 && c->groups == 1 && c->size > 1 && k <= DIRECT_MAX_K &&
-           l->out.w >= DIRECT_MIN_WIDTH && c->pad_top >= 0 && c->pad_left >= 0 && c->pad_bottom >= 0 &&
-           c->pad_right >= 0;
+    return (c->stride == 1 || c->stride == 2) && c->groups == 1 && c->size > 1 && c->pad_top >= 0 && c->pad_left >= 0 &&
+           c->pad_bottom >= 0 && c->pad_right >= 0 && (row_ok(l) || plane_ok(l));
+}
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+/* The plane mode's scratch, in floats: the tap offsets (size_t), the padded input with room for the
+ * last pixel tile's reads past its end, then the output planes over the padded width. */
+static size_t plane_pixels(const struct eng_layer *l)
+{
+    return round_up((size_t)l->out.h * padded_w(l), PLANE_ROUND);
+}
+
+static size_t plane_offsets_floats(const struct eng_layer *l)
+{
+    const size_t k = (size_t)l->in.c * l->p.conv.size * l->p.conv.size;
+    return round_up(k * sizeof(size_t) / sizeof(float), 16);
+}
+
+static size_t plane_input_floats(const struct eng_layer *l)
+{
+    return round_up(staged_floats(l) + (size_t)l->p.conv.size + PLANE_ROUND, 16);
 }
 
 size_t eng_conv_direct_work_floats(const struct eng_layer *l)
 {
-    return unpadded(&l->p.conv) ? 0 : (size_t)l->in.c * padded_h(l) * padded_w(l);
+    if (!row_ok(l))
+        return plane_offsets_floats(l) + plane_input_floats(l) + (size_t)l->out.c * plane_pixels(l);
+    return unpadded(&l->p.conv) ? 0 : staged_floats(l);
 }
 
-/* The input copied into the middle of a zeroed hp x wp plane per channel. */
+/* Stride 1: the input copied into the middle of a zeroed hp x wp plane per channel. */
 static void pad_input(const struct eng_layer *l, const float *in, float *pad)
 {
     const struct eng_conv *c = &l->p.conv;
@@ -67,6 +131,32 @@ static void pad_input(const struct eng_layer *l, const float *in, float *pad)
         memset(plane + (size_t)(rows + c->pad_top) * wp, 0,
                sizeof(float) * (size_t)(hp - rows - c->pad_top) * wp);
     }
+}
+
+/* Stride 2: each channel split into its four phase planes, zeros where the padding is. */
+static void split_phases(const struct eng_layer *l, const float *in, float *dst)
+{
+    const struct eng_conv *c = &l->p.conv;
+    const int hp = padded_h(l), wp = padded_w(l), h = l->in.h, w = l->in.w;
+    for (int ch = 0; ch < l->in.c; ch++)
+        for (int py = 0; py < 2; py++)
+            for (int px = 0; px < 2; px++)
+                for (int r = 0; r < hp; r++) {
+                    const int iy = 2 * r + py - c->pad_top;
+                    const float *src = in + ((size_t)ch * h + (iy >= 0 && iy < h ? iy : 0)) * w;
+                    for (int q = 0; q < wp; q++) {
+                        const int ix = 2 * q + px - c->pad_left;
+                        *dst++ = iy >= 0 && iy < h && ix >= 0 && ix < w ? src[ix] : 0.0f;
+                    }
+                }
+}
+
+static void stage_input(const struct eng_layer *l, const float *in, float *dst)
+{
+    if (l->p.conv.stride == 1)
+        pad_input(l, in, dst);
+    else
+        split_phases(l, in, dst);
 }
 
 struct direct_run {
@@ -98,19 +188,94 @@ static void direct_task(void *arg, int task, int slot)
     }
 }
 
+/* Where tap (channel, ky, kx) of output pixel 0 reads in the staged input. */
+static void tap_offsets(const struct eng_layer *l, size_t *offsets)
+{
+    const int hp = padded_h(l), wp = padded_w(l), s = l->p.conv.size, st = l->p.conv.stride;
+    for (int ch = 0; ch < l->in.c; ch++)
+        for (int ky = 0; ky < s; ky++)
+            for (int kx = 0; kx < s; kx++) {
+                const size_t phase = ((size_t)ch * st + ky % st) * st + kx % st;
+                offsets[(ch * s + ky) * s + kx] = (phase * hp + ky / st) * wp + kx / st;
+            }
+}
+
+struct plane_run {
+    const struct eng_layer *l;
+    const float *src;
+    const size_t *offsets;
+    float *planes; /* out.c planes of plane_pixels(l) */
+    float *out;
+    int n_tasks;
+};
+
+/* Tasks of a narrow plane: blocks of at least 8 output channels, one per online core (2..8). Each task
+ * sweeps the whole plane, so fewer, larger blocks reuse each input stretch more. */
+static int plane_tasks(const struct eng_layer *l)
+{
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const int want = cores < 2 ? 2 : cores > 8 ? 8 : (int)cores, blocks = l->p.conv.filters / 8;
+    return blocks < 1 ? 1 : blocks < want ? blocks : want;
+}
+
+/* The output channels of one task: each chunk of taps in order (so a pixel's sum runs in the same
+ * order whatever the split), then the valid columns of each row copied out of the padded width. */
+static void plane_task(void *arg, int task, int slot)
+{
+    (void)slot;
+    const struct plane_run *r = arg;
+    const struct eng_layer *l = r->l;
+    const struct eng_conv *c = &l->p.conv;
+    const int k = l->in.c * c->size * c->size;
+    const size_t pixels = plane_pixels(l);
+    int m0, m1;
+    eng_team_split(c->filters, r->n_tasks, task, 8, &m0, &m1);
+    const struct eng_kern *kern = eng_kern_best();
+    for (int k0 = 0; k0 < k; k0 += PLANE_CHUNK_K) {
+        const int kc = k - k0 < PLANE_CHUNK_K ? k - k0 : PLANE_CHUNK_K;
+        const struct eng_pw pw = {.w = c->weights + k0, .ldw = (size_t)k, .bias = c->bias, .in = r->src,
+                                  .out = r->planes, .m = c->filters, .k = kc, .plane = pixels,
+                                  .in_offsets = r->offsets + k0, .act = k0 + kc == k ? c->act : ENG_ACT_LINEAR,
+                                  .accumulate = k0 > 0};
+        kern->pointwise(&pw, m0, m1, 0, pixels);
+    }
+    const int wp = padded_w(l);
+    for (int m = m0; m < m1; m++)
+        for (int y = 0; y < l->out.h; y++)
+            memcpy(r->out + ((size_t)m * l->out.h + y) * l->out.w, r->planes + m * pixels + (size_t)y * wp,
+                   sizeof(float) * (size_t)l->out.w);
+}
+
+/* Rows narrower than the pointwise kernel's tile (the face recognizer's 35, 17 and 8): the output is
+ * computed over the padded width, so that one plane is a single stretch of pixels and every tap a
+ * contiguous read; the extra columns are thrown away. At k = 288..1152 the taps are cut into chunks
+ * whose input stretches and weights stay in L1 (the whole k did not: see the top of the file). */
+static void plane_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    size_t *offsets = (size_t *)(void *)f->work;
+    float *padded = f->work + plane_offsets_floats(l);
+    const size_t in_floats = staged_floats(l);
+    tap_offsets(l, offsets);
+    stage_input(l, f->in, padded);
+    memset(padded + in_floats, 0, sizeof(float) * (plane_input_floats(l) - in_floats));
+    struct plane_run r = {.l = l, .src = padded, .offsets = offsets, .planes = padded + plane_input_floats(l),
+                          .out = f->out, .n_tasks = plane_tasks(l)};
+    eng_team_for(f->team, r.n_tasks, plane_task, &r);
+}
+
 void eng_conv_direct_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     const struct eng_conv *c = &l->p.conv;
-    const int hp = padded_h(l), wp = padded_w(l), s = c->size;
+    if (!row_ok(l)) {
+        plane_forward(l, f);
+        return;
+    }
     size_t offsets[DIRECT_MAX_K];
-    for (int ch = 0; ch < l->in.c; ch++)
-        for (int ky = 0; ky < s; ky++)
-            for (int kx = 0; kx < s; kx++)
-                offsets[(ch * s + ky) * s + kx] = ((size_t)ch * hp + ky) * wp + kx;
+    tap_offsets(l, offsets);
     struct direct_run r = {.l = l, .f = f, .src = f->in, .offsets = offsets,
                            .n_tasks = l->out.h < 16 ? l->out.h : 16};
     if (!unpadded(c)) {
-        pad_input(l, f->in, f->work); /* the caller's scratch, read by every task */
+        stage_input(l, f->in, f->work); /* the caller's scratch, read by every task */
         r.src = f->work;
     }
     eng_team_for(f->team, r.n_tasks, direct_task, &r);

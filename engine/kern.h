@@ -34,6 +34,11 @@ struct eng_pw {
     size_t plane, in_plane;
     const size_t *in_offsets; /* [k], or NULL */
     enum eng_act act;
+    /* For a GEMM cut along k (conv_direct.c): weight rows are ldw floats apart (0: k), and with
+     * accumulate the sums start from out instead of the bias. Chunks in order give the same sums as
+     * one call: a float stored and loaded back is unchanged. */
+    size_t ldw;
+    int accumulate;
 };
 
 /* A depthwise convolution: channel c of `out` (oh x ow) is the k x k window of weights w[c] moved by

@@ -195,9 +195,10 @@ int eng_conv_pointwise_direct(const struct eng_layer *l);
  * 3..5% faster. */
 #define ENG_CONV_DIRECT_MAX_K 64
 
-/* Stride-1 convolutions with a small k = channels x size x size, one group, outputs at least 32 wide,
- * computed from a padded copy of the input without im2col (conv_direct.c): whether conv uses it for
- * layer l, the scratch it needs (the padded copy; 0 without padding), and its forward function. */
+/* Stride-1 and stride-2 convolutions of one group computed from a padded copy of the input without
+ * im2col (conv_direct.c): rows at least 32 wide with k = channels x size x size up to 160, or narrower
+ * planes (8..31 wide) with small enough weights at any k. Whether conv uses it for layer l, the
+ * scratch it needs (0 when it reads the input itself), and its forward function. */
 int eng_conv_direct_ok(const struct eng_layer *l);
 size_t eng_conv_direct_work_floats(const struct eng_layer *l);
 void eng_conv_direct_forward(const struct eng_layer *l, const struct eng_fwd *f);

@@ -421,11 +421,24 @@ static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
         {3, 40, 37, 16, 3, 1, 1, 1, ENG_ACT_LEAKY},
         {7, 20, 39, 9, 3, 1, 1, 1, ENG_ACT_LINEAR},  /* k = 63 */
         {16, 9, 48, 21, 3, 1, 1, 1, ENG_ACT_LEAKY},  /* k = 144 */
-        {7, 20, 19, 9, 3, 1, 1, 1, ENG_ACT_LINEAR},  /* too narrow: the pointwise kernel on im2col */
+        {7, 20, 19, 9, 3, 1, 1, 1, ENG_ACT_LINEAR},  /* narrow: over the padded width, one chunk */
+        /* narrow planes with k past one chunk (PLANE_CHUNK_K): the face recognizer's 3x3 layers */
+        {32, 35, 35, 32, 3, 1, 1, 1, ENG_ACT_RELU},   /* k = 288 */
+        {64, 17, 17, 64, 3, 1, 1, 1, ENG_ACT_LINEAR}, /* k = 576 */
+        {128, 8, 8, 40, 3, 1, 1, 1, ENG_ACT_RELU},    /* k = 1152, 8 wide */
+        {33, 10, 9, 13, 3, 1, 1, 1, ENG_ACT_LEAKY},   /* k = 297, 13 filters: partial register tiles */
+        {20, 14, 12, 11, 5, 1, 0, 1, ENG_ACT_LEAKY},  /* 5x5 unpadded, k = 500 */
+        {16, 12, 7, 8, 3, 1, 1, 1, ENG_ACT_LINEAR},   /* 7 wide: im2col and the small-k kernel */
         {3, 18, 41, 10, 3, 1, 0, 1, ENG_ACT_RELU},
         {2, 9, 40, 17, 5, 1, 2, 1, ENG_ACT_LEAKY},   /* 5x5 */
-        /* k <= 64 at stride 2 (conv.c small_k): the pointwise kernel on im2col tiles */
-        {3, 33, 35, 20, 3, 2, 1, 1, ENG_ACT_LOGISTIC},
+        /* stride 2 (conv_direct.c from the input's four phase planes), by rows or narrow planes */
+        {3, 33, 35, 20, 3, 2, 1, 1, ENG_ACT_LOGISTIC}, /* 17 x 18 */
+        {3, 150, 150, 32, 7, 2, 0, 1, ENG_ACT_RELU},   /* the face recognizer's first layer, 72 wide */
+        {3, 41, 67, 16, 3, 2, 1, 1, ENG_ACT_LEAKY},    /* 21 x 34, odd sizes */
+        {32, 35, 35, 40, 3, 2, 0, 1, ENG_ACT_RELU},    /* 17 x 17, k = 288 */
+        {5, 20, 18, 7, 5, 2, 2, 1, ENG_ACT_LINEAR},    /* 5x5: 10 x 9 */
+        {4, 12, 30, 6, 2, 2, 0, 1, ENG_ACT_LINEAR},    /* even kernel, 6 x 15 */
+        {3, 30, 70, 5, 3, 3, 1, 1, ENG_ACT_LINEAR},    /* stride 3: im2col */
         /* outputs of up to 16 pixels (small_n): the small-n kernel, as the face recognizer's end */
         {256, 4, 4, 40, 3, 1, 1, 1, ENG_ACT_RELU},   /* 16 pixels, k = 2304 */
         {130, 3, 3, 9, 3, 1, 0, 1, ENG_ACT_LINEAR},  /* 1 pixel */
@@ -467,12 +480,20 @@ static void test_conv_small_k_stride1_goes_direct(void **state)
     assert_true(l.forward == eng_conv_direct_forward);
     assert_int_equal(l.work_floats, 0); /* reads the input itself */
     l = conv_new(3, 40, 37, 16, 3, 2, 1, 1, ENG_ACT_LEAKY, w, NULL);
-    assert_true(l.forward != eng_conv_direct_forward); /* stride 2 */
+    assert_true(l.forward == eng_conv_direct_forward); /* stride 2: from four phase planes */
+    l = conv_new(3, 40, 37, 16, 3, 3, 1, 1, ENG_ACT_LEAKY, w, NULL);
+    assert_true(l.forward != eng_conv_direct_forward); /* stride 3 */
     l = conv_new(3, 40, 31, 16, 3, 1, 1, 1, ENG_ACT_LEAKY, w, NULL);
-    assert_true(l.forward != eng_conv_direct_forward); /* 31 wide */
+    assert_true(l.forward == eng_conv_direct_forward); /* 31 wide: over the padded width */
+    l = conv_new(3, 40, 7, 16, 3, 1, 1, 1, ENG_ACT_LEAKY, w, NULL);
+    assert_true(l.forward != eng_conv_direct_forward); /* 7 wide: too much padding to compute */
     static const float w2[8 * 18 * 3 * 3];
     l = conv_new(18, 40, 37, 8, 3, 1, 1, 1, ENG_ACT_LEAKY, w2, NULL);
-    assert_true(l.forward != eng_conv_direct_forward); /* k = 162 */
+    assert_true(l.forward != eng_conv_direct_forward); /* k = 162, 37 wide */
+    l = conv_new(18, 20, 20, 8, 3, 1, 1, 1, ENG_ACT_LEAKY, w2, NULL);
+    assert_true(l.forward == eng_conv_direct_forward); /* k = 162, 20 wide: chunks of taps */
+    l = conv_new(18, 200, 20, 8, 3, 1, 1, 1, ENG_ACT_LEAKY, w2, NULL);
+    assert_true(l.forward != eng_conv_direct_forward); /* 200 x 22 padded pixels: too big a plane */
 }
 
 static void test_conv_setup_bad_groups_rejected(void **state)
