@@ -92,8 +92,8 @@ const char *eng_layer_kind_name(enum eng_layer_kind kind)
         [ENG_LAYER_AVGPOOL] = "avgpool",     [ENG_LAYER_UPSAMPLE] = "upsample",
         [ENG_LAYER_ROUTE] = "route",         [ENG_LAYER_SHORTCUT] = "shortcut",
         [ENG_LAYER_DROPOUT] = "dropout",     [ENG_LAYER_YOLO] = "yolo",
-        [ENG_LAYER_REGION] = "region",       [ENG_LAYER_SCALE] = "scale",
-        [ENG_LAYER_DENSE] = "dense",         [ENG_LAYER_ADD] = "add",
+        [ENG_LAYER_REGION] = "region",       [ENG_LAYER_DENSE] = "dense",
+        [ENG_LAYER_ADD] = "add",
     };
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "?";
 }

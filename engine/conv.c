@@ -112,11 +112,21 @@ static int column_tile(int m, int k, int n)
     return t < n ? t : n;
 }
 
-/* Activation on an m x cols tile of rows `ld` apart (the bias is already in: see conv_gemm). */
-static void activate_rows(float *out, int m, int cols, int ld, enum eng_act act)
+/* The post affine (if any) and the activation on an m x cols tile of rows `ld` apart, while it is in
+ * cache (the bias is already in: see conv_gemm). */
+static void finish_rows(float *out, int m, int cols, int ld, const float *post_scale, const float *post_bias,
+                        enum eng_act act)
 {
-    for (int o = 0; o < m && act != ENG_ACT_LINEAR; o++)
-        eng_activate(out + (size_t)o * ld, (size_t)cols, act);
+    for (int o = 0; o < m; o++) {
+        float *row = out + (size_t)o * ld;
+        if (post_scale) {
+            const float s = post_scale[o], b = post_bias[o];
+            for (int i = 0; i < cols; i++)
+                row[i] = row[i] * s + b;
+        }
+        if (act != ENG_ACT_LINEAR)
+            eng_activate(row, (size_t)cols, act);
+    }
 }
 
 /* Whether the GEMM of a tile of `cols` columns goes to the small-n kernel (kern.h). */
@@ -164,13 +174,16 @@ static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g,
     const float *a = c->weights + ((size_t)g * out_c + m0) * k;
     float *out = f->out + ((size_t)g * out_c + m0) * n;
     const float *bias = c->bias ? c->bias + (size_t)g * out_c + m0 : NULL;
+    const float *post_scale = c->post_scale ? c->post_scale + (size_t)g * out_c + m0 : NULL;
+    const float *post_bias = c->post_scale ? c->post_bias + (size_t)g * out_c + m0 : NULL;
     /* The bias is the GEMM's starting C (beta = 1): no pass adds it afterwards, and OpenBLAS skips
      * the pass that zeroes C for beta = 0 (sgemm_beta, 3% of yolov3-tiny). */
     const struct eng_kern *kern = eng_kern_best();
     if (small_k(k) && !small_n(c, cols)) {
         /* bias and activation are applied as each output is written */
         const struct eng_pw pw = {.w = a, .bias = bias, .in = b, .out = out + n0, .m = m1 - m0, .k = k,
-                                  .plane = (size_t)n, .in_plane = (size_t)ldb, .act = c->act};
+                                  .plane = (size_t)n, .in_plane = (size_t)ldb, .act = c->act,
+                                  .post_w = post_scale, .post_b = post_bias};
         kern->pointwise(&pw, 0, m1 - m0, 0, (size_t)cols);
         return;
     }
@@ -180,7 +193,7 @@ static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g,
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, cols, k, 1.0f, a, k, b, ldb,
                     1.0f, out + n0, n);
-    activate_rows(out + n0, m1 - m0, cols, n, c->act);
+    finish_rows(out + n0, m1 - m0, cols, n, post_scale, post_bias, c->act);
 }
 
 /* How a convolution is cut into tasks: groups x column tiles x blocks of output channels. */
@@ -301,6 +314,10 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
         snprintf(why, why_size, "filters, size, stride and groups must be positive, pad >= 0");
         return -1;
     }
+    if (!c->post_scale != !c->post_bias) {
+        snprintf(why, why_size, "a post affine needs both its scale and its bias");
+        return -1;
+    }
     if (c->same && c->pad) {
         snprintf(why, why_size, "'same' padding and pad=%d are exclusive", c->pad);
         return -1;
@@ -329,6 +346,10 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
     }
     l->out = (struct eng_shape){c->filters, oh, ow};
     const int depthwise = c->groups == l->in.c && c->groups == c->filters;
+    if (depthwise && c->post_scale) {
+        snprintf(why, why_size, "a depthwise layer takes no post affine");
+        return -1;
+    }
     l->forward = depthwise ? eng_conv_depthwise_forward : conv_forward;
     if (!depthwise && is_pointwise(c) && eng_conv_pointwise_direct(l))
         l->forward = eng_conv_pointwise_forward;

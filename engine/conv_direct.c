@@ -71,7 +71,7 @@ static int plane_ok(const struct eng_layer *l)
 {
     const struct eng_conv *c = &l->p.conv;
     const size_t k = (size_t)l->in.c * c->size * c->size;
-    return l->out.w < DIRECT_MIN_WIDTH && l->out.w >= PLANE_MIN_WIDTH &&
+    return !row_ok(l) && l->out.w >= PLANE_MIN_WIDTH &&
            (size_t)l->out.h * padded_w(l) <= PLANE_MAX_PIXELS && k * c->filters * sizeof(float) <= PLANE_MAX_WEIGHTS;
 }
 
@@ -183,7 +183,8 @@ static void direct_task(void *arg, int task, int slot)
         const struct eng_pw pw = {.w = c->weights, .bias = c->bias,
                                   .in = r->src + (size_t)y * padded_w(l), .out = r->f->out + (size_t)y * l->out.w,
                                   .m = c->filters, .k = l->in.c * c->size * c->size, .plane = plane,
-                                  .in_offsets = r->offsets, .act = c->act};
+                                  .in_offsets = r->offsets, .act = c->act,
+                                  .post_w = c->post_scale, .post_b = c->post_bias};
         kern->pointwise(&pw, 0, c->filters, 0, (size_t)l->out.w);
     }
 }
@@ -233,10 +234,14 @@ static void plane_task(void *arg, int task, int slot)
     const struct eng_kern *kern = eng_kern_best();
     for (int k0 = 0; k0 < k; k0 += PLANE_CHUNK_K) {
         const int kc = k - k0 < PLANE_CHUNK_K ? k - k0 : PLANE_CHUNK_K;
-        const struct eng_pw pw = {.w = c->weights + k0, .ldw = (size_t)k, .bias = c->bias, .in = r->src,
-                                  .out = r->planes, .m = c->filters, .k = kc, .plane = pixels,
-                                  .in_offsets = r->offsets + k0, .act = k0 + kc == k ? c->act : ENG_ACT_LINEAR,
-                                  .accumulate = k0 > 0};
+        struct eng_pw pw = {.w = c->weights + k0, .ldw = (size_t)k, .bias = c->bias, .in = r->src,
+                            .out = r->planes, .m = c->filters, .k = kc, .plane = pixels,
+                            .in_offsets = r->offsets + k0, .accumulate = k0 > 0};
+        if (k0 + kc == k) { /* the sums are complete: the affine and the activation */
+            pw.act = c->act;
+            pw.post_w = c->post_scale;
+            pw.post_b = c->post_bias;
+        }
         kern->pointwise(&pw, m0, m1, 0, pixels);
     }
     const int wp = padded_w(l);

@@ -30,7 +30,9 @@ static void pointwise_blocks(const struct eng_layer *l, const struct eng_fwd *f,
                                   .bias = c->bias ? c->bias + (size_t)g * out_c : NULL,
                                   .in = f->in + (size_t)g * in_c * n,
                                   .out = f->out + (size_t)g * out_c * n,
-                                  .m = out_c, .k = in_c, .plane = n, .act = c->act};
+                                  .m = out_c, .k = in_c, .plane = n, .act = c->act,
+                                  .post_w = c->post_scale ? c->post_scale + (size_t)g * out_c : NULL,
+                                  .post_b = c->post_scale ? c->post_bias + (size_t)g * out_c : NULL};
         kern->pointwise(&pw, 0, out_c, p0, p1);
     }
 }

@@ -554,8 +554,7 @@ static int build_layer(struct builder *b, const struct section *s, int i, size_t
     case ENG_LAYER_DROPOUT: rc = eng_dropout_setup(l, b->err->msg, sizeof b->err->msg); break;
     case ENG_LAYER_YOLO: rc = parse_yolo(b, s, l, aoff); break;
     case ENG_LAYER_REGION: rc = parse_region(b, s, l, aoff); break;
-    case ENG_LAYER_SCALE: /* not darknet sections: section_kind() never yields them */
-    case ENG_LAYER_DENSE:
+    case ENG_LAYER_DENSE: /* not darknet sections: section_kind() never yields them */
     case ENG_LAYER_ADD: rc = -1; break;
     }
     if (rc && b->err->where[0] == '\0') {

@@ -226,22 +226,6 @@ static int add_sum(struct builder *b, const int *inputs, int n, int zero_extend,
     return finish_layer(b, l, rc, why, b->net->name);
 }
 
-static int add_scale(struct builder *b, const char *prefix, enum eng_act act)
-{
-    char wn[128], bn[128];
-    snprintf(wn, sizeof wn, "%s/scale/weights", prefix);
-    snprintf(bn, sizeof bn, "%s/scale/biases", prefix);
-    struct eng_layer *l = next_layer(b, ENG_LAYER_SCALE);
-    if (!l)
-        return eng_err_set(b->err, ENG_ERR_INVALID, b->net->name, "too many layers");
-    if (!(l->p.scale.weights = vec(b, wn, b->cur.c)) || !(l->p.scale.bias = vec(b, bn, b->cur.c)))
-        return -1;
-    l->p.scale.act = act;
-    char why[ENG_ERR_MSG_MAX] = "";
-    const int rc = eng_scale_setup(l, why, sizeof why);
-    return finish_layer(b, l, rc, why, wn);
-}
-
 static int add_dense(struct builder *b, const char *weights, const char *bias_name, int out)
 {
     struct eng_layer *l = next_layer(b, ENG_LAYER_DENSE);
@@ -331,16 +315,23 @@ static int build_landmarks(struct builder *b)
     return 0;
 }
 
-/* faceRecognitionNet/convLayer.ts: conv (+bias), scale, optional relu. */
+/* faceRecognitionNet/convLayer.ts: conv (+bias), scale, optional relu. The scale (x * weights +
+ * biases per channel) runs in the convolution's output pass, as its post affine. */
 static int add_conv_scale(struct builder *b, const char *prefix, int k, int out, int stride, int pad,
                           enum eng_act act)
 {
-    char filters[128], bias[128];
+    char filters[128], bias[128], scale[128], offset[128];
     snprintf(filters, sizeof filters, "%s/conv/filters", prefix);
     snprintf(bias, sizeof bias, "%s/conv/bias", prefix);
-    if (add_conv(b, filters, bias, k, out, stride, pad, 0, ENG_ACT_LINEAR) < 0)
+    snprintf(scale, sizeof scale, "%s/scale/weights", prefix);
+    snprintf(offset, sizeof offset, "%s/scale/biases", prefix);
+    const int conv = add_conv(b, filters, bias, k, out, stride, pad, 0, act);
+    if (conv < 0)
         return -1;
-    return add_scale(b, prefix, act);
+    struct eng_conv *c = &b->net->layers[conv].p.conv;
+    if (!(c->post_scale = vec(b, scale, out)) || !(c->post_bias = vec(b, offset, out)))
+        return -1;
+    return conv;
 }
 
 /* faceRecognitionNet/residualLayer.ts: residual (3x3 'same' twice, + x, relu) and residualDown (the

@@ -39,6 +39,8 @@ struct eng_pw {
      * one call: a float stored and loaded back is unchanged. */
     size_t ldw;
     int accumulate;
+    /* A per-channel affine on the sums before act, or NULL: out = act(sum * post_w[o] + post_b[o]). */
+    const float *post_w, *post_b;
 };
 
 /* A depthwise convolution: channel c of `out` (oh x ow) is the k x k window of weights w[c] moved by

@@ -29,8 +29,7 @@ enum eng_layer_kind {
     ENG_LAYER_DROPOUT,
     ENG_LAYER_YOLO,
     ENG_LAYER_REGION,
-    ENG_LAYER_SCALE, /* not darknet sections: built by other loaders (face.c) */
-    ENG_LAYER_DENSE,
+    ENG_LAYER_DENSE, /* not darknet sections: built by other loaders (face.c) */
     ENG_LAYER_ADD,
 };
 
@@ -53,6 +52,10 @@ struct eng_conv {
     int batch_normalize;  /* the weights file carries BN parameters for it (folded when loaded) */
     const float *weights; /* [filters][c/groups][size][size], batch norm already folded in */
     const float *bias;    /* [filters], or NULL for none */
+    /* A per-channel affine after the bias and before act, or NULL: act((conv + bias) * post_scale +
+     * post_bias). The face recognizer's "scale" layers (conv, bias, scale, relu) run here, in the
+     * output pass, instead of as a layer of their own. Not for depthwise layers. */
+    const float *post_scale, *post_bias;
 };
 
 /* maxpool: darknet's `padding` is the total, split as pad/2 before (so pad = TensorFlow's total 'same'
@@ -60,12 +63,6 @@ struct eng_conv {
  * window of size x size moved by stride over the input without padding (TF 'valid'). */
 struct eng_pool {
     int size, stride, pad;
-};
-
-/* Per-channel y = x * weights[c] + bias[c], then act (the Caffe/dlib "scale" layer). */
-struct eng_scale {
-    const float *weights, *bias; /* [channels] each */
-    enum eng_act act;
 };
 
 /* Fully connected: the input, flattened in CHW order, times a matrix, plus bias, then act.
@@ -149,7 +146,6 @@ struct eng_layer {
         struct eng_route route;
         struct eng_shortcut shortcut;
         struct eng_head head;
-        struct eng_scale scale;
         struct eng_dense dense;
         struct eng_add add;
     } p;
@@ -172,7 +168,6 @@ int eng_shortcut_setup(struct eng_layer *l, const struct eng_layer *layers, char
 int eng_dropout_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_yolo_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_region_setup(struct eng_layer *l, char *why, size_t why_size);
-int eng_scale_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_dense_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_add_setup(struct eng_layer *l, const struct eng_layer *layers, char *why, size_t why_size);
 

@@ -300,24 +300,7 @@ static void test_face_avgpool_size0_stays_global(void **state)
     assert_int_equal(eng_avgpool_setup(&l, why, sizeof why), -1); /* 3x3 window on 2x2 */
 }
 
-/* ---- scale, dense, add ------------------------------------------------------------------------ */
-
-static void test_face_scale_layer_per_channel_multiply_add(void **state)
-{
-    (void)state;
-    struct eng_layer l = layer_new(ENG_LAYER_SCALE, 0, 2, 1, 3);
-    const float w[2] = {2.0f, -0.5f}, b[2] = {1.0f, 0.25f};
-    l.p.scale = (struct eng_scale){.weights = w, .bias = b, .act = ENG_ACT_RELU};
-    char why[128] = "";
-    setup_ok(eng_scale_setup(&l, why, sizeof why), why);
-    const float in[6] = {1, -1, 0.5f, 2, -2, 0};
-    float *out = run(&l, in, NULL);
-    const float want[6] = {3, 0 /* relu(-1) */, 2, 0 /* relu(-0.75) */, 1.25f, 0.25f};
-    assert_floats_near(out, want, 6, 0);
-    free(out);
-    l.p.scale.bias = NULL;
-    assert_int_equal(eng_scale_setup(&l, why, sizeof why), -1);
-}
+/* ---- dense, add ------------------------------------------------------------------------ */
 
 static void test_face_dense_matches_naive_chw_flatten(void **state)
 {
@@ -908,7 +891,6 @@ int main(void)
         cmocka_unit_test(test_face_maxpool_tf_same_odd_input),
         cmocka_unit_test(test_face_avgpool_window_valid_hand_computed),
         cmocka_unit_test(test_face_avgpool_size0_stays_global),
-        cmocka_unit_test(test_face_scale_layer_per_channel_multiply_add),
         cmocka_unit_test(test_face_dense_matches_naive_chw_flatten),
         cmocka_unit_test(test_face_add_sums_inputs_then_activates),
         cmocka_unit_test(test_face_add_zero_extend_like_resnet_down_block),

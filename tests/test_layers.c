@@ -148,6 +148,8 @@ static void conv_reference(const struct eng_layer *l, const float *in, float *ou
                         }
                     }
                 }
+                if (c->post_scale)
+                    s = s * c->post_scale[o] + c->post_bias[o];
                 out[((size_t)o * l->out.h + oy) * l->out.w + ox] = (float)s;
             }
         }
@@ -400,6 +402,34 @@ static void test_conv_depthwise_direct_matches_naive_reference(void **state)
     }
 }
 
+/* Random weights, bias (and with_post a post affine) and input for shape s: the layer's output must
+ * match conv_reference within 1e-4 relative. */
+static void check_conv_shape(const struct conv_shape *s, size_t i, int with_post)
+{
+    const size_t nw = (size_t)s->filters * (s->c / s->groups) * s->size * s->size;
+    float *w = floats_random(nw), *b = floats_random((size_t)s->filters);
+    float *ps = with_post ? floats_random((size_t)s->filters) : NULL;
+    float *pb = with_post ? floats_random((size_t)s->filters) : NULL;
+    float *in = floats_random((size_t)s->c * s->h * s->w);
+    struct eng_layer l = conv_new(s->c, s->h, s->w, s->filters, s->size, s->stride, s->pad, s->groups,
+                                  s->act, w, b);
+    l.p.conv.post_scale = ps;
+    l.p.conv.post_bias = pb;
+    float *ref = floats_new(eng_shape_size(l.out));
+    conv_reference(&l, in, ref);
+    float *out = run(&l, in, NULL);
+    for (size_t j = 0; j < eng_shape_size(l.out); j++)
+        if (!(fabs((double)out[j] - (double)ref[j]) <= 1e-4 * (1.0 + fabs(ref[j]))))
+            fail_msg("shape %zu, element %zu: %.9g, reference %.9g", i, j, (double)out[j], (double)ref[j]);
+    free(out);
+    free(ref);
+    free(in);
+    free(pb);
+    free(ps);
+    free(b);
+    free(w);
+}
+
 static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
 {
     (void)state;
@@ -446,26 +476,44 @@ static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
         {40, 4, 5, 34, 3, 1, 1, 2, ENG_ACT_LINEAR},  /* 20 pixels, 2 groups: back to sgemm */
     };
     rng_state = 42;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const struct conv_shape *s = &shapes[i];
-        const size_t nw = (size_t)s->filters * (s->c / s->groups) * s->size * s->size;
-        float *w = floats_random(nw), *b = floats_random((size_t)s->filters);
-        float *in = floats_random((size_t)s->c * s->h * s->w);
-        struct eng_layer l = conv_new(s->c, s->h, s->w, s->filters, s->size, s->stride, s->pad,
-                                      s->groups, s->act, w, b);
-        float *ref = floats_new(eng_shape_size(l.out));
-        conv_reference(&l, in, ref);
-        float *out = run(&l, in, NULL);
-        for (size_t j = 0; j < eng_shape_size(l.out); j++)
-            if (!(fabs((double)out[j] - (double)ref[j]) <= 1e-4 * (1.0 + fabs(ref[j]))))
-                fail_msg("shape %zu, element %zu: %.9g, reference %.9g", i, j, (double)out[j],
-                         (double)ref[j]);
-        free(out);
-        free(ref);
-        free(in);
-        free(b);
-        free(w);
-    }
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check_conv_shape(&shapes[i], i, 0);
+}
+
+/* A per-channel affine after the bias (the face recognizer's scale layers) on every path a convolution
+ * can take: plane and row modes, stride 2, the small-n kernel, the small-k kernel on im2col, sgemm,
+ * groups, the pointwise kernel. */
+static void test_conv_post_affine_on_every_path(void **state)
+{
+    (void)state;
+    static const struct conv_shape shapes[] = {
+        {32, 35, 35, 32, 3, 1, 1, 1, ENG_ACT_RELU},   /* plane mode, two chunks */
+        {64, 17, 17, 24, 3, 1, 1, 1, ENG_ACT_LINEAR}, /* plane mode, four chunks */
+        {3, 40, 37, 16, 3, 1, 1, 1, ENG_ACT_LEAKY},   /* row mode */
+        {3, 41, 67, 16, 3, 2, 1, 1, ENG_ACT_RELU},    /* stride 2, row mode */
+        {256, 4, 4, 40, 3, 1, 1, 1, ENG_ACT_RELU},    /* small-n */
+        {130, 3, 3, 9, 3, 1, 0, 1, ENG_ACT_LINEAR},   /* 1 pixel */
+        {3, 30, 70, 5, 3, 3, 1, 1, ENG_ACT_RELU},     /* stride 3, k = 27: small-k on im2col */
+        {20, 30, 40, 16, 3, 3, 1, 1, ENG_ACT_LEAKY},  /* stride 3, k = 180: sgemm */
+        {4, 8, 8, 6, 3, 2, 1, 2, ENG_ACT_RELU},       /* 2 groups */
+        {6, 6, 5, 12, 1, 1, 0, 3, ENG_ACT_LINEAR},    /* grouped pointwise */
+        {16, 9, 40, 21, 1, 1, 0, 1, ENG_ACT_MISH},    /* pointwise, an activation applied after */
+    };
+    rng_state = 7;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check_conv_shape(&shapes[i], i, 1);
+    /* both halves or neither; never on a depthwise layer */
+    static const float dw[4 * 9], one[4];
+    struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, 4, 6, 6);
+    l.p.conv = (struct eng_conv){.filters = 4, .size = 3, .stride = 1, .pad = 1, .groups = 4, .weights = dw,
+                                 .post_scale = one, .post_bias = one};
+    char why[256] = "";
+    assert_int_equal(eng_conv_setup(&l, why, sizeof why), -1);
+    assert_non_null(strstr(why, "depthwise"));
+    l.p.conv.groups = 1;
+    l.p.conv.post_bias = NULL;
+    assert_int_equal(eng_conv_setup(&l, why, sizeof why), -1);
+    assert_non_null(strstr(why, "both"));
 }
 
 /* Which path the small-k shapes above take: stride 1 reads the input directly (conv_direct.c). */
@@ -489,7 +537,9 @@ static void test_conv_small_k_stride1_goes_direct(void **state)
     assert_true(l.forward != eng_conv_direct_forward); /* 7 wide: too much padding to compute */
     static const float w2[8 * 18 * 3 * 3];
     l = conv_new(18, 40, 37, 8, 3, 1, 1, 1, ENG_ACT_LEAKY, w2, NULL);
-    assert_true(l.forward != eng_conv_direct_forward); /* k = 162, 37 wide */
+    assert_true(l.forward == eng_conv_direct_forward); /* k = 162, 37 wide: a plane in chunks */
+    l = conv_new(18, 120, 37, 8, 3, 1, 1, 1, ENG_ACT_LEAKY, w2, NULL);
+    assert_true(l.forward != eng_conv_direct_forward); /* k = 162, 120 x 39: too big a plane */
     l = conv_new(18, 20, 20, 8, 3, 1, 1, 1, ENG_ACT_LEAKY, w2, NULL);
     assert_true(l.forward == eng_conv_direct_forward); /* k = 162, 20 wide: chunks of taps */
     l = conv_new(18, 200, 20, 8, 3, 1, 1, 1, ENG_ACT_LEAKY, w2, NULL);
@@ -1211,6 +1261,7 @@ int main(void)
         cmocka_unit_test(test_conv_activation_applied_after_bias),
         cmocka_unit_test(test_conv_im2col_sgemm_matches_naive_reference),
         cmocka_unit_test(test_conv_small_k_stride1_goes_direct),
+        cmocka_unit_test(test_conv_post_affine_on_every_path),
         cmocka_unit_test(test_conv_depthwise_direct_matches_naive_reference),
         cmocka_unit_test(test_conv_setup_bad_groups_rejected),
         cmocka_unit_test(test_conv_setup_kernel_larger_than_input_rejected),
