@@ -139,6 +139,20 @@ static int finish_layer(struct builder *b, struct eng_layer *l, int rc, const ch
     return b->net->n_layers++;
 }
 
+/* A 'same' convolution on a 1x1 input reads nothing but one tap, the rest being padding: it is kept as
+ * a 1x1 convolution over that tap's weights (compacted in place). The recognizer's last 3x3 layer (256
+ * channels) otherwise streamed all 2.4 MB of its weights for 0.13 MFLOP: 0.29 ms. The sums are the
+ * same, less eight terms that were products with zero. */
+static void keep_live_tap(struct builder *b, struct eng_conv *c, int in)
+{
+    float *w = b->params + (c->weights - b->params);
+    const int k = c->size, tap = (k - 1) / 2 * k + (k - 1) / 2; /* TF 'same' pads (k - 1) / 2 before */
+    for (size_t i = 0; i < (size_t)c->filters * in; i++)
+        w[i] = w[i * k * k + tap];
+    c->size = 1;
+    c->same = 0;
+}
+
 /* Convolution with HWIO kernel `prefix`/filters (or /depthwise_filter with depthwise) and optional
  * bias `bias_name`. pad < 0 means TF 'same'. */
 static int add_conv(struct builder *b, const char *filters, const char *bias_name, int k, int out,
@@ -165,6 +179,8 @@ static int add_conv(struct builder *b, const char *filters, const char *bias_nam
     c->same = pad < 0;
     c->pad = pad < 0 ? 0 : pad;
     c->act = act;
+    if (!depthwise && c->same && k > 1 && b->cur.h == 1 && b->cur.w == 1)
+        keep_live_tap(b, c, in);
     char why[ENG_ERR_MSG_MAX] = "";
     const int rc = eng_conv_setup(l, why, sizeof why);
     return finish_layer(b, l, rc, why, filters);
