@@ -71,15 +71,15 @@ static int plane_ok(const struct eng_layer *l)
 {
     const struct eng_conv *c = &l->p.conv;
     const size_t k = (size_t)l->in.c * c->size * c->size;
-    return !row_ok(l) && l->out.w >= PLANE_MIN_WIDTH &&
-           (size_t)l->out.h * padded_w(l) <= PLANE_MAX_PIXELS && k * c->filters * sizeof(float) <= PLANE_MAX_WEIGHTS;
+    return !row_ok(l) && l->out.w >= PLANE_MIN_WIDTH && (size_t)l->out.h * padded_w(l) <= PLANE_MAX_PIXELS &&
+           k * c->filters * sizeof(float) <= PLANE_MAX_WEIGHTS;
 }
 
 int eng_conv_direct_ok(const struct eng_layer *l)
 {
     const struct eng_conv *c = &l->p.conv;
-    return (c->stride == 1 || c->stride == 2) && c->groups == 1 && c->size > 1 && c->pad_top >= 0 && c->pad_left >= 0 &&
-           c->pad_bottom >= 0 && c->pad_right >= 0 && (row_ok(l) || plane_ok(l));
+    return (c->stride == 1 || c->stride == 2) && c->groups == 1 && c->size > 1 && c->pad_top >= 0 &&
+           c->pad_left >= 0 && c->pad_bottom >= 0 && c->pad_right >= 0 && (row_ok(l) || plane_ok(l));
 }
 
 static size_t round_up(size_t x, size_t to)
@@ -180,8 +180,8 @@ static void direct_task(void *arg, int task, int slot)
     eng_team_split(l->out.h, r->n_tasks, task, 1, &y0, &y1);
     const struct eng_kern *kern = eng_kern_best();
     for (int y = y0; y < y1; y++) {
-        const struct eng_pw pw = {.w = c->weights, .bias = c->bias,
-                                  .in = r->src + (size_t)y * padded_w(l), .out = r->f->out + (size_t)y * l->out.w,
+        const struct eng_pw pw = {.w = c->weights, .bias = c->bias, .in = r->src + (size_t)y * padded_w(l),
+                                  .out = r->f->out + (size_t)y * l->out.w,
                                   .m = c->filters, .k = l->in.c * c->size * c->size, .plane = plane,
                                   .in_offsets = r->offsets, .act = c->act,
                                   .post_w = c->post_scale, .post_b = c->post_bias};

@@ -4,7 +4,7 @@
  * their TF.js manifests (tfjs.h) and run as engine layer arrays:
  *   tiny_face_detector_model      Tiny-YOLOv2 with depthwise-separable convolutions, 5 anchors, 1 class;
  *   face_landmark_68_model        four dense blocks of separable convolutions + a dense layer, 112x112;
- *   face_recognition_model        dlib's ResNet-29 (conv + scale layers), 150x150 -> 128 values.
+ *   face_recognition_model        dlib's ResNet-29 (convolutions with a per-channel scale), 150x150 -> 128 values.
  * Every step reproduces face-api's own (src/ of the package), including its quirks, so results can be
  * compared with it number for number:
  *   detection  - the image padded with zeros at the bottom or right to a square, resized with TF.js's

@@ -23,8 +23,8 @@ enum eng_isa {
 /* A pointwise (1x1, stride 1, unpadded) convolution as out[o][p] = act(bias[o] + sum_k w[o][k] in[k][p]):
  * the weights are m x k row-major, the output m planes of `plane` floats; input row k starts at
  * in + in_offsets[k] if in_offsets is set, else k planes of `in_plane` floats (0: `plane`) in. It is
- * also the GEMM of an im2col tile with a small k, and with offsets a small-k stride-1 convolution
- * read straight from a padded input, with no im2col (conv.c). */
+ * also the GEMM of an im2col tile with a small k (conv.c), and with offsets a stride-1 or stride-2
+ * convolution read straight from a padded copy of its input, with no im2col (conv_direct.c). */
 struct eng_pw {
     const float *w;
     const float *bias; /* [m], or NULL */
