@@ -564,15 +564,17 @@ def check_histogram(c, g, samples, types, name, min_count):
 def test_metrics(ctx, d):
     g = "metrics"
     c = ctx.c
-    # A request is counted after its response is sent, so the last one may still be on its way into the
-    # counters: read /metrics until every request sent so far is in them, for up to 10 s.
+    # A request is counted after its response is sent, and a worker goes back to idle after handing its
+    # answer over, so the last request may still be on its way: read /metrics until every request sent so
+    # far is counted and the pool is idle, for up to 10 s.
     until = time.monotonic() + 10.0
     while True:
         r = d.get("/metrics")
         samples, types, bad = parse_metrics(r.body.decode()) if r.status == 200 else ({}, {}, [])
         req = samples.get("visiond_requests_total", {})
         counted = all(req.get(f'{{route="{route}",status="{status}"}}', 0) >= n
-                      for (route, status), n in ctx.counts.items())
+                      for (route, status), n in ctx.counts.items()) and \
+            samples.get("visiond_workers_busy", {}).get("") == 0 and samples.get("visiond_queue_depth", {}).get("") == 0
         if r.status != 200 or counted or time.monotonic() >= until:
             break
         time.sleep(0.05)
