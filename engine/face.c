@@ -933,6 +933,16 @@ double eng_face_distance(const float a[ENG_FACE_DESCRIPTOR], const float b[ENG_F
     return sqrt(eng_face_distance_sq(a, b));
 }
 
+double eng_face_confidence(double distance)
+{
+    return pow(ENG_FACE_MATCH_CONFIDENCE, distance / ENG_FACE_MATCH_THRESHOLD);
+}
+
+double eng_face_confidence_distance(double confidence)
+{
+    return ENG_FACE_MATCH_THRESHOLD * log(confidence) / log(ENG_FACE_MATCH_CONFIDENCE);
+}
+
 /* ---- choosing faces ------------------------------------------------------------------------- */
 
 static float face_area(const struct eng_face *f)

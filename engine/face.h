@@ -176,4 +176,14 @@ int eng_face_select(const struct eng_face *faces, int n, enum eng_face_select ho
 double eng_face_distance_sq(const float a[ENG_FACE_DESCRIPTOR], const float b[ENG_FACE_DESCRIPTOR]);
 double eng_face_distance(const float a[ENG_FACE_DESCRIPTOR], const float b[ENG_FACE_DESCRIPTOR]);
 
+/* The confidence score of a Euclidean descriptor distance, the one scale every route that reports a
+ * "confidence" or "similarity" for a face pair uses (DeepStack's face/match and face/recognize):
+ * f(d) = 0.67^(d / 0.6), decreasing, f(0) = 1 and f(ENG_FACE_MATCH_THRESHOLD) = 0.67, so DeepStack's
+ * default recognition threshold (0.67) means the dlib/face-api match distance (0.6); f(1.2) = 0.449.
+ * eng_face_confidence_distance is its inverse: the distance whose confidence is c (c in (0, 1]).
+ * Pure. docs/FACES.md has the table. */
+#define ENG_FACE_MATCH_CONFIDENCE 0.67
+double eng_face_confidence(double distance);
+double eng_face_confidence_distance(double confidence);
+
 #endif
