@@ -165,7 +165,7 @@ static const float *conv_columns(const struct eng_layer *l, const struct eng_fwd
 /* Output channels [m0, m1) of group g over the output columns [n0, n0 + cols): one GEMM on b (from
  * conv_columns), then the activation while the tile is in cache. */
 static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0, int cols,
-                      int m0, int m1, const float *b, int ldb)
+                      int m0, int m1, const float *b, int ldb, float *scratch)
 {
     const struct eng_conv *c = &l->p.conv;
     const int out_c = c->filters / c->groups;
@@ -187,6 +187,14 @@ static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g,
         kern->pointwise(&pw, 0, m1 - m0, 0, (size_t)cols);
         return;
     }
+    if (kern->gemm && !small_n(c, cols)) {
+        /* our packed GEMM (gemm_isa.inc): bias, affine and activation in its store */
+        const struct eng_gemm gm = {.a = a, .b = b, .c = out + n0, .lda = (size_t)k, .ldb = (size_t)ldb,
+                                    .ldc = (size_t)n, .m = m1 - m0, .n = cols, .k = k, .bias = bias,
+                                    .post_w = post_scale, .post_b = post_bias, .act = c->act};
+        kern->gemm(&gm, scratch);
+        return;
+    }
     kern->fill_rows(out + n0, m1 - m0, cols, (size_t)n, bias);
     if (small_n(c, cols))
         kern->gemm_small_n(a, (size_t)k, b, out + n0, (size_t)n, m1 - m0, cols, k);
@@ -194,6 +202,13 @@ static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, cols, k, 1.0f, a, k, b, ldb,
                     1.0f, out + n0, n);
     finish_rows(out + n0, m1 - m0, cols, n, post_scale, post_bias, c->act);
+}
+
+/* The packed GEMM's scratch in a task's work area: its last ENG_GEMM_SCRATCH_FLOATS floats, after the
+ * im2col tile (slot 0's tile is shared by conv_rows tasks, whose GEMMs use their own slot's scratch). */
+static float *gemm_scratch(const struct eng_layer *l, float *work)
+{
+    return work + l->work_floats - ENG_GEMM_SCRATCH_FLOATS;
 }
 
 /* How a convolution is cut into tasks: groups x column tiles x blocks of output channels. */
@@ -265,8 +280,9 @@ static void conv_task(void *arg, int task, int slot)
     const int ct = task % s->col_tiles, g = task / s->col_tiles;
     const int n0 = ct * s->tile, cols = n - n0 < s->tile ? n - n0 : s->tile;
     int ldb;
-    const float *b = conv_columns(l, s->f, g, n0, cols, s->f->work + (size_t)slot * s->f->work_stride, &ldb);
-    conv_gemm(l, s->f, g, n0, cols, 0, l->p.conv.filters / l->p.conv.groups, b, ldb);
+    float *work = s->f->work + (size_t)slot * s->f->work_stride;
+    const float *b = conv_columns(l, s->f, g, n0, cols, work, &ldb);
+    conv_gemm(l, s->f, g, n0, cols, 0, l->p.conv.filters / l->p.conv.groups, b, ldb, gemm_scratch(l, work));
 }
 
 /* Blocks of output channels of one column tile, all reading the tile's unfolded columns. */
@@ -278,13 +294,13 @@ struct conv_rows {
 
 static void conv_rows_task(void *arg, int task, int slot)
 {
-    (void)slot;
     const struct conv_rows *r = arg;
     const struct eng_layer *l = r->s->l;
     int m0, m1;
     eng_team_split(l->p.conv.filters / l->p.conv.groups, r->s->row_blocks, task, 16, &m0, &m1);
     if (m1 > m0)
-        conv_gemm(l, r->s->f, r->g, r->n0, r->cols, m0, m1, r->b, r->ldb);
+        conv_gemm(l, r->s->f, r->g, r->n0, r->cols, m0, m1, r->b, r->ldb,
+                  gemm_scratch(l, r->s->f->work + (size_t)slot * r->s->f->work_stride));
 }
 
 static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
@@ -359,9 +375,9 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
     const int tile = column_tile(c->filters / c->groups, (int)k, oh * ow);
     const int tile_floats = tile < ENG_KERN_SMALL_N ? ENG_KERN_SMALL_N : tile; /* see conv_columns */
     l->work_floats = depthwise                                 ? (size_t)l->in.w
-                     : is_pointwise(c)                         ? 0
                      : l->forward == eng_conv_direct_forward ? eng_conv_direct_work_floats(l)
-                                                               : k * (size_t)tile_floats;
+                     : l->forward == eng_conv_pointwise_forward ? 0
+                     : (is_pointwise(c) ? 0 : k * (size_t)tile_floats) + ENG_GEMM_SCRATCH_FLOATS;
     if (depthwise)
         eng_conv_depthwise_plane_setup(l);
     l->flops = 2.0 * (double)k * c->filters * oh * ow;

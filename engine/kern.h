@@ -73,6 +73,24 @@ int eng_dw_supported(const struct eng_dw *d);
 /* Scratch floats the depthwise kernel needs per concurrent call (the same for every set). */
 size_t eng_dw_scratch_floats(const struct eng_dw *d);
 
+/* C = act(post(bias + A B)) for a convolution's im2col tile (gemm_isa.inc): A the weights, m x k with
+ * rows lda apart; B k x n, rows ldb apart; C m x n, rows ldc apart; bias [m] or NULL, post_w/post_b
+ * as in struct eng_pw. */
+struct eng_gemm {
+    const float *a, *b;
+    float *c;
+    size_t lda, ldb, ldc;
+    int m, n, k;
+    const float *bias, *post_w, *post_b;
+    enum eng_act act;
+};
+
+/* The GEMM's blocking: B is packed GEMM_KC rows x GEMM_NC columns at a time into the caller's
+ * scratch of ENG_GEMM_SCRATCH_FLOATS floats. */
+#define ENG_GEMM_KC 256
+#define ENG_GEMM_NC 256
+#define ENG_GEMM_SCRATCH_FLOATS ((size_t)ENG_GEMM_KC * ENG_GEMM_NC)
+
 /* Output widths the small-n GEMM takes: B's rows are this many floats, zero beyond n. */
 #define ENG_KERN_SMALL_N 16
 
@@ -108,6 +126,11 @@ struct eng_kern {
     /* 2x2 max pooling at stride 2 of two input rows: out[i] = the largest of r0[2i], r0[2i + 1],
      * r1[2i], r1[2i + 1] for i in [0, n). */
     void (*maxpool2)(const float *r0, const float *r1, float *out, int n);
+    /* The packed, register-blocked GEMM of struct eng_gemm, using `scratch` of
+     * ENG_GEMM_SCRATCH_FLOATS floats no other call uses at the same time; NULL in the plain set,
+     * where OpenBLAS's sgemm does this. Each element is bias + its products in the order of k, so a
+     * caller may cut m and n freely. */
+    void (*gemm)(const struct eng_gemm *g, float *scratch);
 };
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */
