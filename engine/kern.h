@@ -87,7 +87,7 @@ struct eng_gemm {
 
 /* The GEMM's blocking: B is packed GEMM_KC rows x GEMM_NC columns at a time into the caller's
  * scratch of ENG_GEMM_SCRATCH_FLOATS floats. */
-#define ENG_GEMM_KC 256
+#define ENG_GEMM_KC 384
 #define ENG_GEMM_NC 256
 #define ENG_GEMM_SCRATCH_FLOATS ((size_t)ENG_GEMM_KC * ENG_GEMM_NC)
 

@@ -7,6 +7,7 @@
 #define KERN_VL 8
 #define KERN_MB 4
 #define KERN_GEMM_MR 6
+#define KERN_GEMM_NV 2
 #define KERN_TABLE eng_kern_avx2
 #define KERN_ISA ENG_ISA_AVX2
 #define KERN_NAME "avx2"

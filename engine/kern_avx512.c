@@ -6,7 +6,8 @@
 #pragma GCC target("avx512f,avx2,fma")
 #define KERN_VL 16
 #define KERN_MB 8
-#define KERN_GEMM_MR 14
+#define KERN_GEMM_MR 6
+#define KERN_GEMM_NV 4
 #define KERN_TABLE eng_kern_avx512
 #define KERN_ISA ENG_ISA_AVX512
 #define KERN_NAME "avx512"

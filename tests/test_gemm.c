@@ -1,8 +1,9 @@
 /* test_gemm.c - the packed GEMM of kern.h (struct eng_gemm, engine/gemm_isa.inc) in every kernel set
  * that has one (AVX2, AVX-512; the plain set has none and conv.c uses sgemm there), against naive
- * references: shapes that hit whole and partial register tiles (rows around 6 and 14, columns around
- * 16 and 32), several packed blocks (k and n across 256), odd leading dimensions, guard values
- * around C; with and without bias and post affine, every activation. */
+ * references: shapes that hit whole and partial register tiles (rows around 6, columns around each
+ * multiple of 8 and 16 up to 64: every tile width), several packed blocks (k across ENG_GEMM_KC, n
+ * across ENG_GEMM_NC), odd leading dimensions, guard values around C; with and without bias and post
+ * affine, every activation. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,8 +104,8 @@ static void check_case(const char *set, const struct gemm_case *t, enum eng_act 
             eng_act_ref(&want, 1, act);
             const double tol = 4e-7 * (t->k + 4) * (mag + 1e-3);
             if (!(fabs((double)got - want) <= tol))
-                fail_msg("%s %s m=%d n=%d k=%d bias=%d post=%d: C[%d][%zu] = %.9g, expected %.9g (tol %.3g)", set,
-                         eng_act_name(act), t->m, t->n, t->k, t->bias != NULL, t->post_w != NULL, i, j,
+                fail_msg("%s %s m=%d n=%d k=%d bias=%d post=%d: C[%d][%zu] = %.9g, expected %.9g (tol %.3g)",
+                         set, eng_act_name(act), t->m, t->n, t->k, t->bias != NULL, t->post_w != NULL, i, j,
                          (double)got, (double)want, tol);
         }
     }
@@ -116,9 +117,9 @@ static void test_gemm_matches_naive_every_set(void **state)
     const struct eng_kern *sets[ENG_ISA_COUNT];
     const int n_sets = gemm_sets(sets);
     float *scratch = floats_new(ENG_GEMM_SCRATCH_FLOATS);
-    const int ms[] = {1, 5, 6, 7, 13, 14, 15, 29, 64};
-    const int ns[] = {1, 7, 16, 17, 31, 32, 33, 255, 256, 257, 300};
-    const int ks[] = {1, 3, 27, 255, 256, 257, 600};
+    const int ms[] = {1, 5, 6, 7, 12, 13, 29, 64};
+    const int ns[] = {1, 7, 16, 17, 31, 33, 48, 49, 63, 64, 65, 255, 256, 257, 300};
+    const int ks[] = {1, 3, 27, 383, 384, 385, 800};
     rng_state = 23;
     for (int s = 0; s < n_sets; s++)
         for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
@@ -136,7 +137,8 @@ static void test_gemm_matches_naive_every_set(void **state)
     free(scratch);
 }
 
-/* Every activation on one shape with all edges (rows 14 + 6 + 1, columns 32 + 16 + 1, two k blocks). */
+/* Every activation on one shape with edges (rows 6 + 6 + 6 + 3, columns 64 + 49 or 16 x 6 + 1, two k
+ * blocks). */
 static void test_gemm_every_activation_every_set(void **state)
 {
     (void)state;
@@ -148,7 +150,7 @@ static void test_gemm_every_activation_every_set(void **state)
         for (int act = ENG_ACT_LINEAR; act <= ENG_ACT_SWISH; act++)
             for (int post = 0; post < 2; post++) {
                 struct gemm_case t;
-                case_new(&t, 21, 49, 300, 1, post);
+                case_new(&t, 21, 113, 500, 1, post);
                 const struct eng_gemm g = case_gemm(&t, (enum eng_act)act);
                 sets[s]->gemm(&g, scratch);
                 check_case(sets[s]->name, &t, (enum eng_act)act);
