@@ -15,6 +15,7 @@ static const struct proto_code_info CODES[PROTO_CODE_COUNT] = {
     [PROTO_ERR_BAD_JSON] = {"BAD_JSON", 400, "the body is not a valid JSON object"},
     [PROTO_ERR_BAD_IMAGE] = {"BAD_IMAGE", 400, "the image is corrupt or truncated"},
     [PROTO_ERR_UNAUTHORIZED] = {"UNAUTHORIZED", 401, "missing or invalid API key"},
+    [PROTO_ERR_FORBIDDEN] = {"FORBIDDEN", 403, "this API key may not call this route"},
     [PROTO_ERR_NOT_FOUND] = {"NOT_FOUND", 404, "no such route"},
     [PROTO_ERR_MODEL_NOT_FOUND] = {"MODEL_NOT_FOUND", 404, "no model is loaded under that name"},
     [PROTO_ERR_METHOD_NOT_ALLOWED] = {"METHOD_NOT_ALLOWED", 405, "method not allowed on this route"},
@@ -171,4 +172,11 @@ char *proto_deepstack_error_json(enum proto_code code, const char *message, cons
                                      proto_json_str(message ? message : info->message), "code",
                                      info->status, "request_id",
                                      request_id ? proto_json_str(request_id) : NULL));
+}
+
+char *proto_error_body(enum proto_dialect dialect, const struct proto_err *err, const char *request_id)
+{
+    if (dialect == PROTO_DIALECT_DEEPSTACK)
+        return proto_deepstack_error_json(err->code, err->msg[0] ? err->msg : NULL, request_id);
+    return proto_err_json(err, request_id);
 }

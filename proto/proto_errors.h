@@ -21,6 +21,7 @@ enum proto_code {
     PROTO_ERR_BAD_JSON,               /* 400 the body is not JSON, or not a JSON object */
     PROTO_ERR_BAD_IMAGE,              /* 400 the image is corrupt, truncated or empty */
     PROTO_ERR_UNAUTHORIZED,           /* 401 missing or wrong API key */
+    PROTO_ERR_FORBIDDEN,              /* 403 the API key's scope does not reach the route's */
     PROTO_ERR_NOT_FOUND,              /* 404 no such route */
     PROTO_ERR_MODEL_NOT_FOUND,        /* 404 no model loaded under that name */
     PROTO_ERR_METHOD_NOT_ALLOWED,     /* 405 the route exists, the method doesn't */
@@ -36,6 +37,12 @@ enum proto_code {
     PROTO_ERR_INTERNAL,               /* 500 a bug or out of memory */
     PROTO_ERR_IO,                     /* 500 the OS failed a read (model files; the CLI's inputs) */
     PROTO_CODE_COUNT
+};
+
+/* The error shape a route answers in. */
+enum proto_dialect {
+    PROTO_DIALECT_NATIVE = 0, /* /v1/detect, /v1/faces, ...: {"error":{"code",...}} */
+    PROTO_DIALECT_DEEPSTACK,  /* /v1/vision/...: {"success":false,"error":"...","code":<status>} */
 };
 
 struct proto_code_info {
@@ -82,6 +89,10 @@ int proto_err_set(struct proto_err *err, enum proto_code code, const char *field
  * (e.g. "image"; NULL = none), message "<field>: <engine message>" (the engine's place is dropped: it
  * names a memory buffer or a file of the server, not something the client sent). Returns -1. */
 int proto_err_from_eng(struct proto_err *out, const struct eng_err *e, const char *field);
+
+/* The body of an error reply in the dialect: native proto_err_json, DeepStack proto_deepstack_error_json
+ * (the one encoder the daemon's error replies use). New string, caller frees; NULL if out of memory. */
+char *proto_error_body(enum proto_dialect dialect, const struct proto_err *err, const char *request_id);
 
 /* {"error":{"code":"...","message":"...","field":"..."},"request_id":"..."}.
  * message NULL: the code's default message. field NULL or "": no "field" key. request_id NULL: no

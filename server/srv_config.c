@@ -133,7 +133,7 @@ union value {
 
 /* ---- small helpers ---- */
 
-static char *trim(char *s)
+char *srv_config_trim(char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -400,7 +400,7 @@ static int parse_list(const struct setting *s, const char *text, const struct pl
     size_t n = 0;
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        tok = trim(tok);
+        tok = srv_config_trim(tok);
         if (!*tok)
             continue;
         char why[200] = "";
@@ -579,16 +579,16 @@ static void cut_comment(char *value)
 static int parse_file_line(struct srv_config *cfg, char *line, const char *path, int lineno, int *seen,
                            struct eng_err *err)
 {
-    char *s = trim(line);
+    char *s = srv_config_trim(line);
     if (!*s || *s == '#')
         return 0;
     char *eq = strchr(s, '=');
     if (!eq)
         return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "expected 'key = value', got '%.80s'", s);
     *eq = '\0';
-    char *key = trim(s), *value = eq + 1;
+    char *key = srv_config_trim(s), *value = eq + 1;
     cut_comment(value);
-    value = trim(value);
+    value = srv_config_trim(value);
     const struct setting *st = find_setting(key, strlen(key));
     if (!st) {
         const struct setting *alt = find_flag(key, strlen(key)); /* "max-body" for "max_body" */
@@ -664,7 +664,7 @@ static int apply_env(struct srv_config *cfg, char *const *envp, struct eng_err *
             char *copy = strdup(value);
             if (!copy)
                 return eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory");
-            int rc = set_value(cfg, &settings[i], trim(copy), &pl, err);
+            int rc = set_value(cfg, &settings[i], srv_config_trim(copy), &pl, err);
             free(copy);
             if (rc < 0)
                 return -1;
@@ -1002,156 +1002,4 @@ out:
     free(a);
     free(b);
     return rc;
-}
-
-/* ---- API keys ---- */
-
-struct srv_keys {
-    size_t n;
-    unsigned char (*hash)[SRV_SHA256_SIZE];
-};
-
-/* Checks a key's shape without ever quoting it. */
-static int check_key(const char *key, size_t len, const char *path, int lineno, struct eng_err *err)
-{
-    if (len < SRV_KEYS_MIN_LEN)
-        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
-                                "API key too short (%zu characters; at least %d)", len, SRV_KEYS_MIN_LEN);
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] >= 0x7f)
-            return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
-                                    "API key contains a space or non-printable character (at offset %zu); "
-                                    "keys are printable ASCII",
-                                    i);
-    return 0;
-}
-
-#define KEY_HASH_PREFIX "sha256:"
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* A "sha256:<64 hex digits>" line: the key's digest, so the file need not hold the key itself. */
-static int parse_key_hash(const char *line, size_t len, unsigned char out[SRV_SHA256_SIZE],
-                          const char *path, int lineno, struct eng_err *err)
-{
-    const size_t plen = strlen(KEY_HASH_PREFIX);
-    if (len != plen + 2 * SRV_SHA256_SIZE)
-        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
-                                "a hashed key is \"" KEY_HASH_PREFIX "\" and 64 hex digits (%zu found)",
-                                len - plen);
-    for (size_t i = 0; i < SRV_SHA256_SIZE; i++) {
-        const int hi = hex_digit(line[plen + 2 * i]), lo = hex_digit(line[plen + 2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
-                                    "a hashed key is \"" KEY_HASH_PREFIX "\" and 64 hex digits (not hex at "
-                                    "offset %zu)", plen + 2 * i + (hi < 0 ? 0 : 1));
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-/* Adds one line's key (plain, hashed here, or already a "sha256:" digest) to keys. */
-static int add_key(struct srv_keys *keys, size_t *cap, const char *key, size_t len, const char *path,
-                   int lineno, struct eng_err *err)
-{
-    const int hashed = strncmp(key, KEY_HASH_PREFIX, strlen(KEY_HASH_PREFIX)) == 0;
-    if (!hashed && check_key(key, len, path, lineno, err) < 0)
-        return -1;
-    if (keys->n == *cap) {
-        size_t new_cap = *cap ? 2 * *cap : 8;
-        void *p = realloc(keys->hash, new_cap * sizeof *keys->hash);
-        if (!p)
-            return eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
-        keys->hash = p;
-        *cap = new_cap;
-    }
-    if (hashed)
-        return parse_key_hash(key, len, keys->hash[keys->n++], path, lineno, err);
-    srv_sha256(key, len, keys->hash[keys->n++]);
-    return 0;
-}
-
-struct srv_keys *srv_keys_load(const char *path, struct eng_err *err)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        eng_err_set(err, ENG_ERR_IO, path, "cannot open API keys file: %s", strerror(errno));
-        return NULL;
-    }
-    struct srv_keys *keys = calloc(1, sizeof *keys);
-    if (!keys) {
-        fclose(f);
-        eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
-        return NULL;
-    }
-    size_t cap = 0, line_cap = 0;
-    char *line = NULL;
-    ssize_t n;
-    int lineno = 0, rc = 0;
-    errno = 0;
-    while (rc == 0 && (n = getline(&line, &line_cap, f)) >= 0) {
-        lineno++;
-        if (strlen(line) != (size_t)n) {
-            rc = eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "NUL byte in line");
-            break;
-        }
-        char *key = trim(line);
-        if (!*key || *key == '#')
-            continue;
-        rc = add_key(keys, &cap, key, strlen(key), path, lineno, err);
-    }
-    if (rc == 0 && ferror(f))
-        rc = eng_err_set(err, ENG_ERR_IO, path, "cannot read API keys file: %s", strerror(errno ? errno : EIO));
-    if (rc == 0 && keys->n == 0)
-        rc = eng_err_set(err, ENG_ERR_INVALID, path, "no API keys in the file (one key per line)");
-    if (line)
-        explicit_bzero(line, line_cap);
-    free(line);
-    fclose(f);
-    if (rc < 0) {
-        srv_keys_free(keys);
-        return NULL;
-    }
-    return keys;
-}
-
-void srv_keys_free(struct srv_keys *keys)
-{
-    if (!keys)
-        return;
-    if (keys->hash)
-        explicit_bzero(keys->hash, keys->n * sizeof *keys->hash);
-    free(keys->hash);
-    free(keys);
-}
-
-size_t srv_keys_count(const struct srv_keys *keys)
-{
-    return keys ? keys->n : 0;
-}
-
-bool srv_keys_check(const struct srv_keys *keys, const char *presented_key)
-{
-    if (!keys || !presented_key)
-        return false;
-    unsigned char h[SRV_SHA256_SIZE];
-    srv_sha256(presented_key, strlen(presented_key), h);
-    unsigned found = 0;
-    for (size_t i = 0; i < keys->n; i++) {
-        unsigned diff = 0;
-        for (size_t j = 0; j < SRV_SHA256_SIZE; j++)
-            diff |= (unsigned)(h[j] ^ keys->hash[i][j]);
-        found |= ((diff - 1u) >> 8) & 1u; /* 1 iff diff == 0 (diff <= 255), without a branch */
-    }
-    explicit_bzero(h, sizeof h);
-    return found != 0;
 }

@@ -39,6 +39,7 @@
 #define POST_BUFFER 65536
 #define MAX_FIELDS 64
 #define MAX_QUERY 64
+#define MAX_CAPTURES 4 /* "{name}" segments in one route pattern */
 
 struct srv_http {
     struct MHD_Daemon *d;
@@ -74,6 +75,14 @@ struct srv_req {
     struct srv_http *h;
     struct MHD_Connection *conn;
     const struct srv_route *route;
+    const struct srv_route *path_row; /* the first row of the path, whatever the method (405) */
+    enum proto_dialect dialect; /* the route's, or the prefix row's the path falls under */
+    struct {
+        const char *name; /* in the route's pattern, name_len bytes */
+        size_t name_len;
+        char *value;
+    } caps[MAX_CAPTURES];
+    int n_caps;
     char id[72];
     char *path;
     enum srv_method method;
@@ -90,9 +99,8 @@ struct srv_req {
     int n_fields;
     /* a refusal decided before the handler runs */
     int early_status;
-    enum proto_code early_code;
-    const char *early_field;
-    char early_msg[160];
+    struct proto_err early;
+    enum proto_code err_code; /* of the error reply sent, PROTO_OK if none */
     int handled;
     /* reply, guarded by lock */
     pthread_mutex_t lock;
@@ -104,7 +112,6 @@ struct srv_req {
     char *resp_headers[16];
     int n_resp_headers;
     size_t bytes_out;
-    void *user;
 };
 
 double srv_now_ms(void)
@@ -126,6 +133,10 @@ static enum srv_method parse_method(const char *m)
         return SRV_OPTIONS;
     if (strcmp(m, "HEAD") == 0)
         return SRV_HEAD;
+    if (strcmp(m, "PATCH") == 0)
+        return SRV_PATCH;
+    if (strcmp(m, "DELETE") == 0)
+        return SRV_DELETE;
     return 0;
 }
 
@@ -153,23 +164,75 @@ static void make_request_id(struct srv_req *r)
     snprintf(r->id, sizeof r->id, "%08lx%08lx", r->h->id_salt & 0xffffffffUL, n & 0xffffffffUL);
 }
 
-static const struct srv_route *find_route(const struct srv_http *h, const char *path)
-{
-    for (int i = 0; i < h->n_routes; i++)
-        if (strcmp(h->routes[i].path, path) == 0)
-            return &h->routes[i];
-    return NULL;
-}
-
 static void refuse(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
 {
     if (r->early_status)
         return; /* the first reason wins */
     r->early_status = proto_code_status(code);
-    r->early_code = code;
-    r->early_field = field;
-    snprintf(r->early_msg, sizeof r->early_msg, "%s", msg);
+    r->early.code = code;
+    snprintf(r->early.field, sizeof r->early.field, "%s", field ? field : "");
+    snprintf(r->early.msg, sizeof r->early.msg, "%s", msg);
 }
+
+/* Whether path matches the route's pattern; with r, the "{name}" segments are captured into it. */
+static int path_matches(const char *pattern, const char *path, struct srv_req *r)
+{
+    int n = 0;
+    while (*pattern && *path) {
+        if (*pattern != '{') {
+            if (*pattern++ != *path++)
+                return 0;
+            continue;
+        }
+        const char *close = strchr(pattern, '}');
+        const size_t seg = strcspn(path, "/");
+        if (!close || seg == 0 || n >= MAX_CAPTURES)
+            return 0;
+        if (r) {
+            r->caps[n].name = pattern + 1;
+            r->caps[n].name_len = (size_t)(close - pattern - 1);
+            if (!(r->caps[n].value = strndup(path, seg)))
+                return 0;
+            r->n_caps = n + 1;
+        }
+        n++;
+        pattern = close + 1;
+        path += seg;
+    }
+    return !*pattern && !*path;
+}
+
+static int is_prefix_row(const struct srv_route *row)
+{
+    return row->methods == 0;
+}
+
+/* The row for the request's path and method. None: r->route stays NULL, and r->path_row says whether
+ * another method would have matched (405 rather than 404); r->dialect is then the prefix row's. */
+static void find_route(struct srv_req *r)
+{
+    const struct srv_http *h = r->h;
+    for (int i = 0; i < h->n_routes; i++) {
+        const struct srv_route *row = &h->routes[i];
+        if (is_prefix_row(row)) {
+            if (strncmp(r->path, row->path, strlen(row->path)) == 0 && !r->path_row)
+                r->dialect = row->dialect;
+            continue;
+        }
+        if (!path_matches(row->path, r->path, NULL))
+            continue;
+        r->dialect = row->dialect;
+        if (!r->path_row)
+            r->path_row = row;
+        if ((row->methods & r->method) || (r->method == SRV_OPTIONS && !r->route))
+            r->route = row; /* OPTIONS: the first row of the path, for its preflight */
+        if (row->methods & r->method)
+            break;
+    }
+    if (r->route && !path_matches(r->route->path, r->path, r))
+        refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
+}
+
 
 static int origin_allowed(const struct srv_http *h, const char *origin)
 {
@@ -372,6 +435,8 @@ static void req_free(struct srv_req *r)
     free_fields(r);
     free(r->body);
     free(r->path);
+    for (int i = 0; i < r->n_caps; i++)
+        free(r->caps[i].value);
     free(r->resp_body);
     for (int i = 0; i < r->n_resp_headers; i++)
         free(r->resp_headers[i]);
@@ -443,13 +508,12 @@ static struct srv_req *req_new(struct srv_http *h, struct MHD_Connection *conn, 
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_iter, r);
     lower_media_type(r->content_type, sizeof r->content_type,
                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"));
-    r->route = find_route(h, r->path);
+    find_route(r);
     if (!r->route) {
-        refuse(r, PROTO_ERR_NOT_FOUND, NULL, "no such route");
-        return r;
-    }
-    if (!r->method || (!(r->route->methods & r->method) && r->method != SRV_OPTIONS)) {
-        refuse(r, PROTO_ERR_METHOD_NOT_ALLOWED, NULL, "method not allowed on this route");
+        if (r->path_row)
+            refuse(r, PROTO_ERR_METHOD_NOT_ALLOWED, NULL, "method not allowed on this route");
+        else
+            refuse(r, PROTO_ERR_NOT_FOUND, NULL, "no such route");
         return r;
     }
     check_content_length(r);
@@ -525,38 +589,62 @@ void srv_req_reply(struct srv_req *r, int status, const char *content_type, char
         MHD_resume_connection(resume);
 }
 
-/* "GET, HEAD, OPTIONS": the methods a route answers, for the Allow header a 405 must carry. */
-static void allowed_methods(const struct srv_route *route, char *buf, size_t size)
+/* "GET, HEAD, OPTIONS": the methods the rows of the request's path answer, for the Allow header a
+ * 405 must carry. */
+static void allowed_methods(const struct srv_req *r, char *buf, size_t size)
 {
     static const struct {
         enum srv_method method;
         const char *name;
-    } names[] = {{SRV_GET, "GET"}, {SRV_HEAD, "HEAD"}, {SRV_POST, "POST"}, {SRV_OPTIONS, "OPTIONS"}};
+    } names[] = {{SRV_GET, "GET"},     {SRV_HEAD, "HEAD"},       {SRV_POST, "POST"},
+                 {SRV_PATCH, "PATCH"}, {SRV_DELETE, "DELETE"}, {SRV_OPTIONS, "OPTIONS"}};
+    unsigned methods = SRV_OPTIONS;
+    for (int i = 0; i < r->h->n_routes; i++)
+        if (!is_prefix_row(&r->h->routes[i]) && path_matches(r->h->routes[i].path, r->path, NULL))
+            methods |= r->h->routes[i].methods;
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof names / sizeof names[0] && used < size; i++)
-        if ((route->methods | SRV_OPTIONS) & names[i].method)
+        if (methods & names[i].method)
             used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", names[i].name);
 }
 
-static void reply_error(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
+void srv_req_reply_json(struct srv_req *r, int status, char *body, const char *const *headers)
 {
-    char *body = r->route && r->route->error_body
-                     ? r->route->error_body((int)code, msg, field, r->id)
-                     : proto_error_json(code, msg, field, r->id);
-    char allow[64];
+    if (!body) {
+        srv_req_reply(r, 500, "application/json", NULL, 0, NULL);
+        return;
+    }
+    srv_req_reply(r, status, "application/json", body, strlen(body), headers);
+}
+
+void srv_req_reply_error(struct srv_req *r, const struct proto_err *e)
+{
+    char allow[96];
     const char *const allow_header[] = {"Allow", allow, NULL};
-    const int with_allow = code == PROTO_ERR_METHOD_NOT_ALLOWED && r->route;
-    if (with_allow)
-        allowed_methods(r->route, allow, sizeof allow);
-    srv_req_reply(r, proto_code_status(code), "application/json", body, body ? strlen(body) : 0,
-                  with_allow ? allow_header : NULL);
+    static const char *const retry[] = {"Retry-After", "1", NULL};
+    const char *const *headers = NULL;
+    if (e->code == PROTO_ERR_METHOD_NOT_ALLOWED) {
+        allowed_methods(r, allow, sizeof allow);
+        headers = allow_header;
+    } else if (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY) {
+        headers = retry;
+    }
+    r->err_code = e->code; /* before the reply: the finished hook may run as soon as it is sent */
+    srv_req_reply_json(r, proto_code_status(e->code), proto_error_body(r->dialect, e, r->id), headers);
+}
+
+void srv_req_reply_code(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
+{
+    struct proto_err e;
+    proto_err_set(&e, code, field, "%s", msg ? msg : proto_code_message(code));
+    srv_req_reply_error(r, &e);
 }
 
 static void reply_preflight(struct srv_req *r)
 {
     static const char *const hdrs[] = {
-        "Access-Control-Allow-Methods", "GET, POST, OPTIONS",
+        "Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS",
         "Access-Control-Allow-Headers", "Content-Type, Authorization, X-API-Key, X-Request-Id, X-Timeout-Ms",
         "Access-Control-Max-Age", "600", NULL};
     srv_req_reply(r, 204, NULL, NULL, 0, r->origin[0] ? hdrs : NULL);
@@ -568,18 +656,26 @@ static void dispatch(struct srv_req *r)
     r->handled = 1;
     conn_set_reading(r->h, r->conn, 0); /* the request is in: its deadline is timeout_ms now */
     if (r->early_status) {
-        reply_error(r, r->early_code, r->early_field, r->early_msg);
+        srv_req_reply_error(r, &r->early);
         return;
     }
     if (r->method == SRV_OPTIONS) {
         reply_preflight(r);
         return;
     }
-    if (r->route->needs_auth && r->h->hooks.auth_ok && !r->h->hooks.auth_ok(r->h->app, presented_key(r))) {
-        reply_error(r, PROTO_ERR_UNAUTHORIZED, NULL, "missing or invalid API key");
+    const enum proto_code denied = r->route->scope != SRV_SCOPE_PUBLIC && r->h->hooks.auth
+                                       ? r->h->hooks.auth(r->h->app, presented_key(r), r->route->scope)
+                                       : PROTO_OK;
+    if (denied) {
+        srv_req_reply_code(r, denied, NULL,
+                           denied == PROTO_ERR_FORBIDDEN ? "this API key's scope does not allow this route"
+                                                         : "missing or invalid API key");
         return;
     }
-    r->route->handler(r, r->h->app);
+    if (r->h->hooks.run)
+        r->h->hooks.run(r->h->app, r, r->route->handler);
+    else
+        r->route->handler(r, r->h->app);
 }
 
 static void take_body_chunk(struct srv_req *r, const char *data, size_t size)
@@ -636,7 +732,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         dispatch(r);
         if (!r->deferred && !r->reply_ready)
-            reply_error(r, PROTO_ERR_INTERNAL, NULL, "the handler gave no answer");
+            srv_req_reply_code(r, PROTO_ERR_INTERNAL, NULL, "the handler gave no answer");
     }
     pthread_mutex_lock(&r->lock);
     enum MHD_Result rc = MHD_YES;
@@ -786,10 +882,18 @@ void srv_http_stop(struct srv_http *h)
 
 const char *srv_req_id(const struct srv_req *r) { return r->id; }
 struct srv_http *srv_req_server(const struct srv_req *r) { return r->h; }
-const char *srv_req_path(const struct srv_req *r) { return r->path; }
+const struct srv_route *srv_req_route(const struct srv_req *r) { return r->route; }
+const char *srv_req_path_param(const struct srv_req *r, const char *name)
+{
+    for (int i = 0; i < r->n_caps; i++)
+        if (strlen(name) == r->caps[i].name_len && strncmp(name, r->caps[i].name, r->caps[i].name_len) == 0)
+            return r->caps[i].value;
+    return NULL;
+}
+enum proto_code srv_req_error_code(const struct srv_req *r) { return r->err_code; }
 const char *srv_req_route_name(const struct srv_req *r)
 {
-    return r->route ? r->route->name : "unknown";
+    return r->route ? r->route->name : r->path_row ? r->path_row->name : "unknown";
 }
 enum srv_method srv_req_method(const struct srv_req *r) { return r->method; }
 const char *srv_req_header(struct srv_req *r, const char *name)
@@ -818,8 +922,6 @@ size_t srv_req_bytes_in(const struct srv_req *r) { return r->bytes_in; }
 size_t srv_req_bytes_out(const struct srv_req *r) { return r->bytes_out; }
 double srv_req_elapsed_ms(const struct srv_req *r) { return srv_now_ms() - r->arrival; }
 double srv_req_arrival_ms(const struct srv_req *r) { return r->arrival; }
-void srv_req_set_user(struct srv_req *r, void *user) { r->user = user; }
-void *srv_req_user(const struct srv_req *r) { return r->user; }
 void srv_req_defer(struct srv_req *r)
 {
     pthread_mutex_lock(&r->lock);

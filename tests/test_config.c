@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "srv_config.h"
+#include "srv_keys.h"
 #include "srv_sha256.h"
 
 #define NO_FILE "/nonexistent/visiond-test/visiond.conf"

@@ -102,6 +102,7 @@ static void test_proto_error_table_statuses_as_specified(void **state)
         {PROTO_ERR_BAD_JSON, "BAD_JSON", 400},
         {PROTO_ERR_BAD_IMAGE, "BAD_IMAGE", 400},
         {PROTO_ERR_UNAUTHORIZED, "UNAUTHORIZED", 401},
+        {PROTO_ERR_FORBIDDEN, "FORBIDDEN", 403},
         {PROTO_ERR_NOT_FOUND, "NOT_FOUND", 404},
         {PROTO_ERR_MODEL_NOT_FOUND, "MODEL_NOT_FOUND", 404},
         {PROTO_ERR_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", 405},
