@@ -14,6 +14,7 @@
 #include "image.h"
 #include "net.h"
 #include "proto_detect.h"
+#include "proto_errors.h"
 #include "srv_blas.h"
 #include "srv_cli.h"
 #include "srv_cli_common.h"
@@ -276,6 +277,15 @@ void srv_cli_print_line(char *json)
     free(json);
 }
 
+/* The line for an input that failed: its engine error, with the engine's place (the file). */
+static void print_error(const char *path, const struct eng_err *err)
+{
+    char msg[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
+    struct proto_err e;
+    proto_err_set(&e, proto_code_from_eng(err->kind), NULL, "%s", eng_err_format(err, msg, sizeof msg));
+    srv_cli_print_line(proto_error_line(path, &e));
+}
+
 static int detect_one(const struct cli_opts *o, const struct eng_net *net, struct eng_ctx *ctx,
                       const char *path, struct eng_detection *dets)
 {
@@ -284,7 +294,7 @@ static int detect_one(const struct cli_opts *o, const struct eng_net *net, struc
     const struct eng_decode_opts dopts = {.max_pixels = o->max_pixels, .apply_exif = o->exif};
     const double t0 = srv_cli_now_ms();
     if (eng_image_load(path, &dopts, &img, NULL, &err)) {
-        srv_cli_print_line(proto_detect_error_json(path, &err));
+        print_error(path, &err);
         return srv_cli_report(&err);
     }
     const double decode_ms = srv_cli_now_ms() - t0;
@@ -292,7 +302,7 @@ static int detect_one(const struct cli_opts *o, const struct eng_net *net, struc
     const int n = eng_detect(net, ctx, &img, &o->det, dets, o->det.max_det, &t, &err);
     int rc = EXIT_SUCCESS;
     if (n < 0) {
-        srv_cli_print_line(proto_detect_error_json(path, &err));
+        print_error(path, &err);
         rc = srv_cli_report(&err);
     } else {
         const struct proto_detect_result r = {

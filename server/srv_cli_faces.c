@@ -249,7 +249,7 @@ static void engine_close(struct face_engine *f)
 /* An input that failed: its JSON line on stdout, "visiond: PATH: message" on stderr. */
 static int fail_file(const char *path, const struct proto_err *e)
 {
-    srv_cli_print_line(proto_err_file_json(path, e));
+    srv_cli_print_line(proto_error_line(path, e));
     fprintf(stderr, "visiond: %s: %s\n", path, e->msg);
     return EXIT_FAILURE;
 }
