@@ -49,6 +49,10 @@ struct srv_job_kind {
 /* The daemon's route table (srv_routes.c): rows, borrowed, static. */
 const struct srv_route *srv_routes(int *n);
 
+/* `visiond routes`: prints the table, one row a line (methods, path, scope, dialect, name). Returns
+ * the exit status. */
+int srv_routes_print(int argc, char **argv);
+
 /* The handler of every job route (app: a struct srv_app). */
 void srv_job_handler(struct srv_req *req, void *app);
 

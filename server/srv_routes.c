@@ -1,6 +1,8 @@
 /* srv_routes.c - the route table: one row per method and path (srv_route.h says what a row holds).
  * The table and proto/openapi.yaml must agree (tests/ref/test_openapi_sync.py checks every row is
  * documented and every documented path is a row). */
+#include <stdio.h>
+
 #include "proto_detect.h"
 #include "proto_face.h"
 #include "proto_request.h"
@@ -54,4 +56,34 @@ const struct srv_route *srv_routes(int *n)
 {
     *n = (int)(sizeof routes / sizeof routes[0]);
     return routes;
+}
+
+static const char *methods_text(unsigned m, char *buf, size_t size)
+{
+    static const char *const names[] = {"GET", "POST", "OPTIONS", "HEAD", "PATCH", "DELETE"};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < sizeof names / sizeof names[0] && used < size; i++)
+        if (m & (1u << i))
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? "," : "", names[i]);
+    return used ? buf : "-";
+}
+
+int srv_routes_print(int argc, char **argv)
+{
+    static const char *const scopes[] = {"public", "inference", "admin"};
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: visiond routes   (prints the route table: methods, path, scope, dialect, "
+                        "name; methods '-': a dialect prefix)\n");
+        return 2;
+    }
+    int n;
+    const struct srv_route *r = srv_routes(&n);
+    for (int i = 0; i < n; i++) {
+        char m[64];
+        printf("%-12s %-28s %-9s %-9s %s\n", methods_text(r[i].methods, m, sizeof m), r[i].path,
+               scopes[r[i].scope], r[i].dialect == DEEPSTACK ? "deepstack" : "native", r[i].name);
+    }
+    return 0;
 }
