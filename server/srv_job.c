@@ -98,10 +98,7 @@ int srv_collect_params(struct srv_req *req, const struct srv_param_sink *sink, s
                              "application/json", ct[0] ? ct : "(none)",
                              sink->raw_body_ok ? "image/jpeg, image/png, " : "");
     }
-    const char *timeout = srv_req_header(req, "X-Timeout-Ms");
-    if (timeout && sink->set(sink->req, "X-Timeout-Ms", timeout, e))
-        return -1;
-    return 0;
+    return srv_params_timeout_header(sink, srv_req_header(req, "X-Timeout-Ms"), e);
 }
 
 /* Hands the deferred job to the pool; on refusal replies 503 itself and returns -1 (the job is still
