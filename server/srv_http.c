@@ -9,15 +9,8 @@
  * take the request's lock in that order, so a worker that finishes before the HTTP thread suspends is
  * handled: the HTTP thread then queues the response directly instead of suspending.
  * The srv_req is freed in the request-completed callback, which MHD calls only for connections that
- * are not suspended, so a worker always replies to a live request.
- *
- * Slow clients: MHD closes a connection idle for connection_timeout_s, but a client that sends one
- * header byte every few seconds is never idle (slow-loris). So each connection also has a read
- * deadline: from its start, or from its previous answer, until its request is complete (headers and
- * body) it is "reading", and a sweep thread shuts down the socket of one reading for longer than
- * read_timeout_ms. MHD then sees the socket's end on its own thread and closes the connection as if
- * the client had gone. The connection list is guarded by conn_lock, which MHD's CLOSED notification
- * also takes before the descriptor is closed, so the sweep never touches a reused descriptor. */
+ * are not suspended, so a worker always replies to a live request. The daemon itself and the read
+ * deadlines of slow clients: srv_http_daemon.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,41 +28,12 @@
 
 #include "proto_errors.h"
 #include "srv_http.h"
+#include "srv_http_internal.h"
 
 #define POST_BUFFER 65536
 #define MAX_FIELDS 64
 #define MAX_QUERY 64
 #define MAX_CAPTURES 4 /* "{name}" segments in one route pattern */
-
-struct srv_http {
-    struct MHD_Daemon *d;
-    const struct srv_route *routes;
-    int n_routes;
-    struct srv_http_hooks hooks;
-    void *app;
-    struct srv_http_opts opts;
-    atomic_int in_flight;
-    atomic_ulong next_id;
-    atomic_int stopping; /* quiesced: answers close their connections */
-    int quiesced_fd;     /* the listening socket MHD gave back; closed after MHD_stop_daemon */
-    unsigned long id_salt;
-    /* read deadlines (see the design note) */
-    pthread_mutex_t conn_lock;
-    struct srv_conn *conns;
-    pthread_t sweeper;
-    int sweeper_started;
-    atomic_int sweep_stop;
-    atomic_ulong read_timeouts;
-};
-
-/* One open connection, for its read deadline. Guarded by srv_http.conn_lock. */
-struct srv_conn {
-    struct srv_conn *prev, *next;
-    int fd;
-    int reading; /* waiting for (the rest of) a request */
-    int cut;     /* shut down by the sweep */
-    double since;
-};
 
 struct srv_req {
     struct srv_http *h;
@@ -344,86 +308,6 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     return MHD_YES;
 }
 
-/* ---- read deadlines ------------------------------------------------------------------------ */
-
-#define SWEEP_INTERVAL_MS 100
-
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode what)
-{
-    struct srv_http *h = cls;
-    struct srv_conn *c = *socket_context;
-    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (!fd || !(c = calloc(1, sizeof *c)))
-            return; /* no deadline for this one; MHD's idle timeout still applies */
-        c->fd = fd->connect_fd;
-        c->reading = 1;
-        c->since = srv_now_ms();
-        pthread_mutex_lock(&h->conn_lock);
-        c->next = h->conns;
-        if (h->conns)
-            h->conns->prev = c;
-        h->conns = c;
-        pthread_mutex_unlock(&h->conn_lock);
-        *socket_context = c;
-        return;
-    }
-    if (!c)
-        return;
-    pthread_mutex_lock(&h->conn_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    pthread_mutex_unlock(&h->conn_lock);
-    free(c);
-    *socket_context = NULL;
-}
-
-/* Starts (reading = 1) or stops the read clock of the connection carrying `conn`. */
-static void conn_set_reading(struct srv_http *h, struct MHD_Connection *conn, int reading)
-{
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct srv_conn *c = info ? info->socket_context : NULL;
-    if (!c)
-        return;
-    pthread_mutex_lock(&h->conn_lock);
-    c->reading = reading;
-    c->since = srv_now_ms();
-    pthread_mutex_unlock(&h->conn_lock);
-}
-
-static void sweep_once(struct srv_http *h)
-{
-    const double now = srv_now_ms();
-    pthread_mutex_lock(&h->conn_lock);
-    for (struct srv_conn *c = h->conns; c; c = c->next)
-        if (c->reading && !c->cut && now - c->since > h->opts.read_timeout_ms) {
-            c->cut = 1;
-            shutdown(c->fd, SHUT_RDWR);
-            atomic_fetch_add(&h->read_timeouts, 1);
-        }
-    pthread_mutex_unlock(&h->conn_lock);
-}
-
-static void *sweep_main(void *arg)
-{
-    struct srv_http *h = arg;
-    while (!atomic_load(&h->sweep_stop)) {
-        nanosleep(&(struct timespec){0, SWEEP_INTERVAL_MS * 1000L * 1000L}, NULL);
-        sweep_once(h);
-    }
-    return NULL;
-}
-
-unsigned long srv_http_read_timeouts(const struct srv_http *h)
-{
-    return atomic_load(&((struct srv_http *)h)->read_timeouts);
-}
-
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 
 static void req_free(struct srv_req *r)
@@ -654,7 +538,7 @@ static void reply_preflight(struct srv_req *r)
 static void dispatch(struct srv_req *r)
 {
     r->handled = 1;
-    conn_set_reading(r->h, r->conn, 0); /* the request is in: its deadline is timeout_ms now */
+    srv_http_conn_reading(r->h, r->conn, 0); /* the request is in: its deadline is timeout_ms now */
     if (r->early_status) {
         srv_req_reply_error(r, &r->early);
         return;
@@ -698,7 +582,7 @@ static void take_body_chunk(struct srv_req *r, const char *data, size_t size)
         refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
@@ -746,7 +630,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return rc;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+void srv_http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
@@ -760,122 +644,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         h->hooks.finished(h->app, r);
     req_free(r);
     *con_cls = NULL;
-    conn_set_reading(h, conn, 1); /* kept alive: the next request's clock starts now */
+    srv_http_conn_reading(h, conn, 1); /* kept alive: the next request's clock starts now */
     atomic_fetch_sub(&h->in_flight, 1);
-}
-
-/* ---- daemon -------------------------------------------------------------------------------- */
-
-static int make_addr(const char *bind, int port, struct sockaddr_storage *ss, char *why, size_t n)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    const char *addr = strcmp(bind, "localhost") == 0 ? "127.0.0.1" : bind;
-    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        return 0;
-    }
-    snprintf(why, n, "bind address '%s' is not a numeric IPv4 or IPv6 address", bind);
-    return -1;
-}
-
-struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct srv_route *routes,
-                                int n_routes, const struct srv_http_hooks *hooks, void *app,
-                                char *why, size_t why_size)
-{
-    struct sockaddr_storage ss;
-    if (opts->listen_fd < 0 && make_addr(opts->bind, opts->port, &ss, why, why_size))
-        return NULL;
-    struct srv_http *h = calloc(1, sizeof *h);
-    if (!h) {
-        snprintf(why, why_size, "out of memory");
-        return NULL;
-    }
-    h->routes = routes;
-    h->n_routes = n_routes;
-    h->hooks = *hooks;
-    h->app = app;
-    h->opts = *opts;
-    h->id_salt = (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16);
-    pthread_mutex_init(&h->conn_lock, NULL);
-    h->quiesced_fd = -1;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (opts->listen_fd < 0 && ss.ss_family == AF_INET6) /* ss is only filled without a socket */
-        flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem ops[] = {
-        {opts->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
-         opts->listen_fd >= 0 ? opts->listen_fd : 0, opts->listen_fd >= 0 ? NULL : &ss},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
-        {MHD_OPTION_THREAD_POOL_SIZE, opts->threads ? opts->threads : 1, NULL},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
-        {MHD_OPTION_CONNECTION_LIMIT, opts->max_connections ? opts->max_connections : 256, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_connections_per_ip, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s ? opts->connection_timeout_s : 30, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, ops,
-                            MHD_OPTION_END);
-    if (!h->d) {
-        snprintf(why, why_size, "cannot listen on %s:%d (in use, or not allowed?)", opts->bind,
-                 opts->port);
-        pthread_mutex_destroy(&h->conn_lock);
-        free(h);
-        return NULL;
-    }
-    if (opts->read_timeout_ms && pthread_create(&h->sweeper, NULL, sweep_main, h) != 0) {
-        snprintf(why, why_size, "cannot start the read-deadline thread");
-        srv_http_stop(h);
-        return NULL;
-    }
-    h->sweeper_started = opts->read_timeout_ms != 0;
-    return h;
-}
-
-int srv_http_port(const struct srv_http *h)
-{
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    return info ? info->port : -1;
-}
-
-void srv_http_quiesce(struct srv_http *h)
-{
-    atomic_store(&h->stopping, 1);
-    /* MHD's threads may still touch the socket (epoll_ctl when a connection slot frees at the
-     * max_connections limit), so it is closed only once they are gone, in srv_http_stop; shutting it
-     * down now makes the kernel refuse new connections meanwhile instead of queueing them. */
-    const int fd = MHD_quiesce_daemon(h->d);
-    if (fd >= 0 && h->opts.listen_fd < 0) {
-        shutdown(fd, SHUT_RDWR);
-        h->quiesced_fd = fd;
-    }
-}
-
-int srv_http_in_flight(const struct srv_http *h)
-{
-    return atomic_load(&((struct srv_http *)h)->in_flight);
-}
-
-void srv_http_stop(struct srv_http *h)
-{
-    if (!h)
-        return;
-    if (h->sweeper_started) {
-        atomic_store(&h->sweep_stop, 1);
-        pthread_join(h->sweeper, NULL);
-    }
-    MHD_stop_daemon(h->d); /* notifies CLOSED for every connection, which frees its srv_conn */
-    if (h->quiesced_fd >= 0)
-        close(h->quiesced_fd);
-    pthread_mutex_destroy(&h->conn_lock);
-    free(h);
 }
 
 /* ---- accessors ----------------------------------------------------------------------------- */
