@@ -101,6 +101,44 @@ static void im2col_tile(const float *in, int channels, int h, int w, const struc
     }
 }
 
+/* What the packed GEMM's implicit B needs to unfold group g's input for the columns from n0 on. */
+struct im2col_pack_ctx {
+    const float *in;
+    const struct eng_conv *c;
+    int h, w, out_w, n0;
+};
+
+/* The im2col matrix's rows [kk0, kk0 + kc) x columns [n0 + j0, n0 + j0 + nc) straight into the GEMM's
+ * packed panels (kern.h, struct eng_gemm's pack): the tile the GEMM would otherwise copy from is
+ * never written (its extra pass cost 4-10% of the large layers' time, bench/kernbench.c). */
+static void im2col_pack(const void *arg, int kk0, int kc, int j0, int nc, int nr, float *dst)
+{
+    const struct im2col_pack_ctx *x = arg;
+    const struct eng_conv *c = x->c;
+    const int k = c->size, s = c->stride;
+    for (int r = 0; r < kc; r++) {
+        const int kk = kk0 + r, ch = kk / (k * k), ky = kk / k % k, kx = kk % k;
+        const float *plane = x->in + (size_t)ch * x->h * x->w;
+        for (int p = 0; p * nr < nc; p++) {
+            const int cols = nc - p * nr < nr ? nc - p * nr : nr, first = x->n0 + j0 + p * nr;
+            float *seg = dst + ((size_t)p * kc + r) * nr;
+            int oy = first / x->out_w, ox = first % x->out_w;
+            for (int j = 0; j < cols;) { /* one output row's stretch at a time, as im2col_tile */
+                const int run = x->out_w - ox < cols - j ? x->out_w - ox : cols - j;
+                const int iy = oy * s - c->pad_top + ky;
+                if (iy < 0 || iy >= x->h)
+                    memset(seg + j, 0, sizeof(float) * (size_t)run);
+                else
+                    im2col_run(seg + j, plane + (size_t)iy * x->w, x->w, ox * s - c->pad_left + kx, s, run);
+                j += run;
+                ox = 0;
+                oy++;
+            }
+            memset(seg + cols, 0, sizeof(float) * (size_t)(nr - cols));
+        }
+    }
+}
+
 /* Columns per GEMM call: the B tile (k x cols) and the C tile (m x cols) should fit in L2 together,
  * so bias and activation run on the output while it is still in cache; never too narrow for the
  * GEMM kernels to run at speed. */
@@ -144,9 +182,15 @@ static int small_k(int k)
     return k <= ENG_CONV_DIRECT_MAX_K;
 }
 
+/* Whether the GEMM of a tile of `cols` columns is our packed GEMM unfolding the input itself. */
+static int implicit_gemm(const struct eng_conv *c, int cols, int k)
+{
+    return eng_kern_best()->gemm && !is_pointwise(c) && !small_n(c, cols) && !small_k(k);
+}
+
 /* The GEMM's B for group g's output columns [n0, n0 + cols): the input itself for a pointwise layer,
- * otherwise its im2col tile unfolded into `work` (k x cols floats, or k x ENG_KERN_SMALL_N for the
- * small-n kernel). Sets *ldb. */
+ * NULL where the packed GEMM unfolds the input itself (implicit_gemm), otherwise its im2col tile
+ * unfolded into `work` (k x cols floats, or k x ENG_KERN_SMALL_N for the small-n kernel). Sets *ldb. */
 static const float *conv_columns(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0,
                                  int cols, float *work, int *ldb)
 {
@@ -156,6 +200,10 @@ static const float *conv_columns(const struct eng_layer *l, const struct eng_fwd
     if (is_pointwise(c)) {
         *ldb = l->out.h * l->out.w;
         return in + n0;
+    }
+    if (implicit_gemm(c, cols, in_c * c->size * c->size)) {
+        *ldb = 0;
+        return NULL;
     }
     *ldb = small_n(c, cols) ? ENG_KERN_SMALL_N : cols;
     im2col_tile(in, in_c, l->in.h, l->in.w, c, l->out.w, n0, cols, *ldb, work);
@@ -189,9 +237,13 @@ static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g,
     }
     if (kern->gemm && !small_n(c, cols)) {
         /* our packed GEMM (gemm_isa.inc): bias, affine and activation in its store */
+        const int in_c = l->in.c / c->groups;
+        const struct im2col_pack_ctx x = {.in = f->in + (size_t)g * in_c * l->in.h * l->in.w, .c = c,
+                                          .h = l->in.h, .w = l->in.w, .out_w = l->out.w, .n0 = n0};
         const struct eng_gemm gm = {.a = a, .b = b, .c = out + n0, .lda = (size_t)k, .ldb = (size_t)ldb,
                                     .ldc = (size_t)n, .m = m1 - m0, .n = cols, .k = k, .bias = bias,
-                                    .post_w = post_scale, .post_b = post_bias, .act = c->act};
+                                    .post_w = post_scale, .post_b = post_bias, .act = c->act,
+                                    .pack = b ? NULL : im2col_pack, .pack_ctx = &x};
         kern->gemm(&gm, scratch);
         return;
     }

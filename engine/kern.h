@@ -83,6 +83,11 @@ struct eng_gemm {
     int m, n, k;
     const float *bias, *post_w, *post_b;
     enum eng_act act;
+    /* Or, with b NULL: pack fills each packed block of B itself (an implicit GEMM: conv.c unfolds the
+     * input straight into it, with no im2col tile to copy from): rows [kk0, kk0 + kc) x columns
+     * [j0, j0 + nc) as panels of nr columns, each kc rows of nr floats, zero beyond nc. */
+    void (*pack)(const void *ctx, int kk0, int kc, int j0, int nc, int nr, float *dst);
+    const void *pack_ctx;
 };
 
 /* The GEMM's blocking: B is packed GEMM_KC rows x GEMM_NC columns at a time into the caller's

@@ -200,12 +200,67 @@ static void test_gemm_any_cut_same_bits_every_set(void **state)
     free(scratch);
 }
 
+/* A caller's pack (the implicit GEMM: conv.c unfolds its input into the packed blocks) that writes
+ * B's values gives the same bits as the GEMM packing B itself; a pack that gets a row wrong fails. */
+struct pack_src {
+    const struct gemm_case *t;
+    int shift; /* 1: rows off by one (the deliberate mistake this test must see) */
+};
+
+static void pack_rows(const void *ctx, int kk0, int kc, int j0, int nc, int nr, float *dst)
+{
+    const struct pack_src *src = ctx;
+    const struct gemm_case *t = src->t;
+    for (int p = 0; p * nr < nc; p++)
+        for (int r = 0; r < kc; r++)
+            for (int j = 0; j < nr; j++) {
+                const int row = (kk0 + r + src->shift) % t->k, col = j0 + p * nr + j;
+                dst[((size_t)p * kc + r) * nr + j] = p * nr + j < nc ? t->b[(size_t)row * t->ldb + col] : 0.0f;
+            }
+}
+
+static void test_gemm_caller_pack_same_bits_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = gemm_sets(sets);
+    float *scratch = floats_new(ENG_GEMM_SCRATCH_FLOATS);
+    rng_state = 37;
+    for (int s = 0; s < n_sets; s++) {
+        struct gemm_case t;
+        case_new(&t, 19, 300, 800, 1, 0);
+        const size_t size = (size_t)t.m * t.ldc;
+        const struct eng_gemm g = case_gemm(&t, ENG_ACT_LEAKY);
+        sets[s]->gemm(&g, scratch);
+        float *want = floats_new(size);
+        memcpy(want, t.c, sizeof(float) * size);
+        for (int shift = 0; shift < 2; shift++) {
+            const struct pack_src src = {.t = &t, .shift = shift};
+            struct eng_gemm implicit = g;
+            implicit.b = NULL;
+            implicit.pack = pack_rows;
+            implicit.pack_ctx = &src;
+            for (size_t i = 0; i < size; i++)
+                t.c[i] = want[i] == GUARD ? GUARD : 0.0f;
+            sets[s]->gemm(&implicit, scratch);
+            const int same = memcmp(t.c, want, sizeof(float) * size) == 0;
+            if (same != (shift == 0))
+                fail_msg("%s: a caller's pack %s", sets[s]->name,
+                         shift ? "with wrong rows gave the right result" : "gave other bits than B packed");
+        }
+        free(want);
+        case_free(&t);
+    }
+    free(scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_matches_naive_every_set),
         cmocka_unit_test(test_gemm_every_activation_every_set),
         cmocka_unit_test(test_gemm_any_cut_same_bits_every_set),
+        cmocka_unit_test(test_gemm_caller_pack_same_bits_every_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -474,6 +474,11 @@ static void test_conv_im2col_sgemm_matches_naive_reference(void **state)
         {130, 3, 3, 9, 3, 1, 0, 1, ENG_ACT_LINEAR},  /* 1 pixel */
         {72, 5, 5, 19, 3, 2, 1, 1, ENG_ACT_LEAKY},   /* 9 pixels, stride 2 */
         {40, 4, 5, 34, 3, 1, 1, 2, ENG_ACT_LINEAR},  /* 20 pixels, 2 groups: back to sgemm */
+        /* k past the direct kernels, wide outputs: the packed GEMM (AVX sets) unfolding the input into
+         * its panels itself, across k blocks, column blocks and output rows; sgemm on the plain set */
+        {48, 34, 40, 70, 3, 1, 1, 1, ENG_ACT_LEAKY},  /* k = 432, 1360 pixels */
+        {100, 9, 45, 13, 3, 2, 1, 1, ENG_ACT_MISH},   /* k = 900, stride 2, 5 x 23 */
+        {90, 16, 33, 20, 3, 1, 1, 2, ENG_ACT_RELU},   /* 2 groups, k = 405 */
     };
     rng_state = 42;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
