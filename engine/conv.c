@@ -189,10 +189,12 @@ static int implicit_gemm(const struct eng_conv *c, int cols, int k)
 }
 
 /* The GEMM's B for group g's output columns [n0, n0 + cols): the input itself for a pointwise layer,
- * NULL where the packed GEMM unfolds the input itself (implicit_gemm), otherwise its im2col tile
- * unfolded into `work` (k x cols floats, or k x ENG_KERN_SMALL_N for the small-n kernel). Sets *ldb. */
+ * NULL where the packed GEMM unfolds the input itself (implicit_gemm, unless the tile is `shared` by
+ * several blocks of output channels: each would unfold it again, and on 13-wide rows that unfolding
+ * costs more than packing from one shared tile), otherwise its im2col tile unfolded into `work` (k x
+ * cols floats, or k x ENG_KERN_SMALL_N for the small-n kernel). Sets *ldb. */
 static const float *conv_columns(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0,
-                                 int cols, float *work, int *ldb)
+                                 int cols, float *work, int *ldb, int shared)
 {
     const struct eng_conv *c = &l->p.conv;
     const int in_c = l->in.c / c->groups;
@@ -201,7 +203,7 @@ static const float *conv_columns(const struct eng_layer *l, const struct eng_fwd
         *ldb = l->out.h * l->out.w;
         return in + n0;
     }
-    if (implicit_gemm(c, cols, in_c * c->size * c->size)) {
+    if (!shared && implicit_gemm(c, cols, in_c * c->size * c->size)) {
         *ldb = 0;
         return NULL;
     }
@@ -333,7 +335,7 @@ static void conv_task(void *arg, int task, int slot)
     const int n0 = ct * s->tile, cols = n - n0 < s->tile ? n - n0 : s->tile;
     int ldb;
     float *work = s->f->work + (size_t)slot * s->f->work_stride;
-    const float *b = conv_columns(l, s->f, g, n0, cols, work, &ldb);
+    const float *b = conv_columns(l, s->f, g, n0, cols, work, &ldb, 0);
     conv_gemm(l, s->f, g, n0, cols, 0, l->p.conv.filters / l->p.conv.groups, b, ldb, gemm_scratch(l, work));
 }
 
@@ -369,7 +371,7 @@ static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
         for (int ct = 0; ct < s.col_tiles; ct++) {
             struct conv_rows r = {.s = &s, .g = g, .n0 = ct * s.tile};
             r.cols = n - r.n0 < s.tile ? n - r.n0 : s.tile;
-            r.b = conv_columns(l, f, g, r.n0, r.cols, f->work, &r.ldb);
+            r.b = conv_columns(l, f, g, r.n0, r.cols, f->work, &r.ldb, 1);
             eng_team_for(f->team, s.row_blocks, conv_rows_task, &r);
         }
     }
