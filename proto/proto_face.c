@@ -498,28 +498,14 @@ int proto_face_request_set(struct proto_face_request *req, const char *key, cons
     return target_set(&t, key, value, err);
 }
 
-static int face_image(struct proto_face_request *req, const uint8_t *data, size_t len, uint8_t *owned,
-                      struct proto_err *err)
-{
-    if (req->opt.given & PROTO_FACE_PARAM_IMAGE) {
-        free(owned);
-        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, "image", "given more than once");
-    }
-    image_set(&req->image, data, len, owned);
-    req->opt.given |= PROTO_FACE_PARAM_IMAGE;
-    return 0;
-}
-
 int proto_face_request_set_image_static(struct proto_face_request *req, const uint8_t *data, size_t len,
                                         struct proto_err *err)
 {
-    return face_image(req, data, len, NULL, err);
-}
-
-int proto_face_request_take_image(struct proto_face_request *req, uint8_t *data, size_t len,
-                                  struct proto_err *err)
-{
-    return face_image(req, data, len, data, err);
+    if (req->opt.given & PROTO_FACE_PARAM_IMAGE)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, "image", "given more than once");
+    image_set(&req->image, data, len, NULL);
+    req->opt.given |= PROTO_FACE_PARAM_IMAGE;
+    return 0;
 }
 
 int proto_face_request_parse_json(struct proto_face_request *req, const char *body, size_t len,
@@ -551,12 +537,12 @@ int proto_verify_request_set(struct proto_verify_request *req, const char *key, 
     return target_set(&t, key, value, err);
 }
 
-static int verify_image(struct proto_verify_request *req, const char *name, const uint8_t *data,
-                        size_t len, uint8_t *owned, struct proto_err *err)
+int proto_verify_request_set_image_static(struct proto_verify_request *req, const char *name,
+                                          const uint8_t *data, size_t len, struct proto_err *err)
 {
+    name = name ? name : "";
     const int side = !strcmp(name, "image1") ? 0 : !strcmp(name, "image2") ? 1 : -1;
     if (side < 0) {
-        free(owned);
         if (req->opt.dialect == PROTO_DIALECT_DEEPSTACK)
             return 0;
         char field[PROTO_ERR_FIELD_MAX];
@@ -565,19 +551,7 @@ static int verify_image(struct proto_verify_request *req, const char *name, cons
                              "unknown file field (send the two images as \"image1\" and \"image2\")");
     }
     struct target t = verify_target(req);
-    return set_side_image(&t, side, name, data, len, owned, err);
-}
-
-int proto_verify_request_set_image_static(struct proto_verify_request *req, const char *name,
-                                          const uint8_t *data, size_t len, struct proto_err *err)
-{
-    return verify_image(req, name ? name : "", data, len, NULL, err);
-}
-
-int proto_verify_request_take_image(struct proto_verify_request *req, const char *name, uint8_t *data,
-                                    size_t len, struct proto_err *err)
-{
-    return verify_image(req, name ? name : "", data, len, data, err);
+    return set_side_image(&t, side, name, data, len, NULL, err);
 }
 
 int proto_verify_request_parse_json(struct proto_verify_request *req, const char *body, size_t len,

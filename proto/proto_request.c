@@ -287,18 +287,6 @@ int proto_detect_request_set_image_static(struct proto_detect_request *req, cons
     return 0;
 }
 
-int proto_detect_request_take_image(struct proto_detect_request *req, uint8_t *data, size_t len,
-                                    struct proto_err *err)
-{
-    if (req->given & PROTO_PARAM_IMAGE) {
-        free(data);
-        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, "image", "given more than once");
-    }
-    if (!data)
-        return proto_detect_request_set_image_static(req, NULL, 0, err);
-    return set_image_owned(req, data, len);
-}
-
 int proto_detect_request_parse_json(struct proto_detect_request *req, const char *body, size_t len,
                                     struct proto_err *err)
 {

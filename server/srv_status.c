@@ -27,7 +27,7 @@ void srv_models_handler(struct srv_req *req, void *arg)
         {"face_recognition", "face_recognition", ENG_FACE_CHIP, ENG_FACE_CHIP},
     };
     srv_req_reply_json(req, 200,
-                   proto_models_json_all(info, app->n_models, faces, app->faces ? 3 : 0), NULL);
+                   proto_models_json(info, app->n_models, faces, app->faces ? 3 : 0), NULL);
 }
 
 void srv_healthz_handler(struct srv_req *req, void *app)
