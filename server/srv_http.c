@@ -401,7 +401,7 @@ static struct srv_req *req_new(struct srv_http *h, struct MHD_Connection *conn, 
         return r;
     }
     check_content_length(r);
-    if (r->method == SRV_POST && is_form(r->content_type)) {
+    if ((r->method == SRV_POST || r->method == SRV_PATCH) && is_form(r->content_type)) {
         r->pp = MHD_create_post_processor(conn, POST_BUFFER, post_iter, r);
         if (!r->pp)
             refuse(r, PROTO_ERR_BAD_REQUEST, NULL, "malformed form body (multipart without boundary?)");
