@@ -495,7 +495,8 @@ static void allowed_methods(const struct srv_req *r, char *buf, size_t size)
 
 void srv_req_reply_json(struct srv_req *r, int status, char *body, const char *const *headers)
 {
-    if (!body) {
+    if (!body) { /* out of memory encoding it: an INTERNAL error, without the body it could not build */
+        r->err_code = PROTO_ERR_INTERNAL;
         srv_req_reply(r, 500, "application/json", NULL, 0, NULL);
         return;
     }
