@@ -197,7 +197,6 @@ static void find_route(struct srv_req *r)
         refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
 }
 
-
 static int origin_allowed(const struct srv_http *h, const char *origin)
 {
     for (const char *const *o = h->opts.cors_origins; o && *o; o++)
