@@ -32,6 +32,9 @@ except ImportError as e:
     print(f"SKIP: {e} (python3-opencv, python3-onnx)")
     sys.exit(77)
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from test_raw_opencv import load_opencv, make_blob, net_size  # noqa: E402  (the same blob and net set-up)
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHARED = pathlib.Path("../shared")
 IMAGE = SHARED / "images" / "dog.jpg"
@@ -174,23 +177,9 @@ num=3
 """
 
 
-def net_size(cfg):
-    size, in_net = {}, False
-    for raw in open(cfg, encoding="utf-8"):
-        line = raw.split("#", 1)[0].replace(" ", "").strip()
-        if line.startswith("["):
-            in_net = line in ("[net]", "[network]")
-        elif in_net and "=" in line:
-            k, v = line.split("=", 1)
-            size[k] = v
-    return int(size.get("width", 416)), int(size.get("height", 416))
-
-
 def opencv_heads(cfg, weights, blob):
     """OpenCV's outputs of the layers just before each [yolo]/[region] layer, in cfg order."""
-    net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
-    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    net = load_opencv(cfg, weights)
     names = list(net.getLayerNames())
     # [yolo] layers are yolo_<i>; the one [region] a cfg may have is named detection_out
     heads = [n for n in names if n.startswith(("yolo_", "region_")) or n == "detection_out"]
@@ -225,7 +214,7 @@ def check(label, cfg, weights, tmp):
     if proc.returncode != 0:
         print(f"FAIL {label}: darknet2onnx exited {proc.returncode}: {proc.stderr.strip()}")
         return False
-    blob = cv2.dnn.blobFromImage(cv2.imread(str(IMAGE)), 1 / 255.0, (width, height), swapRB=True, crop=False)
+    blob = make_blob(IMAGE, width, height)
     ref, ref_names = opencv_heads(cfg, weights, blob)
     ours, our_names = ort_heads(onnx_path, blob, tmp)
     if len(ref) != len(ours) or len(ref_names) != len(ref):
