@@ -54,6 +54,7 @@ struct setting {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const threading_modes[] = {"auto", "latency", "throughput", NULL};
+static const char *const ui_modes[] = {"on", "off", NULL};
 static int check_bind(char *value, char *why, size_t why_size);
 static int check_model_name(char *value, char *why, size_t why_size);
 static int check_origin(char *value, char *why, size_t why_size);
@@ -112,12 +113,15 @@ static const struct setting settings[] = {
     {"read_timeout_ms", T_INT, OFF(read_timeout_ms), 0, 100, 3600000, "60000", 0, "MS",
      "one request's headers and body must arrive within this, else the connection is closed", NULL,
      NULL},
+    {"ui", T_ENUM, OFF(ui), 0, 0, 0, "on", 0, "on|off",
+     "the web page at / and /ui/ (no key needed to load it; its API calls need one)", ui_modes, NULL},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 static_assert(N_SETTINGS <= SRV_CONFIG_SETTINGS_MAX, "raise SRV_CONFIG_SETTINGS_MAX");
 static_assert(sizeof(enum srv_config_log_level) == sizeof(int), "T_ENUM stores an int");
 static_assert(sizeof(enum srv_config_threading) == sizeof(int), "T_ENUM stores an int");
+static_assert(sizeof(enum srv_config_ui) == sizeof(int), "T_ENUM stores an int");
 
 /* A parsed value, before it is stored. */
 union value {

@@ -153,10 +153,19 @@ static void make_request_id(struct srv_req *r)
     snprintf(r->id, sizeof r->id, "%08lx%08lx", r->h->id_salt & 0xffffffffUL, n & 0xffffffffUL);
 }
 
+/* A pattern ending in a star matches every path that starts with the part before the star. */
+static int path_matches(const char *pattern, const char *path)
+{
+    const size_t n = strlen(pattern);
+    if (n && pattern[n - 1] == '*')
+        return strncmp(pattern, path, n - 1) == 0;
+    return strcmp(pattern, path) == 0;
+}
+
 static const struct srv_route *find_route(const struct srv_http *h, const char *path)
 {
     for (int i = 0; i < h->n_routes; i++)
-        if (strcmp(h->routes[i].path, path) == 0)
+        if (path_matches(h->routes[i].path, path))
             return &h->routes[i];
     return NULL;
 }

@@ -28,7 +28,7 @@ enum srv_method { SRV_GET = 1, SRV_POST = 2, SRV_OPTIONS = 4, SRV_HEAD = 8 };
 typedef void (*srv_handler_fn)(struct srv_req *req, void *app);
 
 struct srv_route {
-    const char *path;
+    const char *path;   /* exact, or a prefix followed by a star ("/ui/" then "*") */
     unsigned methods;   /* bitmask of srv_method */
     srv_handler_fn handler;
     int needs_auth;     /* API key required when keys are configured */

@@ -39,6 +39,7 @@
 #include "srv_model.h"
 #include "srv_serve.h"
 #include "srv_systemd.h"
+#include "srv_ui.h"
 #include "team.h"
 #include "workers.h"
 #include "srv_app.h"
@@ -421,6 +422,7 @@ ON_CURRENT_APP(srv_verify_deepstack_handler)
 ON_CURRENT_APP(models_handler)
 ON_CURRENT_APP(readyz_handler)
 ON_CURRENT_APP(metrics_handler)
+ON_CURRENT_APP(srv_ui_handler)
 
 static const struct srv_route routes[] = {
     {"/v1/detect", SRV_POST, detect_handler_current, 1, "detect", NULL},
@@ -437,6 +439,9 @@ static const struct srv_route routes[] = {
     {"/readyz", SRV_GET | SRV_HEAD, readyz_handler_current, 0, "readyz", NULL},
     {"/metrics", SRV_GET, metrics_handler_current, 1, "metrics", NULL},
     {"/openapi.json", SRV_GET, openapi_handler, 1, "openapi", NULL},
+    /* The web page: a browser cannot send a key when it navigates; the API calls it makes do. */
+    {"/", SRV_GET | SRV_HEAD, srv_ui_handler_current, 0, "ui", NULL},
+    {"/ui/*", SRV_GET | SRV_HEAD, srv_ui_handler_current, 0, "ui", NULL},
 };
 
 static int auth_ok(void *daemon, const char *key)
