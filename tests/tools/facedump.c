@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "face.h"
+#include "kern.h"
 
 #define MAX_FACES 256
 
@@ -209,6 +210,10 @@ int main(int argc, char **argv)
     struct args a = {0};
     if (parse_args(argc, argv, &a))
         return usage();
+    if (eng_kern_env_error()) {
+        fprintf(stderr, "visiond_facedump: %s\n", eng_kern_env_error());
+        return 2;
+    }
     struct eng_err err = {0};
     char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
     struct eng_face_models *m = NULL;
