@@ -20,7 +20,9 @@ export function initDetect(announce) {
     el.confOut.value = fmt(conf);
     if (!state.answer) return;
     const kept = state.answer.detections.filter((d) => d.confidence >= conf);
-    drawScene(el.canvas, state.bitmap, kept.map((d) => ({
+    // The most confident last, so its box and label are on top where boxes overlap.
+    const order = [...kept].sort((a, b) => a.confidence - b.confidence);
+    drawScene(el.canvas, state.bitmap, order.map((d) => ({
       ...d.box, color: colorFor(d.label), label: `${d.label} ${fmt(d.confidence)}`,
     })));
     el.list.replaceChildren(...kept.map((d) => {
