@@ -151,7 +151,7 @@ static int dump_faces(const struct args *a, const struct eng_face_models *m, str
     printf(", \"width\": %d, \"height\": %d, \"faces\": [", img->width, img->height);
     for (int i = 0; i < n; i++) {
         struct eng_face *f = &faces[i];
-        printf("%s{\"box\": [%.6f, %.6f, %.6f, %.6f], \"score\": %.9g", i ? ", " : "",
+        printf("%s{\"box\": [%.9g, %.9g, %.9g, %.9g], \"score\": %.9g", i ? ", " : "",
                (double)f->box.x1, (double)f->box.y1, (double)f->box.x2, (double)f->box.y2,
                (double)f->score);
         if (a->landmarks) {
@@ -161,7 +161,7 @@ static int dump_faces(const struct args *a, const struct eng_face_models *m, str
             if (f->has_landmarks) {
                 printf(", \"landmarks\": [");
                 for (int k = 0; k < ENG_FACE_LANDMARKS; k++)
-                    printf("%s[%.6f, %.6f]", k ? ", " : "", (double)f->landmarks[k].x,
+                    printf("%s[%.9g, %.9g]", k ? ", " : "", (double)f->landmarks[k].x,
                            (double)f->landmarks[k].y);
                 printf("], \"chip\": [%d, %d, %d, %d]", f->chip.x, f->chip.y, f->chip.w, f->chip.h);
             }
