@@ -47,4 +47,5 @@ const struct srv_ui_asset srv_ui_assets[] = {
 @UI_TABLE@};
 const int srv_ui_n_assets = @UI_N@;
 ")
-target_sources(visiond PRIVATE ${UI_C})
+# With the server's sources, so every target built from them (visiond, fuzz_http) has the page.
+list(APPEND SERVER_SOURCES ${UI_C})
