@@ -12,7 +12,7 @@ const LISTENING = /listening on (\S+):(\d+)/;
 const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|WARNING: ThreadSanitizer/;
 
 export class Daemon {
-  constructor(visiond, root, flags = [], startTimeoutMs = 120000) {
+  constructor(visiond, root, flags = [], startTimeoutMs = 300000) {
     this.visiond = visiond;
     this.root = root;
     this.flags = flags;
@@ -55,7 +55,7 @@ export class Daemon {
   async stop() {
     if (!this.proc) return;
     this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 30000);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 60000);
     const { code, signal } = await this.exited;
     clearTimeout(timer);
     this.proc = null;

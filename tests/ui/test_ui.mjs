@@ -21,6 +21,8 @@ const CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; 
   "base-uri 'none'";
 const MAX_UI_BYTES = 100 * 1024;
 const KEY = 'ui-test-key-0123456789abcdef';
+// Waits only guard against a hang (no speed is asserted): long enough for an ASan daemon on a busy machine.
+const WAIT = 300000;
 
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
@@ -45,7 +47,6 @@ function check(ok, what, detail = '') {
   if (!ok) failures++;
   return ok;
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const read = (p) => readFileSync(p);
 const DOG = read(join(SHARED, 'images', 'dog.jpg'));
 const JOHNS = join(SHARED, 'faces', 'dlib_johns');
@@ -89,7 +90,7 @@ async function newPage(d, viewport = { width: 1280, height: 900 }) {
   w.expected.add('/v1/gallery'); // the probe: 404 until the gallery routes exist
   page.on('dialog', (dlg) => dlg.accept());
   await page.goto(d.origin + '/');
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+  await page.waitForSelector('body[data-ready="true"]', { timeout: WAIT });
   return { page, w };
 }
 
@@ -177,7 +178,7 @@ async function testLoadAndDetect(d) {
   // Detect dog.jpg: the same labels as the API at the slider's default, boxes on the canvas.
   const api = (await d.post('/v1/detect', [['image', DOG, 'dog.jpg', 'image/jpeg']], { conf: 0.25 })).json;
   await page.setInputFiles('#detect-file', join(SHARED, 'images', 'dog.jpg'));
-  await page.waitForSelector('#detect-list li', { timeout: 60000 });
+  await page.waitForSelector('#detect-list li', { timeout: WAIT });
   const labels = await page.$$eval('#detect-list li', (lis) => lis.map((li) => li.dataset.label));
   const want = api.detections.map((x) => x.label);
   check(JSON.stringify([...labels].sort()) === JSON.stringify([...want].sort()),
@@ -213,7 +214,7 @@ async function testLoadAndDetect(d) {
   await page.fill('#detect-iou', '0.3');
   await page.press('#detect-iou', 'Tab');
   await page.waitForFunction((n) => performance.getEntriesByType('resource')
-    .filter((e) => e.name.includes('/v1/detect')).length > n, before, { timeout: 60000 });
+    .filter((e) => e.name.includes('/v1/detect')).length > n, before, { timeout: WAIT });
   await page.waitForSelector('#detect-list li');
   check(detectRequests(w) === before + 1, 'changing IoU asks again, once');
   // Another model asks again, and the summary names it.
@@ -222,7 +223,7 @@ async function testLoadAndDetect(d) {
     const n = detectRequests(w);
     await page.selectOption('#detect-model', other.name);
     await page.waitForFunction((name) => document.getElementById('detect-summary').textContent.includes(name),
-      other.name, { timeout: 60000 });
+      other.name, { timeout: WAIT });
     check(detectRequests(w) === n + 1, 'changing the model asks again, once', other.name);
   }
   await finish(page, w, 'detect');
@@ -233,7 +234,7 @@ async function colorOf(page, label) {
 }
 
 async function errorText(page, sel) {
-  await page.waitForSelector(`${sel}:not([hidden])`, { timeout: 60000 });
+  await page.waitForSelector(`${sel}:not([hidden])`, { timeout: WAIT });
   return page.textContent(sel);
 }
 
@@ -270,7 +271,7 @@ async function testErrors(d) {
       body: JSON.stringify({ error: { code: 'QUEUE_FULL', message: 'the job queue is full' } }) });
   });
   await page.setInputFiles('#detect-file', join(SHARED, 'images', 'dog.jpg'));
-  await page.waitForSelector('#detect-list li', { timeout: 60000 });
+  await page.waitForSelector('#detect-list li', { timeout: WAIT });
   check(refused === 2 && Date.now() - t0 >= 1000 && await page.isHidden('#detect-error'),
     '503 retried after Retry-After', `${refused} requests, ${Date.now() - t0} ms`);
   await page.unroute('**/v1/detect*');
@@ -282,7 +283,7 @@ async function testFaces(d) {
   await page.click('#tab-faces');
   const api = (await d.post('/v1/faces', [['image', read(FACE_DEMO), 'sample1.jpg', 'image/jpeg']])).json;
   await page.setInputFiles('#faces-file', FACE_DEMO);
-  await page.waitForSelector('#faces-list li', { timeout: 60000 });
+  await page.waitForSelector('#faces-list li', { timeout: WAIT });
   const n = await page.$$eval('#faces-list li', (l) => l.length);
   check(n === api.count && n > 0, 'faces: one item per face the API finds', `${n} / ${api.count}`);
   // Points with no other landmark within 12 px: a dot drawn anywhere else cannot cover them.
@@ -308,7 +309,7 @@ async function testFaces(d) {
     await page.check('#verify-aligned');
     await page.click('#verify-run');
     await page.waitForFunction(() => /distance/.test(document.getElementById('verify-sentence').textContent),
-      null, { timeout: 60000 });
+      null, { timeout: WAIT });
     const s = await page.textContent('#verify-sentence');
     const expect = `${want}: distance ${ref.distance.toFixed(2)}, threshold ${ref.threshold.toFixed(2)}`;
     check(s === expect, `verify, aligned crops, ${name}: the sentence`, s);
@@ -333,11 +334,11 @@ async function testGallery(d) {
     await page.setInputFiles('#enroll-files', simm);
     await page.check('#enroll-aligned');
     await page.click('#gallery-enroll button[type="submit"]');
-    await page.waitForSelector('#gallery-rows tr', { timeout: 60000 });
+    await page.waitForSelector('#gallery-rows tr', { timeout: WAIT });
     const rows = await page.textContent('#gallery-rows');
     check(rows.includes('ui-test Simm') && rows.includes('3'), 'gallery: enrolled 3 photos', rows);
     await page.setInputFiles('#identify-file', join(ROOT, 'models', 'faces', 'package', 'demo', 'sample1.jpg'));
-    await page.waitForSelector('#identify-list li', { timeout: 60000 });
+    await page.waitForSelector('#identify-list li', { timeout: WAIT });
     check((await page.textContent('#identify-list')).includes('unknown'), 'gallery: a stranger is unknown');
     await page.click('#gallery-rows button[aria-label^="Delete ui-test Simm"]');
     await page.waitForFunction(() => !document.getElementById('gallery-rows').textContent.includes('ui-test Simm'));
@@ -379,7 +380,7 @@ async function testKeyboard(d) {
   check(await page.evaluate(() => document.activeElement.id) === 'detect-file', 'Tab goes from the tabs to the file input');
   const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
   await chooser.setFiles(join(SHARED, 'images', 'dog.jpg'));
-  await page.waitForSelector('#detect-list li', { timeout: 60000 });
+  await page.waitForSelector('#detect-list li', { timeout: WAIT });
   check(true, 'detect flow from the keyboard alone');
   // Verify with the keyboard alone: arrow to the tab, Tab to each control, Space/Enter to use it.
   const tabTo = async (id) => {
@@ -402,7 +403,7 @@ async function testKeyboard(d) {
   check(await tabTo('verify-run'), 'Tab reaches Compare');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => /distance/.test(document.getElementById('verify-sentence').textContent),
-    null, { timeout: 60000 });
+    null, { timeout: WAIT });
   check((await page.textContent('#verify-sentence')).startsWith('Same person'), 'verify flow from the keyboard alone');
   // axe-core on every tab: no serious or critical violation.
   await page.evaluate(AXE);
@@ -419,7 +420,7 @@ async function testKeyboard(d) {
 async function testPhone(d) {
   const { page, w } = await newPage(d, { width: 390, height: 844 });
   await page.setInputFiles('#detect-file', join(SHARED, 'images', 'dog.jpg'));
-  await page.waitForSelector('#detect-list li', { timeout: 60000 });
+  await page.waitForSelector('#detect-list li', { timeout: WAIT });
   const [sw, cw] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
   check(sw <= cw, '390x844: the detect flow without horizontal scrolling', `${sw} <= ${cw}`);
   await shot(page, '10-phone-detect.png');
@@ -437,7 +438,7 @@ async function testCsp(d) {
     const s = document.createElement('script');
     s.textContent = 'window.__inlineRan = true;';
     document.body.append(s);
-    return [window.__inlineRan === true, await Promise.race([seen, new Promise((r) => setTimeout(() => r(''), 3000))])];
+    return [window.__inlineRan === true, await Promise.race([seen, new Promise((r) => setTimeout(() => r(''), 10000))])];
   });
   check(!ran[0] && /script-src/.test(ran[1]), 'an injected inline script does not run (CSP)', `violated ${ran[1]}`);
   check(w.foreign.length === 0, 'CSP page: no foreign requests');
@@ -450,16 +451,16 @@ async function testKeys(d) {
   const w = watch(page, d.origin);
   w.expected.add('/v1/models').add('/v1/gallery').add('/v1/detect');
   await page.goto(d.origin + '/');
-  await page.waitForSelector('#key-dialog[open]', { timeout: 30000 });
+  await page.waitForSelector('#key-dialog[open]', { timeout: WAIT });
   check(true, '401 → the key prompt opens');
   await shot(page, '11-key-prompt.png');
   await page.fill('#key-dialog-input', KEY);
   await page.keyboard.press('Enter');
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+  await page.waitForSelector('body[data-ready="true"]', { timeout: WAIT });
   const n = await page.$$eval('#detect-model option', (o) => o.length);
   check(n > 0, 'after the key, the models load', `${n} models`);
   await page.setInputFiles('#detect-file', join(SHARED, 'images', 'dog.jpg'));
-  await page.waitForSelector('#detect-list li', { timeout: 60000 });
+  await page.waitForSelector('#detect-list li', { timeout: WAIT });
   check(true, 'detect succeeds with the key');
   check(await page.evaluate(() => sessionStorage.getItem('visiond.apiKey')) === KEY, 'the key is kept in sessionStorage');
   check(!w.requests.some((r) => r.url.includes(KEY)), 'the key never appears in a URL');
@@ -475,6 +476,7 @@ async function main() {
     args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
+  context.setDefaultTimeout(WAIT);
   await context.addInitScript(() => document.addEventListener('securitypolicyviolation',
     (e) => (window.__cspViolations ||= []).push(`${e.violatedDirective} ${e.blockedURI}`)));
   const start = async (flags) => { const d = new Daemon(VISIOND, ROOT, flags); daemons.push(d); return d.start(); };
