@@ -160,6 +160,8 @@ async function testLoadAndDetect(d) {
     performance.getEntriesByType('paint').find((e) => e.name === 'first-contentful-paint')?.startTime);
   console.log(`first contentful paint on loopback: ${fcp?.toFixed(1)} ms`);
   await shot(page, '01-loaded.png');
+  check(await page.isHidden('#detect-canvas') && await page.isHidden('#detect-error') &&
+    await page.isHidden('#panel-faces'), 'before a photo: no canvas, no error, one panel shown');
   // Size: everything the page loaded from / and /ui/.
   const uiFiles = [...new Set(w.requests.map((r) => r.url).filter((u) => u === d.origin + '/' ||
     u.startsWith(d.origin + '/ui/')))];
