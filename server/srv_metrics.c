@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kern.h"
 #include "srv_metrics.h"
 
 #define MAX_SERIES 64
@@ -194,6 +195,8 @@ char *srv_metrics_render(struct srv_metrics *m, const struct srv_metrics_gauges 
             "visiond_heap_in_use_bytes %llu\n", srv_heap_in_use_bytes());
     put(&b, "# HELP visiond_blas_info The OpenBLAS kernels in use.\n# TYPE visiond_blas_info gauge\n"
             "visiond_blas_info{core=\"%s\"} 1\n", g->blas_core ? g->blas_core : "unknown");
+    put(&b, "# HELP visiond_kernels_info The engine's kernel set (VISIOND_KERNELS or the widest).\n"
+            "# TYPE visiond_kernels_info gauge\nvisiond_kernels_info{set=\"%s\"} 1\n", eng_kern_best()->name);
     if (b.failed) {
         free(b.s);
         return NULL;
