@@ -231,6 +231,28 @@ async function testLoadAndDetect(d) {
   await finish(page, w, 'detect');
 }
 
+// A photo dropped on the zone, and one pasted anywhere: each asks once and lists the answer.
+async function testDropAndPaste(d) {
+  const { page, w } = await newPage(d);
+  const b64 = DOG.toString('base64');
+  for (const how of ['drop', 'paste']) {
+    const n = detectRequests(w);
+    await page.evaluate(([b64, how]) => {
+      document.getElementById('detect-list').replaceChildren();
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dog.jpg', { type: 'image/jpeg' }));
+      if (how === 'drop')
+        document.getElementById('detect-drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      else
+        document.body.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, [b64, how]);
+    await page.waitForSelector('#detect-list li[data-label="dog"]');
+    check(detectRequests(w) === n + 1, `a photo by ${how} is detected`);
+  }
+  await finish(page, w, 'drop and paste');
+}
+
 async function colorOf(page, label) {
   return page.evaluate(async (l) => (await import('/ui/draw.js')).colorFor(l), label);
 }
@@ -485,6 +507,7 @@ async function main() {
   const d = await start(['--max-body', '2M']);
   await testHeadersAndSize(d);
   await testLoadAndDetect(d);
+  await testDropAndPaste(d);
   await testErrors(d);
   await testFaces(d);
   await testGallery(d);
