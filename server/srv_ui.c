@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto_errors.h"
 #include "srv_app.h"
 #include "srv_config.h"
 #include "srv_http.h"
@@ -42,8 +41,7 @@ void srv_ui_handler(struct srv_req *req, struct srv_app *app)
 {
     const struct srv_ui_asset *a = app->cfg->ui == SRV_UI_ON ? srv_ui_find(srv_req_path(req)) : NULL;
     if (!a) {
-        char *body = proto_error_json(PROTO_ERR_NOT_FOUND, "no such route", NULL, srv_req_id(req));
-        srv_req_reply(req, 404, "application/json", body, body ? strlen(body) : 0, NULL);
+        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_FOUND, NULL, "no such route");
         return;
     }
     /* no-cache: the browser revalidates with the ETag each time, so an upgraded daemon's page is
@@ -60,8 +58,7 @@ void srv_ui_handler(struct srv_req *req, struct srv_app *app)
     }
     char *copy = malloc(a->len ? a->len : 1);
     if (!copy) {
-        char *body = proto_error_json(PROTO_ERR_INTERNAL, "out of memory", NULL, srv_req_id(req));
-        srv_req_reply(req, 500, "application/json", body, body ? strlen(body) : 0, NULL);
+        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_INTERNAL, NULL, "out of memory");
         return;
     }
     memcpy(copy, a->data, a->len);
