@@ -37,9 +37,10 @@ static int etag_matches(const char *header, const char *etag)
     return 0;
 }
 
-void srv_ui_handler(struct srv_req *req, struct srv_app *app)
+void srv_ui_handler(struct srv_req *req, void *app)
 {
-    const struct srv_ui_asset *a = app->cfg->ui == SRV_UI_ON ? srv_ui_find(srv_req_path(req)) : NULL;
+    const struct srv_app *gen = app;
+    const struct srv_ui_asset *a = gen->cfg->ui == SRV_UI_ON ? srv_ui_find(srv_req_path(req)) : NULL;
     if (!a) {
         srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_FOUND, NULL, "no such route");
         return;

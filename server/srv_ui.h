@@ -7,7 +7,6 @@
 #include <stddef.h>
 
 struct srv_req;
-struct srv_app;
 
 struct srv_ui_asset {
     const char *path;         /* "/" for index.html, "/ui/NAME" for the others */
@@ -25,6 +24,6 @@ const struct srv_ui_asset *srv_ui_find(const char *path);
 
 /* GET/HEAD / and /ui/...: the asset with the page's security and cache headers, 304 when
  * If-None-Match names its ETag, 404 (the API's error body) for an unknown asset or with `ui = off`. */
-void srv_ui_handler(struct srv_req *req, struct srv_app *app);
+void srv_ui_handler(struct srv_req *req, void *app); /* app: a struct srv_app (its cfg->ui) */
 
 #endif
