@@ -372,6 +372,23 @@ async function testGallery(d) {
   await finish(page, w, 'gallery');
 }
 
+// Space on the focused file input opens the file chooser, where `file` is picked. Headless Chromium
+// now and then opens no chooser for a key press that follows another chooser (2 of about 15 runs here,
+// on a busy machine): a second press is allowed; no chooser then is a failure.
+async function chooseByKeyboard(page, file) {
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const chooser = page.waitForEvent('filechooser', { timeout: 10000 }).catch(() => null);
+    await page.keyboard.press('Space');
+    const c = await chooser;
+    if (c) {
+      await c.setFiles(file);
+      return;
+    }
+    console.log(`no file chooser after Space on #${await page.evaluate(() => document.activeElement.id)} (attempt ${attempt})`);
+  }
+  throw new Error('Space on a focused file input opened no file chooser, twice');
+}
+
 // Tab through the page: every control of each panel gets the focus, in document order.
 async function testKeyboard(d) {
   const { page, w } = await newPage(d);
@@ -402,8 +419,7 @@ async function testKeyboard(d) {
   await page.keyboard.press('Tab'); // the panel
   await page.keyboard.press('Tab'); // the file input
   check(await page.evaluate(() => document.activeElement.id) === 'detect-file', 'Tab goes from the tabs to the file input');
-  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
-  await chooser.setFiles(join(SHARED, 'images', 'dog.jpg'));
+  await chooseByKeyboard(page, join(SHARED, 'images', 'dog.jpg'));
   await page.waitForSelector('#detect-list li', { timeout: WAIT });
   check(true, 'detect flow from the keyboard alone');
   // Verify with the keyboard alone: arrow to the tab, Tab to each control, Space/Enter to use it.
@@ -419,8 +435,7 @@ async function testKeyboard(d) {
   for (const [id, file] of [['verify-file1', SIMM[0]], ['verify-file2', SIMM[1]]]) {
     if (!check(await tabTo(id), `Tab reaches ${id}`))
       throw new Error(`Tab did not reach ${id}; focus on ${await page.evaluate(() => document.activeElement.outerHTML.slice(0, 120))}`);
-    const [c] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
-    await c.setFiles(file);
+    await chooseByKeyboard(page, file);
   }
   check(await tabTo('verify-aligned'), 'Tab reaches the aligned option');
   await page.keyboard.press('Space');
