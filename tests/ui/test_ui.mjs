@@ -373,7 +373,7 @@ async function testGallery(d) {
 }
 
 // Space on the focused file input opens the file chooser, where `file` is picked. Headless Chromium
-// now and then opens no chooser for a key press that follows another chooser (2 of about 15 runs here,
+// now and then opens no chooser for a key press that follows another chooser (once in 2 to 6 runs here,
 // on a busy machine): a second press is allowed; no chooser then is a failure.
 async function chooseByKeyboard(page, file) {
   for (let attempt = 1; attempt <= 2; attempt++) {
