@@ -1,6 +1,7 @@
 /* srv_ui.c - serves the compiled-in web page (srv_ui.h). */
 #include "srv_ui.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,9 +41,13 @@ static int etag_matches(const char *header, const char *etag)
 void srv_ui_handler(struct srv_req *req, void *app)
 {
     const struct srv_app *gen = app;
-    const struct srv_ui_asset *a = gen->cfg->ui == SRV_UI_ON ? srv_ui_find(srv_req_path(req)) : NULL;
+    const char *file = srv_req_path_param(req, "file"); /* NULL: the row of "/" */
+    char path[256];
+    const int n = snprintf(path, sizeof path, "/ui/%s", file ? file : "");
+    const struct srv_ui_asset *a = gen->cfg->ui != SRV_UI_ON || n >= (int)sizeof path ? NULL
+                                   : srv_ui_find(file ? path : "/");
     if (!a) {
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_FOUND, NULL, "no such route");
+        srv_req_reply_code(req, PROTO_ERR_NOT_FOUND, NULL, "no such route");
         return;
     }
     /* no-cache: the browser revalidates with the ETag each time, so an upgraded daemon's page is
@@ -59,7 +64,7 @@ void srv_ui_handler(struct srv_req *req, void *app)
     }
     char *copy = malloc(a->len ? a->len : 1);
     if (!copy) {
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_INTERNAL, NULL, "out of memory");
+        srv_req_reply_code(req, PROTO_ERR_INTERNAL, NULL, "out of memory");
         return;
     }
     memcpy(copy, a->data, a->len);
