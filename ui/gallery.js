@@ -8,10 +8,8 @@ const $ = (id) => document.getElementById(id);
 const UNKNOWN = '#ffffff';
 const enc = encodeURIComponent;
 
-const subjectName = (s) => (typeof s === 'string' ? s : s.name ?? s.subject ?? '');
-const faceCount = (s) => s.face_count ?? s.faces_count ?? s.count ??
-  (Array.isArray(s.faces) ? s.faces.length : s.faces) ?? '';
-const matchName = (m) => (m == null ? null : typeof m === 'string' ? m : m.name ?? m.subject ?? null);
+// Gallery boxes are DeepStack-style corners, null for an aligned crop or an embedding.
+const toBox = (b) => (b ? { x1: b.x_min, y1: b.y_min, x2: b.x_max, y2: b.y_max } : null);
 
 export function initGallery(announce) {
   const errBox = $('gallery-error');
@@ -20,15 +18,14 @@ export function initGallery(announce) {
 
   async function stats() {
     const r = await api('/v1/gallery');
-    const g = r.data || {};
-    const parts = [];
-    for (const [k, v] of Object.entries(g))
-      if (typeof v !== 'object') parts.push(`${k.replace(/_/g, ' ')}: ${v}`);
-    $('gallery-stats').textContent = parts.join(' · ');
+    const g = r.data;
+    $('gallery-stats').textContent = `${g.subjects} people, ${g.faces} faces · ${g.backend}` +
+      `${g.connected ? '' : ' (database unreachable: answers come from memory)'} · ${g.index.kind} search, ` +
+      `${fmt(g.index.memory_bytes / 1048576, 1)} MiB`;
   }
 
   function row(s) {
-    const name = subjectName(s);
+    const name = s.name;
     const tr = document.createElement('tr');
     const td = (x) => { const c = document.createElement('td'); c.append(x); return c; };
     const rename = document.createElement('button');
@@ -43,17 +40,15 @@ export function initGallery(announce) {
     del.addEventListener('click', () => deleteSubject(name));
     const actions = document.createElement('td');
     actions.append(rename, del);
-    tr.append(td(name), td(String(faceCount(s))), actions);
+    tr.append(td(name), td(String(s.face_count)), actions);
     return tr;
   }
 
   async function list(more = false) {
     const r = await api('/v1/subjects', { query: { page_size: 100, cursor: more ? cursor : null } });
-    const d = r.data || {};
-    const subjects = Array.isArray(d) ? d : d.subjects || [];
     if (!more) rows.replaceChildren();
-    rows.append(...subjects.map(row));
-    cursor = d.next_cursor || d.cursor || null;
+    rows.append(...r.data.subjects.map(row));
+    cursor = r.data.next_cursor;
     $('gallery-more-box').hidden = !cursor;
   }
 
@@ -114,14 +109,19 @@ export function initGallery(announce) {
     try {
       const [r, bitmap] = await Promise.all([api('/v1/identify', { method: 'POST', form }),
         loadBitmap(file)]);
-      const faces = (r.data && r.data.faces) || [];
+      const faces = r.data.faces;
+      // A match is the nearest subject under the threshold; otherwise the face is unknown, and the
+      // nearest candidate is only said for information.
       const named = faces.map((f) => {
-        const who = matchName(f.match);
-        const dist = f.match && typeof f.match.distance === 'number' ? ` (distance ${fmt(f.match.distance)})` : '';
-        return { f, who: who ?? 'unknown', text: `${who ?? 'unknown'}${dist}`, color: who ? colorFor(who) : UNKNOWN };
+        const m = f.match;
+        const near = f.candidates[0];
+        const text = m ? `${m.subject} (distance ${fmt(m.distance)}, confidence ${fmt(m.confidence)})`
+          : `unknown${near ? ` (nearest: ${near.subject} at distance ${fmt(near.distance)}, over the ` +
+            `threshold ${fmt(r.data.match_threshold)})` : ''}`;
+        return { box: toBox(f.box), who: m ? m.subject : 'unknown', text, color: m ? colorFor(m.subject) : UNKNOWN };
       });
       drawScene($('identify-canvas'), bitmap,
-        named.filter((n) => n.f.box).map((n) => ({ ...n.f.box, color: n.color, label: n.who })));
+        named.filter((n) => n.box).map((n) => ({ ...n.box, color: n.color, label: n.who })));
       $('identify-list').replaceChildren(...named.map((n) => {
         const li = document.createElement('li');
         li.append(swatch(n.color), n.text);
