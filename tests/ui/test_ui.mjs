@@ -506,6 +506,20 @@ async function testKeys(d) {
   const detect = w.requests.filter((r) => r.url.includes('/v1/detect'));
   check(detect.length > 0 && detect.every((r) => r.headers['x-api-key'] === KEY), 'the key is sent as X-API-Key');
   await shot(page, '12-with-key.png');
+  // A gallery write with this (inference) key: the server's 403 text.
+  if ((await d.request('/v1/gallery', { headers: { 'X-API-Key': KEY } })).status === 200) {
+    w.expected.add('/v1/subjects');
+    const api = await d.request('/v1/subjects', { method: 'POST', body: JSON.stringify({ name: 'ui-test 403' }),
+      headers: { 'X-API-Key': KEY, 'Content-Type': 'application/json' } });
+    await page.click('#tab-gallery');
+    await page.fill('#enroll-name', 'ui-test 403');
+    await page.setInputFiles('#enroll-files', SIMM[0]);
+    await page.click('#gallery-enroll button[type="submit"]');
+    const text = await errorText(page, '#gallery-error');
+    check(api.status === 403 && text.includes(`403 ${api.json.error.code}: ${api.json.error.message}`),
+      'an inference key on a gallery write: the 403 text', text);
+    await shot(page, '13-gallery-403.png');
+  }
   await finish(page, w, 'keys (but the 401s)');
 }
 
