@@ -48,6 +48,7 @@ export function initGallery(announce) {
     const r = await api('/v1/subjects', { query: { page_size: 100, cursor: more ? cursor : null } });
     if (!more) rows.replaceChildren();
     rows.append(...r.data.subjects.map(row));
+    $('gallery-empty').hidden = rows.children.length > 0;
     cursor = r.data.next_cursor;
     $('gallery-more-box').hidden = !cursor;
   }
@@ -107,8 +108,11 @@ export function initGallery(announce) {
     const form = new FormData();
     form.append('image', file, file.name || 'photo');
     try {
-      const [r, bitmap] = await Promise.all([api('/v1/identify', { method: 'POST', form }),
+      const query = { aligned: $('identify-aligned').checked || null };
+      const [r, bitmap] = await Promise.all([api('/v1/identify', { method: 'POST', form, query }),
         loadBitmap(file)]);
+      // An aligned crop has no detected box: the whole crop is the face.
+      const whole = bitmap ? { x1: 0, y1: 0, x2: bitmap.width, y2: bitmap.height } : null;
       const faces = r.data.faces;
       // A match is the nearest subject under the threshold; otherwise the face is unknown, and the
       // nearest candidate is only said for information.
@@ -118,7 +122,7 @@ export function initGallery(announce) {
         const text = m ? `${m.subject} (distance ${fmt(m.distance)}, confidence ${fmt(m.confidence)})`
           : `unknown${near ? ` (nearest: ${near.subject} at distance ${fmt(near.distance)}, over the ` +
             `threshold ${fmt(r.data.match_threshold)})` : ''}`;
-        return { box: toBox(f.box), who: m ? m.subject : 'unknown', text, color: m ? colorFor(m.subject) : UNKNOWN };
+        return { box: toBox(f.box) || whole, who: m ? m.subject : 'unknown', text, color: m ? colorFor(m.subject) : UNKNOWN };
       });
       drawScene($('identify-canvas'), bitmap,
         named.filter((n) => n.box).map((n) => ({ ...n.box, color: n.color, label: n.who })));
