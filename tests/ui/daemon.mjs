@@ -1,10 +1,11 @@
 // daemon.mjs - runs `visiond serve` on an ephemeral port for the browser tests, the way
 // tests/ref/daemon.py does for the Python ones: from the project root (so --models models finds
 // ./models), with an empty config file and no VISIOND_* variables, the port read from the
-// `listening on HOST:PORT` log line.
-import { spawn } from 'node:child_process';
+// `listening on HOST:PORT` log line. A daemon with a gallery (issue 15) keeps it in a data directory of
+// its own, removed when it stops, never in the project's ./data.
+import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -25,9 +26,14 @@ export class Daemon {
     this.dir = dir;
     const config = join(dir, 'empty.conf');
     writeFileSync(config, '');
+    const state = [];
+    if (spawnSync(this.visiond, ['serve', '--help'], { encoding: 'utf8' }).stdout.includes('--data-dir')) {
+      mkdirSync(join(dir, 'data'));
+      state.push('--data-dir', join(dir, 'data'));
+    }
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VISIOND_')));
     this.proc = spawn(this.visiond, ['serve', '--config', config, '--port', '0', '--models', 'models',
-      '--workers', '2', ...this.flags], { cwd: this.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      '--workers', '2', ...state, ...this.flags], { cwd: this.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`visiond did not start:\n${this.log}`)),
@@ -59,6 +65,7 @@ export class Daemon {
     const { code, signal } = await this.exited;
     clearTimeout(timer);
     this.proc = null;
+    rmSync(this.dir, { recursive: true, force: true });
     if (SANITIZER.test(this.log)) throw new Error(`sanitizer report:\n${this.log.slice(-4000)}`);
     if (code !== 0) throw new Error(`visiond exited with ${code ?? signal}:\n${this.log.slice(-4000)}`);
   }

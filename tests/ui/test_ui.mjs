@@ -88,7 +88,8 @@ async function newPage(d, viewport = { width: 1280, height: 900 }) {
   await page.setViewportSize(viewport);
   const w = watch(page, d.origin);
   w.expected.add('/v1/gallery'); // the probe: 404 until the gallery routes exist
-  page.on('dialog', (dlg) => dlg.accept());
+  // confirm() is accepted; prompt() answers w.promptAnswer.
+  page.on('dialog', (dlg) => dlg.accept(dlg.type() === 'prompt' ? w.promptAnswer : undefined));
   await page.goto(d.origin + '/');
   await page.waitForSelector('body[data-ready="true"]', { timeout: WAIT });
   return { page, w };
@@ -378,9 +379,15 @@ async function testGallery(d) {
     await page.waitForFunction(() => document.querySelectorAll('#identify-list li').length > 1);
     const strangers = await page.$$eval('#identify-list li', (lis) => lis.map((li) => li.textContent));
     check(strangers.every((t) => t.startsWith('unknown')), 'gallery: strangers are unknown', strangers.join(' | '));
-    await page.click('#gallery-rows button[aria-label^="Delete ui-test Simm"]');
-    await page.waitForFunction(() => !document.getElementById('gallery-rows').textContent.includes('ui-test Simm'));
-    check(true, 'gallery: deleted after the confirmation');
+    w.promptAnswer = 'ui-test John Simm';
+    await page.click('#gallery-rows button[aria-label="Rename ui-test Simm"]');
+    await page.waitForSelector('#gallery-rows button[aria-label^="Delete ui-test John Simm"]');
+    const renamed = (await d.request(`/v1/subjects/${encodeURIComponent('ui-test John Simm')}`)).json;
+    check(renamed?.face_count === 3, 'gallery: renamed, with its 3 faces', JSON.stringify(renamed));
+    await page.click('#gallery-rows button[aria-label^="Delete ui-test John Simm"]');
+    await page.waitForFunction(() => !document.getElementById('gallery-rows').textContent.includes('Simm'));
+    check((await d.request(`/v1/subjects/${encodeURIComponent('ui-test John Simm')}`)).status === 404,
+      'gallery: deleted after the confirmation (GET answers 404)');
   }
   await shot(page, '09-gallery.png');
   await finish(page, w, 'gallery');
