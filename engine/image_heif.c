@@ -20,10 +20,11 @@ static int heif_fail(struct heif_error e, const char *fmt, const char *what, con
                      struct eng_err *err)
 {
     enum eng_err_kind kind = ENG_ERR_INVALID;
-    if (e.code == heif_error_Memory_allocation_error)
-        kind = ENG_ERR_NOMEM;
-    else if (e.subcode == heif_suberror_Security_limit_exceeded)
+    /* libheif files its own size limits (per side, per box) under Memory_allocation_error */
+    if (e.subcode == heif_suberror_Security_limit_exceeded)
         kind = ENG_ERR_TOO_LARGE;
+    else if (e.code == heif_error_Memory_allocation_error)
+        kind = ENG_ERR_NOMEM;
     else if (e.code == heif_error_Unsupported_filetype || e.code == heif_error_Unsupported_feature)
         kind = ENG_ERR_UNSUPPORTED;
     return eng_err_set(err, kind, where, "%s: %s (%s)", fmt, e.message ? e.message : "error", what);
