@@ -193,7 +193,6 @@ def bad_cases():
     """(method, path, [(name, value)], body, raw) of each bad-request case, photos cut to 1 KiB. The
     reference test's parser is the one definition of the case format; its result is read loosely (the
     first four fields; a fifth means "sent as written", without Content-Length)."""
-    webp_heif_seeds(out, imgs)
     try:
         import test_http_bad as bad
     except Exception as e:

@@ -50,9 +50,14 @@ struct proto_detect_response {
 char *proto_detect_response_json(const struct proto_detect_response *r);
 
 /* DeepStack's answer: {"success":true,"predictions":[{"label","confidence","x_min","y_min","x_max",
- * "y_max"}],"count":n}; coordinates are integers (pixels truncated toward zero, as DeepStack's int()).
+ * "y_max"}],"count":n,"duration":ms}; coordinates are integers (pixels truncated toward zero, as
+ * DeepStack's int()); labels are COCO's names for a COCO-80 model (proto_labels.h); duration is
+ * total_ms rounded to whole milliseconds.
  * request_id is not part of it (it goes in the X-Request-Id header). New string, caller frees. */
 char *proto_deepstack_response_json(const struct proto_detect_response *r);
+
+/* A duration in whole milliseconds, as DeepStack's answers carry it (negative or absurd: 0). */
+long long proto_duration_ms(double ms);
 
 /* One loaded model for GET /v1/models. */
 struct proto_model_info {
@@ -64,7 +69,8 @@ struct proto_model_info {
 };
 
 /* {"models":[{"name","kind":"yolo","default":bool,"input":{"width","height"},"classes":[names],
- *  "defaults":{"conf","iou","max_det"}}]}. New string, caller frees. */
+ *  "deepstack_classes":[labels on the DeepStack routes],"coco80":bool,"defaults":{"conf","iou",
+ *  "max_det"}}]}. New string, caller frees. */
 char *proto_models_json(const struct proto_model_info *models, int n);
 
 /* One face network for GET /v1/models: {"name","kind","input":{"width","height"}}, kind one of

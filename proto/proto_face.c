@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "face.h"
+#include "proto_detect.h"
 #include "proto_face.h"
 #include "proto_json.h"
 #include "proto_param.h"
@@ -167,6 +169,8 @@ void proto_face_request_init(struct proto_face_request *req, enum proto_dialect 
 {
     memset(req, 0, sizeof *req);
     options_init(&req->opt, dialect);
+    if (dialect == PROTO_DIALECT_DEEPSTACK)
+        req->opt.det_threshold = PROTO_DEEPSTACK_FACE_DET_THRESHOLD_DEFAULT;
     req->landmarks = dialect != PROTO_DIALECT_DEEPSTACK;
 }
 
@@ -722,7 +726,8 @@ char *proto_faces_deepstack_json(const struct proto_faces_response *r)
         }
     }
     return proto_json_dump(
-        json_pack("{s:b,s:o,s:i}", "success", 1, "predictions", preds, "count", r->count));
+        json_pack("{s:b,s:o,s:i,s:I}", "success", 1, "predictions", preds, "count", r->count,
+                  "duration", (json_int_t)proto_duration_ms(r->timing_ms.total)));
 }
 
 static json_t *verify_face_json(const struct proto_verify_face *f)
@@ -735,8 +740,7 @@ static json_t *verify_face_json(const struct proto_verify_face *f)
 
 double proto_verify_similarity(double squared_distance)
 {
-    const double t2 = PROTO_MATCH_THRESHOLD_DEFAULT * PROTO_MATCH_THRESHOLD_DEFAULT;
-    return t2 / (t2 + squared_distance);
+    return eng_face_confidence(sqrt(squared_distance));
 }
 
 char *proto_verify_response_json(const struct proto_verify_response *r)
@@ -757,6 +761,7 @@ char *proto_verify_deepstack_json(const struct proto_verify_response *r)
 {
     if (!(r->squared_distance >= 0) || !isfinite(r->squared_distance))
         return NULL;
-    return proto_json_dump(json_pack("{s:b,s:o}", "success", 1, "similarity",
-                                     num(proto_verify_similarity(r->squared_distance), 1e-6)));
+    return proto_json_dump(json_pack("{s:b,s:o,s:I}", "success", 1, "similarity",
+                                     num(proto_verify_similarity(r->squared_distance), 1e-6),
+                                     "duration", (json_int_t)proto_duration_ms(r->timing_ms.total)));
 }

@@ -47,6 +47,7 @@
 #include "proto_request.h" /* enum proto_dialect */
 
 #define PROTO_FACE_DET_THRESHOLD_DEFAULT 0.5f
+#define PROTO_DEEPSTACK_FACE_DET_THRESHOLD_DEFAULT 0.55f /* /v1/vision/face: DeepStack's min_confidence */
 #define PROTO_FACE_INPUT_SIZE_DEFAULT 416
 #define PROTO_FACE_INPUT_SIZE_MIN 128
 #define PROTO_FACE_INPUT_SIZE_MAX 1024
@@ -249,8 +250,8 @@ struct proto_faces_response {
 char *proto_faces_response_json(const struct proto_faces_response *r);
 
 /* DeepStack's /v1/vision/face answer: {"success":true,"predictions":[{"confidence","x_min","y_min",
- * "x_max","y_max"}],"count"}; coordinates whole pixels (truncated, clamped to the image), confidence
- * rounded to 1e-4. No request_id (it is in the X-Request-Id header). New string, caller frees. */
+ * "x_max","y_max"}],"count","duration"}; coordinates whole pixels (truncated, clamped to the image),
+ * confidence rounded to 1e-4, duration timing_ms.total in whole milliseconds. No request_id (it is in the X-Request-Id header). New string, caller frees. */
 char *proto_faces_deepstack_json(const struct proto_faces_response *r);
 
 /* The face behind one side of a verification. */
@@ -278,16 +279,14 @@ struct proto_verify_response {
  * frees; NULL if out of memory or squared_distance is negative or not finite. */
 char *proto_verify_response_json(const struct proto_verify_response *r);
 
-/* DeepStack's "similarity" in [0,1] for a squared Euclidean distance d2: t^2 / (t^2 + d2) with
- * t = PROTO_MATCH_THRESHOLD_DEFAULT, so 1 for identical descriptors, 0.5 exactly at the default match
- * threshold (distance 0.6), falling towards 0 as faces differ; strictly decreasing, so no information
- * is lost: distance = 0.6 * sqrt(1 / similarity - 1). (DeepStack's own (1 + cos) / 2 would read 0.87
- * to 0.91 for different people with these unnormalized descriptors, norm ~1.4, and mislead clients
- * used to its scale.) Pure. */
+/* DeepStack's "similarity" in (0,1] for a squared Euclidean distance d2: eng_face_confidence(sqrt(d2)),
+ * f(d) = 0.67^(d / 0.6) (engine/face.h, docs/FACES.md): 1 for identical descriptors, 0.67 exactly at
+ * the default match distance 0.6 (DeepStack's default recognition threshold), lower as faces differ;
+ * strictly decreasing, so no information is lost: distance = eng_face_confidence_distance(s). Pure. */
 double proto_verify_similarity(double squared_distance);
 
-/* DeepStack's /v1/vision/face/match answer: {"success":true,"similarity":s} with s from
- * proto_verify_similarity, rounded to 1e-6. New string, caller frees; NULL as for the native one. */
+/* DeepStack's /v1/vision/face/match answer: {"success":true,"similarity":s,"duration":ms} with s from
+ * proto_verify_similarity, rounded to 1e-6, and timing_ms.total in whole milliseconds. New string, caller frees; NULL as for the native one. */
 char *proto_verify_deepstack_json(const struct proto_verify_response *r);
 
 #endif

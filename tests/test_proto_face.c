@@ -927,10 +927,11 @@ static void test_proto_faces_deepstack_integer_pixels_clamped(void **state)
         {{300.2f, 40.0f, 340.99f, 90.0f}, 0.5f, NULL, NULL},
     };
     const struct proto_faces_response r = {.request_id = "x", .width = 640, .height = 480,
-                                           .faces = faces, .count = 2};
+                                           .faces = faces, .count = 2, .timing_ms = {.total = 41.4}};
     json_t *j = parse(proto_faces_deepstack_json(&r));
-    static const char *const top[] = {"success", "predictions", "count", NULL};
+    static const char *const top[] = {"success", "predictions", "count", "duration", NULL};
     assert_keys(j, top);
+    assert_int_equal(json_integer_value(at(j, "duration")), 41);
     assert_true(json_is_true(at(j, "success")));
     assert_int_equal(json_integer_value(at(j, "count")), 2);
     json_t *p = json_array_get(at(j, "predictions"), 0);
@@ -1007,21 +1008,25 @@ static void test_proto_verify_response_threshold_is_strict(void **state)
 static void test_proto_verify_similarity_maps_distance(void **state)
 {
     (void)state;
+    /* f(d) = 0.67^(d / 0.6), written out here rather than through engine/face.h */
     assert_true(proto_verify_similarity(0) == 1.0);
-    assert_float_equal(proto_verify_similarity(0.36), 0.5, 1e-12); /* the default threshold */
+    assert_float_equal(proto_verify_similarity(0.36), 0.67, 1e-12); /* the default threshold */
+    assert_float_equal(proto_verify_similarity(1.44), 0.67 * 0.67, 1e-12);
     double prev = 1.0;
     for (double d = 0.05; d < 3.0; d += 0.05) {
         const double s = proto_verify_similarity(d * d);
         assert_true(s < prev && s > 0);
-        assert_float_equal(0.6 * sqrt(1 / s - 1), d, 1e-9); /* invertible */
+        assert_float_equal(0.6 * log(s) / log(0.67), d, 1e-9); /* invertible */
         prev = s;
     }
-    const struct proto_verify_response r = {.squared_distance = 0.09, .threshold = 0.6};
+    const struct proto_verify_response r = {.squared_distance = 0.09, .threshold = 0.6,
+                                            .timing_ms = {.total = 12.6}};
     json_t *j = parse(proto_verify_deepstack_json(&r));
-    static const char *const top[] = {"success", "similarity", NULL};
+    static const char *const top[] = {"success", "similarity", "duration", NULL};
     assert_keys(j, top);
     assert_true(json_is_true(at(j, "success")));
-    assert_float_equal(num_at(j, "similarity"), 0.8, 1e-6);
+    assert_float_equal(num_at(j, "similarity"), pow(0.67, 0.5), 1e-6);
+    assert_int_equal(json_integer_value(at(j, "duration")), 13);
     json_decref(j);
 }
 
