@@ -118,6 +118,15 @@ int eng_heif_decode(const uint8_t *data, size_t size, uint64_t max_pixels, struc
         eng_err_set(err, kind, where, "%s", msg);
         goto done;
     }
+    /* A grid image's output size comes from the grid item, not ispe (image_heif_grid.c says why) */
+    uint64_t gw, gh;
+    if (eng_heif_grid_size(data, size, &gw, &gh)) {
+        kind = eng_image_dims_problem(fmt, gw, gh, max_pixels, msg, sizeof msg);
+        if (kind != ENG_ERR_NONE) {
+            eng_err_set(err, kind, where, "%s (its grid)", msg);
+            goto done;
+        }
+    }
     j.opts = heif_decoding_options_alloc();
     if (!j.opts) {
         eng_err_set(err, ENG_ERR_NOMEM, where, "%s: out of memory creating the decoder", fmt);
@@ -133,6 +142,15 @@ int eng_heif_decode(const uint8_t *data, size_t size, uint64_t max_pixels, struc
     e = heif_decode_image(j.handle, &j.img, heif_colorspace_RGB, heif_chroma_interleaved_RGB, j.opts);
     if (e.code != heif_error_Ok) {
         heif_fail(e, fmt, "decoding the pixels", where, err);
+        goto done;
+    }
+    /* and the decoded size is checked like the declared one (clap crops, irot swaps: never larger) */
+    w = heif_image_get_width(j.img, heif_channel_interleaved);
+    h = heif_image_get_height(j.img, heif_channel_interleaved);
+    kind = eng_image_dims_problem(fmt, (uint64_t)(w < 0 ? 0 : w), (uint64_t)(h < 0 ? 0 : h), max_pixels,
+                                  msg, sizeof msg);
+    if (kind != ENG_ERR_NONE) {
+        eng_err_set(err, kind, where, "%s (decoded)", msg);
         goto done;
     }
     if (heif_copy(&j, fmt, out, where, err) != 0)

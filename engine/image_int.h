@@ -32,6 +32,10 @@ struct eng_decoded {
     int applied;     /* nonzero: the container's own transforms already made the pixels upright */
 };
 
+/* The output size of a HEIF file's primary item when it is a 'grid' (image_heif_grid.c): 1 with *w, *h;
+ * 0 when it is not a grid or the boxes cannot be read (libheif then decides). */
+int eng_heif_grid_size(const uint8_t *data, size_t size, uint64_t *w, uint64_t *h);
+
 int eng_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, struct eng_image *out,
                    struct eng_decoded *dec, const char *where, struct eng_err *err);
 int eng_jpeg_decode(const uint8_t *data, size_t size, uint64_t max_pixels, struct eng_image *out,

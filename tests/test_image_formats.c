@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -328,6 +329,21 @@ static void test_heic_limits_and_corruption(void **state)
     free(px);
 }
 
+/* fuzz_heif's finding: a primary 'grid' item whose header says 6144x9488 (58 MP) while its ispe says
+ * 231x23313 (5.4 MP); libheif sizes the buffer from the grid. The grid's size is checked first. */
+static void test_heic_grid_larger_than_ispe_refused_before_decoding(void **state)
+{
+    (void)state;
+    FILE *f = fopen(VISIOND_SOURCE_DIR "/fuzz/regressions/heif/grid-larger-than-ispe.heif", "rb");
+    assert_non_null(f);
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(n > 100 && n < sizeof buf);
+    assert_fails(buf, n, 40000000, ENG_ERR_TOO_LARGE, "HEIC image is 6144x9488 (58294272 pixels)");
+    assert_fails(buf, n, 40000000, ENG_ERR_TOO_LARGE, "(its grid)");
+}
+
 static void test_heif_sniffing_by_brand(void **state)
 {
     (void)state;
@@ -353,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_heic_irot_applied_exif_not_twice),
         cmocka_unit_test(test_avif_irot_applied_exif_not_twice),
         cmocka_unit_test(test_heic_limits_and_corruption),
+        cmocka_unit_test(test_heic_grid_larger_than_ispe_refused_before_decoding),
         cmocka_unit_test(test_heif_sniffing_by_brand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
