@@ -95,6 +95,17 @@ char *proto_deepstack_response_json(const struct proto_detect_response *r)
                   "duration", (json_int_t)proto_duration_ms(r->total_ms)));
 }
 
+char *proto_deepstack_models_list_json(const char *const *names, int n)
+{
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, proto_json_str(names[i]))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    return proto_json_dump(json_pack("{s:b,s:o}", "success", 1, "models", arr));
+}
+
 long long proto_duration_ms(double ms)
 {
     return ms > 0 && ms < 1e12 ? (long long)(ms + 0.5) : 0;

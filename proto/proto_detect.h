@@ -48,6 +48,10 @@ char *proto_detect_response_json(const struct proto_detect_response *r);
  * request_id is not part of it (it goes in the X-Request-Id header). New string, caller frees. */
 char *proto_deepstack_response_json(const struct proto_detect_response *r);
 
+/* CodeProject.AI's /v1/vision/custom/list: {"success":true,"models":[names]} (the loaded detection
+ * models, each usable as /v1/vision/custom/{name}). names are borrowed. New string, caller frees. */
+char *proto_deepstack_models_list_json(const char *const *names, int n);
+
 /* A duration in whole milliseconds, as DeepStack's answers carry it (negative or absurd: 0). */
 long long proto_duration_ms(double ms);
 
