@@ -77,7 +77,12 @@ enum proto_face_param {
     PROTO_FACE_PARAM_IMAGE2 = 1u << 13,
     PROTO_FACE_PARAM_EMBEDDING1 = 1u << 14,
     PROTO_FACE_PARAM_EMBEDDING2 = 1u << 15,
+    PROTO_FACE_PARAM_MIN_DET_THRESHOLD = 1u << 16, /* /v1/verify */
 };
+
+/* The one-face fallback of /v1/verify: a side with no face at det_threshold takes its best face down to
+ * this score, and says so (proto_verify_face.fallback). */
+#define PROTO_FACE_MIN_DET_THRESHOLD_DEFAULT 0.1f
 
 /* An encoded image (PNG/JPEG bytes, not decoded). Either borrowed (set_image_static: the caller keeps
  * the bytes alive and unchanged until the request is released) or owned (take_image, *_b64: owned ==
@@ -168,6 +173,7 @@ struct proto_verify_request {
     enum proto_face_select face_select; /* largest */
     double match_threshold;             /* 0.6 (double: compared with the distance exactly) */
     int aligned;                        /* 0 */
+    float min_det_threshold;            /* 0.1: the fallback's floor (no fallback if >= det_threshold) */
     struct proto_verify_side side[2];   /* [0]: image1/embedding1, [1]: image2/embedding2 */
 };
 
@@ -260,6 +266,7 @@ struct proto_verify_face {
     struct eng_box box; /* the face selected, in pixels of the upright image */
     float det_score;
     int faces_in_image; /* faces the detector found, >= 1 */
+    int fallback;       /* none at det_threshold: the best face at or above min_det_threshold */
 };
 
 /* One POST /v1/verify answer. */

@@ -116,8 +116,8 @@ static json_t *verify_face_json(const struct proto_verify_face *f)
 {
     if (!f->detected)
         return json_null();
-    return json_pack("{s:o,s:o,s:i}", "box", box_json(&f->box), "det_score", num(f->det_score, 1e-4),
-                     "faces_in_image", f->faces_in_image);
+    return json_pack("{s:o,s:o,s:i,s:b}", "box", box_json(&f->box), "det_score", num(f->det_score, 1e-4),
+                     "faces_in_image", f->faces_in_image, "fallback", f->fallback != 0);
 }
 
 double proto_verify_similarity(double squared_distance)

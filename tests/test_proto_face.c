@@ -481,6 +481,23 @@ static void test_proto_verify_face_select_and_match_threshold_checked(void **sta
     assert_err(-1, e, PROTO_ERR_INVALID_PARAM, "$.match_threshold", "$.match_threshold: expected");
 }
 
+static void test_proto_verify_min_det_threshold_parsed_and_checked(void **state)
+{
+    (void)state;
+    struct proto_verify_request req;
+    struct proto_err e;
+    proto_verify_request_init(&req, PROTO_DIALECT_NATIVE);
+    assert_float_equal(req.min_det_threshold, 0.1, 1e-7);
+    assert_int_equal(proto_verify_request_set(&req, "min_det_threshold", "0.25", &e), 0);
+    assert_float_equal(req.min_det_threshold, 0.25, 1e-7);
+    assert_int_equal(proto_verify_request_set(&req, "min_det_threshold", "0.3", &e), -1);
+    assert_int_equal(e.code, PROTO_ERR_INVALID_PARAM); /* given twice */
+    proto_verify_request_release(&req);
+    assert_int_equal(proto_verify_request_set(&req, "min_det_threshold", "1.5", &e), -1);
+    assert_string_equal(e.field, "min_det_threshold");
+    proto_verify_request_release(&req);
+}
+
 static void test_proto_verify_unknown_params_rejected_with_hint(void **state)
 {
     (void)state;
@@ -511,7 +528,8 @@ static void test_proto_verify_unknown_params_rejected_with_hint(void **state)
     e = verify_set_one("qqqqqq", "1");
     assert_err(-1, e, PROTO_ERR_INVALID_PARAM, "qqqqqq",
                "qqqqqq: unknown parameter (known: det_threshold, input_size, image1_b64, image2_b64, "
-               "embedding1, embedding2, face_select, match_threshold, aligned, exif, timeout_ms)");
+               "embedding1, embedding2, face_select, match_threshold, aligned, min_det_threshold, exif, "
+               "timeout_ms)");
     /* A file field of another name. */
     struct proto_verify_request r;
     proto_verify_request_init(&r, PROTO_DIALECT_NATIVE);
@@ -968,8 +986,9 @@ static void test_proto_verify_response_has_every_field(void **state)
     static const char *const sides[] = {"image1", "image2", NULL};
     assert_keys(faces, sides);
     json_t *f1 = at(faces, "image1");
-    static const char *const face[] = {"box", "det_score", "faces_in_image", NULL};
+    static const char *const face[] = {"box", "det_score", "faces_in_image", "fallback", NULL};
     assert_keys(f1, face);
+    assert_true(json_is_false(at(f1, "fallback")));
     assert_true(num_at(at(f1, "box"), "x2") == 110.0);
     assert_int_equal(json_integer_value(at(f1, "faces_in_image")), 3);
     assert_true(json_is_null(at(faces, "image2"))); /* an embedding or an aligned crop */
@@ -1111,6 +1130,7 @@ int main(void)
         cmocka_unit_test(test_proto_verify_defaults_then_valid_values_stored),
         cmocka_unit_test(test_proto_verify_face_select_and_match_threshold_checked),
         cmocka_unit_test(test_proto_verify_unknown_params_rejected_with_hint),
+        cmocka_unit_test(test_proto_verify_min_det_threshold_parsed_and_checked),
         cmocka_unit_test(test_proto_verify_embeddings_json_parsed),
         cmocka_unit_test(test_proto_verify_embedding_text_parsed),
         cmocka_unit_test(test_proto_verify_embedding_wrong_length_rejected),
