@@ -212,9 +212,10 @@ def source(spec, folder):
         return cv2_encode(".jpg", int(args[0]), int(args[1]), (cv2.IMWRITE_JPEG_PROGRESSIVE, 1))
     if kind == "webp":  # webp W H: a real WebP (cv2)
         return cv2_encode(".webp", int(args[0]), int(args[1]))
-    if kind == "photo-webp":  # photo-webp NAME: ../shared/images/NAME re-encoded as lossy WebP (cv2)
+    if kind == "photo-webp":  # photo-webp NAME: ../shared/images/NAME re-encoded as lossy WebP (cv2, q 80)
         import cv2
-        ok, enc = cv2.imencode(".webp", cv2.imread(str(daemon.SHARED / "images" / args[0]), cv2.IMREAD_COLOR))
+        ok, enc = cv2.imencode(".webp", cv2.imread(str(daemon.SHARED / "images" / args[0]), cv2.IMREAD_COLOR),
+                               [cv2.IMWRITE_WEBP_QUALITY, 80])
         if not ok:
             raise CaseError(f"cv2 could not re-encode {args[0]}")
         return enc.tobytes()
