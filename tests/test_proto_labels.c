@@ -157,7 +157,7 @@ static void test_models_list_both_spellings(void **state)
     struct eng_net net = net_with(DARKNET_COCO, 80, names);
     const struct proto_model_info m = {.name = "m", .net = &net, .conf = 0.25f, .iou = 0.45f,
                                        .max_det = 100, .is_default = 1};
-    char *s = proto_models_json(&m, 1);
+    char *s = proto_models_json(&m, 1, NULL, 0);
     json_t *j = json_loads(s, 0, NULL);
     assert_non_null(j);
     json_t *model = json_array_get(json_object_get(j, "models"), 0);
