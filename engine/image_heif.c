@@ -7,6 +7,7 @@
  * as libheif's 8-bit interleaved RGB (alpha, if any, is not decoded), the same call heif-convert makes
  * for an image without alpha, so the bytes equal its PNG output. Tiles decode in the calling thread
  * (engine threads are the workers' own). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,15 @@ static int heif_exif_orientation(const struct heif_image_handle *h)
     return o;
 }
 
+/* libheif registers its codec plugins on first use; heif_init does it once, before any worker can race
+ * to it. Never undone: the plugins live as long as the process. */
+static pthread_once_t heif_once = PTHREAD_ONCE_INIT;
+
+static void heif_init_once(void)
+{
+    (void)heif_init(NULL);
+}
+
 struct heif_job {
     struct heif_context *ctx;
     struct heif_image_handle *handle;
@@ -96,6 +106,7 @@ int eng_heif_decode(const uint8_t *data, size_t size, uint64_t max_pixels, struc
     char msg[ENG_IMG_MSG_MAX];
     struct heif_job j = {0};
     int rc = -1;
+    pthread_once(&heif_once, heif_init_once);
     j.ctx = heif_context_alloc();
     if (!j.ctx)
         return eng_err_set(err, ENG_ERR_NOMEM, where, "%s: out of memory creating the decoder", fmt);

@@ -199,6 +199,40 @@ static void test_webp_limits_and_corruption(void **state)
     free(px);
 }
 
+/* An EXIF chunk (extended format, by libwebpmux) saying orientation 6 turns the image clockwise. */
+static void test_webp_exif_orientation_applied(void **state)
+{
+    (void)state;
+    const int w = 30, h = 20;
+    uint8_t *px = card(w, h), *enc = NULL;
+    size_t n = WebPEncodeLosslessRGB(px, w, h, w * 3, &enc);
+    assert_true(n > 0);
+    const uint8_t tiff[] = {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0,
+                            0, 0, 0, 0};
+    WebPData in = {enc, n}, exif = {tiff, sizeof tiff}, out;
+    WebPMux *mux = WebPMuxCreate(&in, 1);
+    assert_non_null(mux);
+    assert_int_equal(WebPMuxSetChunk(mux, "EXIF", &exif, 1), WEBP_MUX_OK);
+    assert_int_equal(WebPMuxAssemble(mux, &out), WEBP_MUX_OK);
+    struct eng_decode_info info;
+    struct eng_image plain = decode_ok(enc, n, 0, ENG_IMAGE_WEBP, &info);
+    struct eng_image rot = decode_ok(out.bytes, out.size, 1, ENG_IMAGE_WEBP, &info);
+    assert_int_equal(info.exif_orientation, 6);
+    assert_true(info.exif_rotated);
+    assert_int_equal(rot.width, h);
+    assert_int_equal(rot.height, w);
+    for (int y = 0; y < rot.height; y++)
+        for (int x = 0; x < rot.width; x++)
+            assert_memory_equal(rot.rgb + 3 * ((size_t)y * rot.width + x),
+                                plain.rgb + 3 * ((size_t)(plain.height - 1 - x) * plain.width + y), 3);
+    eng_image_release(&plain);
+    eng_image_release(&rot);
+    WebPDataClear(&out);
+    WebPMuxDelete(mux);
+    WebPFree(enc);
+    free(px);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* HEIF                                                                                           */
 
@@ -374,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_webp_alpha_dropped_rgb_kept),
         cmocka_unit_test(test_webp_animated_gives_first_frame),
         cmocka_unit_test(test_webp_limits_and_corruption),
+        cmocka_unit_test(test_webp_exif_orientation_applied),
         cmocka_unit_test(test_heic_irot_applied_exif_not_twice),
         cmocka_unit_test(test_avif_irot_applied_exif_not_twice),
         cmocka_unit_test(test_heic_limits_and_corruption),
