@@ -4,6 +4,7 @@
  * format named. Inputs are encoded here with libwebp and libheif's encoders; the byte-for-byte
  * comparisons with the reference decoders (dwebp, cv2, heif-convert) run live in
  * tests/ref/test_image_formats.py. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -386,6 +387,53 @@ static void test_heic_grid_larger_than_ispe_refused_before_decoding(void **state
     assert_fails(buf, n, 40000000, ENG_ERR_TOO_LARGE, "(its grid)");
 }
 
+/* The daemon's workers decode at once: four threads, each its own libheif context, give the pixels one
+ * thread gives (TSan builds check the first-use plugin registration, heif_init once). */
+struct decode_arg {
+    const uint8_t *data;
+    size_t size;
+    struct eng_image img;
+    int rc;
+};
+
+static void *decode_thread(void *p)
+{
+    struct decode_arg *a = p;
+    const struct eng_decode_opts opts = {.apply_exif = 1};
+    a->rc = eng_image_decode(a->data, a->size, &opts, &a->img, NULL, NULL);
+    return NULL;
+}
+
+static void test_heif_concurrent_decodes_equal(void **state)
+{
+    (void)state;
+    const int w = 64, h = 48;
+    uint8_t *px = card(w, h);
+    WebPMemoryWriter files[2];
+    heif_encode(px, w, h, heif_compression_HEVC, 6, 0, &files[0]);
+    heif_encode(px, w, h, heif_compression_AV1, 1, 0, &files[1]);
+    for (int f = 0; f < 2; f++) {
+        struct decode_arg args[4];
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++) {
+            args[i] = (struct decode_arg){.data = files[f].mem, .size = files[f].size};
+            assert_int_equal(pthread_create(&t[i], NULL, decode_thread, &args[i]), 0);
+        }
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(pthread_join(t[i], NULL), 0);
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(args[i].rc, 0);
+            assert_int_equal(args[i].img.width, args[0].img.width);
+            assert_int_equal(args[i].img.height, args[0].img.height);
+            assert_memory_equal(args[i].img.rgb, args[0].img.rgb, (size_t)w * h * 3);
+        }
+        for (int i = 0; i < 4; i++)
+            eng_image_release(&args[i].img);
+        WebPMemoryWriterClear(&files[f]);
+    }
+    free(px);
+}
+
 static void test_heif_sniffing_by_brand(void **state)
 {
     (void)state;
@@ -413,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_avif_irot_applied_exif_not_twice),
         cmocka_unit_test(test_heic_limits_and_corruption),
         cmocka_unit_test(test_heic_grid_larger_than_ispe_refused_before_decoding),
+        cmocka_unit_test(test_heif_concurrent_decodes_equal),
         cmocka_unit_test(test_heif_sniffing_by_brand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
