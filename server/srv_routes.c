@@ -42,7 +42,20 @@ static const struct srv_route routes[] = {
      &srv_faces_job, srv_encode_faces_deepstack},
     {SRV_POST, "/v1/vision/face/match", "deepstack_face_match", DEEPSTACK, INFERENCE, srv_job_handler,
      &srv_verify_job, srv_encode_verify_deepstack},
+    /* CodeProject.AI / Blue Iris: custom models are the loaded detection models, by name */
+    {SRV_GET | SRV_POST, "/v1/vision/custom/list", "deepstack_custom_list", DEEPSTACK, INFERENCE,
+     srv_custom_list_handler, NULL, NULL},
+    {SRV_POST, "/v1/vision/custom/{model}", "deepstack_custom", DEEPSTACK, INFERENCE, srv_job_handler,
+     &srv_detect_job, srv_encode_detect_deepstack},
+    {SRV_GET | SRV_POST, "/v1/vision/scene", "deepstack_scene", DEEPSTACK, INFERENCE, srv_scene_handler,
+     NULL, NULL},
     {0, "/v1/vision/", "deepstack", DEEPSTACK, PUBLIC, NULL, NULL, NULL}, /* unmatched: DeepStack 404 */
+    /* the design card's un-versioned names of the native routes */
+    {SRV_POST, "/detect", "detect", NATIVE, INFERENCE, srv_job_handler, &srv_detect_job,
+     srv_encode_detect},
+    {SRV_POST, "/faces", "faces", NATIVE, INFERENCE, srv_job_handler, &srv_faces_job, srv_encode_faces},
+    {SRV_POST, "/verify", "verify", NATIVE, INFERENCE, srv_job_handler, &srv_verify_job,
+     srv_encode_verify},
     {GET_HEAD, "/v1/models", "models", NATIVE, INFERENCE, srv_models_handler, NULL, NULL},
     {GET_HEAD, "/healthz", "healthz", NATIVE, PUBLIC, srv_healthz_handler, NULL, NULL},
     {GET_HEAD, "/readyz", "readyz", NATIVE, PUBLIC, srv_readyz_handler, NULL, NULL},
