@@ -27,6 +27,7 @@ extern char **environ;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const threading_modes[] = {"auto", "latency", "throughput", NULL};
+static const char *const ui_modes[] = {"on", "off", NULL};
 static const char *const precisions[] = {"rounded", "full", NULL}; /* in enum proto_precision's order */
 
 #define OFF(field) offsetof(struct srv_config, field)
@@ -86,12 +87,15 @@ static const struct setting settings[] = {
     {"read_timeout_ms", T_INT, OFF(read_timeout_ms), 0, 100, 3600000, "60000", 0, "MS",
      "one request's headers and body must arrive within this, else the connection is closed", NULL,
      NULL},
+    {"ui", T_ENUM, OFF(ui), 0, 0, 0, "on", 0, "on|off",
+     "the web page at / and /ui/ (no key needed to load it; its API calls need one)", ui_modes, NULL},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 static_assert(N_SETTINGS <= SRV_CONFIG_SETTINGS_MAX, "raise SRV_CONFIG_SETTINGS_MAX");
 static_assert(sizeof(enum srv_config_log_level) == sizeof(int), "T_ENUM stores an int");
 static_assert(sizeof(enum srv_config_threading) == sizeof(int), "T_ENUM stores an int");
+static_assert(sizeof(enum srv_config_ui) == sizeof(int), "T_ENUM stores an int");
 
 /* ---- small helpers ---- */
 

@@ -7,6 +7,7 @@
 #include "proto_face.h"
 #include "proto_request.h"
 #include "srv_route.h"
+#include "srv_ui.h"
 
 #define NATIVE PROTO_DIALECT_NATIVE
 #define DEEPSTACK PROTO_DIALECT_DEEPSTACK
@@ -41,12 +42,28 @@ static const struct srv_route routes[] = {
      &srv_faces_job, srv_encode_faces_deepstack},
     {SRV_POST, "/v1/vision/face/match", "deepstack_face_match", DEEPSTACK, INFERENCE, srv_job_handler,
      &srv_verify_job, srv_encode_verify_deepstack},
+    /* CodeProject.AI / Blue Iris: custom models are the loaded detection models, by name */
+    {SRV_GET | SRV_POST, "/v1/vision/custom/list", "deepstack_custom_list", DEEPSTACK, INFERENCE,
+     srv_custom_list_handler, NULL, NULL},
+    {SRV_POST, "/v1/vision/custom/{model}", "deepstack_custom", DEEPSTACK, INFERENCE, srv_job_handler,
+     &srv_detect_job, srv_encode_detect_deepstack},
+    {SRV_GET | SRV_POST, "/v1/vision/scene", "deepstack_scene", DEEPSTACK, INFERENCE, srv_scene_handler,
+     NULL, NULL},
     {0, "/v1/vision/", "deepstack", DEEPSTACK, PUBLIC, NULL, NULL, NULL}, /* unmatched: DeepStack 404 */
+    /* the design card's un-versioned names of the native routes */
+    {SRV_POST, "/detect", "detect", NATIVE, INFERENCE, srv_job_handler, &srv_detect_job,
+     srv_encode_detect},
+    {SRV_POST, "/faces", "faces", NATIVE, INFERENCE, srv_job_handler, &srv_faces_job, srv_encode_faces},
+    {SRV_POST, "/verify", "verify", NATIVE, INFERENCE, srv_job_handler, &srv_verify_job,
+     srv_encode_verify},
     {GET_HEAD, "/v1/models", "models", NATIVE, INFERENCE, srv_models_handler, NULL, NULL},
     {GET_HEAD, "/healthz", "healthz", NATIVE, PUBLIC, srv_healthz_handler, NULL, NULL},
     {GET_HEAD, "/readyz", "readyz", NATIVE, PUBLIC, srv_readyz_handler, NULL, NULL},
     {SRV_GET, "/metrics", "metrics", NATIVE, INFERENCE, srv_metrics_handler, NULL, NULL},
     {SRV_GET, "/openapi.json", "openapi", NATIVE, INFERENCE, srv_openapi_handler, NULL, NULL},
+    /* The web page (srv_ui.h): public, since a browser cannot send a key when it navigates. */
+    {GET_HEAD, "/", "ui", NATIVE, PUBLIC, srv_ui_handler, NULL, NULL},
+    {GET_HEAD, "/ui/{file}", "ui", NATIVE, PUBLIC, srv_ui_handler, NULL, NULL},
 #ifdef VISIOND_TOY_ROUTE
     SRV_TOY_ROWS
 #endif
