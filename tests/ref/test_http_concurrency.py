@@ -342,18 +342,26 @@ def scenario_a(visiond, images, scale, refs_out):
 def refusal_before_queued_work(d, dog, big, scale):
     """A refusal must not wait for a worker: with the worker and the queue (2) held by three slow
     requests (4000x3000 JPEGs), a request is refused with 503 before that queued work is done, i.e.
-    while the last slow request is still unanswered. An order, not a time: it holds on any machine."""
-    slow = [start_async(detect, d.port, big, "raw", None, None, None, 120 * scale) for _ in range(3)]
-    full = wait_for(lambda: pool_is(d.port, busy=1, queued=2), 30 * scale)
-    r = detect(d.port, dog, timeout=120 * scale)
-    pending = slow[-1][0].is_alive()
-    for t, _ in slow:
-        t.join()
-    check(full, "b: the slow requests did not fill the worker and the queue")
+    while the last slow request is still unanswered. An order, not a time: it holds on any machine.
+    On a loaded machine the first slow job may end before the third is in (or before the request), so
+    the pool is not full when asked: then the attempt is repeated (3 at most; a daemon that never refuses
+    still fails)."""
+    for _ in range(3):
+        slow = [start_async(detect, d.port, big, "raw", None, None, None, 120 * scale) for _ in range(3)]
+        full = wait_for(lambda: pool_is(d.port, busy=1, queued=2), 30 * scale)
+        r = detect(d.port, dog, timeout=120 * scale) if full else None
+        pending = slow[-1][0].is_alive()
+        for t, _ in slow:
+            t.join()
+        check(all(box["r"].status == 200 for _, box in slow), "b: the slow requests answered 200")
+        if r is not None and r.status == 503:
+            break  # else the pool emptied between the look and the request: the order shows nothing
+    check(r is not None, "b: the slow requests never filled the worker and the queue (3 attempts)")
+    if r is None:
+        return "pool never seen full", 0
     check(r.status == 503 and r.code() == "QUEUE_FULL", f"b: with worker and queue full: status {r.status} "
           f"code {r.code()} {r.error or ''}")
     check(pending, f"b: the 503 ({r.ms:.0f} ms) came after the queued work was done: it waited for a worker")
-    check(all(box["r"].status == 200 for _, box in slow), "b: the slow requests answered 200")
     return (f"503 before the queued work: {r.ms:.0f} ms vs {max(box['r'].ms for _, box in slow):.0f} ms",
             int(r.status == 503))
 
