@@ -27,6 +27,7 @@ struct pg {
     PGconn *conn;
     int in_tx;
     int listening;
+    int broken; /* a statement failed for want of the server: reconnect before the next one */
 };
 
 static const char *const migrations[] = {
@@ -41,6 +42,8 @@ static const char *const migrations[] = {
     " x_min double precision NOT NULL, y_min double precision NOT NULL, x_max double precision NOT NULL,"
     " y_max double precision NOT NULL, created_ms bigint NOT NULL);"
     "CREATE INDEX faces_subject ON faces (subject_id);",
+    /* 1 -> 2: write tokens, so a COMMIT cut off by a lost connection can be resolved (gal_store.c). */
+    "CREATE TABLE gal_writes (token text PRIMARY KEY, at_ms bigint NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -55,12 +58,13 @@ static const char *first_line(const char *m, char *buf, size_t size)
 /* Reconnects a broken connection (outside a transaction only: a transaction died with it). */
 static int ensure(struct pg *p, const char *sql, struct gal_err *err)
 {
-    if (PQstatus(p->conn) == CONNECTION_OK)
+    if (PQstatus(p->conn) == CONNECTION_OK && !p->broken)
         return 0;
     if (!p->in_tx) {
         PQreset(p->conn);
         p->listening = 0;
         if (PQstatus(p->conn) == CONNECTION_OK) {
+            p->broken = 0;
             PQclear(PQexec(p->conn, "SET synchronous_commit = on"));
             return 0;
         }
@@ -74,8 +78,12 @@ static int res_fail(struct pg *p, PGresult *r, const char *sql, struct gal_err *
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     enum gal_err_kind kind = GAL_ERR_DB;
-    if (PQstatus(p->conn) != CONNECTION_OK || (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)))
+    /* No SQLSTATE: libpq's own error (the socket closed, ...); class 08 and 57P: the server went. */
+    if (PQstatus(p->conn) != CONNECTION_OK || !state || strncmp(state, "08", 2) == 0 ||
+        strncmp(state, "57P", 3) == 0) {
         kind = GAL_ERR_UNAVAILABLE;
+        p->broken = 1;
+    }
     else if (state && strcmp(state, "23505") == 0)
         kind = GAL_ERR_CONFLICT;
     char line[256];
@@ -193,7 +201,7 @@ static int pg_commit(void *h, struct gal_err *err)
 static void pg_rollback(void *h)
 {
     struct pg *p = h;
-    if (PQstatus(p->conn) == CONNECTION_OK)
+    if (PQstatus(p->conn) == CONNECTION_OK && !p->broken)
         PQclear(PQexec(p->conn, "ROLLBACK"));
     p->in_tx = 0;
 }

@@ -28,6 +28,8 @@ static const char *const migrations[] = {
     " x_min REAL NOT NULL, y_min REAL NOT NULL, x_max REAL NOT NULL, y_max REAL NOT NULL,"
     " created_ms INTEGER NOT NULL);"
     "CREATE INDEX faces_subject ON faces (subject_id);",
+    /* 1 -> 2: write tokens, so a COMMIT cut off by a lost connection can be resolved (gal_store.c). */
+    "CREATE TABLE gal_writes (token text PRIMARY KEY, at_ms INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

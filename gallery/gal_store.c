@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 struct gal_store {
@@ -20,6 +21,7 @@ struct gal_store {
     void *db;
     char fingerprint[GAL_FP_HEX + 1];
     int64_t last_seq;
+    char token[33]; /* the current write transaction's (write_begin) */
 };
 
 int gal_err_set(struct gal_err *err, enum gal_err_kind kind, const char *stmt, const char *fmt, ...)
@@ -275,15 +277,52 @@ void gal_store_free(struct gal_store *s)
 
 /* ---- writes ---- */
 
+/* Every write transaction records a random token in gal_writes. When COMMIT fails because the
+ * connection broke, the transaction may or may not have committed; looking the token up once the
+ * database answers again tells which, so a committed write is acknowledged (and a caller's retry does
+ * not apply it twice) and an uncommitted one is not. Tokens older than a day are pruned. */
+#define OUTCOME_WAIT_MS 15000
+#define TOKEN_KEEP_MS (24LL * 3600 * 1000)
+
 static int write_begin(struct gal_store *s, int64_t *seq, struct gal_err *err)
 {
     if (s->ops->begin(s->db, 1, err))
         return -1;
-    if (s->ops->bump(s->db, seq, err)) {
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        s->ops->rollback(s->db);
+        return gal_err_set(err, GAL_ERR_DB, NULL, "getrandom failed");
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(s->token + 2 * i, 3, "%02x", r[i]);
+    int64_t t = now_ms();
+    struct gal_val p[2] = {gal_text(s->token), gal_int(t)};
+    struct gal_val old[1] = {gal_int(t - TOKEN_KEEP_MS)};
+    if (s->ops->bump(s->db, seq, err) ||
+        s->ops->exec(s->db, "INSERT INTO gal_writes (token, at_ms) VALUES ($1, $2)", p, 2, NULL, NULL, NULL, err) ||
+        (*seq % 256 == 0 &&
+         s->ops->exec(s->db, "DELETE FROM gal_writes WHERE at_ms < $1", old, 1, NULL, NULL, NULL, err))) {
         s->ops->rollback(s->db);
         return -1;
     }
     return 0;
+}
+
+/* After a COMMIT that failed for want of the database: 1 if the transaction committed, 0 if not, -1 if
+ * that could not be learnt within OUTCOME_WAIT_MS. */
+static int committed(struct gal_store *s)
+{
+    const char *q = "SELECT 1 FROM gal_writes WHERE token = $1";
+    struct gal_val p[1] = {gal_text(s->token)};
+    for (int waited = 0; waited < OUTCOME_WAIT_MS; waited += 200) {
+        int64_t found = 0;
+        struct gal_err e;
+        if (s->ops->exec(s->db, q, p, 1, row_int, &found, NULL, &e) == 0)
+            return found == 1;
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
 }
 
 static int write_end(struct gal_store *s, int64_t seq, int rc, struct gal_err *err)
@@ -292,8 +331,19 @@ static int write_end(struct gal_store *s, int64_t seq, int rc, struct gal_err *e
         s->ops->rollback(s->db);
         return -1;
     }
-    if (s->ops->commit(s->db, err))
+    struct gal_err e = {0};
+    if (s->ops->commit(s->db, &e)) {
+        int c = e.kind == GAL_ERR_UNAVAILABLE ? committed(s) : 0;
+        if (c == 1)
+            goto done;
+        if (err)
+            *err = e;
+        if (c < 0)
+            snprintf(err ? err->msg : e.msg, sizeof e.msg, "%s",
+                     "the database went away during COMMIT and has not come back: the write's outcome is unknown");
         return -1;
+    }
+done:
     s->last_seq = seq;
     return 0;
 }
