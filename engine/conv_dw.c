@@ -4,65 +4,12 @@
  * at ~1.4 GFLOP/s (the per-layer profile of yolo-fastest showed these layers taking most of the
  * time). Directly, a 3x3 output row is nine multiply-adds per element over three input rows, which
  * the compiler vectorizes along the row; border columns and other kernel sizes take a checked path.
- * target_clones builds the row kernels for AVX-512, AVX2 and plain x86-64 and picks one when the
- * program loads, so the binary runs on any x86-64. The file is compiled with -O3 (see CMakeLists). */
+ * The row kernels are in the kernel table (kern.h, kern_dw_rows.inc), one copy per instruction set. */
 #include <stddef.h>
 #include <string.h>
 
+#include "kern.h"
 #include "layer.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(__SANITIZE_THREAD__)
-#define ROW_KERNEL_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define ROW_KERNEL_CLONES
-#endif
-
-/* 3x3 taps over the columns [x0, x1) whose taps all lie inside the row: one pass, nine
- * multiply-adds per output, which the compiler vectorizes along x. r0..r2 are the input rows for
- * ky = 0..2 (a zero row where the window hangs over the top or bottom). */
-ROW_KERNEL_CLONES
-static void dw3_row_s1(float *restrict o, const float *restrict r0, const float *restrict r1,
-                       const float *restrict r2, const float *restrict w, float bias, int x0, int x1,
-                       int pad)
-{
-    for (int x = x0; x < x1; x++) {
-        const int i = x - pad;
-        o[x] = bias + w[0] * r0[i] + w[1] * r0[i + 1] + w[2] * r0[i + 2] + w[3] * r1[i] +
-               w[4] * r1[i + 1] + w[5] * r1[i + 2] + w[6] * r2[i] + w[7] * r2[i + 1] + w[8] * r2[i + 2];
-    }
-}
-
-ROW_KERNEL_CLONES
-static void dw3_row_s2(float *restrict o, const float *restrict r0, const float *restrict r1,
-                       const float *restrict r2, const float *restrict w, float bias, int x0, int x1,
-                       int pad)
-{
-    for (int x = x0; x < x1; x++) {
-        const int i = 2 * x - pad;
-        o[x] = bias + w[0] * r0[i] + w[1] * r0[i + 1] + w[2] * r0[i + 2] + w[3] * r1[i] +
-               w[4] * r1[i + 1] + w[5] * r1[i + 2] + w[6] * r2[i] + w[7] * r2[i + 1] + w[8] * r2[i + 2];
-    }
-}
-
-/* 5x5 taps, stride 1 (Yolo-Fastest's larger depthwise layers): the same scheme as dw3_row_s1 with the
- * tap loops left to the compiler, which unrolls them for the constant size. */
-ROW_KERNEL_CLONES
-static void dw5_row_s1(float *restrict o, const float *const *rows, const float *restrict w,
-                       float bias, int x0, int x1, int pad)
-{
-    for (int x = x0; x < x1; x++)
-        o[x] = bias;
-    for (int ky = 0; ky < 5; ky++) {
-        const float *restrict r = rows[ky];
-        const float *wk = w + 5 * ky;
-        for (int x = x0; x < x1; x++) {
-            const int i = x - pad;
-            o[x] += wk[0] * r[i] + wk[1] * r[i + 1] + wk[2] * r[i + 2] + wk[3] * r[i + 3] +
-                    wk[4] * r[i + 4];
-        }
-    }
-}
 
 /* One output element with bounds checks: the border columns, and any kernel size. */
 static float dw_point(const float *in, int ih, int iw, const float *w, float bias, int k, int iy0,
@@ -107,10 +54,7 @@ static void dw_row(const struct eng_layer *l, const float *in, const float *w, f
             const int iy = iy0 + ky;
             r[ky] = (iy >= 0 && iy < ih) ? in + (size_t)iy * iw : zero;
         }
-        if (s == 1)
-            dw3_row_s1(orow, r[0], r[1], r[2], w, bias, lo, hi, p);
-        else
-            dw3_row_s2(orow, r[0], r[1], r[2], w, bias, lo, hi, p);
+        eng_kern_best()->dw3_row(orow, r[0], r[1], r[2], w, bias, lo, hi, p, s);
     } else if (k == 5 && s == 1) {
         interior_columns(k, s, p, iw, ow, &lo, &hi);
         const float *r[5];
@@ -118,7 +62,7 @@ static void dw_row(const struct eng_layer *l, const float *in, const float *w, f
             const int iy = iy0 + ky;
             r[ky] = (iy >= 0 && iy < ih) ? in + (size_t)iy * iw : zero;
         }
-        dw5_row_s1(orow, r, w, bias, lo, hi, p);
+        eng_kern_best()->dw5_row_s1(orow, r, w, bias, lo, hi, p);
     }
     for (int x = 0; x < ow; x++) {
         if (x == lo && hi > lo)

@@ -1,4 +1,9 @@
-/* kern.c - chooses the kernel set (kern.h) the processor runs. */
+/* kern.c - chooses the kernel set (kern.h) the processor runs, or the one VISIOND_KERNELS forces. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "kern.h"
 
 const struct eng_kern *eng_kern_for(enum eng_isa isa)
@@ -18,7 +23,7 @@ const struct eng_kern *eng_kern_for(enum eng_isa isa)
     }
 }
 
-const struct eng_kern *eng_kern_best(void)
+const struct eng_kern *eng_kern_widest(void)
 {
     for (int isa = ENG_ISA_COUNT - 1; isa > ENG_ISA_C; isa--) {
         const struct eng_kern *k = eng_kern_for((enum eng_isa)isa);
@@ -26,6 +31,67 @@ const struct eng_kern *eng_kern_best(void)
             return k;
     }
     return &eng_kern_c;
+}
+
+const char *eng_isa_name(enum eng_isa isa)
+{
+    static const char *names[ENG_ISA_COUNT] = {"c", "avx2", "avx512"};
+    return isa >= 0 && isa < ENG_ISA_COUNT ? names[isa] : "unknown";
+}
+
+static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
+static const struct eng_kern *kern_chosen;
+static char kern_env_error[160];
+
+/* Read once: a set switched in the middle of a forward pass would mix two sets' roundings. */
+static void kern_choose(void)
+{
+    const char *want = getenv(ENG_KERN_ENV);
+    kern_chosen = eng_kern_widest();
+    if (!want || !*want || strcmp(want, "auto") == 0)
+        return;
+    for (int isa = 0; isa < ENG_ISA_COUNT; isa++) {
+        if (strcmp(want, eng_isa_name((enum eng_isa)isa)) != 0)
+            continue;
+        const struct eng_kern *k = eng_kern_for((enum eng_isa)isa);
+        if (k)
+            kern_chosen = k;
+        else {
+            char runs[32];
+            snprintf(kern_env_error, sizeof kern_env_error,
+                     "%s=%s: this processor (or build) cannot run the %s kernels; it runs: %s", ENG_KERN_ENV,
+                     want, want, eng_kern_supported(runs, sizeof runs));
+        }
+        return;
+    }
+    snprintf(kern_env_error, sizeof kern_env_error, "%s=%.32s: unknown kernel set (auto, c, avx2 or avx512)",
+             ENG_KERN_ENV, want);
+}
+
+const struct eng_kern *eng_kern_best(void)
+{
+    pthread_once(&kern_once, kern_choose);
+    return kern_chosen;
+}
+
+const char *eng_kern_env_error(void)
+{
+    pthread_once(&kern_once, kern_choose);
+    return kern_env_error[0] ? kern_env_error : NULL;
+}
+
+char *eng_kern_supported(char *buf, size_t size)
+{
+    size_t used = 0;
+    if (size)
+        buf[0] = '\0';
+    for (int isa = 0; isa < ENG_ISA_COUNT; isa++) {
+        if (!eng_kern_for((enum eng_isa)isa) || used >= size)
+            continue;
+        const int n = snprintf(buf + used, size - used, "%s%s", used ? " " : "", eng_isa_name((enum eng_isa)isa));
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return buf;
 }
 
 static size_t round_up(size_t n, size_t m)

@@ -96,6 +96,15 @@ struct eng_kern {
      * summed in the order of k whatever m, so a caller may split rows freely. */
     void (*gemm_small_n)(const float *a, size_t lda, const float *b, float *c, size_t ldc, int m, int n,
                          int k);
+    /* The depthwise row kernels (conv_dw.c: the shapes the plane kernel above does not take). 3x3
+     * taps at stride 1 or 2 over output columns [x0, x1) whose taps all lie inside the rows r0..r2
+     * (ky = 0..2), o[x] = bias + sum of w[3 ky + kx] r_ky[stride x - pad + kx]; and 5x5 at stride 1
+     * over rows[0..4]. Sums in that order, one element at a time in each lane: unfused, so each set
+     * gives the same bits (conv_dw.c's results do not depend on the set, only its speed does). */
+    void (*dw3_row)(float *o, const float *r0, const float *r1, const float *r2, const float *w, float bias,
+                    int x0, int x1, int pad, int stride);
+    void (*dw5_row_s1)(float *o, const float *const *rows, const float *w, float bias, int x0, int x1,
+                       int pad);
     /* 2x2 max pooling at stride 2 of two input rows: out[i] = the largest of r0[2i], r0[2i + 1],
      * r1[2i], r1[2i + 1] for i in [0, n). */
     void (*maxpool2)(const float *r0, const float *r1, float *out, int n);
@@ -104,8 +113,25 @@ struct eng_kern {
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */
 const struct eng_kern *eng_kern_for(enum eng_isa isa);
 
-/* The widest kernel set this processor runs (never NULL). Cheap: call it per layer. */
+/* The kernel set the engine uses (never NULL; borrowed, static): the one the environment variable
+ * VISIOND_KERNELS names (c, avx2 or avx512) if this processor runs it, else the widest it runs. The
+ * variable makes another processor's arithmetic reproducible here (tests run every set, scripts/test);
+ * it is read once per process. Cheap: call it per layer. */
+#define ENG_KERN_ENV "VISIOND_KERNELS"
 const struct eng_kern *eng_kern_best(void);
+
+/* Why VISIOND_KERNELS was not followed (an unknown name, or a set this processor cannot run), or NULL.
+ * The engine then runs the widest set; a program should refuse to start (server/main.c does). */
+const char *eng_kern_env_error(void);
+
+/* The widest set this processor runs, whatever the environment says (never NULL). */
+const struct eng_kern *eng_kern_widest(void);
+
+/* "c", "avx2", "avx512" (static). */
+const char *eng_isa_name(enum eng_isa isa);
+
+/* The names of the sets this processor runs, space-separated, into buf (returned). */
+char *eng_kern_supported(char *buf, size_t size);
 
 /* The per-set tables (kern_c.c, kern_avx2.c, kern_avx512.c). The AVX sets exist only where
  * ENG_KERN_X86 is 1 (GCC on x86-64). */

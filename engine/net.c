@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "detect.h"
+#include "eng_blas.h"
 #include "net.h"
 #include "team.h"
 
@@ -302,12 +303,14 @@ nomem:
 
 struct eng_ctx *eng_ctx_new(const struct eng_net *net, struct eng_err *err)
 {
+    eng_blas_init();
     return ctx_create(net, NULL, 0, err);
 }
 
 struct eng_ctx *eng_ctx_new_shared(const struct eng_net *net, float *arena, size_t floats,
                                    struct eng_err *err)
 {
+    eng_blas_init();
     return ctx_create(net, arena, floats, err);
 }
 

@@ -7,6 +7,7 @@
 
 #include "proto_errors.h"
 #include "proto_json.h"
+#include "proto_output.h"
 
 static const struct proto_code_info CODES[PROTO_CODE_COUNT] = {
     [PROTO_OK] = {"OK", 200, "ok"},
@@ -123,13 +124,16 @@ json_t *proto_json_str(const char *s)
 
 char *proto_json_dump(json_t *doc)
 {
-    char *s = doc ? json_dumps(doc, PROTO_JSON_FLAGS) : NULL;
+    const size_t flags = proto_get_precision() == PROTO_PRECISION_FULL ? PROTO_JSON_FLAGS_FULL : PROTO_JSON_FLAGS;
+    char *s = doc ? json_dumps(doc, flags) : NULL;
     json_decref(doc);
     return s;
 }
 
 json_t *proto_json_round(double v, double unit)
 {
+    if (proto_get_precision() == PROTO_PRECISION_FULL)
+        return json_real(v);
     const double q = v / unit;
     if (!(fabs(q) < 9e15)) /* not finite (json_real then fails), or beyond any rounding */
         return json_real(v);

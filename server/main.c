@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern.h"
+#include "proto_output.h"
 #include "srv_blas.h"
 #include "srv_cli.h"
 #include "srv_serve.h"
@@ -36,8 +38,24 @@ int main(int argc, char **argv)
         return usage(stderr, 2);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
         return usage(stdout, 0);
+    if (eng_kern_env_error()) {
+        fprintf(stderr, "visiond: %s\n", eng_kern_env_error());
+        return 2;
+    }
+    /* The CLI commands' answers use the daemon's encoders; `serve` reads the same variable as its
+     * json_precision setting. */
+    enum proto_precision precision = PROTO_PRECISION_ROUNDED;
+    const char *want = getenv("VISIOND_JSON_PRECISION");
+    if (want && *want && proto_precision_parse(want, &precision)) {
+        fprintf(stderr, "visiond: VISIOND_JSON_PRECISION=%.32s: expected rounded or full\n", want);
+        return 2;
+    }
+    proto_set_precision(precision);
     if (strcmp(argv[1], "--version") == 0) {
-        printf("visiond 0.1.0\n");
+        char runs[32];
+        printf("visiond 0.1.0\nkernels: %s (this processor runs: %s; %s selects)\nblas: OpenBLAS, core %s\n",
+               eng_isa_name(eng_kern_best()->isa), eng_kern_supported(runs, sizeof runs), ENG_KERN_ENV,
+               srv_blas_core());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

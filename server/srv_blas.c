@@ -3,8 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cblas.h>
-
+#include "eng_blas.h"
 #include "srv_blas.h"
 
 #define REEXEC_GUARD "VISIOND_BLAS_REEXEC"
@@ -56,11 +55,10 @@ void srv_blas_ensure_best_core(char **argv)
 
 const char *srv_blas_core(void)
 {
-    const char *name = openblas_get_corename();
-    return name ? name : "unknown";
+    return eng_blas_core();
 }
 
 void srv_blas_set_threads(int n)
 {
-    openblas_set_num_threads(n > 0 ? n : 1);
+    eng_blas_set_threads(n);
 }

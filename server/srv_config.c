@@ -54,6 +54,7 @@ struct setting {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const threading_modes[] = {"auto", "latency", "throughput", NULL};
+static const char *const precisions[] = {"rounded", "full", NULL}; /* in enum proto_precision's order */
 static int check_bind(char *value, char *why, size_t why_size);
 static int check_model_name(char *value, char *why, size_t why_size);
 static int check_origin(char *value, char *why, size_t why_size);
@@ -109,6 +110,9 @@ static const struct setting settings[] = {
      "open connections from one client address; 0: no limit", NULL, NULL},
     {"idle_timeout_s", T_INT, OFF(idle_timeout_s), 0, 1, 3600, "30", 0, "S",
      "a connection that sends or takes nothing for this long is closed", NULL, NULL},
+    {"json_precision", T_ENUM, OFF(json_precision), 0, 0, 0, "rounded", 0, "MODE",
+     "numbers in answers: rounded (0.01 px, 1e-4 scores) or full (every float as computed, for bit-for-bit "
+     "comparisons)", precisions, NULL},
     {"read_timeout_ms", T_INT, OFF(read_timeout_ms), 0, 100, 3600000, "60000", 0, "MS",
      "one request's headers and body must arrive within this, else the connection is closed", NULL,
      NULL},

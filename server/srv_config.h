@@ -78,6 +78,7 @@ struct srv_config {
     int max_connections;      /* open HTTP connections at once; more wait in the listen backlog */
     int max_connections_per_ip; /* open connections from one client address; 0 = no limit */
     int idle_timeout_s;       /* a connection silent this long is closed */
+    int json_precision;       /* an enum proto_precision (proto_output.h): rounded or full */
     int read_timeout_ms;      /* one request's headers and body must arrive within this (slow-loris) */
 
     /* Not settings: what the command line asked for, and bookkeeping. */

@@ -31,6 +31,7 @@
 #include "proto_errors.h"
 #include "proto_openapi.h"
 #include "proto_request.h"
+#include "proto_output.h"
 #include "srv_blas.h"
 #include "srv_config.h"
 #include "srv_http.h"
@@ -698,6 +699,7 @@ static char **strings_copy(char *const *list, size_t n)
 static int start(struct srv_daemon *d, struct srv_config *cfg)
 {
     srv_blas_set_threads(cfg->blas_threads);
+    proto_set_precision((enum proto_precision)cfg->json_precision);
     struct srv_app *app = NULL;
     if (!(d->metrics = srv_metrics_new()) || !(app = app_new(d, cfg, 0))) {
         if (!d->metrics)

@@ -39,10 +39,18 @@ static int kern_sets(const struct eng_kern **sets)
     return n;
 }
 
+/* eng_kern_widest is the widest set that runs; eng_kern_best is the set VISIOND_KERNELS forces (scripts/test
+ * runs the suite once per set), else the widest. */
 static void test_kern_best_is_widest_supported(void **state)
 {
     (void)state;
-    const struct eng_kern *best = eng_kern_best();
+    const struct eng_kern *best = eng_kern_widest();
+    const char *forced = getenv(ENG_KERN_ENV);
+    assert_null(eng_kern_env_error());
+    if (forced && *forced && strcmp(forced, "auto") != 0)
+        assert_string_equal(eng_kern_best()->name, forced);
+    else
+        assert_ptr_equal(eng_kern_best(), best);
     assert_non_null(best);
     assert_ptr_equal(eng_kern_for(ENG_ISA_C), &eng_kern_c);
     for (int isa = best->isa + 1; isa < ENG_ISA_COUNT; isa++)
@@ -305,6 +313,64 @@ static void test_kern_gemm_small_n_matches_naive_every_set(void **state)
                 }
 }
 
+/* The depthwise row kernels (conv_dw.c's), every set: 3x3 at stride 1 and 2 and 5x5 at stride 1 over
+ * column ranges that hit vector bodies and tails, against the sum written out in the same order,
+ * unfused: exactly equal (so the set never changes a depthwise layer's bits), guards untouched. */
+static void test_kern_dw_rows_match_naive_exactly_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 29;
+    float *rows_in = floats_random(5 * 200), *w = floats_random(25), out[100], want;
+    const float *r[5];
+    for (int ky = 0; ky < 5; ky++)
+        r[ky] = rows_in + 200 * ky;
+    const float bias = 0.375f;
+    for (int s = 0; s < n_sets; s++)
+        for (int stride = 1; stride <= 2; stride++)
+            for (int x0 = 0; x0 <= 3; x0++)
+                for (int x1 = x0; x1 <= 70; x1 += 1 + x1 / 8) {
+                    for (int x = 0; x < 100; x++)
+                        out[x] = GUARD;
+                    sets[s]->dw3_row(out, r[0], r[1], r[2], w, bias, x0, x1, 0, stride);
+                    for (int x = 0; x < 100; x++) {
+                        if (x < x0 || x >= x1) {
+                            assert_true(out[x] == GUARD);
+                            continue;
+                        }
+                        const int i = stride * x; /* pad 0 */
+                        want = bias + w[0] * r[0][i] + w[1] * r[0][i + 1] + w[2] * r[0][i + 2] +
+                               w[3] * r[1][i] + w[4] * r[1][i + 1] + w[5] * r[1][i + 2] + w[6] * r[2][i] +
+                               w[7] * r[2][i + 1] + w[8] * r[2][i + 2];
+                        if (out[x] != want)
+                            fail_msg("%s dw3 stride %d [%d, %d): out[%d] = %.9g, expected %.9g", sets[s]->name,
+                                     stride, x0, x1, x, (double)out[x], (double)want);
+                    }
+                    if (stride == 2)
+                        continue;
+                    for (int x = 0; x < 100; x++)
+                        out[x] = GUARD;
+                    sets[s]->dw5_row_s1(out, r, w, bias, x0, x1, 0);
+                    for (int x = 0; x < 100; x++) {
+                        if (x < x0 || x >= x1) {
+                            assert_true(out[x] == GUARD);
+                            continue;
+                        }
+                        want = bias;
+                        for (int ky = 0; ky < 5; ky++)
+                            want += w[5 * ky] * r[ky][x] + w[5 * ky + 1] * r[ky][x + 1] +
+                                    w[5 * ky + 2] * r[ky][x + 2] + w[5 * ky + 3] * r[ky][x + 3] +
+                                    w[5 * ky + 4] * r[ky][x + 4];
+                        if (out[x] != want)
+                            fail_msg("%s dw5 [%d, %d): out[%d] = %.9g, expected %.9g", sets[s]->name, x0, x1, x,
+                                     (double)out[x], (double)want);
+                    }
+                }
+    free(rows_in);
+    free(w);
+}
+
 /* 2x2 stride-2 max pooling of two rows, every length up to 70 (vector bodies and tails), every set,
  * with a guard after the output: exactly the largest of the four inputs. */
 static void test_kern_maxpool2_matches_naive_every_set(void **state)
@@ -461,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
         cmocka_unit_test(test_kern_gemm_small_n_matches_naive_every_set),
         cmocka_unit_test(test_kern_maxpool2_matches_naive_every_set),
+        cmocka_unit_test(test_kern_dw_rows_match_naive_exactly_every_set),
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),
         cmocka_unit_test(test_kern_fill_rows_writes_bias_rows_only),

@@ -99,9 +99,15 @@ def with_query(path, query):
         [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in items])
 
 
+# Passed through: VISIOND_KERNELS forces the engine's kernel set for every process a test starts
+# (scripts/test runs the numerical tests once per set), and is not one of the daemon's settings.
+KEEP_ENV = ("VISIOND_KERNELS",)
+
+
 def clean_env(extra=None):
-    """The caller's environment without VISIOND_* (which the daemon reads), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIOND_")}
+    """The caller's environment without VISIOND_* (which the daemon reads as settings), but for
+    KEEP_ENV, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISIOND_") or k in KEEP_ENV}
     env.update(extra or {})
     return env
 

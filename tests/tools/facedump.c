@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "face.h"
+#include "kern.h"
 
 #define MAX_FACES 256
 
@@ -150,7 +151,7 @@ static int dump_faces(const struct args *a, const struct eng_face_models *m, str
     printf(", \"width\": %d, \"height\": %d, \"faces\": [", img->width, img->height);
     for (int i = 0; i < n; i++) {
         struct eng_face *f = &faces[i];
-        printf("%s{\"box\": [%.6f, %.6f, %.6f, %.6f], \"score\": %.9g", i ? ", " : "",
+        printf("%s{\"box\": [%.9g, %.9g, %.9g, %.9g], \"score\": %.9g", i ? ", " : "",
                (double)f->box.x1, (double)f->box.y1, (double)f->box.x2, (double)f->box.y2,
                (double)f->score);
         if (a->landmarks) {
@@ -160,7 +161,7 @@ static int dump_faces(const struct args *a, const struct eng_face_models *m, str
             if (f->has_landmarks) {
                 printf(", \"landmarks\": [");
                 for (int k = 0; k < ENG_FACE_LANDMARKS; k++)
-                    printf("%s[%.6f, %.6f]", k ? ", " : "", (double)f->landmarks[k].x,
+                    printf("%s[%.9g, %.9g]", k ? ", " : "", (double)f->landmarks[k].x,
                            (double)f->landmarks[k].y);
                 printf("], \"chip\": [%d, %d, %d, %d]", f->chip.x, f->chip.y, f->chip.w, f->chip.h);
             }
@@ -209,6 +210,10 @@ int main(int argc, char **argv)
     struct args a = {0};
     if (parse_args(argc, argv, &a))
         return usage();
+    if (eng_kern_env_error()) {
+        fprintf(stderr, "visiond_facedump: %s\n", eng_kern_env_error());
+        return 2;
+    }
     struct eng_err err = {0};
     char buf[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
     struct eng_face_models *m = NULL;
