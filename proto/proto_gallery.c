@@ -1,0 +1,372 @@
+/* proto_gallery.c - JSON bodies and answers of the gallery routes (proto_gallery.h). */
+#include "proto_gallery.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "face.h" /* eng_face_confidence, ENG_FACE_MATCH_THRESHOLD */
+#include "proto_json.h"
+#include "proto_param.h"
+
+#define num proto_json_round
+
+/* ---- parsing ---- */
+
+static json_t *parse_object(const unsigned char *body, size_t len, struct proto_err *e)
+{
+    json_error_t je;
+    json_t *doc = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc) {
+        proto_err_set(e, PROTO_ERR_BAD_JSON, "$", "not valid JSON at line %d, column %d: %s", je.line, je.column,
+                      je.text);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        proto_err_set(e, PROTO_ERR_BAD_JSON, "$", "expected a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* INVALID_PARAM for the first member of doc not in allowed (NULL-terminated). */
+static int only_members(json_t *doc, const char *const *allowed, struct proto_err *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v)
+    {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, key) == 0;
+        if (!ok) {
+            char q[64], path[80];
+            proto_quote(key, q, sizeof q);
+            snprintf(path, sizeof path, "$.%.60s", key);
+            return proto_err_set(e, PROTO_ERR_INVALID_PARAM, path, "unknown member %s", q);
+        }
+    }
+    return 0;
+}
+
+int proto_gallery_name_body(const unsigned char *body, size_t len, char **name, struct proto_err *e)
+{
+    *name = NULL;
+    json_t *doc = parse_object(body, len, e);
+    if (!doc)
+        return -1;
+    static const char *const allowed[] = {"name", NULL};
+    json_t *n = json_object_get(doc, "name");
+    int rc = only_members(doc, allowed, e);
+    if (!rc && !json_is_string(n))
+        rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.name", "expected the subject's name as a string");
+    if (!rc && strlen(json_string_value(n)) != json_string_length(n))
+        rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.name", "the name holds a NUL character");
+    if (!rc && !(*name = strdup(json_string_value(n))))
+        rc = proto_err_nomem(e, "$.name");
+    json_decref(doc);
+    return rc;
+}
+
+void proto_gallery_embeddings_release(struct proto_gallery_embeddings *e)
+{
+    free(e->emb);
+    memset(e, 0, sizeof *e);
+}
+
+static int one_embedding(json_t *a, float *out, const char *path, struct proto_err *e)
+{
+    if (!json_is_array(a))
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, path, "expected an array of %d numbers", PROTO_GAL_DIM);
+    if (json_array_size(a) != PROTO_GAL_DIM)
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, path, "expected %d numbers, got %zu", PROTO_GAL_DIM,
+                             json_array_size(a));
+    for (size_t i = 0; i < PROTO_GAL_DIM; i++) {
+        json_t *v = json_array_get(a, i);
+        double d = json_number_value(v);
+        if (!json_is_number(v) || !isfinite(d) || fabs(d) > 1e6) {
+            char p[PROTO_ERR_FIELD_MAX];
+            snprintf(p, sizeof p, "%.100s[%zu]", path, i);
+            return proto_err_set(e, PROTO_ERR_INVALID_PARAM, p, "expected a finite number");
+        }
+        out[i] = (float)d;
+    }
+    return 0;
+}
+
+/* "embeddings": [[...], ...] or, when single is set, "embedding": [...] into out. */
+static int read_embeddings(json_t *doc, int single_ok, struct proto_gallery_embeddings *out, struct proto_err *e)
+{
+    json_t *one = single_ok ? json_object_get(doc, "embedding") : NULL;
+    json_t *many = json_object_get(doc, "embeddings");
+    if (one && many)
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.embedding", "send \"embedding\" or \"embeddings\", not both");
+    if (!one && !many)
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, single_ok ? "$.embedding" : "$.embeddings",
+                             "expected %s: arrays of %d numbers", single_ok ? "\"embedding\" or \"embeddings\"" : "\"embeddings\"",
+                             PROTO_GAL_DIM);
+    size_t n = one ? 1 : json_is_array(many) ? json_array_size(many) : 0;
+    if (many && (!json_is_array(many) || n == 0 || n > PROTO_GAL_MAX_EMBEDDINGS))
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.embeddings", "expected 1 to %d arrays of %d numbers",
+                             PROTO_GAL_MAX_EMBEDDINGS, PROTO_GAL_DIM);
+    out->emb = malloc(n * sizeof *out->emb);
+    if (!out->emb)
+        return proto_err_nomem(e, "$.embeddings");
+    out->n = n;
+    if (one)
+        return one_embedding(one, out->emb[0], "$.embedding", e);
+    for (size_t i = 0; i < n; i++) {
+        char p[48];
+        snprintf(p, sizeof p, "$.embeddings[%zu]", i);
+        if (one_embedding(json_array_get(many, i), out->emb[i], p, e))
+            return -1;
+    }
+    return 0;
+}
+
+static int read_fingerprint(json_t *doc, int required, struct proto_gallery_embeddings *out, struct proto_err *e)
+{
+    json_t *fp = json_object_get(doc, "model_fingerprint");
+    if (!fp && !required)
+        return 0;
+    const char *s = json_string_value(fp);
+    size_t n = s ? strlen(s) : 0;
+    int hex = n == 64;
+    for (size_t i = 0; hex && i < n; i++)
+        hex = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+    if (!hex)
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.model_fingerprint",
+                             "expected the recognition model's fingerprint (64 lower-case hex digits, GET /v1/gallery)");
+    memcpy(out->fingerprint, s, 65);
+    return 0;
+}
+
+int proto_gallery_enroll_body(const unsigned char *body, size_t len, struct proto_gallery_embeddings *out,
+                              struct proto_err *e)
+{
+    memset(out, 0, sizeof *out);
+    json_t *doc = parse_object(body, len, e);
+    if (!doc)
+        return -1;
+    static const char *const allowed[] = {"embeddings", "model_fingerprint", NULL};
+    int rc = only_members(doc, allowed, e) || read_embeddings(doc, 0, out, e) || read_fingerprint(doc, 1, out, e)
+                 ? -1
+                 : 0;
+    json_decref(doc);
+    if (rc)
+        proto_gallery_embeddings_release(out);
+    return rc;
+}
+
+void proto_identify_opts_init(struct proto_identify_opts *o)
+{
+    o->top_k = PROTO_GAL_TOP_K_DEFAULT;
+    o->match_threshold = ENG_FACE_MATCH_THRESHOLD;
+}
+
+static int set_opt(struct proto_identify_opts *o, const char *key, const struct proto_val *v, const char *field,
+                   struct proto_err *e)
+{
+    if (strcmp(key, "top_k") == 0)
+        return proto_val_set_int(&o->top_k, 1, PROTO_GAL_TOP_K_MAX, field, v, e);
+    if (strcmp(key, "match_threshold") == 0) {
+        double d;
+        if (proto_val_number(v, &d) || !(d > 0) || d > 4)
+            return proto_val_bad(e, field, "a distance above 0 and at most 4", v);
+        o->match_threshold = d;
+        return 0;
+    }
+    return 1;
+}
+
+int proto_identify_opt_text(struct proto_identify_opts *o, const char *key, const char *value, struct proto_err *e)
+{
+    const struct proto_val v = {.str = value};
+    return set_opt(o, key, &v, key, e);
+}
+
+int proto_identify_body(const unsigned char *body, size_t len, struct proto_gallery_embeddings *out,
+                        struct proto_identify_opts *o, struct proto_err *e)
+{
+    memset(out, 0, sizeof *out);
+    json_t *doc = parse_object(body, len, e);
+    if (!doc)
+        return -1;
+    static const char *const allowed[] = {"embedding", "embeddings", "model_fingerprint", "top_k", "match_threshold",
+                                          NULL};
+    int rc = only_members(doc, allowed, e) || read_embeddings(doc, 1, out, e) || read_fingerprint(doc, 0, out, e);
+    const char *keys[] = {"top_k", "match_threshold"};
+    for (int i = 0; !rc && i < 2; i++) {
+        json_t *v = json_object_get(doc, keys[i]);
+        if (v && !json_is_null(v)) {
+            const struct proto_val pv = {.json = v};
+            char field[32];
+            snprintf(field, sizeof field, "$.%s", keys[i]);
+            rc = set_opt(o, keys[i], &pv, field, e) != 0;
+        }
+    }
+    json_decref(doc);
+    if (rc)
+        proto_gallery_embeddings_release(out);
+    return rc ? -1 : 0;
+}
+
+void proto_cursor_encode(const char *name, char *out, size_t size)
+{
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p && j + 3 <= size; p++, j += 2)
+        snprintf(out + j, 3, "%02x", *p);
+    if (size)
+        out[j < size ? j : size - 1] = '\0';
+}
+
+int proto_cursor_decode(const char *cursor, char *out, size_t size, struct proto_err *e)
+{
+    size_t n = strlen(cursor);
+    if (n % 2 || n / 2 + 1 > size)
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, "cursor", "not a cursor this server gave out");
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(cursor + 2 * i, "%2x", &v) != 1 || v == 0)
+            return proto_err_set(e, PROTO_ERR_INVALID_PARAM, "cursor", "not a cursor this server gave out");
+        out[i] = (char)v;
+    }
+    out[n / 2] = '\0';
+    return 0;
+}
+
+/* ---- answers ---- */
+
+/* RFC 3339 UTC with milliseconds. */
+static json_t *time_json(long long ms)
+{
+    char buf[40];
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&s, &tm))
+        return json_null();
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%03lldZ", ms % 1000);
+    return json_string(buf);
+}
+
+static json_t *subject_obj(const struct proto_gal_subject *s)
+{
+    return json_pack("{s:o,s:I,s:o}", "name", proto_json_str(s->name), "face_count", (json_int_t)s->face_count,
+                     "created_at", time_json(s->created_ms));
+}
+
+char *proto_subject_json(const struct proto_gal_subject *s) { return proto_json_dump(subject_obj(s)); }
+
+char *proto_subjects_json(const struct proto_gal_subject *v, size_t n, const char *next_cursor)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, subject_obj(&v[i])))
+            json_decref(a), a = NULL;
+    return proto_json_dump(json_pack("{s:o,s:o}", "subjects", a, "next_cursor",
+                                     next_cursor ? proto_json_str(next_cursor) : json_null()));
+}
+
+static json_t *box_obj(const double b[4])
+{
+    if (b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0)
+        return json_null();
+    return json_pack("{s:o,s:o,s:o,s:o}", "x_min", num(b[0], 0.01), "y_min", num(b[1], 0.01), "x_max",
+                     num(b[2], 0.01), "y_max", num(b[3], 0.01));
+}
+
+char *proto_gal_faces_json(const char *subject, const struct proto_gal_face *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *f = json_pack("{s:I,s:o,s:o,s:o,s:o}", "face_id", (json_int_t)v[i].id, "model_fingerprint",
+                              proto_json_str(v[i].fingerprint), "det_score", num(v[i].det_score, 1e-4), "box",
+                              box_obj(v[i].box), "created_at", time_json(v[i].created_ms));
+        if (json_array_append_new(a, f))
+            json_decref(a), a = NULL;
+    }
+    return proto_json_dump(json_pack("{s:o,s:o}", "subject", proto_json_str(subject), "faces", a));
+}
+
+char *proto_subject_deleted_json(const char *name, long long faces)
+{
+    return proto_json_dump(
+        json_pack("{s:{s:o,s:I}}", "deleted", "subject", proto_json_str(name), "faces", (json_int_t)faces));
+}
+
+char *proto_face_deleted_json(long long id, const char *subject)
+{
+    return proto_json_dump(
+        json_pack("{s:{s:I,s:o}}", "deleted", "face_id", (json_int_t)id, "subject", proto_json_str(subject)));
+}
+
+static json_t *candidate_obj(const struct proto_identify_candidate *c)
+{
+    return json_pack("{s:o,s:I,s:o,s:o}", "subject", proto_json_str(c->subject), "face_id", (json_int_t)c->face_id,
+                     "distance", num(c->distance, 1e-6), "confidence", num(eng_face_confidence(c->distance), 1e-4));
+}
+
+char *proto_identify_json(const char *request_id, const struct proto_identify_face *v, size_t n, double threshold,
+                          double total_ms)
+{
+    json_t *faces = json_array();
+    for (size_t i = 0; faces && i < n; i++) {
+        json_t *cands = json_array();
+        for (size_t k = 0; cands && k < v[i].n_cand; k++)
+            if (json_array_append_new(cands, candidate_obj(&v[i].cand[k])))
+                json_decref(cands), cands = NULL;
+        int match = v[i].n_cand > 0 && v[i].cand[0].distance < threshold;
+        json_t *f = json_pack("{s:o,s:o,s:o,s:o}", "box", v[i].detected ? box_obj(v[i].box) : json_null(),
+                              "det_score", v[i].detected ? num(v[i].det_score, 1e-4) : json_null(), "match",
+                              match ? candidate_obj(&v[i].cand[0]) : json_null(), "candidates", cands);
+        if (json_array_append_new(faces, f))
+            json_decref(faces), faces = NULL;
+    }
+    return proto_json_dump(json_pack("{s:o*,s:o,s:o,s:{s:o}}", "request_id",
+                                     request_id ? proto_json_str(request_id) : NULL, "match_threshold",
+                                     num(threshold, 1e-6), "faces", faces, "timing_ms", "total", num(total_ms, 0.01)));
+}
+
+char *proto_gallery_info_json(const struct proto_gallery_info *g)
+{
+    return proto_json_dump(json_pack(
+        "{s:s,s:b,s:o,s:I,s:I,s:{s:s,s:s,s:I,s:I,s:I,s:I}}", "backend", g->backend, "connected", g->connected,
+        "model_fingerprint", proto_json_str(g->fingerprint), "subjects", (json_int_t)g->subjects, "faces",
+        (json_int_t)g->faces, "index", "kind", "exact", "score", "nearest_face", "faces", (json_int_t)g->index_faces,
+        "subjects", (json_int_t)g->index_subjects, "memory_bytes", (json_int_t)g->index_bytes, "change_seq",
+        (json_int_t)g->index_seq));
+}
+
+char *proto_ds_register_json(void)
+{
+    return proto_json_dump(json_pack("{s:b,s:s}", "success", 1, "message", "face added"));
+}
+
+char *proto_ds_recognize_json(const struct proto_ds_recognized *v, size_t n, double duration_ms)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *p = json_pack("{s:o,s:o,s:i,s:i,s:i,s:i}", "userid", proto_json_str(v[i].userid), "confidence",
+                              num(v[i].confidence, 1e-4), "x_min", v[i].x_min, "y_min", v[i].y_min, "x_max",
+                              v[i].x_max, "y_max", v[i].y_max);
+        if (json_array_append_new(a, p))
+            json_decref(a), a = NULL;
+    }
+    return proto_json_dump(
+        json_pack("{s:b,s:o,s:o}", "success", 1, "predictions", a, "duration", num(duration_ms, 0.01)));
+}
+
+char *proto_ds_list_json(const char *const *names, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, proto_json_str(names[i])))
+            json_decref(a), a = NULL;
+    return proto_json_dump(json_pack("{s:b,s:o}", "success", 1, "faces", a));
+}
+
+char *proto_ds_success_json(void) { return proto_json_dump(json_pack("{s:b}", "success", 1)); }
