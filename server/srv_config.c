@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "gal.h" /* gal_spec_redact */
 #include "srv_sha256.h"
 
 extern char **environ;
@@ -116,6 +117,11 @@ static const struct setting settings[] = {
     {"read_timeout_ms", T_INT, OFF(read_timeout_ms), 0, 100, 3600000, "60000", 0, "MS",
      "one request's headers and body must arrive within this, else the connection is closed", NULL,
      NULL},
+    {"data_dir", T_STRING, OFF(data_dir), 0, 1, 4000, "data", 0, "DIR",
+     "the daemon's state (the default gallery, gallery.db); systemd: StateDirectory", NULL, NULL},
+    {"gallery", T_STRING, OFF(gallery), 0, 0, 4000, "", 0, "SPEC",
+     "face gallery: sqlite:PATH or a PostgreSQL URI postgres://...; empty: sqlite:DATA_DIR/gallery.db "
+     "(the password is never printed)", NULL, NULL},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -911,7 +917,10 @@ static void format_value(const struct srv_config *cfg, const struct setting *s, 
         break;
     }
     case T_STRING:
-        snprintf(buf, size, "%s", *(char *const *)f);
+        if (strcmp(s->name, "gallery") == 0) /* a URI may hold a password */
+            gal_spec_redact(*(char *const *)f, buf, size);
+        else
+            snprintf(buf, size, "%s", *(char *const *)f);
         break;
     case T_LIST: {
         buf[0] = '\0';

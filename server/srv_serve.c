@@ -103,8 +103,10 @@ void srv_reply_json(struct srv_req *req, int status, char *body, const char *con
 void srv_reply_err(struct srv_req *req, enum proto_dialect dialect, const struct proto_err *e)
 {
     static const char *const retry[] = {"Retry-After", "1", NULL};
-    const char *const *headers =
-        (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY) ? retry : NULL;
+    const char *const *headers = (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY ||
+                                  e->code == PROTO_ERR_GALLERY_UNAVAILABLE)
+                                     ? retry
+                                     : NULL;
     char *body = dialect == PROTO_DIALECT_DEEPSTACK
                      ? proto_deepstack_error_json(e->code, e->msg, srv_req_id(req))
                      : proto_err_json(e, srv_req_id(req));
@@ -422,6 +424,13 @@ ON_CURRENT_APP(srv_verify_deepstack_handler)
 ON_CURRENT_APP(models_handler)
 ON_CURRENT_APP(readyz_handler)
 ON_CURRENT_APP(metrics_handler)
+ON_CURRENT_APP(srv_gallery_subjects)
+ON_CURRENT_APP(srv_gallery_identify)
+ON_CURRENT_APP(srv_gallery_info)
+ON_CURRENT_APP(srv_gallery_ds_register)
+ON_CURRENT_APP(srv_gallery_ds_recognize)
+ON_CURRENT_APP(srv_gallery_ds_list)
+ON_CURRENT_APP(srv_gallery_ds_delete)
 
 static const struct srv_route routes[] = {
     {"/v1/detect", SRV_POST, detect_handler_current, 1, "detect", NULL},
@@ -438,6 +447,19 @@ static const struct srv_route routes[] = {
     {"/readyz", SRV_GET | SRV_HEAD, readyz_handler_current, 0, "readyz", NULL},
     {"/metrics", SRV_GET, metrics_handler_current, 1, "metrics", NULL},
     {"/openapi.json", SRV_GET, openapi_handler, 1, "openapi", NULL},
+    /* the gallery (srv_gallery.h) */
+    {"/v1/subjects", SRV_GET | SRV_POST, srv_gallery_subjects_current, 1, "subjects", NULL},
+    {"/v1/identify", SRV_POST, srv_gallery_identify_current, 1, "identify", NULL},
+    {"/identify", SRV_POST, srv_gallery_identify_current, 1, "identify", NULL},
+    {"/v1/gallery", SRV_GET | SRV_HEAD, srv_gallery_info_current, 1, "gallery", NULL},
+    {"/v1/vision/face/register", SRV_POST, srv_gallery_ds_register_current, 1, "deepstack_face_register",
+     deepstack_error_body},
+    {"/v1/vision/face/recognize", SRV_POST, srv_gallery_ds_recognize_current, 1, "deepstack_face_recognize",
+     deepstack_error_body},
+    {"/v1/vision/face/list", SRV_POST, srv_gallery_ds_list_current, 1, "deepstack_face_list",
+     deepstack_error_body},
+    {"/v1/vision/face/delete", SRV_POST, srv_gallery_ds_delete_current, 1, "deepstack_face_delete",
+     deepstack_error_body},
 };
 
 static int auth_ok(void *daemon, const char *key)
@@ -630,6 +652,7 @@ static void app_free(struct srv_app *app)
         eng_net_free(app->models[i].net);
         free(app->models[i].name);
     }
+    srv_gallery_free(app->gallery);
     eng_face_models_free(app->faces);
     srv_keys_free(app->keys);
     srv_config_free(app->cfg);
@@ -657,6 +680,7 @@ static struct srv_app *app_new(struct srv_daemon *d, struct srv_config *cfg, int
     }
     if (load_models(app, strict) || srv_faces_load(app) || (strict && app->faces_error[0]))
         goto fail;
+    srv_gallery_load(app);
     if (cfg->threading == SRV_THREADING_AUTO &&
         !(app->cores = eng_cores_new_policy(cfg->threads, ENG_CORES_SHARE))) {
         SRV_LOG(SRV_LOG_ERROR, "out of memory");
