@@ -1,5 +1,6 @@
 /* srv_metrics.c - fixed-size tables behind one mutex: few routes, few statuses, few buckets, so a
  * lock per update costs nothing next to an inference and keeps the page consistent. */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kern.h"
 #include "srv_metrics.h"
 
 #define MAX_SERIES 64
@@ -94,6 +96,19 @@ unsigned long long srv_rss_bytes(void)
     return resident * (unsigned long long)sysconf(_SC_PAGESIZE);
 }
 
+/* The allocator's own count of bytes handed out and not yet freed (glibc: arena chunks in use plus
+ * mmap'ed blocks). RSS also holds freed memory that malloc keeps in its per-thread arenas, so a
+ * leak check reads this figure (tests/ref/test_http_bad.py). */
+unsigned long long srv_heap_in_use_bytes(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    const struct mallinfo2 mi = mallinfo2();
+    return (unsigned long long)mi.uordblks + (unsigned long long)mi.hblkhd;
+#else
+    return 0;
+#endif
+}
+
 /* A growing string; on allocation failure it stops growing and render returns NULL. */
 struct buf {
     char *s;
@@ -175,8 +190,13 @@ char *srv_metrics_render(struct srv_metrics *m, const struct srv_metrics_gauges 
     put(&b, "# HELP visiond_process_resident_memory_bytes Resident set size.\n"
             "# TYPE visiond_process_resident_memory_bytes gauge\n"
             "visiond_process_resident_memory_bytes %llu\n", srv_rss_bytes());
+    put(&b, "# HELP visiond_heap_in_use_bytes Bytes malloc has handed out and not had back (freed memory that "
+            "the allocator keeps is in RSS, not here).\n# TYPE visiond_heap_in_use_bytes gauge\n"
+            "visiond_heap_in_use_bytes %llu\n", srv_heap_in_use_bytes());
     put(&b, "# HELP visiond_blas_info The OpenBLAS kernels in use.\n# TYPE visiond_blas_info gauge\n"
             "visiond_blas_info{core=\"%s\"} 1\n", g->blas_core ? g->blas_core : "unknown");
+    put(&b, "# HELP visiond_kernels_info The engine's kernel set (VISIOND_KERNELS or the widest).\n"
+            "# TYPE visiond_kernels_info gauge\nvisiond_kernels_info{set=\"%s\"} 1\n", eng_kern_best()->name);
     if (b.failed) {
         free(b.s);
         return NULL;

@@ -31,4 +31,7 @@ char *srv_metrics_render(struct srv_metrics *m, const struct srv_metrics_gauges 
 /* Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown. */
 unsigned long long srv_rss_bytes(void);
 
+/* Bytes the C allocator has handed out and not had back (glibc's mallinfo2; 0 elsewhere). */
+unsigned long long srv_heap_in_use_bytes(void);
+
 #endif

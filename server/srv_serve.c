@@ -31,6 +31,7 @@
 #include "proto_errors.h"
 #include "proto_openapi.h"
 #include "proto_request.h"
+#include "kern.h"
 #include "proto_output.h"
 #include "srv_blas.h"
 #include "srv_config.h"
@@ -752,9 +753,11 @@ static int start(struct srv_daemon *d, struct srv_config *cfg)
         return -1;
     }
     app->http = d->http;
-    SRV_LOG(SRV_LOG_INFO, "listening on %s:%d%s (%d models, %d workers, queue %d, BLAS %s x %d threads%s)",
+    SRV_LOG(SRV_LOG_INFO,
+            "listening on %s:%d%s (%d models, %d workers, queue %d, kernels %s, BLAS %s x %d threads%s)",
             app->cfg->bind, srv_http_port(d->http), d->listen_fd >= 0 ? " (socket activation)" : "",
-            app->n_models, app->cfg->workers, app->cfg->queue, srv_blas_core(), app->cfg->blas_threads,
+            app->n_models, app->cfg->workers, app->cfg->queue, eng_kern_best()->name, srv_blas_core(),
+            app->cfg->blas_threads,
             app->keys ? ", API keys required" : "");
     srv_sd_notify("READY=1\nSTATUS=serving");
     return 0;

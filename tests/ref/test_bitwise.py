@@ -168,6 +168,10 @@ def main():
     print(f"kernel set: {kernels}; models: {', '.join(models)}")
     with daemon.Daemon(visiond, "--json-precision", "full") as d:
         d.wait_ready(timeout=120)
+        c.check("version", f"kernels {kernels}," in d.stderr(), "the daemon's start-up line names the kernel set",
+                d.stderr()[-500:])
+        c.check("version", f'visiond_kernels_info{{set="{kernels}"}} 1' in d.get("/metrics").body.decode(),
+                "/metrics names the kernel set (visiond_kernels_info)")
         for model in models:
             check_detect(c, visiond, detdump, d, model)
         check_faces(c, visiond, facedump, d)
