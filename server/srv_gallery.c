@@ -631,7 +631,7 @@ void srv_gallery_ds_delete(struct srv_req *req, void *app)
         return;
     const char *userid = text_param(req, "userid");
     if (!userid || !*userid) {
-        srv_reply_code(req, PROTO_DIALECT_DEEPSTACK, PROTO_ERR_BAD_REQUEST, "userid", "user id not specified");
+        srv_reply_code(req, PROTO_DIALECT_DEEPSTACK, PROTO_ERR_BAD_REQUEST, NULL, "user id not specified");
         return;
     }
     struct gal_err ge;

@@ -323,7 +323,7 @@ void srv_gallery_photo_job(struct srv_req *req, struct srv_app *app, enum srv_ga
         rc = proto_err_set(&e, PROTO_ERR_BAD_REQUEST, "image",
                            d == PROTO_DIALECT_DEEPSTACK ? "No valid image file found" : "missing: send a photo");
     if (!rc && kind == SRV_GALLERY_DS_REGISTER && !j->has_name)
-        rc = proto_err_set(&e, PROTO_ERR_BAD_REQUEST, "userid", "user id not specified");
+        rc = proto_err_set(&e, PROTO_ERR_BAD_REQUEST, NULL, "user id not specified"); /* DeepStack's words */
     if (!rc && (kind == SRV_GALLERY_ENROLL || kind == SRV_GALLERY_DS_REGISTER) && gal_name_check(j->name, &ge))
         rc = proto_err_set(&e, PROTO_ERR_INVALID_PARAM, d == PROTO_DIALECT_NATIVE ? "name" : "userid", "%s", ge.msg);
     if (rc) {

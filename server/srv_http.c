@@ -539,11 +539,23 @@ static void allowed_methods(const struct srv_route *route, char *buf, size_t siz
             used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", names[i].name);
 }
 
+/* The error shape of an unmatched path: DeepStack's under /v1/vision/ (its clients read `success`
+ * before anything else), the one of the first route there. */
+static char *(*unmatched_error_body(const struct srv_req *r))(int, const char *, const char *, const char *)
+{
+    if (strncmp(r->path, "/v1/vision/", 11) != 0)
+        return NULL;
+    for (int i = 0; i < r->h->n_routes; i++)
+        if (strncmp(r->h->routes[i].path, "/v1/vision/", 11) == 0 && r->h->routes[i].error_body)
+            return r->h->routes[i].error_body;
+    return NULL;
+}
+
 static void reply_error(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
 {
-    char *body = r->route && r->route->error_body
-                     ? r->route->error_body((int)code, msg, field, r->id)
-                     : proto_error_json(code, msg, field, r->id);
+    char *(*eb)(int, const char *, const char *, const char *) =
+        r->route ? r->route->error_body : unmatched_error_body(r);
+    char *body = eb ? eb((int)code, msg, field, r->id) : proto_error_json(code, msg, field, r->id);
     char allow[64];
     const char *const allow_header[] = {"Allow", allow, NULL};
     const int with_allow = code == PROTO_ERR_METHOD_NOT_ALLOWED && r->route;
