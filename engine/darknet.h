@@ -11,6 +11,10 @@
 #include "eng_err.h"
 #include "net.h"
 
+/* Limits of what a model's files may declare (checked before anything large is allocated). */
+#define ENG_DARKNET_MAX_CFG_BYTES (4u << 20)
+#define ENG_DARKNET_MAX_PARAMS (512u << 20) /* floats: 2 GiB of weights */
+
 typedef void (*eng_warn_fn)(void *user, const char *where, const char *msg);
 
 struct eng_darknet_opts {
@@ -33,6 +37,9 @@ int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data,
 /* Files: cfg, weights (NULL: leave zero weights), names (NULL: numeric labels). *out is new. */
 int eng_darknet_load(const char *cfg_path, const char *weights_path, const char *names_path,
                      const struct eng_darknet_opts *opts, struct eng_net **out, struct eng_err *err);
+
+/* The weights of a convolutional layer (filters x in/groups x size x size), bias and batch norm aside. */
+size_t eng_darknet_conv_weights(const struct eng_layer *l);
 
 /* Reads a whole file (at most max_bytes) into a new buffer (caller frees). */
 int eng_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,

@@ -28,6 +28,7 @@
 #include "srv_app.h"
 #include "srv_http.h"
 #include "srv_params.h"
+#include "srv_route.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,79 +38,74 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- handlers: parse with the daemon's sinks (srv_params.h), check, answer ---- */
 
-static void answer(struct srv_req *req, enum proto_dialect d, int failed, const struct proto_err *e)
+static void answer(struct srv_req *req, int failed, const struct proto_err *e)
 {
     if (failed)
-        srv_reply_err(req, d, e);
+        srv_req_reply_error(req, e);
     else
-        srv_reply_json(req, 200, strdup("{\"parsed\":true}"), NULL);
+        srv_req_reply_json(req, 200, strdup("{\"parsed\":true}"), NULL);
 }
 
-static void detect_route(struct srv_req *req, enum proto_dialect d)
+static void detect_route(struct srv_req *req, void *app)
 {
+    (void)app;
     struct proto_detect_request p;
     struct proto_err e;
-    proto_detect_request_init(&p, d);
+    proto_detect_request_init(&p, srv_req_route(req)->dialect);
     const struct srv_param_sink sink = srv_params_detect_sink(&p);
-    answer(req, d, srv_collect_params(req, &sink, &e) || proto_detect_request_check(&p, &e), &e);
+    answer(req, srv_collect_params(req, &sink, &e) || proto_detect_request_check(&p, &e), &e);
     proto_detect_request_release(&p);
 }
 
-static void faces_route(struct srv_req *req, enum proto_dialect d)
+static void faces_route(struct srv_req *req, void *app)
 {
+    (void)app;
     struct proto_face_request p;
     struct proto_err e;
-    proto_face_request_init(&p, d);
+    proto_face_request_init(&p, srv_req_route(req)->dialect);
     const struct srv_param_sink sink = srv_params_faces_sink(&p);
-    answer(req, d, srv_collect_params(req, &sink, &e) || proto_face_request_check(&p, &e), &e);
+    answer(req, srv_collect_params(req, &sink, &e) || proto_face_request_check(&p, &e), &e);
     proto_face_request_release(&p);
 }
 
-static void verify_route(struct srv_req *req, enum proto_dialect d)
+static void verify_route(struct srv_req *req, void *app)
 {
+    (void)app;
     struct proto_verify_request p;
     struct proto_err e;
-    proto_verify_request_init(&p, d);
+    proto_verify_request_init(&p, srv_req_route(req)->dialect);
     const struct srv_param_sink sink = srv_params_verify_sink(&p);
-    answer(req, d, srv_collect_params(req, &sink, &e) || proto_verify_request_check(&p, &e), &e);
+    answer(req, srv_collect_params(req, &sink, &e) || proto_verify_request_check(&p, &e), &e);
     proto_verify_request_release(&p);
 }
-
-static void detect_native(struct srv_req *req, void *app) { (void)app; detect_route(req, PROTO_DIALECT_NATIVE); }
-static void detect_ds(struct srv_req *req, void *app) { (void)app; detect_route(req, PROTO_DIALECT_DEEPSTACK); }
-static void faces_native(struct srv_req *req, void *app) { (void)app; faces_route(req, PROTO_DIALECT_NATIVE); }
-static void faces_ds(struct srv_req *req, void *app) { (void)app; faces_route(req, PROTO_DIALECT_DEEPSTACK); }
-static void verify_native(struct srv_req *req, void *app) { (void)app; verify_route(req, PROTO_DIALECT_NATIVE); }
-static void verify_ds(struct srv_req *req, void *app) { (void)app; verify_route(req, PROTO_DIALECT_DEEPSTACK); }
 
 static void healthz(struct srv_req *req, void *app)
 {
     (void)app;
-    srv_reply_json(req, 200, strdup("{\"status\":\"ok\"}"), NULL);
+    srv_req_reply_json(req, 200, strdup("{\"status\":\"ok\"}"), NULL);
 }
 
-static char *deepstack_error_body(int code, const char *message, const char *field, const char *request_id)
-{
-    (void)field;
-    return proto_deepstack_error_json((enum proto_code)code, message, request_id);
-}
-
-/* The daemon's route table (srv_serve.c), the model-running routes answered by the parse result. */
+/* The daemon's route table (server/srv_routes.c), the job routes answered by the parse result. */
+#define N PROTO_DIALECT_NATIVE
+#define D PROTO_DIALECT_DEEPSTACK
+#define I SRV_SCOPE_INFERENCE
 static const struct srv_route routes[] = {
-    {"/v1/detect", SRV_POST, detect_native, 1, "detect", NULL},
-    {"/v1/vision/detection", SRV_POST, detect_ds, 1, "deepstack_detection", deepstack_error_body},
-    {"/v1/faces", SRV_POST, faces_native, 1, "faces", NULL},
-    {"/v1/verify", SRV_POST, verify_native, 1, "verify", NULL},
-    {"/v1/vision/face", SRV_POST, faces_ds, 1, "deepstack_face", deepstack_error_body},
-    {"/v1/vision/face/match", SRV_POST, verify_ds, 1, "deepstack_face_match", deepstack_error_body},
-    {"/healthz", SRV_GET | SRV_HEAD, healthz, 0, "healthz", NULL},
+    {SRV_POST, "/v1/detect", "detect", N, I, detect_route, NULL, NULL},
+    {SRV_POST, "/v1/vision/detection", "deepstack_detection", D, I, detect_route, NULL, NULL},
+    {SRV_POST, "/v1/faces", "faces", N, I, faces_route, NULL, NULL},
+    {SRV_POST, "/v1/verify", "verify", N, I, verify_route, NULL, NULL},
+    {SRV_POST, "/v1/vision/face", "deepstack_face", D, I, faces_route, NULL, NULL},
+    {SRV_POST, "/v1/vision/face/match", "deepstack_face_match", D, I, verify_route, NULL, NULL},
+    {0, "/v1/vision/", "deepstack", D, SRV_SCOPE_PUBLIC, NULL, NULL, NULL},
+    {SRV_GET | SRV_HEAD, "/healthz", "healthz", N, SRV_SCOPE_PUBLIC, healthz, NULL, NULL},
 };
 
 /* Keys are configured, and "fuzz-key" is the one that passes, so both auth outcomes are reachable. */
-static int auth_ok(void *app, const char *key)
+static enum proto_code auth(void *app, const char *key, enum srv_scope scope)
 {
     (void)app;
-    return key && strcmp(key, "fuzz-key") == 0;
+    (void)scope;
+    return key && strcmp(key, "fuzz-key") == 0 ? PROTO_OK : PROTO_ERR_UNAUTHORIZED;
 }
 
 static struct srv_http *server;
@@ -123,7 +119,7 @@ static int server_port(void)
     const struct srv_http_opts opts = {.bind = "127.0.0.1", .listen_fd = -1, .max_body = MAX_BODY,
                                        .threads = 1, .max_connections = 64, .connection_timeout_s = 1,
                                        .cors_origins = origins};
-    const struct srv_http_hooks hooks = {.auth_ok = auth_ok};
+    const struct srv_http_hooks hooks = {.auth = auth};
     char why[256];
     server = srv_http_start(&opts, routes, (int)(sizeof routes / sizeof routes[0]), &hooks, NULL, why,
                             sizeof why);

@@ -121,8 +121,7 @@ static void check_error(const struct proto_err *e, enum proto_dialect d)
 {
     if (e->code <= PROTO_OK || e->code >= PROTO_CODE_COUNT)
         abort();
-    char *body = d == PROTO_DIALECT_DEEPSTACK ? proto_deepstack_error_json(e->code, e->msg, "id")
-                                              : proto_err_json(e, "id");
+    char *body = proto_error_body(d, e, "id");
     if (!body)
         abort();
     json_error_t jerr;

@@ -98,8 +98,8 @@ int gal_subject_list(struct gal_store *s, const char *after, size_t max, struct 
                      size_t *n, struct gal_err *err);
 /* Adds n faces to the subject in one transaction: all or none. create: make the subject if it does
  * not exist (else GAL_ERR_NOT_FOUND). Every face's fingerprint must be the store's. ids (n entries,
- * may be NULL) get the new face ids; faces[].id and created_ms are ignored. */
-int gal_faces_add(struct gal_store *s, const char *name, int create, const struct gal_face *faces,
+ * may be NULL) get the new face ids; on success faces[].id and created_ms are set too. */
+int gal_faces_add(struct gal_store *s, const char *name, int create, struct gal_face *faces,
                   size_t n, int64_t *ids, struct gal_err *err);
 /* The subject's faces, oldest first. *out is new (caller frees). */
 int gal_faces_list(struct gal_store *s, const char *name, struct gal_face **out, size_t *n,

@@ -414,7 +414,7 @@ int gal_subject_delete(struct gal_store *s, const char *name, int64_t *n_faces, 
     return 0;
 }
 
-int gal_faces_add(struct gal_store *s, const char *name, int create, const struct gal_face *faces,
+int gal_faces_add(struct gal_store *s, const char *name, int create, struct gal_face *faces,
                   size_t n, int64_t *ids, struct gal_err *err)
 {
     if (gal_name_check(name, err))
@@ -470,8 +470,13 @@ int gal_faces_add(struct gal_store *s, const char *name, int create, const struc
         rc = s->ops->exec(s->db, qi, p, 9, row_int, &id, NULL, err);
         if (!rc && ids)
             ids[i] = id;
+        faces[i].id = id;
     }
-    return write_end(s, seq, rc, err);
+    if (write_end(s, seq, rc, err))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        faces[i].created_ms = t;
+    return 0;
 }
 
 int gal_face_delete(struct gal_store *s, int64_t id, char *subject, struct gal_err *err)

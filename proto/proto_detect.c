@@ -46,21 +46,6 @@ char *proto_detect_result_json(const struct proto_detect_result *r)
     return proto_json_dump(doc);
 }
 
-const char *proto_err_code(enum eng_err_kind kind)
-{
-    return kind == ENG_ERR_NONE ? proto_code_name(PROTO_OK)
-                                : proto_code_name(proto_code_from_eng(kind));
-}
-
-char *proto_detect_error_json(const char *image, const struct eng_err *err)
-{
-    char msg[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
-    json_t *doc = json_pack("{s:o,s:{s:s,s:o}}", "image", proto_json_str(image), "error", "code",
-                            proto_err_code(err->kind), "message",
-                            proto_json_str(eng_err_format(err, msg, sizeof msg)));
-    return proto_json_dump(doc);
-}
-
 /* ---- HTTP API responses ---- */
 
 static const char *model_name(const char *name, const struct eng_net *net)

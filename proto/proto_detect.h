@@ -22,14 +22,6 @@ struct proto_detect_result {
 /* One-line JSON document for a result. New string, caller frees with free(); NULL if out of memory. */
 char *proto_detect_result_json(const struct proto_detect_result *r);
 
-/* {"image": ..., "error": {"code": ..., "message": ...}} for an image that could not be processed.
- * New string, caller frees. */
-char *proto_detect_error_json(const char *image, const struct eng_err *err);
-
-/* The machine-readable code for an engine error kind: proto_code_name(proto_code_from_eng(kind))
- * ("BAD_IMAGE", "UNSUPPORTED_IMAGE", "IMAGE_TOO_LARGE", ...; see proto_errors.h). Static string. */
-const char *proto_err_code(enum eng_err_kind kind);
-
 /* ---- HTTP API responses ---- */
 
 /* One POST /v1/detect (or /v1/vision/detection) answer. */

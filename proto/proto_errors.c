@@ -16,6 +16,7 @@ static const struct proto_code_info CODES[PROTO_CODE_COUNT] = {
     [PROTO_ERR_BAD_JSON] = {"BAD_JSON", 400, "the body is not a valid JSON object"},
     [PROTO_ERR_BAD_IMAGE] = {"BAD_IMAGE", 400, "the image is corrupt or truncated"},
     [PROTO_ERR_UNAUTHORIZED] = {"UNAUTHORIZED", 401, "missing or invalid API key"},
+    [PROTO_ERR_FORBIDDEN] = {"FORBIDDEN", 403, "this API key may not call this route"},
     [PROTO_ERR_NOT_FOUND] = {"NOT_FOUND", 404, "no such route"},
     [PROTO_ERR_MODEL_NOT_FOUND] = {"MODEL_NOT_FOUND", 404, "no model is loaded under that name"},
     [PROTO_ERR_METHOD_NOT_ALLOWED] = {"METHOD_NOT_ALLOWED", 405, "method not allowed on this route"},
@@ -148,37 +149,28 @@ json_t *proto_json_round(double v, double unit)
 
 /* ---- error bodies ---- */
 
-char *proto_error_json(enum proto_code code, const char *message, const char *field,
-                       const char *request_id)
+/* {"code":"...","message":"...","field":"..."}: the native error object. */
+static json_t *error_object(const struct proto_err *err)
 {
     /* json_pack steals every "o" reference, even when it fails; "o*" drops a NULL value's key. */
-    const struct proto_code_info *info = proto_code_info(code);
-    return proto_json_dump(json_pack(
-        "{s:{s:s,s:o,s:o*},s:o*}", "error", "code", info->name, "message",
-        proto_json_str(message ? message : info->message), "field",
-        field && field[0] ? proto_json_str(field) : NULL, "request_id",
-        request_id ? proto_json_str(request_id) : NULL));
+    const struct proto_code_info *info = proto_code_info(err->code);
+    return json_pack("{s:s,s:o,s:o*}", "code", info->name, "message",
+                     proto_json_str(err->msg[0] ? err->msg : info->message), "field",
+                     err->field[0] ? proto_json_str(err->field) : NULL);
 }
 
-char *proto_err_json(const struct proto_err *err, const char *request_id)
-{
-    return proto_error_json(err->code, err->msg[0] ? err->msg : NULL, err->field, request_id);
-}
-
-char *proto_err_file_json(const char *image, const struct proto_err *err)
+char *proto_error_body(enum proto_dialect dialect, const struct proto_err *err, const char *request_id)
 {
     const struct proto_code_info *info = proto_code_info(err->code);
-    return proto_json_dump(json_pack(
-        "{s:o,s:{s:s,s:o,s:o*}}", "image", proto_json_str(image), "error", "code", info->name, "message",
-        proto_json_str(err->msg[0] ? err->msg : info->message), "field",
-        err->field[0] ? proto_json_str(err->field) : NULL));
+    json_t *id = request_id ? proto_json_str(request_id) : NULL;
+    if (dialect == PROTO_DIALECT_DEEPSTACK)
+        return proto_json_dump(json_pack("{s:b,s:o,s:i,s:o*}", "success", 0, "error",
+                                         proto_json_str(err->msg[0] ? err->msg : info->message),
+                                         "code", info->status, "request_id", id));
+    return proto_json_dump(json_pack("{s:o,s:o*}", "error", error_object(err), "request_id", id));
 }
 
-char *proto_deepstack_error_json(enum proto_code code, const char *message, const char *request_id)
+char *proto_error_line(const char *image, const struct proto_err *err)
 {
-    const struct proto_code_info *info = proto_code_info(code);
-    return proto_json_dump(json_pack("{s:b,s:o,s:i,s:o*}", "success", 0, "error",
-                                     proto_json_str(message ? message : info->message), "code",
-                                     info->status, "request_id",
-                                     request_id ? proto_json_str(request_id) : NULL));
+    return proto_json_dump(json_pack("{s:o,s:o}", "image", proto_json_str(image), "error", error_object(err)));
 }

@@ -21,6 +21,7 @@ enum proto_code {
     PROTO_ERR_BAD_JSON,               /* 400 the body is not JSON, or not a JSON object */
     PROTO_ERR_BAD_IMAGE,              /* 400 the image is corrupt, truncated or empty */
     PROTO_ERR_UNAUTHORIZED,           /* 401 missing or wrong API key */
+    PROTO_ERR_FORBIDDEN,              /* 403 the API key's scope does not reach the route's */
     PROTO_ERR_NOT_FOUND,              /* 404 no such route */
     PROTO_ERR_MODEL_NOT_FOUND,        /* 404 no model loaded under that name */
     PROTO_ERR_METHOD_NOT_ALLOWED,     /* 405 the route exists, the method doesn't */
@@ -43,6 +44,12 @@ enum proto_code {
     PROTO_ERR_MODEL_MISMATCH,         /* 422 embeddings of another recognition model */
     PROTO_ERR_GALLERY_UNAVAILABLE,    /* 503 the gallery's database cannot be reached (Retry-After) */
     PROTO_CODE_COUNT
+};
+
+/* The error shape a route answers in. */
+enum proto_dialect {
+    PROTO_DIALECT_NATIVE = 0, /* /v1/detect, /v1/faces, ...: {"error":{"code",...}} */
+    PROTO_DIALECT_DEEPSTACK,  /* /v1/vision/...: {"success":false,"error":"...","code":<status>} */
 };
 
 struct proto_code_info {
@@ -90,25 +97,18 @@ int proto_err_set(struct proto_err *err, enum proto_code code, const char *field
  * names a memory buffer or a file of the server, not something the client sent). Returns -1. */
 int proto_err_from_eng(struct proto_err *out, const struct eng_err *e, const char *field);
 
-/* {"error":{"code":"...","message":"...","field":"..."},"request_id":"..."}.
- * message NULL: the code's default message. field NULL or "": no "field" key. request_id NULL: no
- * "request_id" key. Bytes that are not valid UTF-8 in the strings are replaced by '?'.
- * New string, caller frees with free(); NULL only if out of memory. */
-char *proto_error_json(enum proto_code code, const char *message, const char *field,
-                       const char *request_id);
+/* The one encoder of error replies, in the route's dialect:
+ *   NATIVE    {"error":{"code":"...","message":"...","field":"..."},"request_id":"..."}
+ *   DEEPSTACK {"success":false,"error":"<message>","code":<HTTP status>,"request_id":"..."}
+ * An empty err->msg gives the code's default message, an empty err->field no "field" key, a NULL
+ * request_id no "request_id" key. Bytes that are not valid UTF-8 are replaced by '?'. Reply with
+ * proto_code_status(err->code) as the status (DeepStack does so too). New string, caller frees with
+ * free(); NULL only if out of memory. */
+char *proto_error_body(enum proto_dialect dialect, const struct proto_err *err, const char *request_id);
 
-/* proto_error_json for a filled struct proto_err. New string, caller frees; NULL if out of memory. */
-char *proto_err_json(const struct proto_err *err, const char *request_id);
-
-/* The command-line tools' line for an input file that failed (`visiond faces`, `visiond verify`):
+/* The command-line tools' line for an input file that failed (`visiond detect`, `faces`, `verify`):
  * {"image":"<path>","error":{"code":"...","message":"...","field":"..."}} (no "field" key when
  * err->field is empty). New string, caller frees; NULL if out of memory. */
-char *proto_err_file_json(const char *image, const struct proto_err *err);
-
-/* DeepStack's error shape, for POST /v1/vision/detection:
- * {"success":false,"error":"<message>","code":<HTTP status>,"request_id":"..."} (message NULL: the
- * default; request_id NULL: omitted). Reply with proto_code_status(code) as the status, as DeepStack
- * does. New string, caller frees; NULL if out of memory. */
-char *proto_deepstack_error_json(enum proto_code code, const char *message, const char *request_id);
+char *proto_error_line(const char *image, const struct proto_err *err);
 
 #endif

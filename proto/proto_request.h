@@ -44,11 +44,6 @@
 #define PROTO_NAME_MAX 128    /* longest model or class name accepted */
 #define PROTO_CLASSES_MAX 1024 /* most entries in "classes" */
 
-enum proto_dialect {
-    PROTO_DIALECT_NATIVE = 0, /* POST /v1/detect */
-    PROTO_DIALECT_DEEPSTACK,  /* POST /v1/vision/detection */
-};
-
 /* Bits of proto_detect_request.given: which parameters the request set. */
 enum proto_param {
     PROTO_PARAM_MODEL = 1u << 0,

@@ -7,6 +7,7 @@
 #include "proto_output.h"
 #include "srv_blas.h"
 #include "srv_cli.h"
+#include "srv_route.h"
 #include "srv_serve.h"
 
 static const struct {
@@ -20,6 +21,7 @@ static const struct {
     {"faces", srv_cli_faces, "find faces (boxes, landmarks, embeddings) in images, print JSON Lines"},
     {"verify", srv_cli_verify, "are two face photos the same person? print one JSON line"},
     {"bench", srv_cli_bench, "time the forward pass (--faces: the face networks)"},
+    {"routes", srv_routes_print, "print the HTTP route table (methods, path, API key scope, dialect)"},
 };
 
 static int usage(FILE *f, int status)

@@ -1,5 +1,5 @@
-/* srv_app.h - the daemon's state shared by its route files (srv_serve.c: YOLO routes, start-up and
- * shutdown; srv_faces.c: face routes). Private to server/. */
+/* srv_app.h - the daemon's state shared by its route files (srv_serve.c: start-up, reload and
+ * shutdown; srv_detect.c, srv_faces.c: the jobs; srv_status.c: the other routes). Private to server/. */
 #ifndef SRV_APP_H
 #define SRV_APP_H
 
@@ -64,27 +64,12 @@ struct srv_worker_state {
     struct proto_face face_out[SRV_MAX_FACES];
 };
 
-/* Feeds query arguments, then the body (multipart, JSON or raw image) and X-Timeout-Ms to sink. */
-int srv_collect_params(struct srv_req *req, const struct srv_param_sink *sink, struct proto_err *e);
+/* The index of the model called name (NULL: the default one), or -1 (srv_detect.c). */
+int srv_find_model(const struct srv_app *app, const char *name);
 
-/* Replies: body is taken (NULL: 500); errors in the route's dialect. */
-void srv_reply_json(struct srv_req *req, int status, char *body, const char *const *headers);
-void srv_reply_err(struct srv_req *req, enum proto_dialect dialect, const struct proto_err *e);
-void srv_reply_code(struct srv_req *req, enum proto_dialect dialect, enum proto_code code,
-                    const char *field, const char *msg);
-
-/* Submits a deferred job whose callbacks reply; on refusal replies 503 itself and returns -1 (the
- * caller still owns the job then). */
-int srv_submit(struct srv_app *app, struct srv_req *req, struct eng_job *job, enum proto_dialect dialect,
-               int timeout_ms);
-
-/* Face routes (srv_faces.c). */
+/* The face models at start-up, and each worker's face context (srv_faces.c). */
 int srv_faces_load(struct srv_app *app);
 int srv_faces_worker_init(struct srv_app *app, struct srv_worker_state *ws, struct eng_err *err);
 void srv_faces_worker_free(struct srv_worker_state *ws);
-void srv_faces_handler(struct srv_req *req, void *app);
-void srv_faces_deepstack_handler(struct srv_req *req, void *app);
-void srv_verify_handler(struct srv_req *req, void *app);
-void srv_verify_deepstack_handler(struct srv_req *req, void *app);
 
 #endif

@@ -14,6 +14,7 @@
 #include "image.h"
 #include "net.h"
 #include "proto_detect.h"
+#include "proto_errors.h"
 #include "srv_blas.h"
 #include "srv_cli.h"
 #include "srv_cli_common.h"
@@ -58,9 +59,13 @@ static const struct option long_options[] = {
 
 struct cli_opts {
     struct srv_model_spec model;
+    /* --conf, --iou, --agnostic, --max-det, --classes, --no-exif: the HTTP parameters, checked by
+     * proto/ as POST /v1/detect checks them; det is what they give on the loaded model. */
+    struct proto_detect_request params;
     struct eng_detect_params det;
-    const char *classes, *draw, *input, *out, *image;
-    int exif, threads, runs, warmup, profile, end_to_end;
+    int letterbox;
+    const char *draw, *input, *out, *image;
+    int threads, runs, warmup, profile, end_to_end;
     unsigned long long max_pixels;
 };
 
@@ -84,18 +89,7 @@ static int usage_error(const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-static int parse_float_arg(const char *s, float lo, float hi, float *out)
-{
-    char *end;
-    errno = 0;
-    const float v = strtof(s, &end);
-    if (end == s || *end || errno || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_int_arg(const char *s, long lo, long hi, int *out)
+int srv_cli_int(const char *s, long lo, long hi, int *out)
 {
     char *end;
     errno = 0;
@@ -113,63 +107,93 @@ static int parse_size(const char *s, int *w, int *h)
     char *x = strchr(buf, 'x');
     if (x)
         *x = '\0';
-    if (parse_int_arg(buf, 32, 4096, w))
+    if (srv_cli_int(buf, 32, 4096, w))
         return -1;
     *h = *w;
-    return x ? parse_int_arg(x + 1, 32, 4096, h) : 0;
+    return x ? srv_cli_int(x + 1, 32, 4096, h) : 0;
 }
 
-/* Parses options into *o; returns 0, or an exit status for usage errors / --help. */
-static int parse_opts(int argc, char **argv, struct cli_opts *o)
+int srv_cli_param(const struct srv_param_sink *sink, const char *option, const char *key,
+                  const char *value, const char *usage)
+{
+    struct proto_err e;
+    if (sink->set(sink->req, key, value, &e) == 0)
+        return 0;
+    srv_cli_param_error(option, &e, usage);
+    return EXIT_USAGE;
+}
+
+void srv_cli_param_error(const char *option, const struct proto_err *e, const char *usage)
+{
+    /* proto's message starts with the parameter's name; the option takes its place. */
+    const size_t k = strlen(e->field);
+    const char *why = k && strncmp(e->msg, e->field, k) == 0 && e->msg[k] == ':' ? e->msg + k + 2 : e->msg;
+    fprintf(stderr, "visiond: --%s: %s\n%s", option, why, usage ? usage : "");
+}
+
+/* Parses options into *o; returns 0, or an exit status for usage errors / --help. Release o->params. */
+static int parse_opts_into(int argc, char **argv, struct cli_opts *o)
 {
     memset(o, 0, sizeof *o);
+    proto_detect_request_init(&o->params, PROTO_DIALECT_NATIVE);
+    const struct srv_param_sink sink = srv_params_detect_sink(&o->params);
     eng_detect_params_default(&o->det);
-    o->exif = 1;
     o->runs = 20;
     o->warmup = 3;
     o->threads = 1;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
-        int bad = 0;
+        int bad = 0, rc = 0;
         switch (c) {
         case OPT_MODEL: o->model.name = optarg; break;
         case OPT_MODELS_DIR: o->model.models_dir = optarg; break;
         case OPT_CFG: o->model.cfg = optarg; break;
         case OPT_WEIGHTS: o->model.weights = optarg; break;
         case OPT_NAMES: o->model.names = optarg; break;
-        case OPT_CONF: bad = parse_float_arg(optarg, 0.0f, 1.0f, &o->det.conf); break;
-        case OPT_IOU: bad = parse_float_arg(optarg, 0.0f, 1.0f, &o->det.iou); break;
-        case OPT_CLASSES: o->classes = optarg; break;
+        case OPT_CONF: rc = srv_cli_param(&sink, "conf", "conf", optarg, usage_text); break;
+        case OPT_IOU: rc = srv_cli_param(&sink, "iou", "iou", optarg, usage_text); break;
+        case OPT_CLASSES: rc = srv_cli_param(&sink, "classes", "classes", optarg, usage_text); break;
         case OPT_DRAW: o->draw = optarg; break;
-        case OPT_AGNOSTIC: o->det.agnostic = 1; break;
-        case OPT_MAX_DET: bad = parse_int_arg(optarg, 1, 100000, &o->det.max_det); break;
-        case OPT_NO_EXIF: o->exif = 0; break;
-        case OPT_LETTERBOX: o->det.letterbox = 1; break;
-        case OPT_THREADS: bad = parse_int_arg(optarg, 1, ENG_TEAM_MAX, &o->threads); break;
+        case OPT_AGNOSTIC: rc = srv_cli_param(&sink, "agnostic", "agnostic_nms", "true", usage_text); break;
+        case OPT_MAX_DET: rc = srv_cli_param(&sink, "max-det", "max_det", optarg, usage_text); break;
+        case OPT_NO_EXIF: rc = srv_cli_param(&sink, "no-exif", "exif", "false", usage_text); break;
+        case OPT_LETTERBOX: o->letterbox = 1; break;
+        case OPT_THREADS: bad = srv_cli_int(optarg, 1, ENG_TEAM_MAX, &o->threads); break;
         case OPT_INPUT: o->input = optarg; break;
         case OPT_OUT: o->out = optarg; break;
-        case OPT_RUNS: bad = parse_int_arg(optarg, 1, 100000, &o->runs); break;
-        case OPT_WARMUP: bad = parse_int_arg(optarg, 0, 100000, &o->warmup); break;
+        case OPT_RUNS: bad = srv_cli_int(optarg, 1, 100000, &o->runs); break;
+        case OPT_WARMUP: bad = srv_cli_int(optarg, 0, 100000, &o->warmup); break;
         case OPT_SIZE: bad = parse_size(optarg, &o->model.width, &o->model.height); break;
         case OPT_PROFILE: o->profile = 1; break;
         case OPT_IMAGE: o->image = optarg; break;
         case OPT_END_TO_END: o->end_to_end = 1; break;
         case OPT_MAX_PIXELS: {
             int mp;
-            bad = parse_int_arg(optarg, 1, 1000000000, &mp);
+            bad = srv_cli_int(optarg, 1, 1000000000, &mp);
             o->max_pixels = (unsigned long long)mp;
             break;
         }
         case 'h': fputs(usage_text, stdout); return EXIT_SUCCESS + 100;
         default: return usage_error("%s", "invalid option");
         }
+        if (rc)
+            return rc;
         if (bad)
             return usage_error("invalid value '%s'", optarg);
     }
     if (o->model.cfg && !o->model.weights)
         return usage_error("%s", "--cfg needs --weights");
     return 0;
+}
+
+/* parse_opts_into; on anything but 0, o->params is released already. */
+static int parse_opts(int argc, char **argv, struct cli_opts *o)
+{
+    const int rc = parse_opts_into(argc, argv, o);
+    if (rc)
+        proto_detect_request_release(&o->params);
+    return rc;
 }
 
 int srv_cli_report(const struct eng_err *err)
@@ -186,32 +210,21 @@ double srv_cli_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* Turns "person,car,2" into a per-class 0/1 array (new, caller frees). */
-static int parse_classes(const struct eng_net *net, const char *list, unsigned char **out,
-                         struct eng_err *err)
+/* o->det for net: the engine's defaults, then the parameters given, their classes resolved against
+ * the model's names into *mask (new, caller frees), as the daemon resolves them. */
+static int model_params(struct cli_opts *o, const struct eng_net *net, unsigned char **mask)
 {
-    unsigned char *allowed = calloc((size_t)net->classes, 1);
-    char *copy = strdup(list);
-    if (!allowed || !copy) {
-        free(allowed);
-        free(copy);
-        return eng_err_set(err, ENG_ERR_NOMEM, "--classes", "out of memory");
+    struct proto_err e;
+    if (!(*mask = calloc((size_t)net->classes + 1, 1))) {
+        fprintf(stderr, "visiond: out of memory\n");
+        return EXIT_FAILURE;
     }
-    int rc = 0;
-    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        const int id = eng_net_class_find(net, tok);
-        if (id < 0) {
-            rc = eng_err_set(err, ENG_ERR_INVALID, "--classes", "unknown class '%s'", tok);
-            break;
-        }
-        allowed[id] = 1;
+    if (proto_detect_request_params(&o->params, net, NULL, *mask, &o->det, &e)) {
+        srv_cli_param_error("classes", &e, NULL);
+        return EXIT_USAGE;
     }
-    free(copy);
-    if (rc)
-        free(allowed);
-    else
-        *out = allowed;
-    return rc;
+    o->det.letterbox = o->letterbox;
+    return 0;
 }
 
 static const char *base_name(const char *path)
@@ -276,15 +289,24 @@ void srv_cli_print_line(char *json)
     free(json);
 }
 
+/* The line for an input that failed: its engine error, with the engine's place (the file). */
+static void print_error(const char *path, const struct eng_err *err)
+{
+    char msg[ENG_ERR_MSG_MAX + ENG_ERR_WHERE_MAX + 4];
+    struct proto_err e;
+    proto_err_set(&e, proto_code_from_eng(err->kind), NULL, "%s", eng_err_format(err, msg, sizeof msg));
+    srv_cli_print_line(proto_error_line(path, &e));
+}
+
 static int detect_one(const struct cli_opts *o, const struct eng_net *net, struct eng_ctx *ctx,
                       const char *path, struct eng_detection *dets)
 {
     struct eng_err err = {0};
     struct eng_image img = {0};
-    const struct eng_decode_opts dopts = {.max_pixels = o->max_pixels, .apply_exif = o->exif};
+    const struct eng_decode_opts dopts = {.max_pixels = o->max_pixels, .apply_exif = o->params.exif};
     const double t0 = srv_cli_now_ms();
     if (eng_image_load(path, &dopts, &img, NULL, &err)) {
-        srv_cli_print_line(proto_detect_error_json(path, &err));
+        print_error(path, &err);
         return srv_cli_report(&err);
     }
     const double decode_ms = srv_cli_now_ms() - t0;
@@ -292,7 +314,7 @@ static int detect_one(const struct cli_opts *o, const struct eng_net *net, struc
     const int n = eng_detect(net, ctx, &img, &o->det, dets, o->det.max_det, &t, &err);
     int rc = EXIT_SUCCESS;
     if (n < 0) {
-        srv_cli_print_line(proto_detect_error_json(path, &err));
+        print_error(path, &err);
         rc = srv_cli_report(&err);
     } else {
         const struct proto_detect_result r = {
@@ -326,10 +348,13 @@ int srv_cli_detect(int argc, char **argv)
     if (rc)
         return rc == 100 ? EXIT_SUCCESS : rc;
     if (optind >= argc)
-        return usage_error("%s", "detect needs at least one IMAGE");
-    if (o.draw && argc - optind > 1 && !srv_cli_is_directory(o.draw))
-        return usage_error("--draw %s: with several images, --draw needs an existing directory",
-                           o.draw);
+        rc = usage_error("%s", "detect needs at least one IMAGE");
+    else if (o.draw && argc - optind > 1 && !srv_cli_is_directory(o.draw))
+        rc = usage_error("--draw %s: with several images, --draw needs an existing directory", o.draw);
+    if (rc) {
+        proto_detect_request_release(&o.params);
+        return rc;
+    }
     srv_blas_set_threads(1);
     struct eng_err err = {0};
     struct eng_net *net = NULL;
@@ -337,12 +362,13 @@ int srv_cli_detect(int argc, char **argv)
     struct eng_team *team = NULL;
     unsigned char *allowed = NULL;
     struct eng_detection *dets = NULL;
-    if (srv_model_load(&o.model, &net, &err) || (o.classes && parse_classes(net, o.classes, &allowed, &err)) ||
-        !(ctx = eng_ctx_new(net, &err)) || cli_team(o.threads, ctx, &team, &err)) {
+    if (srv_model_load(&o.model, &net, &err) || !(ctx = eng_ctx_new(net, &err)) ||
+        cli_team(o.threads, ctx, &team, &err)) {
         rc = srv_cli_report(&err);
         goto done;
     }
-    o.det.class_allowed = allowed;
+    if ((rc = model_params(&o, net, &allowed)))
+        goto done;
     if (!(dets = calloc((size_t)o.det.max_det, sizeof *dets))) {
         rc = srv_cli_report(&(struct eng_err){ENG_ERR_NOMEM, "", "out of memory"});
         goto done;
@@ -357,6 +383,7 @@ done:
     eng_ctx_free(ctx);
     eng_team_free(team);
     eng_net_free(net);
+    proto_detect_request_release(&o.params);
     return rc;
 }
 
@@ -415,6 +442,7 @@ int srv_cli_forward(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc)
         return rc == 100 ? EXIT_SUCCESS : rc;
+    proto_detect_request_release(&o.params); /* forward runs no detection */
     if (!o.input || !o.out)
         return usage_error("%s", "forward needs --input and --out");
     srv_blas_set_threads(1);
@@ -498,7 +526,7 @@ static int bench_once(const struct cli_opts *o, const struct eng_net *net, struc
         return 0;
     }
     struct eng_image img = {0};
-    const struct eng_decode_opts dopts = {.max_pixels = o->max_pixels, .apply_exif = o->exif};
+    const struct eng_decode_opts dopts = {.max_pixels = o->max_pixels, .apply_exif = o->params.exif};
     const int rc = eng_image_decode(job->bytes, job->len, &dopts, &img, NULL, err) ||
                    eng_detect(net, ctx, &img, &o->det, job->dets, o->det.max_det, NULL, err) < 0;
     eng_image_release(&img);
@@ -535,12 +563,19 @@ int srv_cli_bench(int argc, char **argv)
     struct eng_ctx *ctx = NULL;
     struct eng_team *team = NULL;
     struct bench_job job = {0};
+    unsigned char *mask = NULL;
     double *ms = calloc((size_t)o.runs, sizeof *ms);
     double *layer_total = NULL;
     if (!ms || srv_model_load(&o.model, &net, &err) || !(ctx = eng_ctx_new(net, &err)) ||
         cli_team(o.threads, ctx, &team, &err) ||
         !(layer_total = calloc((size_t)net->n_layers + 1, sizeof *layer_total)) ||
-        bench_input(&o, net, ctx, &err) || bench_job_open(&o, &job, &err)) {
+        bench_input(&o, net, ctx, &err)) {
+        rc = srv_cli_report(&err);
+        goto done;
+    }
+    if ((rc = model_params(&o, net, &mask)))
+        goto done;
+    if (bench_job_open(&o, &job, &err)) {
         rc = srv_cli_report(&err);
         goto done;
     }
@@ -576,6 +611,8 @@ int srv_cli_bench(int argc, char **argv)
 done:
     free(job.bytes);
     free(job.dets);
+    free(mask);
+    proto_detect_request_release(&o.params);
     free(layer_total);
     free(ms);
     eng_ctx_free(ctx);

@@ -6,12 +6,26 @@
 #include <stddef.h>
 
 #include "eng_err.h"
+#include "proto_errors.h"
+#include "srv_params.h"
 
 /* Prints "visiond: <err>" on stderr; returns EXIT_FAILURE. */
 int srv_cli_report(const struct eng_err *err);
 
 /* Prints json and a newline on stdout, flushes, and frees json (NULL: nothing printed). */
 void srv_cli_print_line(char *json);
+
+/* An integer option's value: decimal, in [lo, hi]. 0 and *out set, or -1. */
+int srv_cli_int(const char *s, long lo, long hi, int *out);
+
+/* --option VALUE for the HTTP parameter `key`, set through the route's parameter sink: so the CLI
+ * checks it with the HTTP route's bounds and message. 0, or prints "visiond: --option: <proto's
+ * message without the parameter's name>" and usage on stderr and returns 2 (bad usage). */
+int srv_cli_param(const struct srv_param_sink *sink, const char *option, const char *key,
+                  const char *value, const char *usage);
+
+/* Prints proto's error e as srv_cli_param does, for --option (usage NULL: none). */
+void srv_cli_param_error(const char *option, const struct proto_err *e, const char *usage);
 
 /* Monotonic clock in milliseconds. */
 double srv_cli_now_ms(void);

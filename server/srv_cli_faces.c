@@ -105,29 +105,13 @@ static int usage_error(const char *usage, const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-static int parse_count(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    const long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-/* --option VALUE for the HTTP parameter `key`, checked by proto/ as the route checks it. */
+/* --option VALUE for the HTTP parameter `key`, through the route's sink (srv_cli_param). */
 static int set_param(struct face_cli *c, int verify, const char *option, const char *key,
                      const char *value, const char *usage)
 {
-    struct proto_err e;
-    const int rc = verify ? proto_verify_request_set(&c->verify, key, value, &e)
-                          : proto_face_request_set(&c->faces, key, value, &e);
-    if (rc == 0)
-        return 0;
-    const size_t k = strlen(key);
-    const char *why = strncmp(e.msg, key, k) == 0 && e.msg[k] == ':' ? e.msg + k + 2 : e.msg;
-    fprintf(stderr, "visiond: --%s: %s\n%s", option, why, usage);
-    return EXIT_USAGE;
+    const struct srv_param_sink sink = verify ? srv_params_verify_sink(&c->verify)
+                                              : srv_params_faces_sink(&c->faces);
+    return srv_cli_param(&sink, option, key, value, usage);
 }
 
 /* Parses argv for one command (verify: the verify request takes the parameters). Returns 0, an exit
@@ -152,7 +136,7 @@ static int parse(int argc, char **argv, const struct option *table, int verify, 
         case OPT_INPUT_SIZE: rc = set_param(c, verify, "input-size", "input_size", optarg, usage); break;
         case OPT_NO_EXIF: rc = set_param(c, verify, "no-exif", "exif", "false", usage); break;
         case OPT_THREADS:
-            if (parse_count(optarg, 1, ENG_TEAM_MAX, &c->threads))
+            if (srv_cli_int(optarg, 1, ENG_TEAM_MAX, &c->threads))
                 rc = usage_error(usage, "invalid --threads '%s'", optarg);
             break;
         case OPT_DRAW: c->draw = optarg; break;
@@ -169,11 +153,11 @@ static int parse(int argc, char **argv, const struct option *table, int verify, 
         case OPT_IMAGE: c->image = optarg; break;
         case OPT_CHIP: c->chip = optarg; break;
         case OPT_RUNS:
-            if (parse_count(optarg, 1, 100000, &c->runs))
+            if (srv_cli_int(optarg, 1, 100000, &c->runs))
                 rc = usage_error(usage, "invalid --runs '%s'", optarg);
             break;
         case OPT_WARMUP:
-            if (parse_count(optarg, 0, 100000, &c->warmup))
+            if (srv_cli_int(optarg, 0, 100000, &c->warmup))
                 rc = usage_error(usage, "invalid --warmup '%s'", optarg);
             break;
         case 'h': fputs(usage, stdout); rc = -1; break;
@@ -249,7 +233,7 @@ static void engine_close(struct face_engine *f)
 /* An input that failed: its JSON line on stdout, "visiond: PATH: message" on stderr. */
 static int fail_file(const char *path, const struct proto_err *e)
 {
-    srv_cli_print_line(proto_err_file_json(path, e));
+    srv_cli_print_line(proto_error_line(path, e));
     fprintf(stderr, "visiond: %s: %s\n", path, e->msg);
     return EXIT_FAILURE;
 }

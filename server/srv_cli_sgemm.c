@@ -31,17 +31,6 @@ static const char sgemm_usage[] =
     "  times cblas_sgemm on SIZE x SIZE x SIZE float matrices with N OpenBLAS threads; prints\n"
     "  {\"sgemm\":SIZE,\"threads\":N,\"median_ms\":..,\"gflop_per_s\":..,\"blas_core\":..}\n";
 
-static int parse_count(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    const long v = strtol(s, &end, 10);
-    if (end == s || *end || errno || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -77,10 +66,10 @@ int srv_cli_bench_sgemm(int argc, char **argv)
     while (!bad && (opt = getopt_long(argc, argv, "h", sgemm_options, NULL)) != -1) {
         switch (opt) {
         case OPT_SGEMM: break;
-        case OPT_THREADS: bad = parse_count(optarg, 1, 256, &threads); break;
-        case OPT_RUNS: bad = parse_count(optarg, 1, 100000, &runs); break;
-        case OPT_WARMUP: bad = parse_count(optarg, 0, 100000, &warmup); break;
-        case OPT_SIZE: bad = parse_count(optarg, 16, 8192, &n); break;
+        case OPT_THREADS: bad = srv_cli_int(optarg, 1, 256, &threads); break;
+        case OPT_RUNS: bad = srv_cli_int(optarg, 1, 100000, &runs); break;
+        case OPT_WARMUP: bad = srv_cli_int(optarg, 0, 100000, &warmup); break;
+        case OPT_SIZE: bad = srv_cli_int(optarg, 16, 8192, &n); break;
         case 'h': fputs(sgemm_usage, stdout); return EXIT_SUCCESS;
         default: bad = 1;
         }

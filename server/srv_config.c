@@ -1,4 +1,4 @@
-/* srv_config.c - the settings table, its four sources, and the API keys file.
+/* srv_config.c - the settings table and its four sources (the value parsers: srv_config_value.c).
  *
  * Design (after redis's config.c): every setting is one row of `settings[]` with its type, bounds,
  * default and the offset of its field in struct srv_config. One parser per type turns text into a
@@ -22,43 +22,13 @@
 #include <unistd.h>
 
 #include "gal.h" /* gal_spec_redact */
-#include "srv_sha256.h"
+#include "srv_config_setting.h"
 
 extern char **environ;
-
-enum type {
-    T_INT,    /* int field; min..max */
-    T_LONG,   /* long field; min..max */
-    T_SIZE,   /* size_t field; bytes, with k/M/G suffixes (binary); min..max */
-    T_FLOAT,  /* double field; min..max */
-    T_BOOL,   /* bool field */
-    T_STRING, /* char * field; length min..max */
-    T_ENUM,   /* enum field (int-sized); one of `choices` */
-    T_LIST,   /* char ** field (NULL-terminated) + size_t count; comma-separated, count min..max */
-};
-
-#define F_CORES 1u /* default is the number of online cores (clamped to the bounds) */
-
-struct setting {
-    const char *name;
-    enum type type;
-    size_t offset;       /* of the value in struct srv_config */
-    size_t count_offset; /* T_LIST: of the size_t count */
-    double min, max;     /* value, string length or list length bounds */
-    const char *dflt;    /* parsed like any other value; ignored with F_CORES */
-    unsigned flags;
-    const char *arg;     /* the value's name in --help */
-    const char *help;
-    const char *const *choices;                            /* T_ENUM, NULL-terminated */
-    int (*check)(char *value, char *why, size_t why_size); /* T_STRING/T_LIST item: may normalize */
-};
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const threading_modes[] = {"auto", "latency", "throughput", NULL};
 static const char *const precisions[] = {"rounded", "full", NULL}; /* in enum proto_precision's order */
-static int check_bind(char *value, char *why, size_t why_size);
-static int check_model_name(char *value, char *why, size_t why_size);
-static int check_origin(char *value, char *why, size_t why_size);
 
 #define OFF(field) offsetof(struct srv_config, field)
 #define KIB 1024.0
@@ -68,12 +38,12 @@ static int check_origin(char *value, char *why, size_t why_size);
 static const struct setting settings[] = {
     {"bind", T_STRING, OFF(bind), 0, 1, 255, "127.0.0.1", 0, "ADDR",
      "listen address (IPv4/IPv6 literal or localhost); anything but loopback requires keys", NULL,
-     check_bind},
+     srv_config_check_bind},
     {"port", T_INT, OFF(port), 0, 0, 65535, "8080", 0, "N", "TCP port; 0 picks a free one", NULL, NULL},
     {"models", T_STRING, OFF(models), 0, 1, 4095, "models", 0, "DIR",
      "models directory: one sub-folder per model", NULL, NULL},
     {"default_model", T_STRING, OFF(default_model), 0, 1, 255, "yolo-fastest-1.1-xl", 0, "NAME",
-     "model used when a request names none", NULL, check_model_name},
+     "model used when a request names none", NULL, srv_config_check_model_name},
     {"workers", T_INT, OFF(workers), 0, 1, 1024, NULL, F_CORES, "N",
      "inference workers (default: online cores)", NULL, NULL},
     {"blas_threads", T_INT, OFF(blas_threads), 0, 1, 256, "1", 0, "N", "OpenBLAS threads per worker",
@@ -94,7 +64,7 @@ static const struct setting settings[] = {
      "largest image, width x height; larger, 413", NULL, NULL},
     {"cors", T_LIST, OFF(cors), OFF(n_cors), 0, 32, "", 0, "ORIGINS",
      "comma-separated allowed CORS origins (https://host[:port] or *); empty: none", NULL,
-     check_origin},
+     srv_config_check_origin},
     {"keys", T_STRING, OFF(keys), 0, 0, 4095, "", 0, "FILE",
      "API keys file, one key per line; empty: no keys (loopback only)", NULL, NULL},
     {"log_level", T_ENUM, OFF(log_level), 0, 0, 0, "info", 0, "LEVEL", "debug, info, warn or error",
@@ -129,21 +99,9 @@ static_assert(N_SETTINGS <= SRV_CONFIG_SETTINGS_MAX, "raise SRV_CONFIG_SETTINGS_
 static_assert(sizeof(enum srv_config_log_level) == sizeof(int), "T_ENUM stores an int");
 static_assert(sizeof(enum srv_config_threading) == sizeof(int), "T_ENUM stores an int");
 
-/* A parsed value, before it is stored. */
-union value {
-    long long i;
-    double f;
-    bool b;
-    char *s;
-    struct {
-        char **items;
-        size_t n;
-    } list;
-};
-
 /* ---- small helpers ---- */
 
-static char *trim(char *s)
+char *srv_config_trim(char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -182,7 +140,7 @@ static const struct setting *find_flag(const char *flag, size_t len)
     return find_setting(name, len);
 }
 
-static void flag_name(const struct setting *s, char *buf, size_t size)
+void srv_config_flag_name(const struct setting *s, char *buf, size_t size)
 {
     snprintf(buf, size, "--%s", s->name);
     for (char *p = buf + 2; *p; p++)
@@ -190,14 +148,14 @@ static void flag_name(const struct setting *s, char *buf, size_t size)
             *p = '-';
 }
 
-static void env_name(const char *name, char *buf, size_t size)
+void srv_config_env_name(const char *name, char *buf, size_t size)
 {
     snprintf(buf, size, "VISIOND_%s", name);
     for (char *p = buf; *p; p++)
         *p = (char)toupper((unsigned char)*p);
 }
 
-static void free_list(char **items)
+void srv_config_free_list(char **items)
 {
     if (!items)
         return;
@@ -206,17 +164,7 @@ static void free_list(char **items)
     free(items);
 }
 
-/* The place a value came from, for error messages and srv_config_where. */
-struct place {
-    enum srv_config_source source;
-    const char *file; /* FROM_FILE */
-    int line;         /* FROM_FILE */
-};
-
-static int place_err(struct eng_err *err, enum eng_err_kind kind, const struct place *pl,
-                     const struct setting *s, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int place_err(struct eng_err *err, enum eng_err_kind kind, const struct place *pl,
+int srv_config_place_err(struct eng_err *err, enum eng_err_kind kind, const struct place *pl,
                      const struct setting *s, const char *fmt, ...)
 {
     char where[ENG_ERR_WHERE_MAX], msg[ENG_ERR_MSG_MAX], name[96];
@@ -225,11 +173,11 @@ static int place_err(struct eng_err *err, enum eng_err_kind kind, const struct p
         snprintf(where, sizeof where, "%s:%d", pl->file, pl->line);
         break;
     case SRV_CONFIG_FROM_ENV:
-        env_name(s->name, name, sizeof name);
+        srv_config_env_name(s->name, name, sizeof name);
         snprintf(where, sizeof where, "env %s", name);
         break;
     case SRV_CONFIG_FROM_FLAG:
-        flag_name(s, name, sizeof name);
+        srv_config_flag_name(s, name, sizeof name);
         snprintf(where, sizeof where, "flag %s", name);
         break;
     default:
@@ -241,268 +189,6 @@ static int place_err(struct eng_err *err, enum eng_err_kind kind, const struct p
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return eng_err_set(err, kind, where, "%s", msg);
-}
-
-/* ---- value checks beyond type and bounds ---- */
-
-static int check_bind(char *value, char *why, size_t why_size)
-{
-    unsigned char addr[16];
-    if (strcasecmp(value, "localhost") == 0) {
-        memcpy(value, "127.0.0.1", 10); /* same length; the HTTP layer wants a numeric address */
-        return 0;
-    }
-    if (inet_pton(AF_INET, value, addr) == 1 || inet_pton(AF_INET6, value, addr) == 1)
-        return 0;
-    snprintf(why, why_size, "expected an IPv4 or IPv6 address (such as 127.0.0.1, 0.0.0.0, ::1) or localhost");
-    return -1;
-}
-
-static int check_model_name(char *value, char *why, size_t why_size)
-{
-    for (const char *p = value; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
-            snprintf(why, why_size, "expected a model folder name (letters, digits, '-', '_', '.')");
-            return -1;
-        }
-    if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0) {
-        snprintf(why, why_size, "expected a model folder name, not '%s'", value);
-        return -1;
-    }
-    return 0;
-}
-
-/* An origin as browsers send it: scheme://host[:port], no path; or "*". */
-static int check_origin(char *value, char *why, size_t why_size)
-{
-    if (strcmp(value, "*") == 0)
-        return 0;
-    const char *host = NULL;
-    if (strncasecmp(value, "http://", 7) == 0)
-        host = value + 7;
-    else if (strncasecmp(value, "https://", 8) == 0)
-        host = value + 8;
-    bool ok = host && *host && strlen(value) <= 200;
-    for (const char *p = host; ok && *p; p++)
-        if (*p == '/' || *p <= ' ' || *p == 0x7f || *p == '?' || *p == '#' || *p == '"' || *p == '\\')
-            ok = false;
-    if (!ok) {
-        snprintf(why, why_size,
-                 "expected origins like https://example.com or http://host:8123 (scheme, host, "
-                 "optional port, no path), or *");
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- parsing one value ---- */
-
-static int parse_int(const char *text, long long *out)
-{
-    if (!*text || isspace((unsigned char)*text))
-        return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Bytes: digits, optionally k/K, M or G (powers of 1024), optionally followed by "iB" or "B". */
-static int parse_size(const char *text, long long *out)
-{
-    if (!isdigit((unsigned char)*text))
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno)
-        return -1;
-    unsigned long long mul = 1;
-    switch (*end) {
-    case '\0':
-        break;
-    case 'k':
-    case 'K':
-        mul = 1ull << 10;
-        end++;
-        break;
-    case 'M':
-        mul = 1ull << 20;
-        end++;
-        break;
-    case 'G':
-        mul = 1ull << 30;
-        end++;
-        break;
-    default:
-        return -1;
-    }
-    if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
-        end += strlen(end);
-    if (*end)
-        return -1;
-    if (v > (unsigned long long)LLONG_MAX / mul)
-        return -1;
-    *out = (long long)(v * mul);
-    return 0;
-}
-
-static int parse_bool(const char *text, bool *out)
-{
-    static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(text, yes[i]) == 0)
-            return *out = true, 0;
-        if (strcasecmp(text, no[i]) == 0)
-            return *out = false, 0;
-    }
-    return -1;
-}
-
-/* Writes a size the way a user would: 20M rather than 20971520 when exact. */
-static void format_size(long long v, char *buf, size_t size)
-{
-    if (v > 0 && v % (1ll << 30) == 0)
-        snprintf(buf, size, "%lldG", v >> 30);
-    else if (v > 0 && v % (1ll << 20) == 0)
-        snprintf(buf, size, "%lldM", v >> 20);
-    else if (v > 0 && v % (1ll << 10) == 0)
-        snprintf(buf, size, "%lldk", v >> 10);
-    else
-        snprintf(buf, size, "%lld", v);
-}
-
-static void format_bounds(const struct setting *s, char *buf, size_t size)
-{
-    char lo[32], hi[32];
-    switch (s->type) {
-    case T_SIZE:
-        format_size((long long)s->min, lo, sizeof lo);
-        format_size((long long)s->max, hi, sizeof hi);
-        snprintf(buf, size, "%s..%s", lo, hi);
-        break;
-    case T_FLOAT:
-        snprintf(buf, size, "%g..%g", s->min, s->max);
-        break;
-    default:
-        snprintf(buf, size, "%lld..%lld", (long long)s->min, (long long)s->max);
-        break;
-    }
-}
-
-/* Splits a comma-separated list into a new NULL-terminated array of trimmed, non-empty items. */
-static int parse_list(const struct setting *s, const char *text, const struct place *pl, union value *v,
-                      struct eng_err *err)
-{
-    char *copy = strdup(text);
-    size_t cap = 1;
-    for (const char *p = text; *p; p++)
-        cap += *p == ',';
-    char **items = calloc(cap + 1, sizeof *items);
-    if (!copy || !items) {
-        free(copy);
-        free(items);
-        return place_err(err, ENG_ERR_NOMEM, pl, s, "out of memory");
-    }
-    size_t n = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        tok = trim(tok);
-        if (!*tok)
-            continue;
-        char why[200] = "";
-        if (s->check && s->check(tok, why, sizeof why) < 0) {
-            place_err(err, ENG_ERR_INVALID, pl, s, "%s: bad item '%.80s': %s", s->name, tok, why);
-            goto fail;
-        }
-        if (!(items[n] = strdup(tok))) {
-            place_err(err, ENG_ERR_NOMEM, pl, s, "out of memory");
-            goto fail;
-        }
-        n++;
-    }
-    if (n < s->min || n > s->max) {
-        place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected %lld..%lld comma-separated items, got %zu",
-                  s->name, (long long)s->min, (long long)s->max, n);
-        goto fail;
-    }
-    free(copy);
-    v->list.items = items;
-    v->list.n = n;
-    return 0;
-fail:
-    free(copy);
-    free_list(items);
-    return -1;
-}
-
-/* Parses `text` for setting s into *v (new memory for strings and lists). Errors name the place. */
-static int parse_value(const struct setting *s, const char *text, const struct place *pl, union value *v,
-                       struct eng_err *err)
-{
-    char bounds[80];
-    format_bounds(s, bounds, sizeof bounds);
-    switch (s->type) {
-    case T_INT:
-    case T_LONG:
-        if (parse_int(text, &v->i) < 0 || v->i < s->min || v->i > s->max)
-            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected an integer in %s, got '%.80s'",
-                             s->name, bounds, text);
-        return 0;
-    case T_SIZE:
-        if (parse_size(text, &v->i) < 0 || v->i < s->min || v->i > s->max)
-            return place_err(err, ENG_ERR_INVALID, pl, s,
-                             "%s: expected a size in bytes in %s (like 20971520, 512k, 20M, 1G), got '%.80s'",
-                             s->name, bounds, text);
-        return 0;
-    case T_FLOAT: {
-        char *end;
-        errno = 0;
-        v->f = strtod(text, &end);
-        if (!*text || isspace((unsigned char)*text) || *end || errno || !isfinite(v->f) || v->f < s->min ||
-            v->f > s->max)
-            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected a number in %s, got '%.80s'", s->name,
-                             bounds, text);
-        return 0;
-    }
-    case T_BOOL:
-        if (parse_bool(text, &v->b) < 0)
-            return place_err(err, ENG_ERR_INVALID, pl, s,
-                             "%s: expected yes/no, true/false, on/off or 1/0, got '%.80s'", s->name, text);
-        return 0;
-    case T_ENUM:
-        for (size_t i = 0; s->choices[i]; i++)
-            if (strcasecmp(text, s->choices[i]) == 0)
-                return v->i = (long long)i, 0;
-        {
-            char list[160] = "";
-            for (size_t i = 0; s->choices[i]; i++)
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                         s->choices[i]);
-            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected one of %s, got '%.80s'", s->name, list,
-                             text);
-        }
-    case T_STRING: {
-        size_t len = strlen(text);
-        if (len < s->min || len > s->max)
-            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: expected %lld..%lld characters, got %zu",
-                             s->name, (long long)s->min, (long long)s->max, len);
-        if (!(v->s = strdup(text)))
-            return place_err(err, ENG_ERR_NOMEM, pl, s, "out of memory");
-        char why[200] = "";
-        if (s->check && s->check(v->s, why, sizeof why) < 0) {
-            free(v->s);
-            return place_err(err, ENG_ERR_INVALID, pl, s, "%s: %s, got '%.80s'", s->name, why, text);
-        }
-        return 0;
-    }
-    case T_LIST:
-        return parse_list(s, text, pl, v, err);
-    }
-    return place_err(err, ENG_ERR_INVALID, pl, s, "%s: unknown type", s->name);
 }
 
 /* Stores v (taking its memory) into cfg and records where it came from. */
@@ -535,7 +221,7 @@ static void store_value(struct srv_config *cfg, const struct setting *s, union v
         *(char **)f = v->s;
         break;
     case T_LIST:
-        free_list(*(char ***)f);
+        srv_config_free_list(*(char ***)f);
         *(char ***)f = v->list.items;
         *(size_t *)field(cfg, s->count_offset) = v->list.n;
         break;
@@ -549,7 +235,7 @@ static int set_value(struct srv_config *cfg, const struct setting *s, const char
                      struct eng_err *err)
 {
     union value v;
-    if (parse_value(s, text, pl, &v, err) < 0)
+    if (srv_config_parse_value(s, text, pl, &v, err) < 0)
         return -1;
     store_value(cfg, s, &v, pl);
     return 0;
@@ -589,16 +275,16 @@ static void cut_comment(char *value)
 static int parse_file_line(struct srv_config *cfg, char *line, const char *path, int lineno, int *seen,
                            struct eng_err *err)
 {
-    char *s = trim(line);
+    char *s = srv_config_trim(line);
     if (!*s || *s == '#')
         return 0;
     char *eq = strchr(s, '=');
     if (!eq)
         return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "expected 'key = value', got '%.80s'", s);
     *eq = '\0';
-    char *key = trim(s), *value = eq + 1;
+    char *key = srv_config_trim(s), *value = eq + 1;
     cut_comment(value);
-    value = trim(value);
+    value = srv_config_trim(value);
     const struct setting *st = find_setting(key, strlen(key));
     if (!st) {
         const struct setting *alt = find_flag(key, strlen(key)); /* "max-body" for "max_body" */
@@ -668,13 +354,13 @@ static int apply_env(struct srv_config *cfg, char *const *envp, struct eng_err *
     const struct place pl = {SRV_CONFIG_FROM_ENV, NULL, 0};
     for (size_t i = 0; i < N_SETTINGS; i++) {
         char name[96];
-        env_name(settings[i].name, name, sizeof name);
+        srv_config_env_name(settings[i].name, name, sizeof name);
         const char *value = env_get(envp, name);
         if (value) {
             char *copy = strdup(value);
             if (!copy)
                 return eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory");
-            int rc = set_value(cfg, &settings[i], trim(copy), &pl, err);
+            int rc = set_value(cfg, &settings[i], srv_config_trim(copy), &pl, err);
             free(copy);
             if (rc < 0)
                 return -1;
@@ -726,7 +412,7 @@ static int parse_flags(struct srv_config *cfg, const struct srv_config_args *arg
                                (int)(len > 80 ? 80 : len), name);
         char where[96] = "flag --config";
         if (s)
-            flag_name(s, where + 5, sizeof where - 5);
+            srv_config_flag_name(s, where + 5, sizeof where - 5);
         if (negated || (s && s->type == T_BOOL && !value)) {
             if (negated && value)
                 return eng_err_set(err, ENG_ERR_INVALID, where, "--no-%s takes no value", s->name);
@@ -803,7 +489,7 @@ void srv_config_free(struct srv_config *cfg)
         if (settings[i].type == T_STRING)
             free(*(char **)field(cfg, settings[i].offset));
         else if (settings[i].type == T_LIST)
-            free_list(*(char ***)field(cfg, settings[i].offset));
+            srv_config_free_list(*(char ***)field(cfg, settings[i].offset));
     }
     free(cfg->config_path);
     free(cfg);
@@ -840,11 +526,11 @@ const char *srv_config_where(const struct srv_config *cfg, const char *name, cha
         snprintf(buf, size, "%s:%d", cfg->config_path, o->line);
         break;
     case SRV_CONFIG_FROM_ENV:
-        env_name(s->name, tmp, sizeof tmp);
+        srv_config_env_name(s->name, tmp, sizeof tmp);
         snprintf(buf, size, "env %s", tmp);
         break;
     case SRV_CONFIG_FROM_FLAG:
-        flag_name(s, tmp, sizeof tmp);
+        srv_config_flag_name(s, tmp, sizeof tmp);
         snprintf(buf, size, "flag %s", tmp);
         break;
     default:
@@ -902,7 +588,7 @@ static void format_value(const struct srv_config *cfg, const struct setting *s, 
         snprintf(buf, size, "%ld", *(const long *)f);
         break;
     case T_SIZE:
-        format_size((long long)*(const size_t *)f, buf, size);
+        srv_config_format_size((long long)*(const size_t *)f, buf, size);
         break;
     case T_FLOAT:
         snprintf(buf, size, "%g", *(const double *)f);
@@ -963,14 +649,14 @@ void srv_config_usage(FILE *out)
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const struct setting *s = &settings[i];
         char flag[64], left[160], extra[96] = "";
-        flag_name(s, flag, sizeof flag);
+        srv_config_flag_name(s, flag, sizeof flag);
         if (s->type == T_BOOL)
             snprintf(left, sizeof left, "%s, --no-%s", flag, flag + 2);
         else
             snprintf(left, sizeof left, "%s %s", flag, s->arg);
         if (s->type == T_INT || s->type == T_LONG || s->type == T_SIZE || s->type == T_FLOAT) {
             char bounds[80];
-            format_bounds(s, bounds, sizeof bounds);
+            srv_config_format_bounds(s, bounds, sizeof bounds);
             if (s->flags & F_CORES)
                 snprintf(extra, sizeof extra, " [%s]", bounds);
             else
@@ -1015,156 +701,4 @@ out:
     free(a);
     free(b);
     return rc;
-}
-
-/* ---- API keys ---- */
-
-struct srv_keys {
-    size_t n;
-    unsigned char (*hash)[SRV_SHA256_SIZE];
-};
-
-/* Checks a key's shape without ever quoting it. */
-static int check_key(const char *key, size_t len, const char *path, int lineno, struct eng_err *err)
-{
-    if (len < SRV_KEYS_MIN_LEN)
-        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
-                                "API key too short (%zu characters; at least %d)", len, SRV_KEYS_MIN_LEN);
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] >= 0x7f)
-            return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
-                                    "API key contains a space or non-printable character (at offset %zu); "
-                                    "keys are printable ASCII",
-                                    i);
-    return 0;
-}
-
-#define KEY_HASH_PREFIX "sha256:"
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* A "sha256:<64 hex digits>" line: the key's digest, so the file need not hold the key itself. */
-static int parse_key_hash(const char *line, size_t len, unsigned char out[SRV_SHA256_SIZE],
-                          const char *path, int lineno, struct eng_err *err)
-{
-    const size_t plen = strlen(KEY_HASH_PREFIX);
-    if (len != plen + 2 * SRV_SHA256_SIZE)
-        return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
-                                "a hashed key is \"" KEY_HASH_PREFIX "\" and 64 hex digits (%zu found)",
-                                len - plen);
-    for (size_t i = 0; i < SRV_SHA256_SIZE; i++) {
-        const int hi = hex_digit(line[plen + 2 * i]), lo = hex_digit(line[plen + 2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return eng_err_set_line(err, ENG_ERR_INVALID, path, lineno,
-                                    "a hashed key is \"" KEY_HASH_PREFIX "\" and 64 hex digits (not hex at "
-                                    "offset %zu)", plen + 2 * i + (hi < 0 ? 0 : 1));
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
-}
-
-/* Adds one line's key (plain, hashed here, or already a "sha256:" digest) to keys. */
-static int add_key(struct srv_keys *keys, size_t *cap, const char *key, size_t len, const char *path,
-                   int lineno, struct eng_err *err)
-{
-    const int hashed = strncmp(key, KEY_HASH_PREFIX, strlen(KEY_HASH_PREFIX)) == 0;
-    if (!hashed && check_key(key, len, path, lineno, err) < 0)
-        return -1;
-    if (keys->n == *cap) {
-        size_t new_cap = *cap ? 2 * *cap : 8;
-        void *p = realloc(keys->hash, new_cap * sizeof *keys->hash);
-        if (!p)
-            return eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
-        keys->hash = p;
-        *cap = new_cap;
-    }
-    if (hashed)
-        return parse_key_hash(key, len, keys->hash[keys->n++], path, lineno, err);
-    srv_sha256(key, len, keys->hash[keys->n++]);
-    return 0;
-}
-
-struct srv_keys *srv_keys_load(const char *path, struct eng_err *err)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        eng_err_set(err, ENG_ERR_IO, path, "cannot open API keys file: %s", strerror(errno));
-        return NULL;
-    }
-    struct srv_keys *keys = calloc(1, sizeof *keys);
-    if (!keys) {
-        fclose(f);
-        eng_err_set(err, ENG_ERR_NOMEM, path, "out of memory");
-        return NULL;
-    }
-    size_t cap = 0, line_cap = 0;
-    char *line = NULL;
-    ssize_t n;
-    int lineno = 0, rc = 0;
-    errno = 0;
-    while (rc == 0 && (n = getline(&line, &line_cap, f)) >= 0) {
-        lineno++;
-        if (strlen(line) != (size_t)n) {
-            rc = eng_err_set_line(err, ENG_ERR_INVALID, path, lineno, "NUL byte in line");
-            break;
-        }
-        char *key = trim(line);
-        if (!*key || *key == '#')
-            continue;
-        rc = add_key(keys, &cap, key, strlen(key), path, lineno, err);
-    }
-    if (rc == 0 && ferror(f))
-        rc = eng_err_set(err, ENG_ERR_IO, path, "cannot read API keys file: %s", strerror(errno ? errno : EIO));
-    if (rc == 0 && keys->n == 0)
-        rc = eng_err_set(err, ENG_ERR_INVALID, path, "no API keys in the file (one key per line)");
-    if (line)
-        explicit_bzero(line, line_cap);
-    free(line);
-    fclose(f);
-    if (rc < 0) {
-        srv_keys_free(keys);
-        return NULL;
-    }
-    return keys;
-}
-
-void srv_keys_free(struct srv_keys *keys)
-{
-    if (!keys)
-        return;
-    if (keys->hash)
-        explicit_bzero(keys->hash, keys->n * sizeof *keys->hash);
-    free(keys->hash);
-    free(keys);
-}
-
-size_t srv_keys_count(const struct srv_keys *keys)
-{
-    return keys ? keys->n : 0;
-}
-
-bool srv_keys_check(const struct srv_keys *keys, const char *presented_key)
-{
-    if (!keys || !presented_key)
-        return false;
-    unsigned char h[SRV_SHA256_SIZE];
-    srv_sha256(presented_key, strlen(presented_key), h);
-    unsigned found = 0;
-    for (size_t i = 0; i < keys->n; i++) {
-        unsigned diff = 0;
-        for (size_t j = 0; j < SRV_SHA256_SIZE; j++)
-            diff |= (unsigned)(h[j] ^ keys->hash[i][j]);
-        found |= ((diff - 1u) >> 8) & 1u; /* 1 iff diff == 0 (diff <= 255), without a branch */
-    }
-    explicit_bzero(h, sizeof h);
-    return found != 0;
 }

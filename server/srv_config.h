@@ -140,31 +140,7 @@ const char *srv_config_name(size_t i);
 int srv_config_keep(struct srv_config *to, const struct srv_config *from, const char *name,
                     struct eng_err *err);
 
-/* ---- API keys ----
- *
- * The keys file holds one key per line; blank lines and lines starting with '#' are ignored, and
- * surrounding whitespace is trimmed. A line is either "sha256:" and the 64 hex digits of the key's
- * SHA-256 (`printf %s KEY | sha256sum`: the file then holds no key), or the key itself, at least
- * SRV_KEYS_MIN_LEN printable characters. Only the SHA-256 of each key is kept in memory; the line
- * buffers are wiped. No function here writes a key (or any part of one) into an error message. */
-#define SRV_KEYS_MIN_LEN 16
-
-struct srv_keys;
-
-/* Reads the keys file. Returns a new key set (free with srv_keys_free), or NULL with *err filled:
- * ENG_ERR_IO if it cannot be read, ENG_ERR_INVALID (where = file:line) for a too short key or a file
- * without keys, ENG_ERR_NOMEM. */
-struct srv_keys *srv_keys_load(const char *path, struct eng_err *err);
-
-/* NULL is a no-op. */
-void srv_keys_free(struct srv_keys *keys);
-
-/* Number of keys loaded. */
-size_t srv_keys_count(const struct srv_keys *keys);
-
-/* True if presented_key (NUL-terminated; NULL counts as absent) is one of the keys. Hashes it and
- * compares the digest with every stored hash without stopping at a match or mismatch, so the time
- * taken does not depend on which key, or how much of a key, matched. Thread-safe (read-only). */
-bool srv_keys_check(const struct srv_keys *keys, const char *presented_key);
+/* s without leading and trailing white space (in place: the end is cut). Borrowed from s. */
+char *srv_config_trim(char *s);
 
 #endif

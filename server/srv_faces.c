@@ -1,7 +1,6 @@
-/* srv_faces.c - the face routes: POST /v1/faces, POST /v1/verify and their DeepStack aliases.
- *
- * Same flow as detection: the handler (HTTP thread) parses the request with proto/ and submits a job;
- * the worker decodes, runs the face networks from its own eng_face_ctx, encodes and replies. */
+/* srv_faces.c - the face jobs: POST /v1/faces, POST /v1/verify and their DeepStack aliases (rows of
+ * srv_routes.c), and the face models' start-up. The worker decodes, runs the face networks from its own
+ * eng_face_ctx and encodes with the route's encoder; srv_job.c does the rest of the request path. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +13,15 @@
 #include "srv_app.h"
 #include "srv_face_steps.h"
 #include "srv_log.h"
+#include "srv_route.h"
 
 struct faces_job {
-    struct eng_job job;
-    struct srv_app *app;
-    struct srv_req *req;
+    struct srv_job head;
     struct proto_face_request params;
 };
 
 struct verify_job {
-    struct eng_job job;
-    struct srv_app *app;
-    struct srv_req *req;
+    struct srv_job head;
     struct proto_verify_request params;
 };
 
@@ -97,62 +93,74 @@ static double ms_since(double t0)
     return srv_now_ms() - t0;
 }
 
-/* ---- POST /v1/faces ------------------------------------------------------------------------ */
+/* ---- both jobs: readiness ------------------------------------------------------------------ */
 
-static void faces_finish(struct faces_job *j)
+static int faces_ready(const struct srv_app *app, struct proto_err *e)
 {
-    proto_face_request_release(&j->params);
-    free(j);
+    if (app->faces)
+        return 0;
+    return proto_err_set(e, PROTO_ERR_NOT_READY, NULL, "%s",
+                         app->faces_error[0] ? app->faces_error
+                                             : "the face models are not installed on this server "
+                                               "(scripts/fetch-models)");
 }
 
-static void faces_run(struct eng_job *job, void *state)
+/* ---- POST /v1/faces ------------------------------------------------------------------------ */
+
+static struct srv_param_sink faces_params(struct srv_job *job, enum proto_dialect dialect)
 {
     struct faces_job *j = (struct faces_job *)job;
-    struct srv_worker_state *ws = state;
+    proto_face_request_init(&j->params, dialect);
+    return srv_params_faces_sink(&j->params);
+}
+
+static int faces_check(struct srv_job *job, struct proto_err *e)
+{
+    struct faces_job *j = (struct faces_job *)job;
+    job->timeout_ms = j->params.opt.timeout_ms;
+    return proto_face_request_check(&j->params, e);
+}
+
+static int faces_run(struct srv_job *job, struct srv_worker_state *ws, char **body, struct proto_err *e)
+{
+    struct faces_job *j = (struct faces_job *)job;
     const struct proto_face_request *p = &j->params;
-    const enum proto_dialect dialect = p->opt.dialect;
-    struct srv_req *req = j->req;
-    struct proto_err e;
     struct eng_image img = {0};
     struct eng_decode_info info = {0};
-    struct proto_face_timing t = {.queue = job->queue_ms};
-    char *body = NULL;
+    struct proto_face_timing t = {.queue = job->job.queue_ms};
+    int n = -1;
 
     const double t0 = srv_now_ms();
-    if (check_input_size(j->app, &p->opt, &e) ||
-        decode(j->app, &p->image, p->opt.exif, &img, &info, "image", &e))
-        goto fail;
+    if (check_input_size(job->app, &p->opt, e) ||
+        decode(job->app, &p->image, p->opt.exif, &img, &info, "image", e))
+        goto done;
     t.decode = ms_since(t0);
-    const int n = srv_face_find(j->app->faces, ws->face_ctx, &img, p, ws->faces, ws->embeddings,
-                                ws->face_out, SRV_MAX_FACES, &t, &e);
+    n = srv_face_find(job->app->faces, ws->face_ctx, &img, p, ws->faces, ws->embeddings, ws->face_out,
+                      SRV_MAX_FACES, &t, e);
     if (n < 0)
-        goto fail;
-    t.total = srv_req_elapsed_ms(req);
+        goto done;
+    t.total = srv_req_elapsed_ms(job->req);
     const struct proto_faces_response r = {
-        .request_id = srv_req_id(req), .landmark_model = p->landmarks ? "face_landmark_68" : NULL,
+        .request_id = srv_req_id(job->req), .landmark_model = p->landmarks ? "face_landmark_68" : NULL,
         .recognition_model = p->embedding ? "face_recognition" : NULL, .width = img.width,
         .height = img.height, .exif_rotated = info.exif_rotated, .faces = ws->face_out, .count = n,
         .timing_ms = t};
-    body = dialect == PROTO_DIALECT_DEEPSTACK ? proto_faces_deepstack_json(&r)
-                                              : proto_faces_response_json(&r);
-    srv_metrics_job(j->app->metrics, job->queue_ms, eng_workers_job_run_ms(job));
+    *body = job->route->encode(&r);
+done:
     eng_image_release(&img);
-    faces_finish(j);
-    srv_reply_json(req, 200, body, NULL);
-    return;
-fail:
-    eng_image_release(&img);
-    faces_finish(j);
-    srv_reply_err(req, dialect, &e);
+    return n < 0 ? -1 : 0;
 }
+
+static void faces_release(struct srv_job *job)
+{
+    proto_face_request_release(&((struct faces_job *)job)->params);
+}
+
+const struct srv_job_kind srv_faces_job = {
+    .size = sizeof(struct faces_job), .ready = faces_ready, .params = faces_params,
+    .check = faces_check, .run = faces_run, .release = faces_release};
 
 /* ---- POST /v1/verify ----------------------------------------------------------------------- */
-
-static void verify_finish(struct verify_job *j)
-{
-    proto_verify_request_release(&j->params);
-    free(j);
-}
 
 static const char *side_field(int k)
 {
@@ -173,159 +181,52 @@ static int side_descriptor(struct verify_job *j, struct srv_worker_state *ws, in
         return 0;
     }
     const double t0 = srv_now_ms();
-    if (decode(j->app, &s->image, p->opt.exif, &img, NULL, side_field(k), e))
+    if (decode(j->head.app, &s->image, p->opt.exif, &img, NULL, side_field(k), e))
         return -1;
     t->decode += ms_since(t0);
-    const int rc = srv_face_verify_image(j->app->faces, ws->face_ctx, &img, p, ws->faces, SRV_MAX_FACES,
-                                         out, vf, t, side_field(k), e);
+    const int rc = srv_face_verify_image(j->head.app->faces, ws->face_ctx, &img, p, ws->faces,
+                                         SRV_MAX_FACES, out, vf, t, side_field(k), e);
     eng_image_release(&img);
     return rc;
 }
 
-static void verify_run(struct eng_job *job, void *state)
+static struct srv_param_sink verify_params(struct srv_job *job, enum proto_dialect dialect)
 {
     struct verify_job *j = (struct verify_job *)job;
-    struct srv_worker_state *ws = state;
-    const enum proto_dialect dialect = j->params.opt.dialect;
-    struct srv_req *req = j->req;
-    struct proto_err e;
-    struct proto_verify_response r = {.request_id = srv_req_id(req),
+    proto_verify_request_init(&j->params, dialect);
+    return srv_params_verify_sink(&j->params);
+}
+
+static int verify_check(struct srv_job *job, struct proto_err *e)
+{
+    struct verify_job *j = (struct verify_job *)job;
+    job->timeout_ms = j->params.opt.timeout_ms;
+    return proto_verify_request_check(&j->params, e);
+}
+
+static int verify_run(struct srv_job *job, struct srv_worker_state *ws, char **body, struct proto_err *e)
+{
+    struct verify_job *j = (struct verify_job *)job;
+    struct proto_verify_response r = {.request_id = srv_req_id(job->req),
                                       .threshold = j->params.match_threshold,
-                                      .timing_ms = {.queue = job->queue_ms}};
+                                      .timing_ms = {.queue = job->job.queue_ms}};
     float desc[2][ENG_FACE_DESCRIPTOR];
-    if (check_input_size(j->app, &j->params.opt, &e))
-        goto fail;
+    if (check_input_size(job->app, &j->params.opt, e))
+        return -1;
     for (int k = 0; k < 2; k++)
-        if (side_descriptor(j, ws, k, desc[k], &r.faces[k], &r.timing_ms, &e))
-            goto fail;
+        if (side_descriptor(j, ws, k, desc[k], &r.faces[k], &r.timing_ms, e))
+            return -1;
     r.squared_distance = eng_face_distance_sq(desc[0], desc[1]);
-    r.timing_ms.total = srv_req_elapsed_ms(req);
-    char *body = dialect == PROTO_DIALECT_DEEPSTACK ? proto_verify_deepstack_json(&r)
-                                                    : proto_verify_response_json(&r);
-    srv_metrics_job(j->app->metrics, job->queue_ms, eng_workers_job_run_ms(job));
-    verify_finish(j);
-    srv_reply_json(req, 200, body, NULL);
-    return;
-fail:
-    verify_finish(j);
-    srv_reply_err(req, dialect, &e);
-}
-
-/* ---- expiry and cancellation (both job kinds) ---------------------------------------------- */
-
-static void faces_expired(struct eng_job *job)
-{
-    struct faces_job *j = (struct faces_job *)job;
-    struct srv_req *req = j->req;
-    const enum proto_dialect d = j->params.opt.dialect;
-    faces_finish(j);
-    srv_reply_code(req, d, PROTO_ERR_TIMEOUT, NULL, "the deadline passed while the job was queued");
-}
-
-static void faces_cancelled(struct eng_job *job)
-{
-    struct faces_job *j = (struct faces_job *)job;
-    struct srv_req *req = j->req;
-    const enum proto_dialect d = j->params.opt.dialect;
-    faces_finish(j);
-    srv_reply_code(req, d, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
-}
-
-static void verify_expired(struct eng_job *job)
-{
-    struct verify_job *j = (struct verify_job *)job;
-    struct srv_req *req = j->req;
-    const enum proto_dialect d = j->params.opt.dialect;
-    verify_finish(j);
-    srv_reply_code(req, d, PROTO_ERR_TIMEOUT, NULL, "the deadline passed while the job was queued");
-}
-
-static void verify_cancelled(struct eng_job *job)
-{
-    struct verify_job *j = (struct verify_job *)job;
-    struct srv_req *req = j->req;
-    const enum proto_dialect d = j->params.opt.dialect;
-    verify_finish(j);
-    srv_reply_code(req, d, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
-}
-
-/* ---- handlers ------------------------------------------------------------------------------ */
-
-static int faces_ready(struct srv_app *app, struct srv_req *req, enum proto_dialect d)
-{
-    if (app->faces)
-        return 1;
-    srv_reply_code(req, d, PROTO_ERR_NOT_READY, NULL,
-                   app->faces_error[0] ? app->faces_error
-                                       : "the face models are not installed on this server "
-                                         "(scripts/fetch-models)");
+    r.timing_ms.total = srv_req_elapsed_ms(job->req);
+    *body = job->route->encode(&r);
     return 0;
 }
 
-static void faces_route(struct srv_req *req, struct srv_app *app, enum proto_dialect d)
+static void verify_release(struct srv_job *job)
 {
-    struct proto_err e;
-    struct faces_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        srv_reply_code(req, d, PROTO_ERR_INTERNAL, NULL, "out of memory");
-        return;
-    }
-    proto_face_request_init(&j->params, d);
-    const struct srv_param_sink sink = srv_params_faces_sink(&j->params);
-    if (srv_collect_params(req, &sink, &e) || proto_face_request_check(&j->params, &e)) {
-        faces_finish(j);
-        srv_reply_err(req, d, &e);
-        return;
-    }
-    j->app = app;
-    j->req = req;
-    j->job = (struct eng_job){.run = faces_run, .expired = faces_expired, .cancelled = faces_cancelled};
-    if (srv_submit(app, req, &j->job, d, j->params.opt.timeout_ms))
-        faces_finish(j);
+    proto_verify_request_release(&((struct verify_job *)job)->params);
 }
 
-static void verify_route(struct srv_req *req, struct srv_app *app, enum proto_dialect d)
-{
-    struct proto_err e;
-    struct verify_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        srv_reply_code(req, d, PROTO_ERR_INTERNAL, NULL, "out of memory");
-        return;
-    }
-    proto_verify_request_init(&j->params, d);
-    const struct srv_param_sink sink = srv_params_verify_sink(&j->params);
-    if (srv_collect_params(req, &sink, &e) || proto_verify_request_check(&j->params, &e)) {
-        verify_finish(j);
-        srv_reply_err(req, d, &e);
-        return;
-    }
-    j->app = app;
-    j->req = req;
-    j->job = (struct eng_job){.run = verify_run, .expired = verify_expired, .cancelled = verify_cancelled};
-    if (srv_submit(app, req, &j->job, d, j->params.opt.timeout_ms))
-        verify_finish(j);
-}
-
-void srv_faces_handler(struct srv_req *req, void *app)
-{
-    if (faces_ready(app, req, PROTO_DIALECT_NATIVE))
-        faces_route(req, app, PROTO_DIALECT_NATIVE);
-}
-
-void srv_faces_deepstack_handler(struct srv_req *req, void *app)
-{
-    if (faces_ready(app, req, PROTO_DIALECT_DEEPSTACK))
-        faces_route(req, app, PROTO_DIALECT_DEEPSTACK);
-}
-
-void srv_verify_handler(struct srv_req *req, void *app)
-{
-    if (faces_ready(app, req, PROTO_DIALECT_NATIVE))
-        verify_route(req, app, PROTO_DIALECT_NATIVE);
-}
-
-void srv_verify_deepstack_handler(struct srv_req *req, void *app)
-{
-    if (faces_ready(app, req, PROTO_DIALECT_DEEPSTACK))
-        verify_route(req, app, PROTO_DIALECT_DEEPSTACK);
-}
+const struct srv_job_kind srv_verify_job = {
+    .size = sizeof(struct verify_job), .ready = faces_ready, .params = verify_params,
+    .check = verify_check, .run = verify_run, .release = verify_release};

@@ -173,16 +173,11 @@ void srv_gallery_settle(struct srv_gallery *g, int64_t seq)
 
 /* ---- shared by the routes ------------------------------------------------------------------ */
 
-static enum proto_dialect dialect_of(struct srv_req *req)
-{
-    return strncmp(srv_req_path(req), "/v1/vision/", 11) == 0 ? PROTO_DIALECT_DEEPSTACK : PROTO_DIALECT_NATIVE;
-}
-
-int srv_gallery_ready(struct srv_req *req, struct srv_app *app, enum proto_dialect d)
+static int gallery_ready(struct srv_req *req, struct srv_app *app)
 {
     if (app->gallery)
         return 1;
-    srv_reply_code(req, d, PROTO_ERR_NOT_READY, NULL,
+    srv_req_reply_code(req, PROTO_ERR_NOT_READY, NULL,
                    app->gallery_error[0] ? app->gallery_error : "the gallery is not available on this server");
     return 0;
 }
@@ -190,7 +185,7 @@ int srv_gallery_ready(struct srv_req *req, struct srv_app *app, enum proto_diale
 /* The generation's gallery, or NULL after answering 503. */
 static struct srv_gallery *gallery_of(struct srv_req *req, struct srv_app *app)
 {
-    return srv_gallery_ready(req, app, dialect_of(req)) ? app->gallery : NULL;
+    return gallery_ready(req, app) ? app->gallery : NULL;
 }
 
 int srv_gallery_err(struct proto_err *e, const struct gal_err *ge, enum proto_code not_found, const char *field)
@@ -217,27 +212,18 @@ static void reply_gal_err(struct srv_req *req, const struct gal_err *ge, enum pr
 {
     struct proto_err e;
     srv_gallery_err(&e, ge, not_found, field);
-    srv_reply_err(req, dialect_of(req), &e);
+    srv_req_reply_error(req, &e);
 }
 
-const char *srv_gallery_path_name(struct srv_req *req, char *buf, size_t size)
+/* A {name} or {face_id} path segment copied into buf; NULL if missing or too long (then not found). */
+static const char *path_param(struct srv_req *req, const char *key, char *buf, size_t size)
 {
-    const char *p = srv_req_path(req);
-    const char *prefix = strncmp(p, "/v1/subjects/", 13) == 0 ? "/v1/subjects/" : "/v1/faces/";
-    size_t pl = strlen(prefix);
-    if (strncmp(p, prefix, pl) != 0)
+    const char *v = srv_req_path_param(req, key);
+    if (!v || strlen(v) >= size)
         return NULL;
-    p += pl;
-    size_t n = strlen(p);
-    if (n >= 6 && strcmp(p + n - 6, "/faces") == 0 && prefix[4] == 's')
-        n -= 6;
-    if (n == 0 || n >= size)
-        return NULL;
-    memcpy(buf, p, n);
-    buf[n] = '\0';
+    snprintf(buf, size, "%s", v);
     return buf;
 }
-
 /* A text parameter from the form fields or the query; borrowed, NULL if absent. */
 static const char *text_param(struct srv_req *req, const char *key)
 {
@@ -254,8 +240,6 @@ static const char *text_param(struct srv_req *req, const char *key)
     return NULL;
 }
 
-static int is_json(struct srv_req *req) { return strcmp(srv_req_content_type(req), "application/json") == 0; }
-
 /* ---- subjects -------------------------------------------------------------------------------- */
 
 static void reply_subject(struct srv_req *req, struct srv_gallery *g, const char *name, int status)
@@ -270,7 +254,7 @@ static void reply_subject(struct srv_req *req, struct srv_gallery *g, const char
         return;
     }
     const struct proto_gal_subject ps = {s.name, s.n_faces, s.created_ms};
-    srv_reply_json(req, status, proto_subject_json(&ps), NULL);
+    srv_req_reply_json(req, status, proto_subject_json(&ps), NULL);
 }
 
 void srv_gallery_subjects_post(struct srv_req *req, void *app)
@@ -283,7 +267,7 @@ void srv_gallery_subjects_post(struct srv_req *req, void *app)
     const unsigned char *body = srv_req_body(req, &len);
     char *name = NULL;
     if (proto_gallery_name_body(body, len, &name, &e)) {
-        srv_reply_err(req, PROTO_DIALECT_NATIVE, &e);
+        srv_req_reply_error(req, &e);
         return;
     }
     struct gal_err ge;
@@ -310,13 +294,13 @@ void srv_gallery_subjects_get(struct srv_req *req, void *app)
         char *end;
         page = strtol(ps, &end, 10);
         if (*end || end == ps || page < 1 || page > PROTO_GAL_PAGE_MAX) {
-            srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_INVALID_PARAM, "page_size",
+            srv_req_reply_code(req, PROTO_ERR_INVALID_PARAM, "page_size",
                            "page_size: expected a whole number from 1 to 1000");
             return;
         }
     }
     if (cur && *cur && proto_cursor_decode(cur, after, sizeof after, &e)) {
-        srv_reply_err(req, PROTO_DIALECT_NATIVE, &e);
+        srv_req_reply_error(req, &e);
         return;
     }
     struct gal_subject *v = NULL;
@@ -338,17 +322,9 @@ void srv_gallery_subjects_get(struct srv_req *req, void *app)
         out[i] = (struct proto_gal_subject){v[i].name, v[i].n_faces, v[i].created_ms};
     if (more)
         proto_cursor_encode(v[n - 1].name, next, sizeof next);
-    srv_reply_json(req, 200, out ? proto_subjects_json(out, n, more ? next : NULL) : NULL, NULL);
+    srv_req_reply_json(req, 200, out ? proto_subjects_json(out, n, more ? next : NULL) : NULL, NULL);
     free(out);
     free(v);
-}
-
-void srv_gallery_subjects(struct srv_req *req, void *app)
-{
-    if (srv_req_method(req) == SRV_POST)
-        srv_gallery_subjects_post(req, app);
-    else
-        srv_gallery_subjects_get(req, app);
 }
 
 void srv_gallery_subject_get(struct srv_req *req, void *app)
@@ -356,7 +332,7 @@ void srv_gallery_subject_get(struct srv_req *req, void *app)
     struct srv_gallery *g = gallery_of(req, app);
     char name[GAL_NAME_MAX + 2];
     if (g)
-        reply_subject(req, g, srv_gallery_path_name(req, name, sizeof name) ? name : "", 200);
+        reply_subject(req, g, path_param(req, "name", name, sizeof name) ? name : "", 200);
 }
 
 void srv_gallery_subject_patch(struct srv_req *req, void *app)
@@ -370,12 +346,12 @@ void srv_gallery_subject_patch(struct srv_req *req, void *app)
     const unsigned char *body = srv_req_body(req, &len);
     char *name = NULL;
     if (proto_gallery_name_body(body, len, &name, &e)) {
-        srv_reply_err(req, PROTO_DIALECT_NATIVE, &e);
+        srv_req_reply_error(req, &e);
         return;
     }
     struct gal_err ge;
     pthread_mutex_lock(&g->mu);
-    int rc = gal_subject_rename(g->store, srv_gallery_path_name(req, old, sizeof old) ? old : "", name, &ge);
+    int rc = gal_subject_rename(g->store, path_param(req, "name", old, sizeof old) ? old : "", name, &ge);
     int64_t seq = gal_store_last_write_seq(g->store);
     pthread_mutex_unlock(&g->mu);
     if (rc) {
@@ -396,7 +372,7 @@ void srv_gallery_subject_delete(struct srv_req *req, void *app)
     struct gal_err ge;
     int64_t faces = 0;
     pthread_mutex_lock(&g->mu);
-    int rc = gal_subject_delete(g->store, srv_gallery_path_name(req, name, sizeof name) ? name : "", &faces, &ge);
+    int rc = gal_subject_delete(g->store, path_param(req, "name", name, sizeof name) ? name : "", &faces, &ge);
     int64_t seq = gal_store_last_write_seq(g->store);
     pthread_mutex_unlock(&g->mu);
     if (rc) {
@@ -404,7 +380,7 @@ void srv_gallery_subject_delete(struct srv_req *req, void *app)
         return;
     }
     srv_gallery_settle(g, seq);
-    srv_reply_json(req, 200, proto_subject_deleted_json(name, faces), NULL);
+    srv_req_reply_json(req, 200, proto_subject_deleted_json(name, faces), NULL);
 }
 
 /* ---- faces ----------------------------------------------------------------------------------- */
@@ -419,7 +395,7 @@ void srv_gallery_faces_get(struct srv_req *req, void *app)
     size_t n = 0;
     struct gal_err ge;
     pthread_mutex_lock(&g->mu);
-    int rc = gal_faces_list(g->store, srv_gallery_path_name(req, name, sizeof name) ? name : "", &v, &n, &ge);
+    int rc = gal_faces_list(g->store, path_param(req, "name", name, sizeof name) ? name : "", &v, &n, &ge);
     pthread_mutex_unlock(&g->mu);
     if (rc) {
         reply_gal_err(req, &ge, PROTO_ERR_SUBJECT_NOT_FOUND, "name");
@@ -429,65 +405,9 @@ void srv_gallery_faces_get(struct srv_req *req, void *app)
     for (size_t i = 0; out && i < n; i++)
         out[i] = (struct proto_gal_face){v[i].id, v[i].fingerprint, v[i].det_score,
                                          {v[i].box[0], v[i].box[1], v[i].box[2], v[i].box[3]}, v[i].created_ms};
-    srv_reply_json(req, 200, out ? proto_gal_faces_json(name, out, n) : NULL, NULL);
+    srv_req_reply_json(req, 200, out ? proto_gal_faces_json(name, out, n) : NULL, NULL);
     free(out);
     free(v);
-}
-
-/* Enrolment of embeddings sent as JSON: no face network needed. */
-static void faces_post_json(struct srv_req *req, struct srv_gallery *g, const char *name)
-{
-    struct proto_err e;
-    struct proto_gallery_embeddings emb;
-    size_t len;
-    const unsigned char *body = srv_req_body(req, &len);
-    if (proto_gallery_enroll_body(body, len, &emb, &e)) {
-        srv_reply_err(req, PROTO_DIALECT_NATIVE, &e);
-        return;
-    }
-    struct gal_face *f = calloc(emb.n, sizeof *f);
-    int64_t *ids = calloc(emb.n, sizeof *ids);
-    if (!f || !ids) {
-        free(f), free(ids);
-        proto_gallery_embeddings_release(&emb);
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_INTERNAL, NULL, "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < emb.n; i++) {
-        memcpy(f[i].emb, emb.emb[i], sizeof f[i].emb);
-        memcpy(f[i].fingerprint, emb.fingerprint, sizeof f[i].fingerprint);
-    }
-    struct gal_err ge;
-    pthread_mutex_lock(&g->mu);
-    int rc = gal_faces_add(g->store, name, 0, f, emb.n, ids, &ge);
-    int64_t seq = gal_store_last_write_seq(g->store);
-    pthread_mutex_unlock(&g->mu);
-    if (rc) {
-        reply_gal_err(req, &ge, PROTO_ERR_SUBJECT_NOT_FOUND, "$.embeddings");
-    } else {
-        srv_gallery_settle(g, seq);
-        struct proto_gal_face *out = calloc(emb.n, sizeof *out);
-        for (size_t i = 0; out && i < emb.n; i++)
-            out[i] = (struct proto_gal_face){.id = ids[i], .fingerprint = g->fingerprint};
-        srv_reply_json(req, 201, out ? proto_gal_faces_json(name, out, emb.n) : NULL, NULL);
-        free(out);
-    }
-    free(f), free(ids);
-    proto_gallery_embeddings_release(&emb);
-}
-
-void srv_gallery_faces_post(struct srv_req *req, void *app)
-{
-    struct srv_gallery *g = gallery_of(req, app);
-    if (!g)
-        return;
-    char name[GAL_NAME_MAX + 2];
-    if (!srv_gallery_path_name(req, name, sizeof name))
-        name[0] = '\0';
-    if (is_json(req))
-        faces_post_json(req, g, name);
-    else
-        srv_gallery_photo_job(req, app, SRV_GALLERY_ENROLL, name);
 }
 
 void srv_gallery_face_delete(struct srv_req *req, void *app)
@@ -497,9 +417,9 @@ void srv_gallery_face_delete(struct srv_req *req, void *app)
         return;
     char idtext[32], subject[GAL_NAME_MAX + 1];
     char *end = NULL;
-    long long id = srv_gallery_path_name(req, idtext, sizeof idtext) ? strtoll(idtext, &end, 10) : -1;
+    long long id = path_param(req, "face_id", idtext, sizeof idtext) ? strtoll(idtext, &end, 10) : -1;
     if (!end || *end || id < 1) {
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_FACE_NOT_FOUND, NULL,
+        srv_req_reply_code(req, PROTO_ERR_FACE_NOT_FOUND, NULL,
                        "a face id is a positive whole number");
         return;
     }
@@ -513,41 +433,10 @@ void srv_gallery_face_delete(struct srv_req *req, void *app)
         return;
     }
     srv_gallery_settle(g, seq);
-    srv_reply_json(req, 200, proto_face_deleted_json(id, subject), NULL);
+    srv_req_reply_json(req, 200, proto_face_deleted_json(id, subject), NULL);
 }
 
 /* ---- identify by embedding, state ------------------------------------------------------------ */
-
-void srv_gallery_identify(struct srv_req *req, void *app)
-{
-    struct srv_gallery *g = gallery_of(req, app);
-    if (!g)
-        return;
-    if (!is_json(req)) {
-        srv_gallery_photo_job(req, app, SRV_GALLERY_IDENTIFY, NULL);
-        return;
-    }
-    struct proto_err e;
-    struct proto_identify_opts o;
-    proto_identify_opts_init(&o);
-    struct proto_gallery_embeddings emb;
-    size_t len;
-    const unsigned char *body = srv_req_body(req, &len);
-    if (proto_identify_body(body, len, &emb, &o, &e)) {
-        srv_reply_err(req, PROTO_DIALECT_NATIVE, &e);
-        return;
-    }
-    if (emb.fingerprint[0] && strcmp(emb.fingerprint, g->fingerprint) != 0) {
-        proto_gallery_embeddings_release(&emb);
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_MODEL_MISMATCH, "$.model_fingerprint",
-                       "$.model_fingerprint: the embeddings were made by another recognition model than this "
-                       "gallery's (GET /v1/gallery)");
-        return;
-    }
-    char *out = srv_gallery_identify_json(g, req, &emb.emb[0][0], emb.n, NULL, &o);
-    proto_gallery_embeddings_release(&emb);
-    srv_reply_json(req, 200, out, NULL);
-}
 
 char *srv_gallery_identify_json(struct srv_gallery *g, struct srv_req *req, const float *emb, size_t n,
                                 const struct proto_identify_face *faces, const struct proto_identify_opts *o)
@@ -596,7 +485,7 @@ void srv_gallery_info(struct srv_req *req, void *app)
     /* while the database is away, the counts are the index's */
     info.subjects = info.connected ? ns : info.index_subjects;
     info.faces = info.connected ? nf : info.index_faces;
-    srv_reply_json(req, 200, proto_gallery_info_json(&info), NULL);
+    srv_req_reply_json(req, 200, proto_gallery_info_json(&info), NULL);
 }
 
 /* ---- DeepStack's list and delete ------------------------------------------------------------- */
@@ -619,7 +508,7 @@ void srv_gallery_ds_list(struct srv_req *req, void *app)
     const char **names = calloc(n + 1, sizeof *names);
     for (size_t i = 0; names && i < n; i++)
         names[i] = all[i].name;
-    srv_reply_json(req, 200, names ? proto_ds_list_json(names, n) : NULL, NULL);
+    srv_req_reply_json(req, 200, names ? proto_ds_list_json(names, n) : NULL, NULL);
     free(names);
     free(all);
 }
@@ -631,7 +520,7 @@ void srv_gallery_ds_delete(struct srv_req *req, void *app)
         return;
     const char *userid = text_param(req, "userid");
     if (!userid || !*userid) {
-        srv_reply_code(req, PROTO_DIALECT_DEEPSTACK, PROTO_ERR_BAD_REQUEST, NULL, "user id not specified");
+        srv_req_reply_code(req, PROTO_ERR_BAD_REQUEST, NULL, "user id not specified");
         return;
     }
     struct gal_err ge;
@@ -646,5 +535,5 @@ void srv_gallery_ds_delete(struct srv_req *req, void *app)
     }
     if (!rc)
         srv_gallery_settle(g, seq);
-    srv_reply_json(req, 200, proto_ds_success_json(), NULL);
+    srv_req_reply_json(req, 200, proto_ds_success_json(), NULL);
 }

@@ -11,7 +11,6 @@
 #include "gal.h"
 #include "proto_errors.h"
 #include "proto_gallery.h"
-#include "proto_request.h" /* enum proto_dialect */
 #include "srv_http.h"
 
 struct srv_app;
@@ -46,44 +45,25 @@ void srv_gallery_load(struct srv_app *app);
  * next identify sees its own write. */
 void srv_gallery_settle(struct srv_gallery *g, int64_t seq);
 
-/* Handlers (app: a struct srv_app). Native routes answer in the native error shape, /v1/vision/ ones
- * in DeepStack's. */
-void srv_gallery_subjects(struct srv_req *req, void *app);      /* GET or POST /v1/subjects */
+/* Handlers of the routes that run no network (app: a struct srv_app); the others are job kinds
+ * (srv_route.h: srv_gallery_enroll_job, srv_gallery_register_job, srv_gallery_identify_job). */
 void srv_gallery_subjects_post(struct srv_req *req, void *app);  /* POST /v1/subjects */
 void srv_gallery_subjects_get(struct srv_req *req, void *app);   /* GET /v1/subjects */
 void srv_gallery_subject_get(struct srv_req *req, void *app);    /* GET /v1/subjects/{name} */
 void srv_gallery_subject_patch(struct srv_req *req, void *app);  /* PATCH /v1/subjects/{name} */
 void srv_gallery_subject_delete(struct srv_req *req, void *app); /* DELETE /v1/subjects/{name} */
-void srv_gallery_faces_post(struct srv_req *req, void *app);     /* POST /v1/subjects/{name}/faces */
 void srv_gallery_faces_get(struct srv_req *req, void *app);      /* GET /v1/subjects/{name}/faces */
 void srv_gallery_face_delete(struct srv_req *req, void *app);    /* DELETE /v1/faces/{face_id} */
-void srv_gallery_identify(struct srv_req *req, void *app);       /* POST /v1/identify, /identify */
 void srv_gallery_info(struct srv_req *req, void *app);           /* GET /v1/gallery */
-void srv_gallery_ds_register(struct srv_req *req, void *app);    /* POST /v1/vision/face/register */
-void srv_gallery_ds_recognize(struct srv_req *req, void *app);   /* POST /v1/vision/face/recognize */
 void srv_gallery_ds_list(struct srv_req *req, void *app);        /* POST /v1/vision/face/list */
 void srv_gallery_ds_delete(struct srv_req *req, void *app);      /* POST /v1/vision/face/delete */
 
-/* ---- shared by srv_gallery.c and srv_gallery_jobs.c ---- */
-
-enum srv_gallery_job_kind { SRV_GALLERY_ENROLL, SRV_GALLERY_IDENTIFY, SRV_GALLERY_DS_REGISTER, SRV_GALLERY_DS_RECOGNIZE };
-
-/* 1 if the generation has a gallery, else answers 503 in dialect d and returns 0. */
-int srv_gallery_ready(struct srv_req *req, struct srv_app *app, enum proto_dialect d);
 /* A store failure as the client's error (*e); not_found: the code for GAL_ERR_NOT_FOUND; field: the
  * place of a GAL_ERR_INVALID. Logs database failures (with their statement). Returns -1. */
 int srv_gallery_err(struct proto_err *e, const struct gal_err *ge, enum proto_code not_found, const char *field);
-/* Parses the request's photo parameters and submits the worker job of `kind` (srv_gallery_jobs.c);
- * name: the subject to enrol into (NULL for DeepStack's userid, or identify). Replies itself. */
-void srv_gallery_photo_job(struct srv_req *req, struct srv_app *app, enum srv_gallery_job_kind kind,
-                           const char *name);
 /* identify's answer for n embeddings (row-major) searched in the current snapshot; faces: their
  * boxes (NULL: embeddings sent, no boxes). New string (NULL: out of memory). */
 char *srv_gallery_identify_json(struct srv_gallery *g, struct srv_req *req, const float *emb, size_t n,
                                 const struct proto_identify_face *faces, const struct proto_identify_opts *o);
-
-/* Path parameters: the subject name after /v1/subjects/ (and before /faces), the face id after
- * /v1/faces/. NULL when the path has none. Borrowed from req / buf. */
-const char *srv_gallery_path_name(struct srv_req *req, char *buf, size_t size);
 
 #endif

@@ -18,6 +18,7 @@
 #include "srv_app.h"
 #include "srv_face_steps.h"
 #include "srv_gallery.h"
+#include "srv_route.h"
 
 #define MAX_PHOTOS 32
 
@@ -28,10 +29,8 @@ struct photo {
 };
 
 struct photo_job {
-    struct eng_job job;
-    struct srv_app *app;
-    struct srv_req *req;
-    enum srv_gallery_job_kind kind;
+    struct srv_job head;
+    int identify;                  /* identify/recognize; else enrol/register */
     enum proto_dialect dialect;
     struct proto_verify_request v; /* face options; its sides stay empty */
     struct proto_identify_opts id;
@@ -41,21 +40,20 @@ struct photo_job {
     int has_name;
     size_t n;
     struct photo photo[MAX_PHOTOS];
+    struct proto_gallery_embeddings emb; /* a JSON body's embeddings instead of photos */
+    int json;
 };
-
 /* ---- parameters ---------------------------------------------------------------------------- */
 
 static int job_set(void *r, const char *key, const char *value, struct proto_err *e)
 {
     struct photo_job *j = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0)
-        return (j->v.opt.given & PROTO_FACE_PARAM_TIMEOUT) ? 0 : proto_verify_request_set(&j->v, "timeout_ms", value, e);
     if (strcmp(key, "userid") == 0 && j->dialect == PROTO_DIALECT_DEEPSTACK) {
         snprintf(j->name, sizeof j->name, "%s", value);
         j->has_name = 1;
         return 0;
     }
-    if (j->kind == SRV_GALLERY_DS_RECOGNIZE && strcmp(key, "min_confidence") == 0) {
+    if (j->identify && j->dialect == PROTO_DIALECT_DEEPSTACK && strcmp(key, "min_confidence") == 0) {
         char *end;
         double c = strtod(value, &end);
         if (*end || end == value || !(c > 0) || c > 1)
@@ -63,7 +61,7 @@ static int job_set(void *r, const char *key, const char *value, struct proto_err
         j->min_confidence = c;
         return 0;
     }
-    if (j->kind == SRV_GALLERY_IDENTIFY) {
+    if (j->identify && j->dialect == PROTO_DIALECT_NATIVE) {
         if (strcmp(key, "limit") == 0) {
             char *end;
             long l = strtol(value, &end, 10);
@@ -88,7 +86,7 @@ static int job_set_image(void *r, const char *name, const unsigned char *data, s
     if (j->n == MAX_PHOTOS)
         return proto_err_set(e, PROTO_ERR_BAD_REQUEST, name ? name : "image", "at most %d photos per request",
                              MAX_PHOTOS);
-    if ((j->kind == SRV_GALLERY_IDENTIFY || j->kind == SRV_GALLERY_DS_RECOGNIZE) && j->n == 1)
+    if (j->identify && j->n == 1)
         return proto_err_set(e, PROTO_ERR_BAD_REQUEST, name ? name : "image", "send one photo to identify");
     if (len == 0)
         return proto_err_set(e, PROTO_ERR_BAD_IMAGE, name ? name : "image", "the photo is empty");
@@ -101,43 +99,56 @@ static int job_set_image(void *r, const char *name, const unsigned char *data, s
 
 static int job_parse_json(void *r, const char *body, size_t len, struct proto_err *e)
 {
-    (void)r, (void)body, (void)len;
-    return proto_err_set(e, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type",
-                         "send photos as multipart/form-data or a raw image body");
+    struct photo_job *j = r;
+    if (j->dialect == PROTO_DIALECT_DEEPSTACK)
+        return proto_err_set(e, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type", "send a multipart/form-data form");
+    j->json = 1;
+    const unsigned char *b = (const unsigned char *)body;
+    return j->identify ? proto_identify_body(b, len, &j->emb, &j->id, e) : proto_gallery_enroll_body(b, len, &j->emb, e);
 }
 
 /* ---- worker -------------------------------------------------------------------------------- */
 
-static void job_free(struct photo_job *j)
+static void job_release(struct srv_job *h)
 {
+    struct photo_job *j = (struct photo_job *)h;
     proto_verify_request_release(&j->v);
-    free(j);
+    proto_gallery_embeddings_release(&j->emb);
 }
 
 static int decode(const struct photo_job *j, const struct photo *p, struct eng_image *img, struct proto_err *e)
 {
     struct eng_err err = {0};
-    const struct eng_decode_opts o = {.max_pixels = (uint64_t)j->app->cfg->max_pixels, .apply_exif = j->v.opt.exif};
+    const struct eng_decode_opts o = {.max_pixels = (uint64_t)j->head.app->cfg->max_pixels, .apply_exif = j->v.opt.exif};
     if (eng_image_decode(p->data, p->len, &o, img, NULL, &err))
         return proto_err_from_eng(e, &err, p->field);
     return 0;
 }
 
 /* Enrolment: one embedding per photo, then one transaction. */
-static int run_enroll(struct photo_job *j, struct srv_worker_state *ws, char **body, int *status, struct proto_err *e)
+static int run_enroll(struct photo_job *j, struct srv_worker_state *ws, char **body, struct proto_err *e)
 {
-    struct srv_gallery *g = j->app->gallery;
-    struct gal_face *faces = calloc(j->n, sizeof *faces);
-    if (!faces)
+    struct srv_gallery *g = j->head.app->gallery;
+    const size_t n = j->json ? j->emb.n : j->n;
+    struct gal_face *faces = calloc(n, sizeof *faces);
+    int64_t *ids = calloc(n, sizeof *ids);
+    struct proto_gal_face *out = calloc(n, sizeof *out);
+    if (!faces || !ids || !out) {
+        free(faces), free(ids), free(out);
         return proto_err_set(e, PROTO_ERR_INTERNAL, NULL, "out of memory");
+    }
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < j->n; i++) {
+    for (size_t i = 0; j->json && i < n; i++) { /* embeddings: the client's model must be ours */
+        memcpy(faces[i].emb, j->emb.emb[i], sizeof faces[i].emb);
+        memcpy(faces[i].fingerprint, j->emb.fingerprint, sizeof faces[i].fingerprint);
+    }
+    for (size_t i = 0; !j->json && rc == 0 && i < n; i++) {
         struct eng_image img = {0};
         struct proto_verify_face vf = {0};
         struct proto_face_timing t = {0};
         rc = decode(j, &j->photo[i], &img, e);
         if (!rc)
-            rc = srv_face_verify_image(j->app->faces, ws->face_ctx, &img, &j->v, ws->faces, SRV_MAX_FACES,
+            rc = srv_face_verify_image(j->head.app->faces, ws->face_ctx, &img, &j->v, ws->faces, SRV_MAX_FACES,
                                        faces[i].emb, &vf, &t, j->photo[i].field, e);
         eng_image_release(&img);
         if (!rc && vf.detected && vf.faces_in_image > 1 && j->dialect == PROTO_DIALECT_NATIVE &&
@@ -152,33 +163,27 @@ static int run_enroll(struct photo_job *j, struct srv_worker_state *ws, char **b
             faces[i].box[2] = vf.box.x2, faces[i].box[3] = vf.box.y2;
         }
     }
-    int64_t ids[MAX_PHOTOS];
     struct gal_err ge = {0};
     if (!rc) {
         pthread_mutex_lock(&g->mu);
-        int wrc = gal_faces_add(g->store, j->name, j->kind == SRV_GALLERY_DS_REGISTER, faces, j->n, ids, &ge);
+        int wrc = gal_faces_add(g->store, j->name, j->dialect == PROTO_DIALECT_DEEPSTACK, faces, n, ids, &ge);
         int64_t seq = gal_store_last_write_seq(g->store);
         pthread_mutex_unlock(&g->mu);
         if (wrc)
-            rc = srv_gallery_err(e, &ge, PROTO_ERR_SUBJECT_NOT_FOUND, j->dialect == PROTO_DIALECT_NATIVE ? "name" : "userid");
+            rc = srv_gallery_err(e, &ge, PROTO_ERR_SUBJECT_NOT_FOUND, j->json ? "$.embeddings" : "image");
         else
             srv_gallery_settle(g, seq);
     }
-    if (!rc) {
-        *status = 201;
-        if (j->kind == SRV_GALLERY_DS_REGISTER) {
-            *status = 200;
-            *body = proto_ds_register_json();
-        } else {
-            struct proto_gal_face out[MAX_PHOTOS];
-            for (size_t i = 0; i < j->n; i++)
-                out[i] = (struct proto_gal_face){ids[i], faces[i].fingerprint, faces[i].det_score,
-                                                 {faces[i].box[0], faces[i].box[1], faces[i].box[2], faces[i].box[3]},
-                                                 0};
-            *body = proto_gal_faces_json(j->name, out, j->n);
-        }
+    if (!rc && j->dialect == PROTO_DIALECT_DEEPSTACK) {
+        *body = proto_ds_register_json();
+    } else if (!rc) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = (struct proto_gal_face){ids[i], faces[i].fingerprint, faces[i].det_score,
+                                             {faces[i].box[0], faces[i].box[1], faces[i].box[2], faces[i].box[3]},
+                                             faces[i].created_ms};
+        *body = proto_gal_faces_json(j->name, out, n);
     }
-    free(faces);
+    free(faces), free(ids), free(out);
     return rc;
 }
 
@@ -191,16 +196,24 @@ static int pixel(float v, int size)
 /* Identification: every face of the photo (or the photo as one aligned chip), one search. */
 static int run_identify(struct photo_job *j, struct srv_worker_state *ws, char **body, struct proto_err *e)
 {
-    struct srv_gallery *g = j->app->gallery;
+    struct srv_gallery *g = j->head.app->gallery;
     struct eng_image img = {0};
     struct proto_face_timing t = {0};
     struct proto_identify_face info[SRV_MAX_FACES];
     int n = 0;
+    if (j->json) {
+        if (j->emb.fingerprint[0] && strcmp(j->emb.fingerprint, g->fingerprint) != 0)
+            return proto_err_set(e, PROTO_ERR_MODEL_MISMATCH, "$.model_fingerprint",
+                                 "the embeddings were made by another recognition model than this gallery's "
+                                 "(GET /v1/gallery)");
+        *body = srv_gallery_identify_json(g, j->head.req, &j->emb.emb[0][0], j->emb.n, NULL, &j->id);
+        return 0;
+    }
     if (decode(j, &j->photo[0], &img, e))
         return -1;
     if (j->v.aligned) {
         struct proto_verify_face vf;
-        if (srv_face_verify_image(j->app->faces, ws->face_ctx, &img, &j->v, ws->faces, SRV_MAX_FACES,
+        if (srv_face_verify_image(j->head.app->faces, ws->face_ctx, &img, &j->v, ws->faces, SRV_MAX_FACES,
                                   ws->embeddings[0], &vf, &t, "image", e)) {
             eng_image_release(&img);
             return -1;
@@ -208,11 +221,11 @@ static int run_identify(struct photo_job *j, struct srv_worker_state *ws, char *
         info[0] = (struct proto_identify_face){0};
         n = 1;
     } else {
-        n = srv_face_detect(j->app->faces, ws->face_ctx, &img, &j->v.opt, ws->faces, SRV_MAX_FACES, &t, "image", e);
+        n = srv_face_detect(j->head.app->faces, ws->face_ctx, &img, &j->v.opt, ws->faces, SRV_MAX_FACES, &t, "image", e);
         if (n > 0 && j->limit > 0 && n > j->limit)
             n = j->limit;
         if (n < 0 ||
-            (n > 0 && srv_face_describe(j->app->faces, ws->face_ctx, &img, ws->faces, n, ws->embeddings, &t, "image", e))) {
+            (n > 0 && srv_face_describe(j->head.app->faces, ws->face_ctx, &img, ws->faces, n, ws->embeddings, &t, "image", e))) {
             eng_image_release(&img);
             return -1;
         }
@@ -221,9 +234,9 @@ static int run_identify(struct photo_job *j, struct srv_worker_state *ws, char *
             info[i] = (struct proto_identify_face){1, {b->x1, b->y1, b->x2, b->y2}, ws->faces[i].score, NULL, 0};
         }
     }
-    if (j->kind == SRV_GALLERY_IDENTIFY) {
+    if (j->dialect == PROTO_DIALECT_NATIVE) {
         eng_image_release(&img);
-        *body = srv_gallery_identify_json(g, j->req, &ws->embeddings[0][0], (size_t)n, info, &j->id);
+        *body = srv_gallery_identify_json(g, j->head.req, &ws->embeddings[0][0], (size_t)n, info, &j->id);
         return 0;
     }
     /* DeepStack: the nearest subject when its confidence reaches min_confidence, else "unknown" with
@@ -244,108 +257,76 @@ static int run_identify(struct photo_job *j, struct srv_worker_state *ws, char *
                                                pixel(b->x2, img.width), pixel(b->y2, img.height)};
     }
     if (rc == 0)
-        *body = proto_ds_recognize_json(pred, (size_t)n, srv_req_elapsed_ms(j->req));
+        *body = proto_ds_recognize_json(pred, (size_t)n, srv_req_elapsed_ms(j->head.req));
     gal_snap_release(snap); /* after encoding: the names are the snapshot's */
     eng_image_release(&img);
     return rc ? proto_err_set(e, PROTO_ERR_INTERNAL, NULL, "%s", ge.msg) : 0;
 }
 
-static void job_run(struct eng_job *job, void *state)
+static int job_run(struct srv_job *h, struct srv_worker_state *ws, char **body, struct proto_err *e)
 {
-    struct photo_job *j = (struct photo_job *)job;
-    struct srv_req *req = j->req;
-    const enum proto_dialect d = j->dialect;
-    struct proto_err e;
-    char *body = NULL;
-    int status = 200, rc;
-    if (j->kind == SRV_GALLERY_ENROLL || j->kind == SRV_GALLERY_DS_REGISTER)
-        rc = run_enroll(j, state, &body, &status, &e);
-    else
-        rc = run_identify(j, state, &body, &e);
-    if (rc == 0)
-        srv_metrics_job(j->app->metrics, job->queue_ms, eng_workers_job_run_ms(job));
-    job_free(j);
-    if (rc)
-        srv_reply_err(req, d, &e);
-    else
-        srv_reply_json(req, status, body, NULL);
-}
-
-static void job_expired(struct eng_job *job)
-{
-    struct photo_job *j = (struct photo_job *)job;
-    struct srv_req *req = j->req;
-    const enum proto_dialect d = j->dialect;
-    job_free(j);
-    srv_reply_code(req, d, PROTO_ERR_TIMEOUT, NULL, "the deadline passed while the job was queued");
-}
-
-static void job_cancelled(struct eng_job *job)
-{
-    struct photo_job *j = (struct photo_job *)job;
-    struct srv_req *req = j->req;
-    const enum proto_dialect d = j->dialect;
-    job_free(j);
-    srv_reply_code(req, d, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
+    struct photo_job *j = (struct photo_job *)h;
+    return j->identify ? run_identify(j, ws, body, e) : run_enroll(j, ws, body, e);
 }
 
 /* ---- HTTP side ----------------------------------------------------------------------------- */
 
-void srv_gallery_photo_job(struct srv_req *req, struct srv_app *app, enum srv_gallery_job_kind kind,
-                           const char *name)
+static int job_ready(const struct srv_app *app, struct proto_err *e)
 {
-    const enum proto_dialect d =
-        kind == SRV_GALLERY_DS_REGISTER || kind == SRV_GALLERY_DS_RECOGNIZE ? PROTO_DIALECT_DEEPSTACK : PROTO_DIALECT_NATIVE;
-    if (!app->faces) {
-        srv_reply_code(req, d, PROTO_ERR_NOT_READY, NULL,
-                       app->faces_error[0] ? app->faces_error : "the face models are not installed on this server");
-        return;
-    }
-    struct photo_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        srv_reply_code(req, d, PROTO_ERR_INTERNAL, NULL, "out of memory");
-        return;
-    }
-    j->kind = kind;
+    if (!app->gallery)
+        return proto_err_set(e, PROTO_ERR_NOT_READY, NULL, "%s",
+                             app->gallery_error[0] ? app->gallery_error : "the gallery is not available");
+    if (!app->faces)
+        return proto_err_set(e, PROTO_ERR_NOT_READY, NULL, "%s",
+                             app->faces_error[0] ? app->faces_error : "the face models are not installed");
+    return 0;
+}
+
+static struct srv_param_sink params(struct srv_job *h, enum proto_dialect d, int identify)
+{
+    struct photo_job *j = (struct photo_job *)h;
+    j->identify = identify;
     j->dialect = d;
     proto_verify_request_init(&j->v, d);
     proto_identify_opts_init(&j->id);
     j->min_confidence = ENG_FACE_MATCH_CONFIDENCE;
+    const char *name = srv_req_path_param(h->req, "name");
     if (name) {
         snprintf(j->name, sizeof j->name, "%s", name);
         j->has_name = 1;
     }
-    struct proto_err e;
+    return (struct srv_param_sink){j, job_set, job_set_image, job_parse_json, 1, &j->v.opt.given,
+                                   PROTO_FACE_PARAM_TIMEOUT};
+}
+
+static struct srv_param_sink enroll_params(struct srv_job *h, enum proto_dialect d) { return params(h, d, 0); }
+static struct srv_param_sink identify_params(struct srv_job *h, enum proto_dialect d) { return params(h, d, 1); }
+
+static int job_check(struct srv_job *h, struct proto_err *e)
+{
+    struct photo_job *j = (struct photo_job *)h;
     struct gal_err ge;
-    const struct srv_param_sink sink = {j, job_set, job_set_image, job_parse_json, 1};
-    int rc = srv_collect_params(req, &sink, &e);
-    if (!rc && j->n == 0)
-        rc = proto_err_set(&e, PROTO_ERR_BAD_REQUEST, "image",
-                           d == PROTO_DIALECT_DEEPSTACK ? "No valid image file found" : "missing: send a photo");
-    if (!rc && kind == SRV_GALLERY_DS_REGISTER && !j->has_name)
-        rc = proto_err_set(&e, PROTO_ERR_BAD_REQUEST, NULL, "user id not specified"); /* DeepStack's words */
-    if (!rc && (kind == SRV_GALLERY_ENROLL || kind == SRV_GALLERY_DS_REGISTER) && gal_name_check(j->name, &ge))
-        rc = proto_err_set(&e, PROTO_ERR_INVALID_PARAM, d == PROTO_DIALECT_NATIVE ? "name" : "userid", "%s", ge.msg);
-    if (rc) {
-        job_free(j);
-        srv_reply_err(req, d, &e);
-        return;
-    }
-    j->app = app;
-    j->req = req;
-    j->job = (struct eng_job){.run = job_run, .expired = job_expired, .cancelled = job_cancelled};
-    if (srv_submit(app, req, &j->job, d, j->v.opt.timeout_ms))
-        job_free(j);
+    h->timeout_ms = j->v.opt.timeout_ms;
+    if (!j->json && j->n == 0)
+        return proto_err_set(e, PROTO_ERR_BAD_REQUEST, j->dialect == PROTO_DIALECT_DEEPSTACK ? NULL : "image",
+                             j->dialect == PROTO_DIALECT_DEEPSTACK ? "No valid image file found"
+                                                                   : "missing: send a photo or JSON embeddings");
+    if (j->identify)
+        return 0;
+    if (!j->has_name)
+        return proto_err_set(e, PROTO_ERR_BAD_REQUEST, NULL, "user id not specified"); /* DeepStack's words */
+    if (gal_name_check(j->name, &ge))
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, j->dialect == PROTO_DIALECT_NATIVE ? "name" : "userid", "%s",
+                             ge.msg);
+    return 0;
 }
 
-void srv_gallery_ds_register(struct srv_req *req, void *app)
-{
-    if (srv_gallery_ready(req, app, PROTO_DIALECT_DEEPSTACK))
-        srv_gallery_photo_job(req, app, SRV_GALLERY_DS_REGISTER, NULL);
-}
-
-void srv_gallery_ds_recognize(struct srv_req *req, void *app)
-{
-    if (srv_gallery_ready(req, app, PROTO_DIALECT_DEEPSTACK))
-        srv_gallery_photo_job(req, app, SRV_GALLERY_DS_RECOGNIZE, NULL);
-}
+const struct srv_job_kind srv_gallery_enroll_job = {
+    .size = sizeof(struct photo_job), .ready = job_ready, .params = enroll_params, .check = job_check,
+    .run = job_run, .release = job_release, .status = 201};
+const struct srv_job_kind srv_gallery_register_job = {
+    .size = sizeof(struct photo_job), .ready = job_ready, .params = enroll_params, .check = job_check,
+    .run = job_run, .release = job_release};
+const struct srv_job_kind srv_gallery_identify_job = {
+    .size = sizeof(struct photo_job), .ready = job_ready, .params = identify_params, .check = job_check,
+    .run = job_run, .release = job_release};

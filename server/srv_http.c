@@ -9,15 +9,8 @@
  * take the request's lock in that order, so a worker that finishes before the HTTP thread suspends is
  * handled: the HTTP thread then queues the response directly instead of suspending.
  * The srv_req is freed in the request-completed callback, which MHD calls only for connections that
- * are not suspended, so a worker always replies to a live request.
- *
- * Slow clients: MHD closes a connection idle for connection_timeout_s, but a client that sends one
- * header byte every few seconds is never idle (slow-loris). So each connection also has a read
- * deadline: from its start, or from its previous answer, until its request is complete (headers and
- * body) it is "reading", and a sweep thread shuts down the socket of one reading for longer than
- * read_timeout_ms. MHD then sees the socket's end on its own thread and closes the connection as if
- * the client had gone. The connection list is guarded by conn_lock, which MHD's CLOSED notification
- * also takes before the descriptor is closed, so the sweep never touches a reused descriptor. */
+ * are not suspended, so a worker always replies to a live request. The daemon itself and the read
+ * deadlines of slow clients: srv_http_daemon.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,45 +28,25 @@
 
 #include "proto_errors.h"
 #include "srv_http.h"
+#include "srv_http_internal.h"
 
 #define POST_BUFFER 65536
 #define MAX_FIELDS 64
 #define MAX_QUERY 64
-
-struct srv_http {
-    struct MHD_Daemon *d;
-    const struct srv_route *routes;
-    int n_routes;
-    struct srv_http_hooks hooks;
-    void *app;
-    struct srv_http_opts opts;
-    atomic_int in_flight;
-    atomic_ulong next_id;
-    atomic_int stopping; /* quiesced: answers close their connections */
-    int quiesced_fd;     /* the listening socket MHD gave back; closed after MHD_stop_daemon */
-    unsigned long id_salt;
-    /* read deadlines (see the design note) */
-    pthread_mutex_t conn_lock;
-    struct srv_conn *conns;
-    pthread_t sweeper;
-    int sweeper_started;
-    atomic_int sweep_stop;
-    atomic_ulong read_timeouts;
-};
-
-/* One open connection, for its read deadline. Guarded by srv_http.conn_lock. */
-struct srv_conn {
-    struct srv_conn *prev, *next;
-    int fd;
-    int reading; /* waiting for (the rest of) a request */
-    int cut;     /* shut down by the sweep */
-    double since;
-};
+#define MAX_CAPTURES 4 /* "{name}" segments in one route pattern */
 
 struct srv_req {
     struct srv_http *h;
     struct MHD_Connection *conn;
     const struct srv_route *route;
+    const struct srv_route *path_row; /* the first row of the path, whatever the method (405) */
+    enum proto_dialect dialect; /* the route's, or the prefix row's the path falls under */
+    struct {
+        const char *name; /* in the route's pattern, name_len bytes */
+        size_t name_len;
+        char *value;
+    } caps[MAX_CAPTURES];
+    int n_caps;
     char id[72];
     char *path;
     enum srv_method method;
@@ -90,9 +63,8 @@ struct srv_req {
     int n_fields;
     /* a refusal decided before the handler runs */
     int early_status;
-    enum proto_code early_code;
-    const char *early_field;
-    char early_msg[160];
+    struct proto_err early;
+    enum proto_code err_code; /* of the error reply sent, PROTO_OK if none */
     int handled;
     /* reply, guarded by lock */
     pthread_mutex_t lock;
@@ -104,7 +76,6 @@ struct srv_req {
     char *resp_headers[16];
     int n_resp_headers;
     size_t bytes_out;
-    void *user;
 };
 
 double srv_now_ms(void)
@@ -126,6 +97,10 @@ static enum srv_method parse_method(const char *m)
         return SRV_OPTIONS;
     if (strcmp(m, "HEAD") == 0)
         return SRV_HEAD;
+    if (strcmp(m, "PATCH") == 0)
+        return SRV_PATCH;
+    if (strcmp(m, "DELETE") == 0)
+        return SRV_DELETE;
     return 0;
 }
 
@@ -153,23 +128,75 @@ static void make_request_id(struct srv_req *r)
     snprintf(r->id, sizeof r->id, "%08lx%08lx", r->h->id_salt & 0xffffffffUL, n & 0xffffffffUL);
 }
 
-static const struct srv_route *find_route(const struct srv_http *h, const char *path)
-{
-    for (int i = 0; i < h->n_routes; i++)
-        if (strcmp(h->routes[i].path, path) == 0)
-            return &h->routes[i];
-    return NULL;
-}
-
 static void refuse(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
 {
     if (r->early_status)
         return; /* the first reason wins */
     r->early_status = proto_code_status(code);
-    r->early_code = code;
-    r->early_field = field;
-    snprintf(r->early_msg, sizeof r->early_msg, "%s", msg);
+    r->early.code = code;
+    snprintf(r->early.field, sizeof r->early.field, "%s", field ? field : "");
+    snprintf(r->early.msg, sizeof r->early.msg, "%s", msg);
 }
+
+/* Whether path matches the route's pattern; with r, the "{name}" segments are captured into it. */
+static int path_matches(const char *pattern, const char *path, struct srv_req *r)
+{
+    int n = 0;
+    while (*pattern && *path) {
+        if (*pattern != '{') {
+            if (*pattern++ != *path++)
+                return 0;
+            continue;
+        }
+        const char *close = strchr(pattern, '}');
+        const size_t seg = strcspn(path, "/");
+        if (!close || seg == 0 || n >= MAX_CAPTURES)
+            return 0;
+        if (r) {
+            r->caps[n].name = pattern + 1;
+            r->caps[n].name_len = (size_t)(close - pattern - 1);
+            if (!(r->caps[n].value = strndup(path, seg)))
+                return 0;
+            r->n_caps = n + 1;
+        }
+        n++;
+        pattern = close + 1;
+        path += seg;
+    }
+    return !*pattern && !*path;
+}
+
+static int is_prefix_row(const struct srv_route *row)
+{
+    return row->methods == 0;
+}
+
+/* The row for the request's path and method. None: r->route stays NULL, and r->path_row says whether
+ * another method would have matched (405 rather than 404); r->dialect is then the prefix row's. */
+static void find_route(struct srv_req *r)
+{
+    const struct srv_http *h = r->h;
+    for (int i = 0; i < h->n_routes; i++) {
+        const struct srv_route *row = &h->routes[i];
+        if (is_prefix_row(row)) {
+            if (strncmp(r->path, row->path, strlen(row->path)) == 0 && !r->path_row)
+                r->dialect = row->dialect;
+            continue;
+        }
+        if (!path_matches(row->path, r->path, NULL))
+            continue;
+        r->dialect = row->dialect;
+        if (!r->path_row)
+            r->path_row = row;
+        if ((row->methods & r->method) || (r->method == SRV_OPTIONS && !r->route))
+            r->route = row; /* OPTIONS: the first row of the path, for its preflight */
+        if (row->methods & r->method)
+            break;
+    }
+    if (r->route && !path_matches(r->route->path, r->path, r))
+        refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
+}
+
 
 static int origin_allowed(const struct srv_http *h, const char *origin)
 {
@@ -281,86 +308,6 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     return MHD_YES;
 }
 
-/* ---- read deadlines ------------------------------------------------------------------------ */
-
-#define SWEEP_INTERVAL_MS 100
-
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode what)
-{
-    struct srv_http *h = cls;
-    struct srv_conn *c = *socket_context;
-    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (!fd || !(c = calloc(1, sizeof *c)))
-            return; /* no deadline for this one; MHD's idle timeout still applies */
-        c->fd = fd->connect_fd;
-        c->reading = 1;
-        c->since = srv_now_ms();
-        pthread_mutex_lock(&h->conn_lock);
-        c->next = h->conns;
-        if (h->conns)
-            h->conns->prev = c;
-        h->conns = c;
-        pthread_mutex_unlock(&h->conn_lock);
-        *socket_context = c;
-        return;
-    }
-    if (!c)
-        return;
-    pthread_mutex_lock(&h->conn_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    pthread_mutex_unlock(&h->conn_lock);
-    free(c);
-    *socket_context = NULL;
-}
-
-/* Starts (reading = 1) or stops the read clock of the connection carrying `conn`. */
-static void conn_set_reading(struct srv_http *h, struct MHD_Connection *conn, int reading)
-{
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct srv_conn *c = info ? info->socket_context : NULL;
-    if (!c)
-        return;
-    pthread_mutex_lock(&h->conn_lock);
-    c->reading = reading;
-    c->since = srv_now_ms();
-    pthread_mutex_unlock(&h->conn_lock);
-}
-
-static void sweep_once(struct srv_http *h)
-{
-    const double now = srv_now_ms();
-    pthread_mutex_lock(&h->conn_lock);
-    for (struct srv_conn *c = h->conns; c; c = c->next)
-        if (c->reading && !c->cut && now - c->since > h->opts.read_timeout_ms) {
-            c->cut = 1;
-            shutdown(c->fd, SHUT_RDWR);
-            atomic_fetch_add(&h->read_timeouts, 1);
-        }
-    pthread_mutex_unlock(&h->conn_lock);
-}
-
-static void *sweep_main(void *arg)
-{
-    struct srv_http *h = arg;
-    while (!atomic_load(&h->sweep_stop)) {
-        nanosleep(&(struct timespec){0, SWEEP_INTERVAL_MS * 1000L * 1000L}, NULL);
-        sweep_once(h);
-    }
-    return NULL;
-}
-
-unsigned long srv_http_read_timeouts(const struct srv_http *h)
-{
-    return atomic_load(&((struct srv_http *)h)->read_timeouts);
-}
-
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 
 static void req_free(struct srv_req *r)
@@ -372,6 +319,8 @@ static void req_free(struct srv_req *r)
     free_fields(r);
     free(r->body);
     free(r->path);
+    for (int i = 0; i < r->n_caps; i++)
+        free(r->caps[i].value);
     free(r->resp_body);
     for (int i = 0; i < r->n_resp_headers; i++)
         free(r->resp_headers[i]);
@@ -443,13 +392,12 @@ static struct srv_req *req_new(struct srv_http *h, struct MHD_Connection *conn, 
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_iter, r);
     lower_media_type(r->content_type, sizeof r->content_type,
                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"));
-    r->route = find_route(h, r->path);
+    find_route(r);
     if (!r->route) {
-        refuse(r, PROTO_ERR_NOT_FOUND, NULL, "no such route");
-        return r;
-    }
-    if (!r->method || (!(r->route->methods & r->method) && r->method != SRV_OPTIONS)) {
-        refuse(r, PROTO_ERR_METHOD_NOT_ALLOWED, NULL, "method not allowed on this route");
+        if (r->path_row)
+            refuse(r, PROTO_ERR_METHOD_NOT_ALLOWED, NULL, "method not allowed on this route");
+        else
+            refuse(r, PROTO_ERR_NOT_FOUND, NULL, "no such route");
         return r;
     }
     check_content_length(r);
@@ -525,50 +473,63 @@ void srv_req_reply(struct srv_req *r, int status, const char *content_type, char
         MHD_resume_connection(resume);
 }
 
-/* "GET, HEAD, OPTIONS": the methods a route answers, for the Allow header a 405 must carry. */
-static void allowed_methods(const struct srv_route *route, char *buf, size_t size)
+/* "GET, HEAD, OPTIONS": the methods the rows of the request's path answer, for the Allow header a
+ * 405 must carry. */
+static void allowed_methods(const struct srv_req *r, char *buf, size_t size)
 {
     static const struct {
         enum srv_method method;
         const char *name;
-    } names[] = {{SRV_GET, "GET"}, {SRV_HEAD, "HEAD"}, {SRV_POST, "POST"}, {SRV_OPTIONS, "OPTIONS"}};
+    } names[] = {{SRV_GET, "GET"},     {SRV_HEAD, "HEAD"},       {SRV_POST, "POST"},
+                 {SRV_PATCH, "PATCH"}, {SRV_DELETE, "DELETE"}, {SRV_OPTIONS, "OPTIONS"}};
+    unsigned methods = SRV_OPTIONS;
+    for (int i = 0; i < r->h->n_routes; i++)
+        if (!is_prefix_row(&r->h->routes[i]) && path_matches(r->h->routes[i].path, r->path, NULL))
+            methods |= r->h->routes[i].methods;
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof names / sizeof names[0] && used < size; i++)
-        if ((route->methods | SRV_OPTIONS) & names[i].method)
+        if (methods & names[i].method)
             used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", names[i].name);
 }
 
-/* The error shape of an unmatched path: DeepStack's under /v1/vision/ (its clients read `success`
- * before anything else), the one of the first route there. */
-static char *(*unmatched_error_body(const struct srv_req *r))(int, const char *, const char *, const char *)
+void srv_req_reply_json(struct srv_req *r, int status, char *body, const char *const *headers)
 {
-    if (strncmp(r->path, "/v1/vision/", 11) != 0)
-        return NULL;
-    for (int i = 0; i < r->h->n_routes; i++)
-        if (strncmp(r->h->routes[i].path, "/v1/vision/", 11) == 0 && r->h->routes[i].error_body)
-            return r->h->routes[i].error_body;
-    return NULL;
+    if (!body) {
+        srv_req_reply(r, 500, "application/json", NULL, 0, NULL);
+        return;
+    }
+    srv_req_reply(r, status, "application/json", body, strlen(body), headers);
 }
 
-static void reply_error(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
+void srv_req_reply_error(struct srv_req *r, const struct proto_err *e)
 {
-    char *(*eb)(int, const char *, const char *, const char *) =
-        r->route ? r->route->error_body : unmatched_error_body(r);
-    char *body = eb ? eb((int)code, msg, field, r->id) : proto_error_json(code, msg, field, r->id);
-    char allow[64];
+    char allow[96];
     const char *const allow_header[] = {"Allow", allow, NULL};
-    const int with_allow = code == PROTO_ERR_METHOD_NOT_ALLOWED && r->route;
-    if (with_allow)
-        allowed_methods(r->route, allow, sizeof allow);
-    srv_req_reply(r, proto_code_status(code), "application/json", body, body ? strlen(body) : 0,
-                  with_allow ? allow_header : NULL);
+    static const char *const retry[] = {"Retry-After", "1", NULL};
+    const char *const *headers = NULL;
+    if (e->code == PROTO_ERR_METHOD_NOT_ALLOWED) {
+        allowed_methods(r, allow, sizeof allow);
+        headers = allow_header;
+    } else if (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY ||
+               e->code == PROTO_ERR_GALLERY_UNAVAILABLE) {
+        headers = retry;
+    }
+    r->err_code = e->code; /* before the reply: the finished hook may run as soon as it is sent */
+    srv_req_reply_json(r, proto_code_status(e->code), proto_error_body(r->dialect, e, r->id), headers);
+}
+
+void srv_req_reply_code(struct srv_req *r, enum proto_code code, const char *field, const char *msg)
+{
+    struct proto_err e;
+    proto_err_set(&e, code, field, "%s", msg ? msg : proto_code_message(code));
+    srv_req_reply_error(r, &e);
 }
 
 static void reply_preflight(struct srv_req *r)
 {
     static const char *const hdrs[] = {
-        "Access-Control-Allow-Methods", "GET, POST, OPTIONS",
+        "Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS",
         "Access-Control-Allow-Headers", "Content-Type, Authorization, X-API-Key, X-Request-Id, X-Timeout-Ms",
         "Access-Control-Max-Age", "600", NULL};
     srv_req_reply(r, 204, NULL, NULL, 0, r->origin[0] ? hdrs : NULL);
@@ -578,20 +539,28 @@ static void reply_preflight(struct srv_req *r)
 static void dispatch(struct srv_req *r)
 {
     r->handled = 1;
-    conn_set_reading(r->h, r->conn, 0); /* the request is in: its deadline is timeout_ms now */
+    srv_http_conn_reading(r->h, r->conn, 0); /* the request is in: its deadline is timeout_ms now */
     if (r->early_status) {
-        reply_error(r, r->early_code, r->early_field, r->early_msg);
+        srv_req_reply_error(r, &r->early);
         return;
     }
     if (r->method == SRV_OPTIONS) {
         reply_preflight(r);
         return;
     }
-    if (r->route->needs_auth && r->h->hooks.auth_ok && !r->h->hooks.auth_ok(r->h->app, presented_key(r))) {
-        reply_error(r, PROTO_ERR_UNAUTHORIZED, NULL, "missing or invalid API key");
+    const enum proto_code denied = r->route->scope != SRV_SCOPE_PUBLIC && r->h->hooks.auth
+                                       ? r->h->hooks.auth(r->h->app, presented_key(r), r->route->scope)
+                                       : PROTO_OK;
+    if (denied) {
+        srv_req_reply_code(r, denied, NULL,
+                           denied == PROTO_ERR_FORBIDDEN ? "this API key's scope does not allow this route"
+                                                         : "missing or invalid API key");
         return;
     }
-    r->route->handler(r, r->h->app);
+    if (r->h->hooks.run)
+        r->h->hooks.run(r->h->app, r, r->route->handler);
+    else
+        r->route->handler(r, r->h->app);
 }
 
 static void take_body_chunk(struct srv_req *r, const char *data, size_t size)
@@ -614,7 +583,7 @@ static void take_body_chunk(struct srv_req *r, const char *data, size_t size)
         refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
@@ -648,7 +617,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         dispatch(r);
         if (!r->deferred && !r->reply_ready)
-            reply_error(r, PROTO_ERR_INTERNAL, NULL, "the handler gave no answer");
+            srv_req_reply_code(r, PROTO_ERR_INTERNAL, NULL, "the handler gave no answer");
     }
     pthread_mutex_lock(&r->lock);
     enum MHD_Result rc = MHD_YES;
@@ -662,7 +631,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return rc;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+void srv_http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
@@ -676,132 +645,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         h->hooks.finished(h->app, r);
     req_free(r);
     *con_cls = NULL;
-    conn_set_reading(h, conn, 1); /* kept alive: the next request's clock starts now */
+    srv_http_conn_reading(h, conn, 1); /* kept alive: the next request's clock starts now */
     atomic_fetch_sub(&h->in_flight, 1);
-}
-
-/* ---- daemon -------------------------------------------------------------------------------- */
-
-static int make_addr(const char *bind, int port, struct sockaddr_storage *ss, char *why, size_t n)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    const char *addr = strcmp(bind, "localhost") == 0 ? "127.0.0.1" : bind;
-    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        return 0;
-    }
-    snprintf(why, n, "bind address '%s' is not a numeric IPv4 or IPv6 address", bind);
-    return -1;
-}
-
-struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct srv_route *routes,
-                                int n_routes, const struct srv_http_hooks *hooks, void *app,
-                                char *why, size_t why_size)
-{
-    struct sockaddr_storage ss;
-    if (opts->listen_fd < 0 && make_addr(opts->bind, opts->port, &ss, why, why_size))
-        return NULL;
-    struct srv_http *h = calloc(1, sizeof *h);
-    if (!h) {
-        snprintf(why, why_size, "out of memory");
-        return NULL;
-    }
-    h->routes = routes;
-    h->n_routes = n_routes;
-    h->hooks = *hooks;
-    h->app = app;
-    h->opts = *opts;
-    h->id_salt = (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16);
-    pthread_mutex_init(&h->conn_lock, NULL);
-    h->quiesced_fd = -1;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (opts->listen_fd < 0 && ss.ss_family == AF_INET6) /* ss is only filled without a socket */
-        flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem ops[] = {
-        {opts->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
-         opts->listen_fd >= 0 ? opts->listen_fd : 0, opts->listen_fd >= 0 ? NULL : &ss},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
-        {MHD_OPTION_THREAD_POOL_SIZE, opts->threads ? opts->threads : 1, NULL},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
-        {MHD_OPTION_CONNECTION_LIMIT, opts->max_connections ? opts->max_connections : 256, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_connections_per_ip, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s ? opts->connection_timeout_s : 30, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, ops,
-                            MHD_OPTION_END);
-    if (!h->d) {
-        snprintf(why, why_size, "cannot listen on %s:%d (in use, or not allowed?)", opts->bind,
-                 opts->port);
-        pthread_mutex_destroy(&h->conn_lock);
-        free(h);
-        return NULL;
-    }
-    if (opts->read_timeout_ms && pthread_create(&h->sweeper, NULL, sweep_main, h) != 0) {
-        snprintf(why, why_size, "cannot start the read-deadline thread");
-        srv_http_stop(h);
-        return NULL;
-    }
-    h->sweeper_started = opts->read_timeout_ms != 0;
-    return h;
-}
-
-int srv_http_port(const struct srv_http *h)
-{
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    return info ? info->port : -1;
-}
-
-void srv_http_quiesce(struct srv_http *h)
-{
-    atomic_store(&h->stopping, 1);
-    /* MHD's threads may still touch the socket (epoll_ctl when a connection slot frees at the
-     * max_connections limit), so it is closed only once they are gone, in srv_http_stop; shutting it
-     * down now makes the kernel refuse new connections meanwhile instead of queueing them. */
-    const int fd = MHD_quiesce_daemon(h->d);
-    if (fd >= 0 && h->opts.listen_fd < 0) {
-        shutdown(fd, SHUT_RDWR);
-        h->quiesced_fd = fd;
-    }
-}
-
-int srv_http_in_flight(const struct srv_http *h)
-{
-    return atomic_load(&((struct srv_http *)h)->in_flight);
-}
-
-void srv_http_stop(struct srv_http *h)
-{
-    if (!h)
-        return;
-    if (h->sweeper_started) {
-        atomic_store(&h->sweep_stop, 1);
-        pthread_join(h->sweeper, NULL);
-    }
-    MHD_stop_daemon(h->d); /* notifies CLOSED for every connection, which frees its srv_conn */
-    if (h->quiesced_fd >= 0)
-        close(h->quiesced_fd);
-    pthread_mutex_destroy(&h->conn_lock);
-    free(h);
 }
 
 /* ---- accessors ----------------------------------------------------------------------------- */
 
 const char *srv_req_id(const struct srv_req *r) { return r->id; }
 struct srv_http *srv_req_server(const struct srv_req *r) { return r->h; }
-const char *srv_req_path(const struct srv_req *r) { return r->path; }
+const struct srv_route *srv_req_route(const struct srv_req *r) { return r->route; }
+const char *srv_req_path_param(const struct srv_req *r, const char *name)
+{
+    for (int i = 0; i < r->n_caps; i++)
+        if (strlen(name) == r->caps[i].name_len && strncmp(name, r->caps[i].name, r->caps[i].name_len) == 0)
+            return r->caps[i].value;
+    return NULL;
+}
+enum proto_code srv_req_error_code(const struct srv_req *r) { return r->err_code; }
 const char *srv_req_route_name(const struct srv_req *r)
 {
-    return r->route ? r->route->name : "unknown";
+    return r->route ? r->route->name : r->path_row ? r->path_row->name : "unknown";
 }
 enum srv_method srv_req_method(const struct srv_req *r) { return r->method; }
 const char *srv_req_header(struct srv_req *r, const char *name)
@@ -830,8 +693,6 @@ size_t srv_req_bytes_in(const struct srv_req *r) { return r->bytes_in; }
 size_t srv_req_bytes_out(const struct srv_req *r) { return r->bytes_out; }
 double srv_req_elapsed_ms(const struct srv_req *r) { return srv_now_ms() - r->arrival; }
 double srv_req_arrival_ms(const struct srv_req *r) { return r->arrival; }
-void srv_req_set_user(struct srv_req *r, void *user) { r->user = user; }
-void *srv_req_user(const struct srv_req *r) { return r->user; }
 void srv_req_defer(struct srv_req *r)
 {
     pthread_mutex_lock(&r->lock);

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto_errors.h" /* struct proto_err, enum proto_dialect */
+
 struct srv_req;
 struct srv_http;
 
@@ -23,25 +25,42 @@ struct srv_field {
     size_t len;
 };
 
-enum srv_method { SRV_GET = 1, SRV_POST = 2, SRV_OPTIONS = 4, SRV_HEAD = 8 };
+enum srv_method {
+    SRV_GET = 1, SRV_POST = 2, SRV_OPTIONS = 4, SRV_HEAD = 8, SRV_PATCH = 16, SRV_DELETE = 32
+};
+
+/* What an API key may call. A key's scope comes from the keys file (`scope=admin`; none: inference);
+ * a route needs its scope or a higher one. PUBLIC routes need no key at all. */
+enum srv_scope { SRV_SCOPE_PUBLIC = 0, SRV_SCOPE_INFERENCE, SRV_SCOPE_ADMIN };
 
 typedef void (*srv_handler_fn)(struct srv_req *req, void *app);
 
+struct srv_job_kind; /* srv_route.h: a route's parameter schema and job function */
+
+/* One row of the route table (server/srv_routes.c). The HTTP layer reads method, path, dialect and
+ * scope; `job` and `encode` belong to the application's handler (srv_route.h). */
 struct srv_route {
+    unsigned methods;  /* bitmask of srv_method; 0: a dialect prefix row (below) */
+    /* "/v1/detect", or with "{name}" segments ("/v1/subjects/{name}") that match one non-empty path
+     * segment each, readable in the handler with srv_req_path_param. A row with methods 0 and a path
+     * ending in '/' is a prefix: unmatched paths under it (404) answer in its dialect. */
     const char *path;
-    unsigned methods;   /* bitmask of srv_method */
+    const char *name;                /* label for metrics and logs */
+    enum proto_dialect dialect;      /* the shape of every error this route answers */
+    enum srv_scope scope;            /* the API key's scope it needs when keys are configured */
     srv_handler_fn handler;
-    int needs_auth;     /* API key required when keys are configured */
-    const char *name;   /* label for metrics and logs */
-    /* Body of the errors the HTTP layer itself answers on this route (401, 413, ...), for routes
-     * that speak another API's error shape; NULL: proto_error_json. Returns a new string. */
-    char *(*error_body)(int code, const char *message, const char *field, const char *request_id);
+    const struct srv_job_kind *job;  /* parameter schema and job function (srv_route.h), or NULL */
+    char *(*encode)(const void *response); /* the job's success body (new string), or NULL */
 };
 
-/* Auth, metrics and logging hooks provided by the application. */
+/* Auth, dispatch and logging hooks provided by the application. */
 struct srv_http_hooks {
-    /* Returns 1 if the presented key (may be NULL) is acceptable for a protected route. */
-    int (*auth_ok)(void *app, const char *key);
+    /* 0 if the presented key (may be NULL) may call a route needing `scope`; otherwise the code to
+     * refuse with (PROTO_ERR_UNAUTHORIZED: no or unknown key; PROTO_ERR_FORBIDDEN: too narrow a scope). */
+    enum proto_code (*auth)(void *app, const char *key, enum srv_scope scope);
+    /* Runs a route's handler (NULL: route->handler(req, app)); lets the application pick what the
+     * handler's `app` argument is (the daemon: its current generation). */
+    void (*run)(void *app, struct srv_req *req, srv_handler_fn handler);
     /* Called once per finished request, on an HTTP thread, after the response was queued. */
     void (*finished)(void *app, const struct srv_req *req);
 };
@@ -82,8 +101,12 @@ void srv_http_stop(struct srv_http *h);
 /* ---- request accessors (valid during the handler and until the reply) ---- */
 const char *srv_req_id(const struct srv_req *req);
 struct srv_http *srv_req_server(const struct srv_req *req); /* the server that took the request */
-const char *srv_req_path(const struct srv_req *req);
+const struct srv_route *srv_req_route(const struct srv_req *req); /* NULL when no row matched */
 const char *srv_req_route_name(const struct srv_req *req);
+/* The path segment a "{name}" of the route's pattern matched; NULL if the pattern has no such name. */
+const char *srv_req_path_param(const struct srv_req *req, const char *name);
+/* The code of the error reply sent (srv_req_reply_error), PROTO_OK if none; valid after the reply. */
+enum proto_code srv_req_error_code(const struct srv_req *req);
 enum srv_method srv_req_method(const struct srv_req *req);
 const char *srv_req_header(struct srv_req *req, const char *name);
 /* Query arguments, in order; returns the count. */
@@ -98,10 +121,6 @@ double srv_req_elapsed_ms(const struct srv_req *req);
 /* Monotonic milliseconds at which the request arrived (for deadlines). */
 double srv_req_arrival_ms(const struct srv_req *req);
 
-/* Application data attached to a request (e.g. the job); not freed by the http layer. */
-void srv_req_set_user(struct srv_req *req, void *user);
-void *srv_req_user(const struct srv_req *req);
-
 /* Marks the request as answered later (call before handing it to another thread). */
 void srv_req_defer(struct srv_req *req);
 
@@ -109,6 +128,17 @@ void srv_req_defer(struct srv_req *req);
  * NULL-terminated list of "Name", "value" pairs or NULL. Thread-safe; exactly once per request. */
 void srv_req_reply(struct srv_req *req, int status, const char *content_type, char *body_take,
                    size_t body_len, const char *const *extra_headers);
+
+/* Every error reply leaves through here, the HTTP layer's own refusals (401, 404, 413, ...) and the
+ * routes' alike: the body in the dialect of the route (or of the prefix row the path falls under),
+ * Retry-After on QUEUE_FULL and NOT_READY, Allow on METHOD_NOT_ALLOWED; the code is kept for the
+ * finished hook (srv_req_error_code: /metrics counts errors by code). Thread-safe; counts as the
+ * request's one reply. */
+void srv_req_reply_error(struct srv_req *req, const struct proto_err *err);
+/* srv_req_reply_error of code with field (NULL: none) and message (NULL: the code's default). */
+void srv_req_reply_code(struct srv_req *req, enum proto_code code, const char *field, const char *msg);
+/* A JSON body (taken; NULL: an empty 500) with status. */
+void srv_req_reply_json(struct srv_req *req, int status, char *body_take, const char *const *headers);
 
 /* Monotonic clock in milliseconds. */
 double srv_now_ms(void);

@@ -29,10 +29,17 @@ struct series {
     unsigned long long count;
 };
 
+#define MAX_ERROR_CODES 32
+
 struct srv_metrics {
     pthread_mutex_t lock;
     struct series series[MAX_SERIES];
     int n_series;
+    struct {
+        const char *code;
+        unsigned long long count;
+    } errors[MAX_ERROR_CODES];
+    int n_errors;
     struct histogram request, queue, inference;
 };
 
@@ -73,6 +80,19 @@ void srv_metrics_request(struct srv_metrics *m, const char *route, int status, d
     if (i < m->n_series)
         m->series[i].count++;
     observe(&m->request, total_ms);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void srv_metrics_error(struct srv_metrics *m, const char *code)
+{
+    pthread_mutex_lock(&m->lock);
+    int i = 0;
+    while (i < m->n_errors && strcmp(m->errors[i].code, code) != 0)
+        i++;
+    if (i == m->n_errors && m->n_errors < MAX_ERROR_CODES)
+        m->errors[m->n_errors++].code = code;
+    if (i < m->n_errors)
+        m->errors[i].count++;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -165,6 +185,10 @@ char *srv_metrics_render(struct srv_metrics *m, const struct srv_metrics_gauges 
     for (int i = 0; i < m->n_series; i++)
         put(&b, "visiond_requests_total{route=\"%s\",status=\"%d\"} %llu\n", m->series[i].route,
             m->series[i].status, m->series[i].count);
+    put(&b, "# HELP visiond_errors_total Error replies by error code.\n"
+            "# TYPE visiond_errors_total counter\n");
+    for (int i = 0; i < m->n_errors; i++)
+        put(&b, "visiond_errors_total{code=\"%s\"} %llu\n", m->errors[i].code, m->errors[i].count);
     put_histogram(&b, "visiond_request_duration_seconds", "Time from arrival to reply.", &m->request);
     put_histogram(&b, "visiond_queue_seconds", "Time inference jobs waited for a worker.", &m->queue);
     put_histogram(&b, "visiond_inference_seconds", "Time a worker spent on a job (decode, model, NMS).",

@@ -13,6 +13,9 @@ void srv_metrics_free(struct srv_metrics *m);
 /* One finished request: route label (static string), HTTP status (0 = client went away), total ms. */
 void srv_metrics_request(struct srv_metrics *m, const char *route, int status, double total_ms);
 
+/* One error reply, by its code's wire name (static string, e.g. "BAD_IMAGE"): visiond_errors_total. */
+void srv_metrics_error(struct srv_metrics *m, const char *code);
+
 /* One inference job: time waiting in the queue and time running. */
 void srv_metrics_job(struct srv_metrics *m, double queue_ms, double inference_ms);
 

@@ -4,14 +4,18 @@
 
 #include <string.h>
 
+int srv_params_timeout_header(const struct srv_param_sink *sink, const char *header, struct proto_err *e)
+{
+    if (!header || !sink->given || (*sink->given & sink->timeout_bit))
+        return 0; /* the header yields to a timeout_ms parameter */
+    return sink->set(sink->req, "timeout_ms", header, e);
+}
+
 /* ---- POST /v1/detect, /v1/vision/detection ------------------------------------------------- */
 
 static int detect_set(void *r, const char *key, const char *value, struct proto_err *e)
 {
-    struct proto_detect_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0) /* the header yields to the parameter */
-        return (p->given & PROTO_PARAM_TIMEOUT) ? 0 : proto_detect_request_set(p, "timeout_ms", value, e);
-    return proto_detect_request_set(p, key, value, e);
+    return proto_detect_request_set(r, key, value, e);
 }
 
 static int detect_set_image(void *r, const char *name, const unsigned char *data, size_t len,
@@ -30,17 +34,15 @@ static int detect_parse_json(void *r, const char *body, size_t len, struct proto
 
 struct srv_param_sink srv_params_detect_sink(struct proto_detect_request *p)
 {
-    return (struct srv_param_sink){p, detect_set, detect_set_image, detect_parse_json, 1};
+    return (struct srv_param_sink){p, detect_set, detect_set_image, detect_parse_json, 1, &p->given,
+                                   PROTO_PARAM_TIMEOUT};
 }
 
 /* ---- POST /v1/faces, /v1/vision/face ------------------------------------------------------- */
 
 static int faces_set(void *r, const char *key, const char *value, struct proto_err *e)
 {
-    struct proto_face_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0) /* the header yields to the parameter */
-        return (p->opt.given & PROTO_FACE_PARAM_TIMEOUT) ? 0 : proto_face_request_set(p, "timeout_ms", value, e);
-    return proto_face_request_set(p, key, value, e);
+    return proto_face_request_set(r, key, value, e);
 }
 
 static int faces_set_image(void *r, const char *name, const unsigned char *data, size_t len,
@@ -58,17 +60,15 @@ static int faces_parse_json(void *r, const char *body, size_t len, struct proto_
 
 struct srv_param_sink srv_params_faces_sink(struct proto_face_request *p)
 {
-    return (struct srv_param_sink){p, faces_set, faces_set_image, faces_parse_json, 1};
+    return (struct srv_param_sink){p, faces_set, faces_set_image, faces_parse_json, 1, &p->opt.given,
+                                   PROTO_FACE_PARAM_TIMEOUT};
 }
 
 /* ---- POST /v1/verify, /v1/vision/face/match ------------------------------------------------ */
 
 static int verify_set(void *r, const char *key, const char *value, struct proto_err *e)
 {
-    struct proto_verify_request *p = r;
-    if (strcmp(key, "X-Timeout-Ms") == 0) /* the header yields to the parameter */
-        return (p->opt.given & PROTO_FACE_PARAM_TIMEOUT) ? 0 : proto_verify_request_set(p, "timeout_ms", value, e);
-    return proto_verify_request_set(p, key, value, e);
+    return proto_verify_request_set(r, key, value, e);
 }
 
 static int verify_set_image(void *r, const char *name, const unsigned char *data, size_t len,
@@ -89,5 +89,6 @@ static int verify_parse_json(void *r, const char *body, size_t len, struct proto
 
 struct srv_param_sink srv_params_verify_sink(struct proto_verify_request *p)
 {
-    return (struct srv_param_sink){p, verify_set, verify_set_image, verify_parse_json, 0};
+    return (struct srv_param_sink){p, verify_set, verify_set_image, verify_parse_json, 0, &p->opt.given,
+                                   PROTO_FACE_PARAM_TIMEOUT};
 }

@@ -24,34 +24,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "detect.h"
-#include "image.h"
 #include "net.h"
-#include "proto_detect.h"
 #include "proto_errors.h"
-#include "proto_openapi.h"
-#include "proto_request.h"
 #include "kern.h"
 #include "proto_output.h"
 #include "srv_blas.h"
 #include "srv_config.h"
 #include "srv_http.h"
+#include "srv_keys.h"
 #include "srv_log.h"
 #include "srv_metrics.h"
 #include "srv_model.h"
+#include "srv_route.h"
 #include "srv_serve.h"
 #include "srv_systemd.h"
 #include "team.h"
 #include "workers.h"
 #include "srv_app.h"
-
-struct detect_job {
-    struct eng_job job;
-    struct srv_app *app;
-    struct srv_req *req;
-    struct proto_detect_request params;
-    int model;
-};
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -90,385 +79,24 @@ static void app_release(struct srv_app *app)
     atomic_fetch_sub(&app->users, 1);
 }
 
-/* ---- replies ------------------------------------------------------------------------------- */
-
-void srv_reply_json(struct srv_req *req, int status, char *body, const char *const *headers)
-{
-    if (!body) {
-        srv_req_reply(req, 500, "application/json", NULL, 0, NULL);
-        return;
-    }
-    srv_req_reply(req, status, "application/json", body, strlen(body), headers);
-}
-
-void srv_reply_err(struct srv_req *req, enum proto_dialect dialect, const struct proto_err *e)
-{
-    static const char *const retry[] = {"Retry-After", "1", NULL};
-    const char *const *headers = (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY ||
-                                  e->code == PROTO_ERR_GALLERY_UNAVAILABLE)
-                                     ? retry
-                                     : NULL;
-    char *body = dialect == PROTO_DIALECT_DEEPSTACK
-                     ? proto_deepstack_error_json(e->code, e->msg, srv_req_id(req))
-                     : proto_err_json(e, srv_req_id(req));
-    srv_reply_json(req, proto_code_status(e->code), body, headers);
-}
-
-void srv_reply_code(struct srv_req *req, enum proto_dialect dialect, enum proto_code code,
-                       const char *field, const char *msg)
-{
-    struct proto_err e;
-    proto_err_set(&e, code, field, "%s", msg ? msg : proto_code_message(code));
-    srv_reply_err(req, dialect, &e);
-}
-
-/* ---- the detect job (worker side) ---------------------------------------------------------- */
-
-static void job_finish(struct detect_job *j)
-{
-    proto_detect_request_release(&j->params);
-    free(j);
-}
-
-static void detect_run(struct eng_job *job, void *state)
-{
-    struct detect_job *j = (struct detect_job *)job;
-    struct srv_worker_state *ws = state;
-    struct srv_app *app = j->app;
-    const struct srv_model *m = &app->models[j->model];
-    const enum proto_dialect dialect = j->params.dialect;
-    struct srv_req *req = j->req;
-    struct proto_err perr;
-    struct eng_err err = {0};
-    struct eng_image img = {0};
-    struct eng_decode_info info = {0};
-    struct eng_detect_params params;
-
-    const double t0 = srv_now_ms();
-    const struct eng_decode_opts dopts = {.max_pixels = (uint64_t)app->cfg->max_pixels,
-                                          .apply_exif = j->params.exif};
-    if (eng_image_decode(j->params.image, j->params.image_len, &dopts, &img, &info, &err)) {
-        proto_err_from_eng(&perr, &err, "image");
-        job_finish(j);
-        srv_reply_err(req, dialect, &perr);
-        return;
-    }
-    const double decode_ms = srv_now_ms() - t0;
-    if (proto_detect_request_params(&j->params, m->net, &m->defaults, ws->class_mask, &params, &perr)) {
-        eng_image_release(&img);
-        job_finish(j);
-        srv_reply_err(req, dialect, &perr);
-        return;
-    }
-    struct eng_detect_timing t;
-    const int n = eng_detect(m->net, ws->ctx[j->model], &img, &params, ws->dets, PROTO_MAX_DET_MAX,
-                             &t, &err);
-    const double run_ms = eng_workers_job_run_ms(job);
-    srv_metrics_job(app->metrics, job->queue_ms, run_ms);
-    if (n < 0) {
-        proto_err_from_eng(&perr, &err, "image");
-        eng_image_release(&img);
-        job_finish(j);
-        srv_reply_err(req, dialect, &perr);
-        return;
-    }
-    const struct proto_detect_response r = {
-        .request_id = srv_req_id(req), .model = m->name, .net = m->net, .width = img.width,
-        .height = img.height, .exif_rotated = info.exif_rotated, .dets = ws->dets, .count = n,
-        .decode_ms = decode_ms + t.preprocess_ms, .queue_ms = job->queue_ms,
-        .inference_ms = t.infer_ms, .nms_ms = t.nms_ms, .total_ms = srv_req_elapsed_ms(req)};
-    char *body = dialect == PROTO_DIALECT_DEEPSTACK ? proto_deepstack_response_json(&r)
-                                                    : proto_detect_response_json(&r);
-    eng_image_release(&img);
-    job_finish(j); /* before the reply: the request's body (the image) dies with the reply */
-    srv_reply_json(req, 200, body, NULL);
-}
-
-static void detect_expired(struct eng_job *job)
-{
-    struct detect_job *j = (struct detect_job *)job;
-    const enum proto_dialect dialect = j->params.dialect;
-    struct srv_req *req = j->req;
-    char msg[128];
-    snprintf(msg, sizeof msg, "the deadline passed after %.0f ms in the queue", job->queue_ms);
-    job_finish(j);
-    srv_reply_code(req, dialect, PROTO_ERR_TIMEOUT, NULL, msg);
-}
-
-static void detect_cancelled(struct eng_job *job)
-{
-    struct detect_job *j = (struct detect_job *)job;
-    const enum proto_dialect dialect = j->params.dialect;
-    struct srv_req *req = j->req;
-    job_finish(j);
-    srv_reply_code(req, dialect, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
-}
-
-/* ---- the detect handler (HTTP side) -------------------------------------------------------- */
-
-static int is_raw_image_type(const char *ct)
-{
-    return strncmp(ct, "image/", 6) == 0 || strcmp(ct, "application/octet-stream") == 0;
-}
-
-int srv_collect_params(struct srv_req *req, const struct srv_param_sink *sink, struct proto_err *e)
-{
-    const char *const *keys, *const *values;
-    const int nq = srv_req_query(req, &keys, &values);
-    for (int i = 0; i < nq; i++)
-        if (sink->set(sink->req, keys[i], values[i], e))
-            return -1;
-    const char *ct = srv_req_content_type(req);
-    size_t len;
-    const unsigned char *body = srv_req_body(req, &len);
-    if (strcmp(ct, "multipart/form-data") == 0) {
-        const struct srv_field *f;
-        const int nf = srv_req_fields(req, &f);
-        for (int i = 0; i < nf; i++) {
-            /* File parts and the image fields are images; other parts are parameters. */
-            const int is_image = f[i].filename || strncmp(f[i].name, "image", 5) == 0;
-            int rc = is_image ? sink->set_image(sink->req, f[i].name, f[i].data, f[i].len, e)
-                              : sink->set(sink->req, f[i].name, (const char *)f[i].data, e);
-            if (rc)
-                return -1;
-        }
-    } else if (strcmp(ct, "application/json") == 0) {
-        if (sink->parse_json(sink->req, (const char *)body, len, e))
-            return -1;
-    } else if (sink->raw_body_ok &&
-               (is_raw_image_type(ct) ||
-                ((!ct[0] || strcmp(ct, "application/x-www-form-urlencoded") == 0) &&
-                 eng_image_sniff(body, len) != ENG_IMAGE_UNKNOWN))) {
-        if (sink->set_image(sink->req, NULL, body, len, e))
-            return -1;
-    } else {
-        return proto_err_set(e, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type",
-                             "Content-Type '%s' is not accepted: send %smultipart/form-data or "
-                             "application/json", ct[0] ? ct : "(none)",
-                             sink->raw_body_ok ? "image/jpeg, image/png, " : "");
-    }
-    const char *timeout = srv_req_header(req, "X-Timeout-Ms");
-    if (timeout && sink->set(sink->req, "X-Timeout-Ms", timeout, e))
-        return -1;
-    return 0;
-}
-
-/* Fills p from whichever form the request used. */
-static int collect_params(struct srv_req *req, struct proto_detect_request *p, struct proto_err *e)
-{
-    const struct srv_param_sink sink = srv_params_detect_sink(p);
-    return srv_collect_params(req, &sink, e) ? -1 : proto_detect_request_check(p, e);
-}
-
-static int find_model(const struct srv_app *app, const char *name)
-{
-    if (!name)
-        return app->default_model;
-    for (int i = 0; i < app->n_models; i++)
-        if (strcmp(app->models[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
-static void detect_handler_dialect(struct srv_req *req, struct srv_app *app, enum proto_dialect dialect)
-{
-    struct proto_err e;
-    struct detect_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        srv_reply_code(req, dialect, PROTO_ERR_INTERNAL, NULL, "out of memory");
-        return;
-    }
-    proto_detect_request_init(&j->params, dialect);
-    if (collect_params(req, &j->params, &e)) {
-        job_finish(j);
-        srv_reply_err(req, dialect, &e);
-        return;
-    }
-    if ((j->model = find_model(app, j->params.model)) < 0) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "no model named '%.128s' is loaded (GET /v1/models lists them)",
-                 j->params.model);
-        job_finish(j);
-        srv_reply_code(req, dialect, PROTO_ERR_MODEL_NOT_FOUND, "model", msg);
-        return;
-    }
-    j->app = app;
-    j->req = req;
-    j->job = (struct eng_job){.run = detect_run, .expired = detect_expired,
-                              .cancelled = detect_cancelled};
-    if (srv_submit(app, req, &j->job, dialect, j->params.timeout_ms))
-        job_finish(j);
-}
-
-int srv_submit(struct srv_app *app, struct srv_req *req, struct eng_job *job, enum proto_dialect dialect,
-               int timeout_ms)
-{
-    const int timeout = timeout_ms ? timeout_ms : app->cfg->timeout_ms;
-    job->deadline_ns = (uint64_t)((srv_req_arrival_ms(req) + timeout) * 1e6);
-    srv_req_defer(req);
-    const enum eng_workers_submit_status st = eng_workers_submit(app->pool, job);
-    if (st == ENG_WORKERS_OK)
-        return 0; /* the worker replies; neither req nor the job are the caller's any more */
-    if (st == ENG_WORKERS_FULL)
-        srv_reply_code(req, dialect, PROTO_ERR_QUEUE_FULL, NULL, "all workers are busy and the queue is full");
-    else
-        srv_reply_code(req, dialect, PROTO_ERR_NOT_READY, NULL, "the server is shutting down");
-    return -1;
-}
-
-static void detect_handler(struct srv_req *req, void *app)
-{
-    detect_handler_dialect(req, app, PROTO_DIALECT_NATIVE);
-}
-
-static void deepstack_handler(struct srv_req *req, void *app)
-{
-    detect_handler_dialect(req, app, PROTO_DIALECT_DEEPSTACK);
-}
-
-/* ---- other routes -------------------------------------------------------------------------- */
-
-static void models_handler(struct srv_req *req, void *arg)
-{
-    struct srv_app *app = arg;
-    struct proto_model_info info[SRV_MAX_MODELS];
-    for (int i = 0; i < app->n_models; i++) {
-        const struct srv_model *m = &app->models[i];
-        info[i] = (struct proto_model_info){.name = m->name, .net = m->net, .conf = m->defaults.conf,
-                                            .iou = m->defaults.iou, .max_det = m->defaults.max_det,
-                                            .is_default = i == app->default_model};
-    }
-    const int side = app->faces ? eng_face_models_max_input(app->faces) : 0;
-    const struct proto_face_model_info faces[] = {
-        {"tiny_face_detector", "face_detector", side, side},
-        {"face_landmark_68", "face_landmarks", ENG_FACE_LANDMARK_INPUT, ENG_FACE_LANDMARK_INPUT},
-        {"face_recognition", "face_recognition", ENG_FACE_CHIP, ENG_FACE_CHIP},
-    };
-    srv_reply_json(req, 200,
-                   proto_models_json_all(info, app->n_models, faces, app->faces ? 3 : 0), NULL);
-}
-
-static void healthz_handler(struct srv_req *req, void *app)
-{
-    (void)app;
-    srv_reply_json(req, 200, proto_health_json("ok"), NULL);
-}
-
-static int over_high_water(struct srv_app *app)
-{
-    const size_t cap = eng_workers_capacity(app->pool);
-    return (double)eng_workers_depth(app->pool) > app->cfg->queue_high_water * (double)cap;
-}
-
-static void readyz_handler(struct srv_req *req, void *arg)
-{
-    struct srv_app *app = arg;
-    if (!atomic_load(&app->ready))
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, "models are still loading");
-    else if (app->faces_error[0])
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, app->faces_error);
-    else if (app->models_error[0]) /* a broken model: the others serve, but an operator must look */
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL, app->models_error);
-    else if (over_high_water(app))
-        srv_reply_code(req, PROTO_DIALECT_NATIVE, PROTO_ERR_NOT_READY, NULL,
-                   "the job queue is above its high-water mark");
-    else
-        srv_reply_json(req, 200, proto_health_json("ready"), NULL);
-}
-
-static void metrics_handler(struct srv_req *req, void *arg)
-{
-    struct srv_app *app = arg;
-    struct eng_workers_stats st;
-    eng_workers_stats_read(app->pool, &st);
-    const struct srv_metrics_gauges g = {
-        .queue_depth = st.queued, .queue_capacity = st.capacity, .workers = st.workers,
-        .busy_workers = st.busy, .expired = st.expired, .rejected = st.rejected_full,
-        .read_timeouts = srv_http_read_timeouts(srv_req_server(req)), /* app->http is set after start */
-        .ready = atomic_load(&app->ready), .blas_core = srv_blas_core()};
-    char *page = srv_metrics_render(app->metrics, &g);
-    srv_req_reply(req, page ? 200 : 500, "text/plain; version=0.0.4", page, page ? strlen(page) : 0,
-                  NULL);
-}
-
-static void openapi_handler(struct srv_req *req, void *app)
-{
-    (void)app;
-    char *doc = malloc(proto_openapi_json_len() + 1);
-    if (doc)
-        memcpy(doc, proto_openapi_json(), proto_openapi_json_len() + 1);
-    srv_req_reply(req, doc ? 200 : 500, "application/json", doc, doc ? proto_openapi_json_len() : 0,
-                  NULL);
-}
-
-static char *deepstack_error_body(int code, const char *message, const char *field,
-                                  const char *request_id)
-{
-    (void)field;
-    return proto_deepstack_error_json((enum proto_code)code, message, request_id);
-}
-
-/* The HTTP layer calls handlers with the daemon; these run one on the current generation. */
-#define ON_CURRENT_APP(handler)                                                                      \
-    static void handler##_current(struct srv_req *req, void *daemon)                                 \
-    {                                                                                                \
-        struct srv_app *app = app_acquire(daemon);                                                   \
-        handler(req, app);                                                                           \
-        app_release(app);                                                                            \
-    }
-ON_CURRENT_APP(detect_handler)
-ON_CURRENT_APP(deepstack_handler)
-ON_CURRENT_APP(srv_faces_handler)
-ON_CURRENT_APP(srv_verify_handler)
-ON_CURRENT_APP(srv_faces_deepstack_handler)
-ON_CURRENT_APP(srv_verify_deepstack_handler)
-ON_CURRENT_APP(models_handler)
-ON_CURRENT_APP(readyz_handler)
-ON_CURRENT_APP(metrics_handler)
-ON_CURRENT_APP(srv_gallery_subjects)
-ON_CURRENT_APP(srv_gallery_identify)
-ON_CURRENT_APP(srv_gallery_info)
-ON_CURRENT_APP(srv_gallery_ds_register)
-ON_CURRENT_APP(srv_gallery_ds_recognize)
-ON_CURRENT_APP(srv_gallery_ds_list)
-ON_CURRENT_APP(srv_gallery_ds_delete)
-
-static const struct srv_route routes[] = {
-    {"/v1/detect", SRV_POST, detect_handler_current, 1, "detect", NULL},
-    {"/v1/vision/detection", SRV_POST, deepstack_handler_current, 1, "deepstack_detection",
-     deepstack_error_body},
-    {"/v1/faces", SRV_POST, srv_faces_handler_current, 1, "faces", NULL},
-    {"/v1/verify", SRV_POST, srv_verify_handler_current, 1, "verify", NULL},
-    {"/v1/vision/face", SRV_POST, srv_faces_deepstack_handler_current, 1, "deepstack_face",
-     deepstack_error_body},
-    {"/v1/vision/face/match", SRV_POST, srv_verify_deepstack_handler_current, 1, "deepstack_face_match",
-     deepstack_error_body},
-    {"/v1/models", SRV_GET | SRV_HEAD, models_handler_current, 1, "models", NULL},
-    {"/healthz", SRV_GET | SRV_HEAD, healthz_handler, 0, "healthz", NULL},
-    {"/readyz", SRV_GET | SRV_HEAD, readyz_handler_current, 0, "readyz", NULL},
-    {"/metrics", SRV_GET, metrics_handler_current, 1, "metrics", NULL},
-    {"/openapi.json", SRV_GET, openapi_handler, 1, "openapi", NULL},
-    /* the gallery (srv_gallery.h) */
-    {"/v1/subjects", SRV_GET | SRV_POST, srv_gallery_subjects_current, 1, "subjects", NULL},
-    {"/v1/identify", SRV_POST, srv_gallery_identify_current, 1, "identify", NULL},
-    {"/identify", SRV_POST, srv_gallery_identify_current, 1, "identify", NULL},
-    {"/v1/gallery", SRV_GET | SRV_HEAD, srv_gallery_info_current, 1, "gallery", NULL},
-    {"/v1/vision/face/register", SRV_POST, srv_gallery_ds_register_current, 1, "deepstack_face_register",
-     deepstack_error_body},
-    {"/v1/vision/face/recognize", SRV_POST, srv_gallery_ds_recognize_current, 1, "deepstack_face_recognize",
-     deepstack_error_body},
-    {"/v1/vision/face/list", SRV_POST, srv_gallery_ds_list_current, 1, "deepstack_face_list",
-     deepstack_error_body},
-    {"/v1/vision/face/delete", SRV_POST, srv_gallery_ds_delete_current, 1, "deepstack_face_delete",
-     deepstack_error_body},
-};
-
-static int auth_ok(void *daemon, const char *key)
+/* The HTTP layer's auth hook: keys configured, a route needing `need` takes a key of that scope or
+ * a wider one (admin reaches every route). */
+static enum proto_code auth(void *daemon, const char *key, enum srv_scope need)
 {
     struct srv_app *app = app_acquire(daemon);
-    const int ok = !app->keys || srv_keys_check(app->keys, key);
+    const enum srv_scope have = app->keys ? srv_keys_scope(app->keys, key) : SRV_SCOPE_ADMIN;
     app_release(app);
-    return ok;
+    if (have == SRV_SCOPE_PUBLIC)
+        return PROTO_ERR_UNAUTHORIZED;
+    return have < need ? PROTO_ERR_FORBIDDEN : PROTO_OK;
+}
+
+/* The HTTP layer calls handlers with the daemon; they run on the current generation. */
+static void run_on_current(void *daemon, struct srv_req *req, srv_handler_fn handler)
+{
+    struct srv_app *app = app_acquire(daemon);
+    handler(req, app);
+    app_release(app);
 }
 
 static const char *method_name(enum srv_method m)
@@ -478,6 +106,8 @@ static const char *method_name(enum srv_method m)
     case SRV_POST: return "POST";
     case SRV_OPTIONS: return "OPTIONS";
     case SRV_HEAD: return "HEAD";
+    case SRV_PATCH: return "PATCH";
+    case SRV_DELETE: return "DELETE";
     }
     return "OTHER";
 }
@@ -487,6 +117,8 @@ static void request_finished(void *daemon, const struct srv_req *req)
     struct srv_app *app = app_acquire(daemon);
     const double ms = srv_req_elapsed_ms(req);
     srv_metrics_request(app->metrics, srv_req_route_name(req), srv_req_status(req), ms);
+    if (srv_req_error_code(req) != PROTO_OK)
+        srv_metrics_error(app->metrics, proto_code_name(srv_req_error_code(req)));
     if (app->cfg->access_log)
         srv_log_request(srv_req_id(req), method_name(srv_req_method(req)), srv_req_route_name(req),
                         srv_req_status(req), srv_req_bytes_in(req), srv_req_bytes_out(req), ms);
@@ -633,7 +265,7 @@ static int load_models(struct srv_app *app, int strict)
     closedir(d);
     if (strict && failed)
         return -1;
-    app->default_model = find_model(app, app->cfg->default_model);
+    app->default_model = srv_find_model(app, app->cfg->default_model);
     if (app->default_model < 0) {
         SRV_LOG(SRV_LOG_ERROR, "default model %s is not among the loaded models in %s",
                 app->cfg->default_model, app->cfg->models);
@@ -744,10 +376,11 @@ static int start(struct srv_daemon *d, struct srv_config *cfg)
         .connection_timeout_s = (unsigned)app->cfg->idle_timeout_s,
         .read_timeout_ms = (unsigned)app->cfg->read_timeout_ms,
         .cors_origins = (const char *const *)d->cors};
-    const struct srv_http_hooks hooks = {.auth_ok = auth_ok, .finished = request_finished};
+    const struct srv_http_hooks hooks = {.auth = auth, .run = run_on_current, .finished = request_finished};
     char why[256];
-    d->http = srv_http_start(&ho, routes, (int)(sizeof routes / sizeof routes[0]), &hooks, d, why,
-                             sizeof why);
+    int n_routes;
+    const struct srv_route *routes = srv_routes(&n_routes);
+    d->http = srv_http_start(&ho, routes, n_routes, &hooks, d, why, sizeof why);
     if (!d->http) {
         SRV_LOG(SRV_LOG_ERROR, "%s", why);
         return -1;

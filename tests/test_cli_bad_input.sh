@@ -191,14 +191,16 @@ if [ "$(grep -c '"detections"' "$T/stdout")" -ne 2 ]; then
 fi
 
 # Options.
-expect_fail unknown_class "unknown class 'unicorn'" $DETECT --classes person,unicorn "$DOG"
-expect_fail conf_above_one "invalid value '2'" $DETECT --conf 2 "$DOG"
-expect_fail conf_negative "invalid value '-0.5'" $DETECT --conf -0.5 "$DOG"
-expect_fail conf_not_a_number "invalid value 'abc'" $DETECT --conf abc "$DOG"
-expect_fail conf_nan "invalid value 'nan'" $DETECT --conf nan "$DOG"
-expect_fail conf_trailing_junk "invalid value '0.5x'" $DETECT --conf 0.5x "$DOG"
-expect_fail iou_above_one "invalid value '1.5'" $DETECT --iou 1.5 "$DOG"
-expect_fail max_det_zero "invalid value '0'" $DETECT --max-det 0 "$DOG"
+expect_fail unknown_class '--classes: unknown class "unicorn"' $DETECT --classes person,unicorn "$DOG"
+expect_fail conf_above_one '--conf: expected a number between 0 and 1, got "2"' $DETECT --conf 2 "$DOG"
+expect_fail conf_negative '--conf: expected a number between 0 and 1, got "-0.5"' $DETECT --conf -0.5 "$DOG"
+expect_fail conf_not_a_number '--conf: expected a number between 0 and 1, got "abc"' $DETECT --conf abc "$DOG"
+expect_fail conf_nan '--conf: expected a number between 0 and 1, got "nan"' $DETECT --conf nan "$DOG"
+expect_fail conf_trailing_junk '--conf: expected a number between 0 and 1, got "0.5x"' $DETECT --conf 0.5x "$DOG"
+expect_fail iou_above_one '--iou: expected a number between 0 and 1, got "1.5"' $DETECT --iou 1.5 "$DOG"
+expect_fail max_det_zero '--max-det: expected an integer between 1 and 1000, got "0"' $DETECT --max-det 0 "$DOG"
+expect_fail max_det_over_http_bound '--max-det: expected an integer between 1 and 1000, got "1001"' \
+    $DETECT --max-det 1001 "$DOG"
 expect_fail size_too_small "invalid value '7x7'" $DETECT --size 7x7 "$DOG"
 expect_fail cfg_without_weights 'needs --weights' "$VISIOND" detect --cfg "$CFG" "$DOG"
 expect_fail no_image 'needs at least one IMAGE' $DETECT

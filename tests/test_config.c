@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "srv_config.h"
+#include "srv_keys.h"
 #include "srv_sha256.h"
 
 #define NO_FILE "/nonexistent/visiond-test/visiond.conf"
@@ -792,6 +793,32 @@ static void test_config_keys_bad_key_fails_without_quoting_it(void **state)
     unlink(path);
 }
 
+static void test_config_keys_scope_admin_or_inference(void **state)
+{
+    (void)state;
+    const char *path = tmp_file(0, KEY1 "  scope=admin\n" KEY2 "\n");
+    struct eng_err err = {0};
+    struct srv_keys *keys = srv_keys_load(path, &err);
+    if (!keys)
+        fail_msg("%s: %s", err.where, err.msg);
+    assert_int_equal(srv_keys_scope(keys, KEY1), SRV_SCOPE_ADMIN);
+    assert_int_equal(srv_keys_scope(keys, KEY2), SRV_SCOPE_INFERENCE); /* no scope: an inference key */
+    assert_int_equal(srv_keys_scope(keys, "k1-0123456789abcdeX"), SRV_SCOPE_PUBLIC);
+    assert_int_equal(srv_keys_scope(keys, NULL), SRV_SCOPE_PUBLIC);
+    assert_true(srv_keys_check(keys, KEY1));
+    srv_keys_free(keys);
+    unlink(path);
+
+    path = tmp_file(0, KEY1 " scope=inference\n" KEY2 "\tscope=root\n");
+    assert_null(srv_keys_load(path, &err));
+    char expect[512];
+    snprintf(expect, sizeof expect, "%s:2", path);
+    assert_string_equal(err.where, expect);
+    assert_contains(err.msg, "scope=admin");
+    assert_null(strstr(err.msg, KEY2));
+    unlink(path);
+}
+
 /* `printf %s KEY | sha256sum` of KEY1 (upper case: either case is accepted) and KEY2. */
 #define KEY1_SHA256 "66552F4AC6DD9AF4F63A668AA824184832ECD3114BC791B50BD58D85FAE3A9A8"
 #define KEY2_SHA256 "f20aca84d2dcceae68f1a6e278d8338a00e8cdcfda335f78715394369aa13e11"
@@ -923,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_config_sha256_long_inputs_match),
         cmocka_unit_test(test_config_keys_right_key_accepted_others_rejected),
         cmocka_unit_test(test_config_keys_bad_key_fails_without_quoting_it),
+        cmocka_unit_test(test_config_keys_scope_admin_or_inference),
         cmocka_unit_test(test_config_keys_sha256_lines_match_their_keys),
         cmocka_unit_test(test_config_keys_bad_sha256_line_names_line),
         cmocka_unit_test(test_config_keys_empty_or_missing_file_fails),

@@ -23,33 +23,33 @@ static void test_params_timeout_header_yields_to_parameter(void **state)
     struct proto_detect_request d;
     proto_detect_request_init(&d, PROTO_DIALECT_NATIVE);
     struct srv_param_sink s = srv_params_detect_sink(&d);
-    assert_int_equal(s.set(s.req, "X-Timeout-Ms", "250", &e), 0);
+    assert_int_equal(srv_params_timeout_header(&s, "250", &e), 0);
     assert_int_equal(d.timeout_ms, 250);
     proto_detect_request_release(&d);
     assert_int_equal(s.set(s.req, "timeout_ms", "100", &e), 0);
-    assert_int_equal(s.set(s.req, "X-Timeout-Ms", "250", &e), 0);
+    assert_int_equal(srv_params_timeout_header(&s, "250", &e), 0);
     assert_int_equal(d.timeout_ms, 100);
     proto_detect_request_release(&d);
 
     struct proto_face_request f;
     proto_face_request_init(&f, PROTO_DIALECT_NATIVE);
     s = srv_params_faces_sink(&f);
-    assert_int_equal(s.set(s.req, "X-Timeout-Ms", "300", &e), 0);
+    assert_int_equal(srv_params_timeout_header(&s, "300", &e), 0);
     assert_int_equal(f.opt.timeout_ms, 300);
     proto_face_request_release(&f);
     assert_int_equal(s.set(s.req, "timeout_ms", "120", &e), 0);
-    assert_int_equal(s.set(s.req, "X-Timeout-Ms", "300", &e), 0);
+    assert_int_equal(srv_params_timeout_header(&s, "300", &e), 0);
     assert_int_equal(f.opt.timeout_ms, 120);
     proto_face_request_release(&f);
 
     struct proto_verify_request v;
     proto_verify_request_init(&v, PROTO_DIALECT_NATIVE);
     s = srv_params_verify_sink(&v);
-    assert_int_equal(s.set(s.req, "X-Timeout-Ms", "350", &e), 0);
+    assert_int_equal(srv_params_timeout_header(&s, "350", &e), 0);
     assert_int_equal(v.opt.timeout_ms, 350);
     proto_verify_request_release(&v);
     assert_int_equal(s.set(s.req, "timeout_ms", "140", &e), 0);
-    assert_int_equal(s.set(s.req, "X-Timeout-Ms", "350", &e), 0);
+    assert_int_equal(srv_params_timeout_header(&s, "350", &e), 0);
     assert_int_equal(v.opt.timeout_ms, 140);
     proto_verify_request_release(&v);
 }
@@ -61,7 +61,7 @@ static void test_params_bad_timeout_header_invalid_param(void **state)
     struct proto_face_request f;
     proto_face_request_init(&f, PROTO_DIALECT_NATIVE);
     const struct srv_param_sink s = srv_params_faces_sink(&f);
-    assert_int_equal(s.set(s.req, "X-Timeout-Ms", "soon", &e), -1);
+    assert_int_equal(srv_params_timeout_header(&s, "soon", &e), -1);
     assert_int_equal(e.code, PROTO_ERR_INVALID_PARAM);
     assert_string_equal(e.field, "timeout_ms");
     proto_face_request_release(&f);
@@ -158,7 +158,7 @@ static void test_params_json_body_parsed_by_route(void **state)
     assert_int_equal(s.parse_json(s.req, faces_json, strlen(faces_json), &e), 0);
     assert_int_equal(f.limit, 2);
     assert_int_equal(f.opt.timeout_ms, 90);
-    assert_int_equal(s.set(s.req, "X-Timeout-Ms", "500", &e), 0); /* after the body, as collected */
+    assert_int_equal(srv_params_timeout_header(&s, "500", &e), 0); /* after the body, as collected */
     assert_int_equal(f.opt.timeout_ms, 90);
     proto_face_request_release(&f);
 

@@ -102,6 +102,7 @@ static void test_proto_error_table_statuses_as_specified(void **state)
         {PROTO_ERR_BAD_JSON, "BAD_JSON", 400},
         {PROTO_ERR_BAD_IMAGE, "BAD_IMAGE", 400},
         {PROTO_ERR_UNAUTHORIZED, "UNAUTHORIZED", 401},
+        {PROTO_ERR_FORBIDDEN, "FORBIDDEN", 403},
         {PROTO_ERR_NOT_FOUND, "NOT_FOUND", 404},
         {PROTO_ERR_MODEL_NOT_FOUND, "MODEL_NOT_FOUND", 404},
         {PROTO_ERR_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", 405},
@@ -153,10 +154,6 @@ static void test_proto_eng_kinds_map_to_codes(void **state)
     assert_int_equal(proto_code_from_eng(ENG_ERR_NOMEM), PROTO_ERR_INTERNAL);
     assert_int_equal(proto_code_from_eng(ENG_ERR_IO), PROTO_ERR_IO);
     assert_int_equal(proto_code_from_eng(ENG_ERR_NONE), PROTO_ERR_INTERNAL);
-    /* The CLI's codes come from the same table. */
-    assert_string_equal(proto_err_code(ENG_ERR_UNSUPPORTED), "UNSUPPORTED_IMAGE");
-    assert_string_equal(proto_err_code(ENG_ERR_TOO_LARGE), "IMAGE_TOO_LARGE");
-    assert_string_equal(proto_err_code(ENG_ERR_INVALID), "BAD_IMAGE");
 
     struct eng_err ee;
     eng_err_set(&ee, ENG_ERR_TOO_LARGE, "<memory>", "9000x9000 is over the 40000000-pixel limit");
@@ -167,10 +164,31 @@ static void test_proto_eng_kinds_map_to_codes(void **state)
     assert_string_equal(pe.msg, "image: 9000x9000 is over the 40000000-pixel limit");
 }
 
-static void test_proto_error_json_has_every_member(void **state)
+/* An error as the HTTP layer fills one: message and field as given ("" for none). */
+static struct proto_err err_of(enum proto_code code, const char *msg, const char *field)
+{
+    struct proto_err e = {.code = code};
+    snprintf(e.msg, sizeof e.msg, "%s", msg ? msg : "");
+    snprintf(e.field, sizeof e.field, "%s", field ? field : "");
+    return e;
+}
+
+static char *native_error(enum proto_code code, const char *msg, const char *field, const char *id)
+{
+    const struct proto_err e = err_of(code, msg, field);
+    return proto_error_body(PROTO_DIALECT_NATIVE, &e, id);
+}
+
+static char *deepstack_error(enum proto_code code, const char *msg, const char *id)
+{
+    const struct proto_err e = err_of(code, msg, NULL);
+    return proto_error_body(PROTO_DIALECT_DEEPSTACK, &e, id);
+}
+
+static void test_proto_error_body_has_every_member(void **state)
 {
     (void)state;
-    json_t *j = parse(proto_error_json(PROTO_ERR_BAD_IMAGE, "image: truncated", "image", "req-1"));
+    json_t *j = parse(native_error(PROTO_ERR_BAD_IMAGE, "image: truncated", "image", "req-1"));
     json_t *e = json_object_get(j, "error");
     assert_string_equal(str_at(e, "code"), "BAD_IMAGE");
     assert_string_equal(str_at(e, "message"), "image: truncated");
@@ -180,48 +198,48 @@ static void test_proto_error_json_has_every_member(void **state)
     json_decref(j);
 }
 
-static void test_proto_error_json_null_parts_omitted(void **state)
+static void test_proto_error_body_empty_parts_omitted(void **state)
 {
     (void)state;
-    json_t *j = parse(proto_error_json(PROTO_ERR_QUEUE_FULL, NULL, NULL, NULL));
+    json_t *j = parse(native_error(PROTO_ERR_QUEUE_FULL, NULL, NULL, NULL));
     json_t *e = json_object_get(j, "error");
     assert_string_equal(str_at(e, "code"), "QUEUE_FULL");
     assert_string_equal(str_at(e, "message"), proto_code_message(PROTO_ERR_QUEUE_FULL));
     assert_null(json_object_get(e, "field"));
     assert_null(json_object_get(j, "request_id"));
     json_decref(j);
-    j = parse(proto_error_json(PROTO_ERR_NOT_FOUND, "x", "", "r"));
+    j = parse(native_error(PROTO_ERR_NOT_FOUND, "x", "", "r"));
     assert_null(json_object_get(json_object_get(j, "error"), "field"));
     json_decref(j);
 }
 
-static void test_proto_error_json_invalid_utf8_replaced(void **state)
+static void test_proto_error_body_invalid_utf8_replaced(void **state)
 {
     (void)state;
-    json_t *j = parse(proto_error_json(PROTO_ERR_INVALID_PARAM, "bad \xff\xfe value", "k\x80", "r"));
+    json_t *j = parse(native_error(PROTO_ERR_INVALID_PARAM, "bad \xff\xfe value", "k\x80", "r"));
     assert_string_equal(str_at(json_object_get(j, "error"), "message"), "bad ?? value");
     assert_string_equal(str_at(json_object_get(j, "error"), "field"), "k?");
     json_decref(j);
 }
 
-static void test_proto_err_json_uses_struct(void **state)
+static void test_proto_error_body_uses_struct(void **state)
 {
     (void)state;
     struct proto_err e;
     proto_err_set(&e, PROTO_ERR_INVALID_PARAM, "$.conf", "expected a number between %d and %d", 0, 1);
     assert_string_equal(e.msg, "$.conf: expected a number between 0 and 1");
-    json_t *j = parse(proto_err_json(&e, "r"));
+    json_t *j = parse(proto_error_body(PROTO_DIALECT_NATIVE, &e, "r"));
     assert_string_equal(str_at(json_object_get(j, "error"), "field"), "$.conf");
     json_decref(j);
     assert_int_equal(proto_err_set(NULL, PROTO_ERR_INTERNAL, NULL, "x"), -1);
 }
 
-static void test_proto_err_file_json_names_the_file(void **state)
+static void test_proto_error_line_names_the_file(void **state)
 {
     (void)state;
     struct proto_err e;
     proto_err_set(&e, PROTO_ERR_NO_FACE, "image2", "no face found");
-    json_t *j = parse(proto_err_file_json("photos/b.jpg", &e));
+    json_t *j = parse(proto_error_line("photos/b.jpg", &e));
     assert_string_equal(str_at(j, "image"), "photos/b.jpg");
     json_t *err = json_object_get(j, "error");
     assert_string_equal(str_at(err, "code"), "NO_FACE");
@@ -230,22 +248,23 @@ static void test_proto_err_file_json_names_the_file(void **state)
     assert_int_equal(json_object_size(j), 2);
     json_decref(j);
     proto_err_set(&e, PROTO_ERR_IO, NULL, "cannot open");
-    j = parse(proto_err_file_json("x\xff.jpg", &e));
+    j = parse(proto_error_line("x\xff.jpg", &e));
     assert_string_equal(str_at(j, "image"), "x?.jpg");
     assert_null(json_object_get(json_object_get(j, "error"), "field"));
     json_decref(j);
 }
 
-static void test_proto_deepstack_error_json_success_false(void **state)
+static void test_proto_error_body_deepstack_success_false(void **state)
 {
     (void)state;
-    json_t *j = parse(proto_deepstack_error_json(PROTO_ERR_BAD_IMAGE, "invalid image file", "r9"));
+    json_t *j = parse(deepstack_error(PROTO_ERR_BAD_IMAGE, "invalid image file", "r9"));
     assert_true(json_is_false(json_object_get(j, "success")));
     assert_string_equal(str_at(j, "error"), "invalid image file");
     assert_int_equal(json_integer_value(json_object_get(j, "code")), 400);
     assert_string_equal(str_at(j, "request_id"), "r9");
     json_decref(j);
-    j = parse(proto_deepstack_error_json(PROTO_ERR_UNAUTHORIZED, NULL, NULL));
+    j = parse(deepstack_error(PROTO_ERR_UNAUTHORIZED, NULL, NULL));
+    assert_string_equal(str_at(j, "error"), proto_code_message(PROTO_ERR_UNAUTHORIZED));
     assert_int_equal(json_integer_value(json_object_get(j, "code")), 401);
     assert_null(json_object_get(j, "request_id"));
     json_decref(j);
@@ -951,12 +970,6 @@ static void test_proto_cli_result_json_unchanged(void **state)
                            "\"box\":{\"x1\":10.26,\"y1\":20.5,\"x2\":110.75,\"y2\":221.0}}],"
                            "\"timing_ms\":{\"decode\":9.3,\"infer\":30.1,\"nms\":0.03}}");
     free(s);
-    struct eng_err ee;
-    eng_err_set(&ee, ENG_ERR_UNSUPPORTED, "x.gif", "not a PNG or JPEG");
-    json_t *j = parse(proto_detect_error_json("x.gif", &ee));
-    assert_string_equal(str_at(json_object_get(j, "error"), "code"), "UNSUPPORTED_IMAGE");
-    assert_string_equal(str_at(json_object_get(j, "error"), "message"), "x.gif: not a PNG or JPEG");
-    json_decref(j);
 }
 
 /* jansson allocations fail after `budget` successes: every encoder and the parser must then give
@@ -981,9 +994,9 @@ static void test_proto_out_of_memory_fails_cleanly(void **state)
         budget = n;
         out[2] = proto_models_json(&m, 1);
         budget = n;
-        out[3] = proto_error_json(PROTO_ERR_TIMEOUT, "m", "f", "id");
+        out[3] = native_error(PROTO_ERR_TIMEOUT, "m", "f", "id");
         budget = n;
-        out[4] = proto_deepstack_error_json(PROTO_ERR_TIMEOUT, "m", "id");
+        out[4] = deepstack_error(PROTO_ERR_TIMEOUT, "m", "id");
         succeeded = 0;
         for (int i = 0; i < 5; i++) {
             succeeded += out[i] != NULL;
@@ -1031,12 +1044,12 @@ int main(void)
         cmocka_unit_test(test_proto_error_table_statuses_as_specified),
         cmocka_unit_test(test_proto_error_table_unknown_lookups_fail_safe),
         cmocka_unit_test(test_proto_eng_kinds_map_to_codes),
-        cmocka_unit_test(test_proto_error_json_has_every_member),
-        cmocka_unit_test(test_proto_error_json_null_parts_omitted),
-        cmocka_unit_test(test_proto_error_json_invalid_utf8_replaced),
-        cmocka_unit_test(test_proto_err_json_uses_struct),
-        cmocka_unit_test(test_proto_err_file_json_names_the_file),
-        cmocka_unit_test(test_proto_deepstack_error_json_success_false),
+        cmocka_unit_test(test_proto_error_body_has_every_member),
+        cmocka_unit_test(test_proto_error_body_empty_parts_omitted),
+        cmocka_unit_test(test_proto_error_body_invalid_utf8_replaced),
+        cmocka_unit_test(test_proto_error_body_uses_struct),
+        cmocka_unit_test(test_proto_error_line_names_the_file),
+        cmocka_unit_test(test_proto_error_body_deepstack_success_false),
         cmocka_unit_test(test_proto_set_valid_values_stored),
         cmocka_unit_test(test_proto_set_conf_out_of_range_rejected),
         cmocka_unit_test(test_proto_set_not_a_number_rejected),

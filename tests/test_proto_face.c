@@ -796,12 +796,12 @@ static void test_proto_face_no_face_names_the_image(void **state)
     assert_err(rc, e, PROTO_ERR_NO_FACE, "image2",
                "image2: no face found (det_threshold 0.5, input_size 416;");
     assert_int_equal(proto_code_status(e.code), 422);
-    json_t *j = parse(proto_err_json(&e, "rid"));
+    json_t *j = parse(proto_error_body(PROTO_DIALECT_NATIVE, &e, "rid"));
     json_t *err = at(j, "error");
     assert_string_equal(json_string_value(at(err, "code")), "NO_FACE");
     assert_string_equal(json_string_value(at(err, "field")), "image2");
     json_decref(j);
-    j = parse(proto_deepstack_error_json(e.code, e.msg, NULL));
+    j = parse(proto_error_body(PROTO_DIALECT_DEEPSTACK, &e, NULL));
     assert_int_equal(json_integer_value(at(j, "code")), 422);
     assert_contains(json_string_value(at(j, "error")), "image2: no face found");
     json_decref(j);

@@ -79,9 +79,9 @@ static int face_samples(void)
     for (int i = 0; i < 3; i++) {
         struct proto_err err;
         proto_face_err_no_face(&err, sides[i], &freq.opt);
-        if (emit("Error", proto_code_status(err.code), proto_err_json(&err, "id-2")) ||
+        if (emit("Error", proto_code_status(err.code), proto_error_body(PROTO_DIALECT_NATIVE, &err, "id-2")) ||
             emit("DeepStackError", proto_code_status(err.code),
-                 proto_deepstack_error_json(err.code, err.msg, NULL)))
+                 proto_error_body(PROTO_DIALECT_DEEPSTACK, &err, NULL)))
             return -1;
     }
     /* Errors from the parsers. */
@@ -93,7 +93,7 @@ static int face_samples(void)
         if (proto_face_request_parse_json(&freq, faces_bodies[i], strlen(faces_bodies[i]), &err) == 0)
             proto_face_request_check(&freq, &err);
         proto_face_request_release(&freq);
-        if (emit("Error", proto_code_status(err.code), proto_err_json(&err, "id-3")))
+        if (emit("Error", proto_code_status(err.code), proto_error_body(PROTO_DIALECT_NATIVE, &err, "id-3")))
             return -1;
     }
     const char *verify_bodies[] = {"{\"image1_b64\": \"AAAA\"}", "{\"embedding1\": [1, 2]}",
@@ -106,7 +106,7 @@ static int face_samples(void)
         if (proto_verify_request_parse_json(&vreq, verify_bodies[i], strlen(verify_bodies[i]), &err) == 0)
             proto_verify_request_check(&vreq, &err);
         proto_verify_request_release(&vreq);
-        if (emit("Error", proto_code_status(err.code), proto_err_json(&err, "id-4")))
+        if (emit("Error", proto_code_status(err.code), proto_error_body(PROTO_DIALECT_NATIVE, &err, "id-4")))
             return -1;
     }
     return 0;
@@ -145,12 +145,13 @@ static int samples(void)
         return -1;
     for (int c = 1; c < PROTO_CODE_COUNT; c++) {
         const int status = proto_code_status((enum proto_code)c);
-        if (emit("Error", status, proto_error_json((enum proto_code)c, NULL, NULL, NULL)) ||
-            emit("Error", status,
-                 proto_error_json((enum proto_code)c, "$.conf: expected a number", "$.conf",
-                                  "3f2a9c1e00000011")) ||
+        const struct proto_err bare = {.code = (enum proto_code)c};
+        struct proto_err conf;
+        proto_err_set(&conf, (enum proto_code)c, "$.conf", "expected a number");
+        if (emit("Error", status, proto_error_body(PROTO_DIALECT_NATIVE, &bare, NULL)) ||
+            emit("Error", status, proto_error_body(PROTO_DIALECT_NATIVE, &conf, "3f2a9c1e00000011")) ||
             emit("DeepStackError", status,
-                 proto_deepstack_error_json((enum proto_code)c, NULL, "3f2a9c1e00000011")))
+                 proto_error_body(PROTO_DIALECT_DEEPSTACK, &bare, "3f2a9c1e00000011")))
             return -1;
     }
     if (face_samples())
@@ -165,7 +166,7 @@ static int samples(void)
         if (proto_detect_request_parse_json(&req, bodies[i], strlen(bodies[i]), &err) == 0)
             proto_detect_request_check(&req, &err);
         proto_detect_request_release(&req);
-        if (emit("Error", proto_code_status(err.code), proto_err_json(&err, "id-1")))
+        if (emit("Error", proto_code_status(err.code), proto_error_body(PROTO_DIALECT_NATIVE, &err, "id-1")))
             return -1;
     }
     return 0;
@@ -228,7 +229,7 @@ static int parse_stdin(enum route route, enum proto_dialect dialect)
         puts("ok");
         return 0;
     }
-    char *json = proto_err_json(&err, NULL);
+    char *json = proto_error_body(PROTO_DIALECT_NATIVE, &err, NULL);
     if (!json)
         return 2;
     puts(json);
