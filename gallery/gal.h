@@ -101,6 +101,15 @@ int gal_subject_list(struct gal_store *s, const char *after, size_t max, struct 
  * may be NULL) get the new face ids; on success faces[].id and created_ms are set too. */
 int gal_faces_add(struct gal_store *s, const char *name, int create, struct gal_face *faces,
                   size_t n, int64_t *ids, struct gal_err *err);
+/* Bulk writes (import, benchmarks): one transaction holding any number of faces of any subjects,
+ * created as needed; nothing of it is visible or durable before gal_import_commit returns 0, and
+ * gal_import_abort (or a crash) leaves the gallery as it was. Faces keep their created_ms when it is
+ * not 0. Between begin and commit/abort the store is used for nothing else. */
+int gal_import_begin(struct gal_store *s, struct gal_err *err);
+int gal_import_face(struct gal_store *s, const char *name, const struct gal_face *face, struct gal_err *err);
+int gal_import_commit(struct gal_store *s, struct gal_err *err);
+void gal_import_abort(struct gal_store *s);
+
 /* The subject's faces, oldest first. *out is new (caller frees). */
 int gal_faces_list(struct gal_store *s, const char *name, struct gal_face **out, size_t *n,
                    struct gal_err *err);

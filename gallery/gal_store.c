@@ -22,6 +22,9 @@ struct gal_store {
     char fingerprint[GAL_FP_HEX + 1];
     int64_t last_seq;
     char token[33]; /* the current write transaction's (write_begin) */
+    int64_t import_seq;                    /* the import transaction's sequence */
+    char import_name[GAL_NAME_MAX + 1];    /* the last subject an import wrote to, and its row id */
+    int64_t import_sid;
 };
 
 int gal_err_set(struct gal_err *err, enum gal_err_kind kind, const char *stmt, const char *fmt, ...)
@@ -477,6 +480,63 @@ int gal_faces_add(struct gal_store *s, const char *name, int create, struct gal_
     for (size_t i = 0; i < n; i++)
         faces[i].created_ms = t;
     return 0;
+}
+
+int gal_import_begin(struct gal_store *s, struct gal_err *err)
+{
+    s->import_name[0] = '\0';
+    s->import_sid = -1;
+    if (write_begin(s, &s->import_seq, err))
+        return -1;
+    char fp[GAL_NAME_MAX + 1] = "";
+    const char *qf = "SELECT fingerprint FROM gal_state WHERE id = 1";
+    int rc = s->ops->exec(s->db, qf, NULL, 0, row_text, fp, NULL, err);
+    if (!rc && fp[0] && strcmp(fp, s->fingerprint) != 0)
+        rc = gal_err_set(err, GAL_ERR_FINGERPRINT, qf, "the gallery now belongs to another recognition model");
+    if (!rc && !fp[0]) {
+        struct gal_val p[1] = {gal_text(s->fingerprint)};
+        rc = s->ops->exec(s->db, "UPDATE gal_state SET fingerprint = $1 WHERE id = 1", p, 1, NULL, NULL, NULL, err);
+    }
+    if (rc)
+        s->ops->rollback(s->db);
+    return rc;
+}
+
+int gal_import_face(struct gal_store *s, const char *name, const struct gal_face *f, struct gal_err *err)
+{
+    if (gal_name_check(name, err) || gal_embedding_check(f->emb, err))
+        return -1;
+    if (strcmp(f->fingerprint, s->fingerprint) != 0)
+        return gal_err_set(err, GAL_ERR_FINGERPRINT, NULL,
+                           "a face of another recognition model (fingerprint %.12s..., the gallery's is %.12s...)",
+                           f->fingerprint, s->fingerprint);
+    if (strcmp(name, s->import_name) != 0) {
+        struct gal_val p[2] = {gal_text(name), gal_int(now_ms())};
+        s->import_sid = -1;
+        if (s->ops->exec(s->db, "SELECT id FROM subjects WHERE name = $1", p, 1, row_int, &s->import_sid, NULL, err))
+            return -1;
+        if (s->import_sid < 0 &&
+            s->ops->exec(s->db, "INSERT INTO subjects (name, created_ms) VALUES ($1, $2) RETURNING id", p, 2,
+                         row_int, &s->import_sid, NULL, err))
+            return -1;
+        snprintf(s->import_name, sizeof s->import_name, "%s", name);
+    }
+    const char *qi = "INSERT INTO faces (subject_id, fingerprint, embedding, det_score, x_min, y_min, x_max, "
+                     "y_max, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    struct gal_val p[9] = {gal_int(s->import_sid), gal_text(s->fingerprint), gal_blob(f->emb, sizeof f->emb),
+                           gal_real(f->det_score),  gal_real(f->box[0]),      gal_real(f->box[1]),
+                           gal_real(f->box[2]),    gal_real(f->box[3]),      gal_int(f->created_ms ? f->created_ms : now_ms())};
+    return s->ops->exec(s->db, qi, p, 9, NULL, NULL, NULL, err);
+}
+
+int gal_import_commit(struct gal_store *s, struct gal_err *err)
+{
+    return write_end(s, s->import_seq, 0, err);
+}
+
+void gal_import_abort(struct gal_store *s)
+{
+    s->ops->rollback(s->db);
 }
 
 int gal_face_delete(struct gal_store *s, int64_t id, char *subject, struct gal_err *err)
