@@ -370,3 +370,102 @@ char *proto_ds_list_json(const char *const *names, size_t n)
 }
 
 char *proto_ds_success_json(void) { return proto_json_dump(json_pack("{s:b}", "success", 1)); }
+
+/* ---- export / import lines ---- */
+
+static char *dump_full(json_t *doc)
+{
+    char *s = doc ? json_dumps(doc, PROTO_JSON_FLAGS_FULL) : NULL;
+    json_decref(doc);
+    return s;
+}
+
+char *proto_gallery_export_header(const char *fingerprint)
+{
+    return dump_full(json_pack("{s:i,s:o}", "visiond_gallery", 1, "model_fingerprint", proto_json_str(fingerprint)));
+}
+
+char *proto_gallery_export_face(const char *name, const float *emb, double det_score, const double box[4],
+                                long long created_ms)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < PROTO_GAL_DIM; i++)
+        if (json_array_append_new(a, json_real(emb[i])))
+            json_decref(a), a = NULL;
+    return dump_full(json_pack("{s:o,s:o,s:f,s:[f,f,f,f],s:I}", "subject", proto_json_str(name), "embedding", a,
+                               "det_score", det_score, "box", box[0], box[1], box[2], box[3], "created_ms",
+                               (json_int_t)created_ms));
+}
+
+char *proto_gallery_export_end(long long faces)
+{
+    return dump_full(json_pack("{s:b,s:I}", "end", 1, "faces", (json_int_t)faces));
+}
+
+static int finite_number(json_t *v, double *out)
+{
+    if (!json_is_number(v))
+        return -1;
+    *out = json_number_value(v);
+    return isfinite(*out) ? 0 : -1;
+}
+
+int proto_gallery_import_line(const char *line, size_t len, enum proto_gal_line_kind *kind, char *fingerprint,
+                              struct proto_gal_import_face *face, long long *faces, struct proto_err *e)
+{
+    json_t *doc = parse_object((const unsigned char *)line, len, e);
+    if (!doc)
+        return -1;
+    int rc = 0;
+    if (json_object_get(doc, "visiond_gallery")) {
+        static const char *const allowed[] = {"visiond_gallery", "model_fingerprint", NULL};
+        struct proto_gallery_embeddings tmp = {0};
+        *kind = PROTO_GAL_LINE_HEADER;
+        if (only_members(doc, allowed, e))
+            rc = -1;
+        else if (json_integer_value(json_object_get(doc, "visiond_gallery")) != 1)
+            rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.visiond_gallery", "expected format 1");
+        else if (read_fingerprint(doc, 1, &tmp, e))
+            rc = -1;
+        else
+            memcpy(fingerprint, tmp.fingerprint, 65);
+    } else if (json_object_get(doc, "end")) {
+        static const char *const allowed[] = {"end", "faces", NULL};
+        json_t *n = json_object_get(doc, "faces");
+        *kind = PROTO_GAL_LINE_END;
+        if (only_members(doc, allowed, e))
+            rc = -1;
+        else if (!json_is_true(json_object_get(doc, "end")) || !json_is_integer(n) || json_integer_value(n) < 0)
+            rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.faces", "expected the number of faces");
+        else
+            *faces = (long long)json_integer_value(n);
+    } else {
+        static const char *const allowed[] = {"subject", "embedding", "det_score", "box", "created_ms", NULL};
+        json_t *name = json_object_get(doc, "subject"), *box = json_object_get(doc, "box");
+        json_t *t = json_object_get(doc, "created_ms");
+        *kind = PROTO_GAL_LINE_FACE;
+        memset(face, 0, sizeof *face);
+        if (only_members(doc, allowed, e))
+            rc = -1;
+        else if (!json_is_string(name) || json_string_length(name) >= sizeof face->name ||
+                 strlen(json_string_value(name)) != json_string_length(name))
+            rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.subject", "expected the subject's name");
+        else if (one_embedding(json_object_get(doc, "embedding"), face->emb, "$.embedding", e))
+            rc = -1;
+        else if (finite_number(json_object_get(doc, "det_score"), &face->det_score))
+            rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.det_score", "expected a number");
+        else if (!json_is_array(box) || json_array_size(box) != 4)
+            rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.box", "expected 4 numbers");
+        else if (!json_is_integer(t) || json_integer_value(t) < 0)
+            rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.created_ms", "expected a time in ms");
+        for (int i = 0; rc == 0 && i < 4; i++)
+            if (finite_number(json_array_get(box, (size_t)i), &face->box[i]))
+                rc = proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.box", "expected 4 numbers");
+        if (rc == 0) {
+            memcpy(face->name, json_string_value(name), json_string_length(name) + 1);
+            face->created_ms = (long long)json_integer_value(t);
+        }
+    }
+    json_decref(doc);
+    return rc;
+}

@@ -16,6 +16,7 @@
 #define PROTO_GAL_TOP_K_DEFAULT 3
 #define PROTO_GAL_PAGE_MAX 1000
 #define PROTO_GAL_PAGE_DEFAULT 100
+#define PROTO_GAL_NAME_BYTES 130 /* a name (at most 128 bytes, checked by the gallery) and its NUL, +1 */
 
 /* {"name": "..."} (POST /v1/subjects, PATCH /v1/subjects/{name}). *name is new (caller frees). Only
  * the JSON shape is checked here; the name's rules are the gallery's (gal_name_check). */
@@ -122,5 +123,27 @@ struct proto_ds_recognized {
 char *proto_ds_recognize_json(const struct proto_ds_recognized *v, size_t n, double duration_ms);
 char *proto_ds_list_json(const char *const *names, size_t n); /* {"success":true,"faces":[...]} */
 char *proto_ds_success_json(void);                             /* {"success":true} */
+
+/* ---- `visiond gallery export|import`: JSON Lines ---- */
+/* Line 1: {"visiond_gallery":1,"model_fingerprint":"<hex>"}; then one line per face:
+ * {"subject":name,"embedding":[128 numbers, 9 significant digits: the float read back exactly],
+ *  "det_score":s,"box":[x_min,y_min,x_max,y_max],"created_ms":t}; last: {"end":true,"faces":n}, so a
+ * truncated file (cut at any byte, a line boundary included) is refused. */
+struct proto_gal_import_face {
+    char name[PROTO_GAL_NAME_BYTES];
+    float emb[PROTO_GAL_DIM];
+    double det_score;
+    double box[4];
+    long long created_ms;
+};
+enum proto_gal_line_kind { PROTO_GAL_LINE_HEADER, PROTO_GAL_LINE_FACE, PROTO_GAL_LINE_END };
+char *proto_gallery_export_header(const char *fingerprint);
+char *proto_gallery_export_face(const char *name, const float *emb, double det_score, const double box[4],
+                                long long created_ms);
+char *proto_gallery_export_end(long long faces);
+/* One line (without its newline). 0 with *kind and, by kind, fingerprint (65 bytes), *face or *faces
+ * filled; -1 with *e (BAD_JSON or INVALID_PARAM naming the JSON path). */
+int proto_gallery_import_line(const char *line, size_t len, enum proto_gal_line_kind *kind, char *fingerprint,
+                              struct proto_gal_import_face *face, long long *faces, struct proto_err *e);
 
 #endif
