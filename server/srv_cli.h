@@ -12,6 +12,8 @@ int srv_cli_faces(int argc, char **argv);
 int srv_cli_verify(int argc, char **argv);
 /* `visiond gallery export|import FILE` (srv_cli_gallery.c). */
 int srv_cli_gallery(int argc, char **argv);
+/* `visiond identify IMAGE...` against a gallery (srv_cli_identify.c). */
+int srv_cli_identify(int argc, char **argv);
 int srv_cli_bench_faces(int argc, char **argv);
 int srv_cli_bench_sgemm(int argc, char **argv); /* srv_cli_sgemm.c */
 

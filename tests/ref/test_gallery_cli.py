@@ -14,6 +14,7 @@ usage: test_gallery_cli.py --visiond build/visiond
 Exit 0 if all pass, 1 on any failure, 77 (skipped) without the face models or the chips.
 """
 import argparse
+import json
 import pathlib
 import sys
 import tempfile
@@ -85,6 +86,19 @@ def main():
             c.check("online", seen == newcomer.name, "the daemon identifies the imported subject",
                     f"{seen} after {time.monotonic() - t0:.2f} s")
             before = d.get("/v1/gallery").json()["faces"]
+
+            # visiond identify: the daemon's answer, without a daemon
+            served = d.post_multipart("/v1/identify", [("aligned", "true"),
+                                                       ("image", (chip[1].name, chip[1].read_bytes(), "image/jpeg"))])
+            r = daemon.run_visiond(args.visiond, "identify", "--data-dir", str(a_dir), "--aligned", str(chip[1]),
+                                   "/nonexistent.jpg")
+            out = [json.loads(x) for x in r.stdout.splitlines()]
+            c.check("identify-cli", r.returncode == 1 and len(out) == 2 and "error" in out[1],
+                    "one line per image, the unreadable one an error, exit 1", r.stdout[-300:] + r.stderr[-200:])
+            if out and served.status == 200:
+                a_face, b_face = out[0]["faces"][0], served.json()["faces"][0]
+                c.check("identify-cli", a_face["match"] == b_face["match"] and a_face["candidates"] == b_face["candidates"],
+                        "visiond identify answers as POST /v1/identify", f"{a_face} vs {b_face}")
 
             # refused files: nothing imported
             text = out1.read_text()
