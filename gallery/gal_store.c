@@ -6,6 +6,7 @@
  * check); on SQLite BEGIN IMMEDIATE already holds the write lock. */
 #include "gal.h"
 #include "gal_db.h"
+#include "gal_store_internal.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -16,16 +17,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-struct gal_store {
-    const struct gal_db_ops *ops;
-    void *db;
-    char fingerprint[GAL_FP_HEX + 1];
-    int64_t last_seq;
-    char token[33]; /* the current write transaction's (write_begin) */
-    int64_t import_seq;                    /* the import transaction's sequence */
-    char import_name[GAL_NAME_MAX + 1];    /* the last subject an import wrote to, and its row id */
-    int64_t import_sid;
-};
 
 int gal_err_set(struct gal_err *err, enum gal_err_kind kind, const char *stmt, const char *fmt, ...)
 {
@@ -155,7 +146,7 @@ const char *gal_spec_redact(const char *spec, char *buf, size_t size)
     return buf;
 }
 
-static int64_t now_ms(void)
+int64_t gal_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -164,7 +155,7 @@ static int64_t now_ms(void)
 
 /* ---- row readers ---- */
 
-static int row_int(void *user, const struct gal_val *c, int n, struct gal_err *err)
+int gal_row_int(void *user, const struct gal_val *c, int n, struct gal_err *err)
 {
     (void)err;
     int64_t *out = user;
@@ -173,7 +164,7 @@ static int row_int(void *user, const struct gal_val *c, int n, struct gal_err *e
     return 0;
 }
 
-static int row_text(void *user, const struct gal_val *c, int n, struct gal_err *err)
+int gal_row_text(void *user, const struct gal_val *c, int n, struct gal_err *err)
 {
     (void)err;
     char *out = user;
@@ -205,7 +196,7 @@ static int adopt_fingerprint(struct gal_store *s, struct gal_err *err)
     int64_t faces = 0;
     const char *q1 = "SELECT fingerprint FROM gal_state WHERE id = 1";
     const char *q2 = "SELECT count(*) FROM faces";
-    if (o->exec(s->db, q1, NULL, 0, row_text, fp, NULL, err) || o->exec(s->db, q2, NULL, 0, row_int, &faces, NULL, err))
+    if (o->exec(s->db, q1, NULL, 0, gal_row_text, fp, NULL, err) || o->exec(s->db, q2, NULL, 0, gal_row_int, &faces, NULL, err))
         goto fail;
     if (fp[0] && strcmp(fp, s->fingerprint) != 0) {
         if (faces > 0) {
@@ -298,7 +289,7 @@ static int write_begin(struct gal_store *s, int64_t *seq, struct gal_err *err)
     }
     for (int i = 0; i < 16; i++)
         snprintf(s->token + 2 * i, 3, "%02x", r[i]);
-    int64_t t = now_ms();
+    int64_t t = gal_now_ms();
     struct gal_val p[2] = {gal_text(s->token), gal_int(t)};
     struct gal_val old[1] = {gal_int(t - TOKEN_KEEP_MS)};
     if (s->ops->bump(s->db, seq, err) ||
@@ -320,7 +311,7 @@ static int committed(struct gal_store *s)
     for (int waited = 0; waited < OUTCOME_WAIT_MS; waited += 200) {
         int64_t found = 0;
         struct gal_err e;
-        if (s->ops->exec(s->db, q, p, 1, row_int, &found, NULL, &e) == 0)
+        if (s->ops->exec(s->db, q, p, 1, gal_row_int, &found, NULL, &e) == 0)
             return found == 1;
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
@@ -352,16 +343,32 @@ done:
 }
 
 /* The subject's row id, or -1 with GAL_ERR_NOT_FOUND. */
-static int subject_id(struct gal_store *s, const char *name, int64_t *id, struct gal_err *err)
+int gal_subject_id(struct gal_store *s, const char *name, int64_t *id, struct gal_err *err)
 {
     const char *q = "SELECT id FROM subjects WHERE name = $1";
     struct gal_val p[1] = {gal_text(name)};
     *id = -1;
-    if (s->ops->exec(s->db, q, p, 1, row_int, id, NULL, err))
+    if (s->ops->exec(s->db, q, p, 1, gal_row_int, id, NULL, err))
         return -1;
     if (*id < 0)
         return gal_err_set(err, GAL_ERR_NOT_FOUND, NULL, "no subject is named \"%s\"", name);
     return 0;
+}
+
+/* Inside a write: the gallery's fingerprint must still be ours (another process may have re-keyed an
+ * empty gallery to another model since we opened it); an unset one becomes ours. */
+static int claim_fingerprint(struct gal_store *s, struct gal_err *err)
+{
+    char fp[GAL_NAME_MAX + 1] = "";
+    const char *qf = "SELECT fingerprint FROM gal_state WHERE id = 1";
+    int rc = s->ops->exec(s->db, qf, NULL, 0, gal_row_text, fp, NULL, err);
+    if (!rc && fp[0] && strcmp(fp, s->fingerprint) != 0)
+        rc = gal_err_set(err, GAL_ERR_FINGERPRINT, qf, "the gallery now belongs to another recognition model");
+    if (!rc && !fp[0]) {
+        struct gal_val p[1] = {gal_text(s->fingerprint)};
+        rc = s->ops->exec(s->db, "UPDATE gal_state SET fingerprint = $1 WHERE id = 1", p, 1, NULL, NULL, NULL, err);
+    }
+    return rc;
 }
 
 int gal_subject_create(struct gal_store *s, const char *name, struct gal_err *err)
@@ -372,7 +379,7 @@ int gal_subject_create(struct gal_store *s, const char *name, struct gal_err *er
     if (write_begin(s, &seq, err))
         return -1;
     const char *q = "INSERT INTO subjects (name, created_ms) VALUES ($1, $2)";
-    struct gal_val p[2] = {gal_text(name), gal_int(now_ms())};
+    struct gal_val p[2] = {gal_text(name), gal_int(gal_now_ms())};
     int rc = s->ops->exec(s->db, q, p, 2, NULL, NULL, NULL, err);
     if (rc && err && err->kind == GAL_ERR_CONFLICT)
         gal_err_set(err, GAL_ERR_CONFLICT, q, "a subject named \"%s\" exists already", name);
@@ -403,7 +410,7 @@ int gal_subject_delete(struct gal_store *s, const char *name, int64_t *n_faces, 
     int64_t seq, id, faces = 0;
     if (write_begin(s, &seq, err))
         return -1;
-    int rc = subject_id(s, name, &id, err);
+    int rc = gal_subject_id(s, name, &id, err);
     if (!rc) {
         struct gal_val p[1] = {gal_int(id)};
         rc = s->ops->exec(s->db, "DELETE FROM faces WHERE subject_id = $1", p, 1, NULL, NULL, &faces, err);
@@ -436,41 +443,31 @@ int gal_faces_add(struct gal_store *s, const char *name, int create, struct gal_
     int64_t seq, sid = -1;
     if (write_begin(s, &seq, err))
         return -1;
-    /* The gallery's fingerprint, re-read inside the transaction: another process may have re-keyed an
-     * empty gallery to another model since we opened it. */
-    char fp[GAL_NAME_MAX + 1] = "";
-    const char *qf = "SELECT fingerprint FROM gal_state WHERE id = 1";
-    int rc = s->ops->exec(s->db, qf, NULL, 0, row_text, fp, NULL, err);
-    if (!rc && fp[0] && strcmp(fp, s->fingerprint) != 0)
-        rc = gal_err_set(err, GAL_ERR_FINGERPRINT, qf, "the gallery now belongs to another recognition model");
-    if (!rc && !fp[0]) {
-        struct gal_val p[1] = {gal_text(s->fingerprint)};
-        rc = s->ops->exec(s->db, "UPDATE gal_state SET fingerprint = $1 WHERE id = 1", p, 1, NULL, NULL, NULL, err);
-    }
+    int rc = claim_fingerprint(s, err);
     if (!rc) {
         const char *q = "SELECT id FROM subjects WHERE name = $1";
         struct gal_val p[1] = {gal_text(name)};
-        rc = s->ops->exec(s->db, q, p, 1, row_int, &sid, NULL, err);
+        rc = s->ops->exec(s->db, q, p, 1, gal_row_int, &sid, NULL, err);
     }
     if (!rc && sid < 0) {
         if (!create) {
             rc = gal_err_set(err, GAL_ERR_NOT_FOUND, NULL, "no subject is named \"%s\"", name);
         } else {
             const char *q = "INSERT INTO subjects (name, created_ms) VALUES ($1, $2) RETURNING id";
-            struct gal_val p[2] = {gal_text(name), gal_int(now_ms())};
-            rc = s->ops->exec(s->db, q, p, 2, row_int, &sid, NULL, err);
+            struct gal_val p[2] = {gal_text(name), gal_int(gal_now_ms())};
+            rc = s->ops->exec(s->db, q, p, 2, gal_row_int, &sid, NULL, err);
         }
     }
     const char *qi = "INSERT INTO faces (subject_id, fingerprint, embedding, det_score, x_min, y_min, x_max, "
                      "y_max, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
-    int64_t t = now_ms();
+    int64_t t = gal_now_ms();
     for (size_t i = 0; !rc && i < n; i++) {
         const struct gal_face *f = &faces[i];
         struct gal_val p[9] = {gal_int(sid),         gal_text(s->fingerprint), gal_blob(f->emb, sizeof f->emb),
                                gal_real(f->det_score), gal_real(f->box[0]),     gal_real(f->box[1]),
                                gal_real(f->box[2]),  gal_real(f->box[3]),     gal_int(t)};
         int64_t id = -1;
-        rc = s->ops->exec(s->db, qi, p, 9, row_int, &id, NULL, err);
+        rc = s->ops->exec(s->db, qi, p, 9, gal_row_int, &id, NULL, err);
         if (!rc && ids)
             ids[i] = id;
         faces[i].id = id;
@@ -488,15 +485,7 @@ int gal_import_begin(struct gal_store *s, struct gal_err *err)
     s->import_sid = -1;
     if (write_begin(s, &s->import_seq, err))
         return -1;
-    char fp[GAL_NAME_MAX + 1] = "";
-    const char *qf = "SELECT fingerprint FROM gal_state WHERE id = 1";
-    int rc = s->ops->exec(s->db, qf, NULL, 0, row_text, fp, NULL, err);
-    if (!rc && fp[0] && strcmp(fp, s->fingerprint) != 0)
-        rc = gal_err_set(err, GAL_ERR_FINGERPRINT, qf, "the gallery now belongs to another recognition model");
-    if (!rc && !fp[0]) {
-        struct gal_val p[1] = {gal_text(s->fingerprint)};
-        rc = s->ops->exec(s->db, "UPDATE gal_state SET fingerprint = $1 WHERE id = 1", p, 1, NULL, NULL, NULL, err);
-    }
+    int rc = claim_fingerprint(s, err);
     if (rc)
         s->ops->rollback(s->db);
     return rc;
@@ -511,13 +500,13 @@ int gal_import_face(struct gal_store *s, const char *name, const struct gal_face
                            "a face of another recognition model (fingerprint %.12s..., the gallery's is %.12s...)",
                            f->fingerprint, s->fingerprint);
     if (strcmp(name, s->import_name) != 0) {
-        struct gal_val p[2] = {gal_text(name), gal_int(now_ms())};
+        struct gal_val p[2] = {gal_text(name), gal_int(gal_now_ms())};
         s->import_sid = -1;
-        if (s->ops->exec(s->db, "SELECT id FROM subjects WHERE name = $1", p, 1, row_int, &s->import_sid, NULL, err))
+        if (s->ops->exec(s->db, "SELECT id FROM subjects WHERE name = $1", p, 1, gal_row_int, &s->import_sid, NULL, err))
             return -1;
         if (s->import_sid < 0 &&
             s->ops->exec(s->db, "INSERT INTO subjects (name, created_ms) VALUES ($1, $2) RETURNING id", p, 2,
-                         row_int, &s->import_sid, NULL, err))
+                         gal_row_int, &s->import_sid, NULL, err))
             return -1;
         snprintf(s->import_name, sizeof s->import_name, "%s", name);
     }
@@ -525,7 +514,7 @@ int gal_import_face(struct gal_store *s, const char *name, const struct gal_face
                      "y_max, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     struct gal_val p[9] = {gal_int(s->import_sid), gal_text(s->fingerprint), gal_blob(f->emb, sizeof f->emb),
                            gal_real(f->det_score),  gal_real(f->box[0]),      gal_real(f->box[1]),
-                           gal_real(f->box[2]),    gal_real(f->box[3]),      gal_int(f->created_ms ? f->created_ms : now_ms())};
+                           gal_real(f->box[2]),    gal_real(f->box[3]),      gal_int(f->created_ms ? f->created_ms : gal_now_ms())};
     return s->ops->exec(s->db, qi, p, 9, NULL, NULL, NULL, err);
 }
 
@@ -547,7 +536,7 @@ int gal_face_delete(struct gal_store *s, int64_t id, char *subject, struct gal_e
         return -1;
     const char *q = "SELECT s.name FROM faces f JOIN subjects s ON s.id = f.subject_id WHERE f.id = $1";
     struct gal_val p[1] = {gal_int(id)};
-    int rc = s->ops->exec(s->db, q, p, 1, row_text, name, NULL, err);
+    int rc = s->ops->exec(s->db, q, p, 1, gal_row_text, name, NULL, err);
     if (!rc && !name[0])
         rc = gal_err_set(err, GAL_ERR_NOT_FOUND, NULL, "no face has the id %lld", (long long)id);
     if (!rc)
@@ -559,183 +548,3 @@ int gal_face_delete(struct gal_store *s, int64_t id, char *subject, struct gal_e
     return 0;
 }
 
-/* ---- reads ---- */
-
-struct subject_rows {
-    struct gal_subject *v;
-    size_t n, cap;
-};
-
-static int row_subject(void *user, const struct gal_val *c, int n, struct gal_err *err)
-{
-    struct subject_rows *r = user;
-    if (n < 3 || c[0].t != GAL_V_TEXT)
-        return gal_err_set(err, GAL_ERR_DB, NULL, "unexpected subject row");
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        struct gal_subject *v = realloc(r->v, cap * sizeof *v);
-        if (!v)
-            return gal_err_set(err, GAL_ERR_NOMEM, NULL, "out of memory");
-        r->v = v, r->cap = cap;
-    }
-    struct gal_subject *sub = &r->v[r->n++];
-    snprintf(sub->name, sizeof sub->name, "%s", c[0].s);
-    sub->created_ms = c[1].i;
-    sub->n_faces = c[2].i;
-    return 0;
-}
-
-#define SUBJECT_COLS "s.name, s.created_ms, (SELECT count(*) FROM faces f WHERE f.subject_id = s.id)"
-
-int gal_subject_get(struct gal_store *s, const char *name, struct gal_subject *out, struct gal_err *err)
-{
-    if (gal_name_check(name, err))
-        return -1;
-    struct subject_rows r = {0};
-    struct gal_val p[1] = {gal_text(name)};
-    if (s->ops->exec(s->db, "SELECT " SUBJECT_COLS " FROM subjects s WHERE s.name = $1", p, 1, row_subject, &r,
-                     NULL, err)) {
-        free(r.v);
-        return -1;
-    }
-    if (r.n == 0)
-        return gal_err_set(err, GAL_ERR_NOT_FOUND, NULL, "no subject is named \"%s\"", name);
-    *out = r.v[0];
-    free(r.v);
-    return 0;
-}
-
-int gal_subject_list(struct gal_store *s, const char *after, size_t max, struct gal_subject **out,
-                     size_t *n, struct gal_err *err)
-{
-    struct subject_rows r = {0};
-    struct gal_val p[2] = {gal_text(after ? after : ""), gal_int((int64_t)max)};
-    if (s->ops->exec(s->db, "SELECT " SUBJECT_COLS " FROM subjects s WHERE s.name > $1 ORDER BY s.name LIMIT $2",
-                     p, 2, row_subject, &r, NULL, err)) {
-        free(r.v);
-        return -1;
-    }
-    *out = r.v;
-    *n = r.n;
-    return 0;
-}
-
-struct face_rows {
-    struct gal_face *v;
-    size_t n, cap;
-};
-
-/* Columns: id, embedding, fingerprint, det_score, x_min, y_min, x_max, y_max, created_ms. */
-#define FACE_COLS "f.id, f.embedding, f.fingerprint, f.det_score, f.x_min, f.y_min, f.x_max, f.y_max, f.created_ms"
-
-static double num(const struct gal_val *v)
-{
-    return v->t == GAL_V_REAL ? v->r : v->t == GAL_V_INT ? (double)v->i : 0.0;
-}
-
-static int face_from_row(struct gal_face *f, const struct gal_val *c, int n, struct gal_err *err)
-{
-    if (n < 9 || c[1].t != GAL_V_BLOB || c[1].n != sizeof f->emb || c[2].t != GAL_V_TEXT)
-        return gal_err_set(err, GAL_ERR_DB, NULL, "a stored face row is malformed (embedding of %zu bytes)",
-                           c[1].n);
-    f->id = c[0].i;
-    memcpy(f->emb, c[1].b, sizeof f->emb);
-    snprintf(f->fingerprint, sizeof f->fingerprint, "%s", c[2].s);
-    f->det_score = (float)num(&c[3]);
-    for (int k = 0; k < 4; k++)
-        f->box[k] = (float)num(&c[4 + k]);
-    f->created_ms = c[8].i;
-    return 0;
-}
-
-static int row_face(void *user, const struct gal_val *c, int n, struct gal_err *err)
-{
-    struct face_rows *r = user;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        struct gal_face *v = realloc(r->v, cap * sizeof *v);
-        if (!v)
-            return gal_err_set(err, GAL_ERR_NOMEM, NULL, "out of memory");
-        r->v = v, r->cap = cap;
-    }
-    return face_from_row(&r->v[r->n++], c, n, err);
-}
-
-int gal_faces_list(struct gal_store *s, const char *name, struct gal_face **out, size_t *n,
-                   struct gal_err *err)
-{
-    int64_t sid;
-    if (gal_name_check(name, err))
-        return -1;
-    if (s->ops->begin(s->db, 0, err))
-        return -1;
-    struct face_rows r = {0};
-    struct gal_val p[1];
-    int rc = subject_id(s, name, &sid, err);
-    if (!rc) {
-        p[0] = gal_int(sid);
-        rc = s->ops->exec(s->db, "SELECT " FACE_COLS " FROM faces f WHERE f.subject_id = $1 ORDER BY f.id", p, 1,
-                          row_face, &r, NULL, err);
-    }
-    s->ops->rollback(s->db);
-    if (rc) {
-        free(r.v);
-        return -1;
-    }
-    *out = r.v;
-    *n = r.n;
-    return 0;
-}
-
-int gal_store_counts(struct gal_store *s, int64_t *subjects, int64_t *faces, struct gal_err *err)
-{
-    int64_t v[2] = {0, 0};
-    if (s->ops->exec(s->db, "SELECT (SELECT count(*) FROM subjects), (SELECT count(*) FROM faces)", NULL, 0,
-                     row_int, v, NULL, err))
-        return -1;
-    *subjects = v[0];
-    *faces = v[1];
-    return 0;
-}
-
-int gal_store_seq(struct gal_store *s, int64_t *seq, struct gal_err *err)
-{
-    *seq = -1;
-    return s->ops->exec(s->db, GAL_SQL_SEQ, NULL, 0, row_int, seq, NULL, err);
-}
-
-int gal_store_wait(struct gal_store *s, int64_t known, int timeout_ms, int64_t *seq, struct gal_err *err)
-{
-    return s->ops->wait(s->db, known, timeout_ms, seq, err);
-}
-
-struct scan_ctx {
-    gal_scan_fn fn;
-    void *user;
-};
-
-static int row_scan(void *user, const struct gal_val *c, int n, struct gal_err *err)
-{
-    struct scan_ctx *sc = user;
-    struct gal_face f;
-    if (n < 10 || c[9].t != GAL_V_TEXT)
-        return gal_err_set(err, GAL_ERR_DB, NULL, "unexpected scan row");
-    if (face_from_row(&f, c, n, err))
-        return -1;
-    return sc->fn(sc->user, c[9].s, &f, err) ? -1 : 0;
-}
-
-int gal_store_scan(struct gal_store *s, gal_scan_fn fn, void *user, int64_t *seq, struct gal_err *err)
-{
-    if (s->ops->begin(s->db, 0, err))
-        return -1;
-    struct scan_ctx sc = {fn, user};
-    int rc = gal_store_seq(s, seq, err);
-    if (!rc)
-        rc = s->ops->exec(s->db,
-                          "SELECT " FACE_COLS ", s.name FROM faces f JOIN subjects s ON s.id = f.subject_id "
-                          "ORDER BY f.subject_id, f.id",
-                          NULL, 0, row_scan, &sc, NULL, err);
-    s->ops->rollback(s->db); /* read-only: nothing to keep */
-    return rc;
-}

@@ -257,19 +257,26 @@ static void reply_subject(struct srv_req *req, struct srv_gallery *g, const char
     srv_req_reply_json(req, status, proto_subject_json(&ps), NULL);
 }
 
+/* The {"name": ...} body (new, caller frees), or NULL after answering the error. */
+static char *name_body(struct srv_req *req)
+{
+    struct proto_err e;
+    size_t len;
+    const unsigned char *body = srv_req_body(req, &len);
+    char *name = NULL;
+    if (proto_gallery_name_body(body, len, &name, &e))
+        srv_req_reply_error(req, &e);
+    return name;
+}
+
 void srv_gallery_subjects_post(struct srv_req *req, void *app)
 {
     struct srv_gallery *g = gallery_of(req, app);
     if (!g)
         return;
-    struct proto_err e;
-    size_t len;
-    const unsigned char *body = srv_req_body(req, &len);
-    char *name = NULL;
-    if (proto_gallery_name_body(body, len, &name, &e)) {
-        srv_req_reply_error(req, &e);
+    char *name = name_body(req);
+    if (!name)
         return;
-    }
     struct gal_err ge;
     pthread_mutex_lock(&g->mu);
     int rc = gal_subject_create(g->store, name, &ge);
@@ -341,14 +348,9 @@ void srv_gallery_subject_patch(struct srv_req *req, void *app)
     if (!g)
         return;
     char old[GAL_NAME_MAX + 2];
-    struct proto_err e;
-    size_t len;
-    const unsigned char *body = srv_req_body(req, &len);
-    char *name = NULL;
-    if (proto_gallery_name_body(body, len, &name, &e)) {
-        srv_req_reply_error(req, &e);
+    char *name = name_body(req);
+    if (!name)
         return;
-    }
     struct gal_err ge;
     pthread_mutex_lock(&g->mu);
     int rc = gal_subject_rename(g->store, path_param(req, "name", old, sizeof old) ? old : "", name, &ge);
