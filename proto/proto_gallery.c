@@ -73,6 +73,8 @@ int proto_gallery_name_body(const unsigned char *body, size_t len, char **name, 
 
 void proto_gallery_embeddings_release(struct proto_gallery_embeddings *e)
 {
+    for (size_t i = 0; i < e->n_images; i++)
+        free(e->image[i]);
     free(e->emb);
     memset(e, 0, sizeof *e);
 }
@@ -144,6 +146,62 @@ static int read_fingerprint(json_t *doc, int required, struct proto_gallery_embe
     return 0;
 }
 
+/* Photos as base64 (key "images_b64": an array, or "image_b64": one string) and every other scalar
+ * member but `skip` as an option in text form. */
+static int read_photos(json_t *doc, const char *key, const char *const *skip, struct proto_gallery_embeddings *out,
+                       struct proto_err *e)
+{
+    json_t *v = json_object_get(doc, key);
+    int many = strcmp(key, "images_b64") == 0;
+    size_t n = many ? (json_is_array(v) ? json_array_size(v) : 0) : 1;
+    char field[48];
+    if (many && (n == 0 || n > PROTO_GAL_MAX_PHOTOS))
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.images_b64", "expected 1 to %d base64 photos",
+                             PROTO_GAL_MAX_PHOTOS);
+    if (!many && !json_is_string(v))
+        return proto_err_set(e, PROTO_ERR_INVALID_PARAM, "$.image_b64", "expected a base64 photo");
+    for (size_t i = 0; i < n; i++) {
+        const struct proto_val pv = {.json = many ? json_array_get(v, i) : v};
+        if (many)
+            snprintf(field, sizeof field, "$.images_b64[%zu]", i);
+        else
+            snprintf(field, sizeof field, "$.image_b64");
+        uint8_t *img = NULL;
+        size_t len = 0;
+        if (proto_val_image_b64(field, &pv, &img, &len, e))
+            return -1;
+        out->image[out->n_images] = img;
+        out->image_len[out->n_images++] = len;
+    }
+    const char *k;
+    json_t *m;
+    json_object_foreach(doc, k, m)
+    {
+        int skipped = strcmp(k, key) == 0;
+        for (const char *const *s = skip; *s && !skipped; s++)
+            skipped = strcmp(*s, k) == 0;
+        if (skipped || json_is_null(m))
+            continue;
+        snprintf(field, sizeof field, "$.%.40s", k);
+        if (out->n_options == PROTO_GAL_MAX_OPTIONS || strlen(k) >= sizeof out->option_key[0])
+            return proto_err_set(e, PROTO_ERR_INVALID_PARAM, field, "unknown parameter");
+        char *val = out->option_value[out->n_options];
+        size_t vs = sizeof out->option_value[0];
+        if (json_is_string(m) && json_string_length(m) < vs)
+            snprintf(val, vs, "%s", json_string_value(m));
+        else if (json_is_boolean(m))
+            snprintf(val, vs, "%s", json_is_true(m) ? "true" : "false");
+        else if (json_is_integer(m))
+            snprintf(val, vs, "%lld", (long long)json_integer_value(m));
+        else if (json_is_real(m))
+            snprintf(val, vs, "%.17g", json_real_value(m));
+        else
+            return proto_err_set(e, PROTO_ERR_INVALID_PARAM, field, "expected a number, a boolean or a short string");
+        snprintf(out->option_key[out->n_options++], sizeof out->option_key[0], "%s", k);
+    }
+    return 0;
+}
+
 int proto_gallery_enroll_body(const unsigned char *body, size_t len, struct proto_gallery_embeddings *out,
                               struct proto_err *e)
 {
@@ -152,7 +210,11 @@ int proto_gallery_enroll_body(const unsigned char *body, size_t len, struct prot
     if (!doc)
         return -1;
     static const char *const allowed[] = {"embeddings", "model_fingerprint", NULL};
-    int rc = only_members(doc, allowed, e) || read_embeddings(doc, 0, out, e) || read_fingerprint(doc, 1, out, e)
+    int rc;
+    if (json_object_get(doc, "images_b64"))
+        rc = read_photos(doc, "images_b64", allowed + 2, out, e);
+    else
+        rc = only_members(doc, allowed, e) || read_embeddings(doc, 0, out, e) || read_fingerprint(doc, 1, out, e)
                  ? -1
                  : 0;
     json_decref(doc);
@@ -197,7 +259,10 @@ int proto_identify_body(const unsigned char *body, size_t len, struct proto_gall
         return -1;
     static const char *const allowed[] = {"embedding", "embeddings", "model_fingerprint", "top_k", "match_threshold",
                                           NULL};
-    int rc = only_members(doc, allowed, e) || read_embeddings(doc, 1, out, e) || read_fingerprint(doc, 0, out, e);
+    static const char *const options[] = {"top_k", "match_threshold", NULL};
+    int rc = json_object_get(doc, "image_b64")
+                 ? read_photos(doc, "image_b64", options, out, e) != 0
+                 : only_members(doc, allowed, e) || read_embeddings(doc, 1, out, e) || read_fingerprint(doc, 0, out, e);
     const char *keys[] = {"top_k", "match_threshold"};
     for (int i = 0; !rc && i < 2; i++) {
         json_t *v = json_object_get(doc, keys[i]);

@@ -24,10 +24,20 @@ int proto_gallery_name_body(const unsigned char *body, size_t len, char **name, 
 
 /* Embeddings sent as JSON: {"embeddings": [[128 numbers], ...], "model_fingerprint": "<64 hex>"}, and
  * for identify also {"embedding": [128 numbers]} and the options below. */
+#define PROTO_GAL_MAX_PHOTOS 32   /* photos per request */
+#define PROTO_GAL_MAX_OPTIONS 16
 struct proto_gallery_embeddings {
     size_t n;
     float (*emb)[PROTO_GAL_DIM]; /* new: proto_gallery_embeddings_release frees */
     char fingerprint[65];        /* "" when not given */
+    /* or photos sent as base64 ("images_b64" to enrol, "image_b64" to identify), decoded (owned), and
+     * the body's other scalar members as text, for the route's own parameter rules ("aligned":"true") */
+    size_t n_images;
+    unsigned char *image[PROTO_GAL_MAX_PHOTOS];
+    size_t image_len[PROTO_GAL_MAX_PHOTOS];
+    size_t n_options;
+    char option_key[PROTO_GAL_MAX_OPTIONS][32];
+    char option_value[PROTO_GAL_MAX_OPTIONS][64];
 };
 void proto_gallery_embeddings_release(struct proto_gallery_embeddings *e);
 
@@ -42,12 +52,13 @@ void proto_identify_opts_init(struct proto_identify_opts *o);
 int proto_identify_opt_text(struct proto_identify_opts *o, const char *key, const char *value,
                             struct proto_err *e);
 
-/* POST /v1/subjects/{name}/faces with a JSON body: "embeddings" (1..PROTO_GAL_MAX_EMBEDDINGS) and
- * "model_fingerprint" are required. */
+/* POST /v1/subjects/{name}/faces with a JSON body: "embeddings" (1..PROTO_GAL_MAX_EMBEDDINGS) with
+ * "model_fingerprint", or "images_b64" (1..PROTO_GAL_MAX_PHOTOS base64 strings or data: URIs) with
+ * options as other members. */
 int proto_gallery_enroll_body(const unsigned char *body, size_t len, struct proto_gallery_embeddings *out,
                               struct proto_err *e);
-/* POST /v1/identify with a JSON body: "embedding" or "embeddings", optional "model_fingerprint",
- * "top_k", "match_threshold". */
+/* POST /v1/identify with a JSON body: "embedding" or "embeddings" (optional "model_fingerprint"), or
+ * "image_b64" with options as other members; "top_k", "match_threshold". */
 int proto_identify_body(const unsigned char *body, size_t len, struct proto_gallery_embeddings *out,
                         struct proto_identify_opts *o, struct proto_err *e);
 

@@ -102,9 +102,23 @@ static int job_parse_json(void *r, const char *body, size_t len, struct proto_er
     struct photo_job *j = r;
     if (j->dialect == PROTO_DIALECT_DEEPSTACK)
         return proto_err_set(e, PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, "Content-Type", "send a multipart/form-data form");
-    j->json = 1;
     const unsigned char *b = (const unsigned char *)body;
-    return j->identify ? proto_identify_body(b, len, &j->emb, &j->id, e) : proto_gallery_enroll_body(b, len, &j->emb, e);
+    if (j->identify ? proto_identify_body(b, len, &j->emb, &j->id, e) : proto_gallery_enroll_body(b, len, &j->emb, e))
+        return -1;
+    j->json = j->emb.n > 0; /* embeddings; else base64 photos, which go where multipart files go */
+    for (size_t i = 0; i < j->emb.n_options; i++)
+        if (job_set(j, j->emb.option_key[i], j->emb.option_value[i], e))
+            return -1;
+    for (size_t i = 0; i < j->emb.n_images; i++) {
+        char field[32];
+        if (j->identify)
+            snprintf(field, sizeof field, "image_b64");
+        else
+            snprintf(field, sizeof field, "images_b64[%zu]", i);
+        if (job_set_image(j, field, j->emb.image[i], j->emb.image_len[i], e))
+            return -1;
+    }
+    return 0;
 }
 
 /* ---- worker -------------------------------------------------------------------------------- */

@@ -18,6 +18,7 @@ usage: test_gallery_api.py --visiond build/visiond
 Exit 0 if all pass, 1 on any failure, 77 (skipped) without the face models or chips.
 """
 import argparse
+import base64
 import hashlib
 import json
 import pathlib
@@ -94,6 +95,19 @@ def main():
         ok(d.post_json("/v1/subjects", {"name": "Demo"}), "post", "/v1/subjects", 201, "create Demo")
         r = d.post_json("/v1/subjects/Demo/faces", {"embeddings": [emb], "model_fingerprint": fp})
         ok(r, "post", "/v1/subjects/{name}/faces", 201, "enrol an embedding")
+        # photos as base64 in JSON, with the photo options as members
+        b64 = base64.b64encode(salley[6].read_bytes()).decode()
+        r = d.post_json(base + "/faces", {"images_b64": [b64, "data:image/jpeg;base64," + b64], "aligned": True})
+        ok(r, "post", "/v1/subjects/{name}/faces", 201, "enrol two base64 photos (JSON)")
+        extra = [f["face_id"] for f in r.json()["faces"]] if r.status == 201 else []
+        for fid in extra:
+            d.request("DELETE", f"/v1/faces/{fid}")
+        err(d.post_json(base + "/faces", {"images_b64": ["not base64!"], "aligned": True}), 400, "INVALID_PARAM",
+            "a photo that is not base64")
+        r = d.post_json("/v1/identify", {"image_b64": b64, "aligned": True, "top_k": 2})
+        ok(r, "post", "/v1/identify", 200, "identify a base64 photo (JSON)")
+        c.check("identify", r.status == 200 and (r.json()["faces"][0]["match"] or {}).get("subject") == SECRET_NAME,
+                "the base64 photo is the enrolled person", repr(r))
         r = d.get(base)
         c.check("routes", r.status == 200 and r.json()["face_count"] == 3, "face count 3", repr(r))
 
