@@ -110,7 +110,7 @@ static int job_parse_json(void *r, const char *body, size_t len, struct proto_er
         if (job_set(j, j->emb.option_key[i], j->emb.option_value[i], e))
             return -1;
     for (size_t i = 0; i < j->emb.n_images; i++) {
-        char field[32];
+        char field[48];
         if (j->identify)
             snprintf(field, sizeof field, "image_b64");
         else
