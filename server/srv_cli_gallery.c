@@ -21,9 +21,11 @@
 static const char usage_text[] =
     "usage: visiond gallery export FILE|- [--gallery SPEC] [--data-dir DIR] [--models-dir DIR]\n"
     "       visiond gallery import FILE   [--gallery SPEC] [--data-dir DIR] [--models-dir DIR]\n"
+    "       visiond gallery enroll DIR    [--aligned] [--gallery SPEC] [--data-dir DIR] [--models-dir DIR]\n"
     "  The face gallery as JSON Lines (the recognition model's fingerprint first). --gallery: sqlite:PATH\n"
     "  or postgres://...; default sqlite:DATA_DIR/gallery.db (--data-dir, default ./data). export is a\n"
-    "  consistent snapshot while daemons serve; import adds every face of FILE in one transaction, or none.\n";
+    "  consistent snapshot while daemons serve; import adds every face of FILE in one transaction, or none.\n"
+    "  enroll: DIR/<subject name>/<photos>, one face a photo (--aligned: 150x150 chips), all or none.\n";
 
 struct export_ctx {
     FILE *out;
@@ -187,21 +189,24 @@ int srv_cli_gallery(int argc, char **argv)
     static const struct option opts[] = {{"gallery", required_argument, NULL, 'g'},
                                           {"data-dir", required_argument, NULL, 'd'},
                                           {"models-dir", required_argument, NULL, 'm'},
+                                          {"aligned", no_argument, NULL, 'a'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     const char *gallery = NULL, *data_dir = "data", *models = "models";
-    int c;
+    int c, aligned = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'g': gallery = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'm': models = optarg; break;
+        case 'a': aligned = 1; break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
     }
-    if (argc - optind != 2 || (strcmp(argv[optind], "export") != 0 && strcmp(argv[optind], "import") != 0)) {
+    if (argc - optind != 2 || (strcmp(argv[optind], "export") != 0 && strcmp(argv[optind], "import") != 0 &&
+                               strcmp(argv[optind], "enroll") != 0)) {
         fputs(usage_text, stderr);
         return 2;
     }
@@ -222,7 +227,10 @@ int srv_cli_gallery(int argc, char **argv)
         fprintf(stderr, "visiond: %s\n", gal_err_format(&err, line, sizeof line));
         return 1;
     }
-    int rc = strcmp(argv[optind], "export") == 0 ? do_export(s, argv[optind + 1]) : do_import(s, argv[optind + 1]);
+    const char *cmd = argv[optind], *arg = argv[optind + 1];
+    int rc = strcmp(cmd, "export") == 0   ? do_export(s, arg)
+             : strcmp(cmd, "import") == 0 ? do_import(s, arg)
+                                          : srv_cli_gallery_enroll(s, arg, models, aligned);
     gal_store_free(s);
     return rc;
 }

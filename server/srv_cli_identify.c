@@ -1,8 +1,12 @@
-/* srv_cli_identify.c - `visiond identify [--gallery SPEC] IMAGE...`: who is in each image, against a
- * gallery, without a daemon. One JSON line per image, the body POST /v1/identify answers for it (same
- * face steps, srv_face_steps.h; same search, gallery/gal.h; same encoder). Exit 0, 1 if an image could
- * not be read or the gallery not opened, 2 for bad usage. */
+/* srv_cli_identify.c - the CLI commands that run the face networks against a gallery, without a daemon:
+ * `visiond identify [--gallery SPEC] IMAGE...`: who is in each image; one JSON line per image, the body
+ * POST /v1/identify answers for it (same face steps, srv_face_steps.h; same search, gallery/gal.h; same
+ * encoder). Exit 0, 1 if an image could not be read or the gallery not opened, 2 for bad usage.
+ * `visiond gallery enroll DIR` (srv_cli_gallery.c): DIR/<subject name>/<photos>, one face a photo, all
+ * in one transaction, with a progress line on a terminal. */
+#include <dirent.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +153,127 @@ int srv_cli_identify(int argc, char **argv)
             rc = 1; /* the others are still answered */
     gal_index_free(c.ix);
     gal_store_free(s);
+    eng_face_ctx_free(c.ctx);
+    eng_face_models_free(c.models);
+    proto_verify_request_release(&c.v);
+    return rc;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The entries of dir (no dot files), sorted; *n of them, new (free each and the array). */
+static char **list_dir(const char *dir, size_t *n)
+{
+    DIR *d = opendir(dir);
+    char **v = NULL;
+    size_t cap = 0;
+    struct dirent *e;
+    *n = 0;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (*n == cap) {
+            char **w = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof *v);
+            if (!w)
+                break;
+            v = w;
+        }
+        if (!(v[*n] = strdup(e->d_name)))
+            break;
+        (*n)++;
+    }
+    if (d)
+        closedir(d);
+    if (v)
+        qsort(v, *n, sizeof *v, name_cmp);
+    return v;
+}
+
+int srv_cli_gallery_enroll(struct gal_store *s, const char *dir, const char *models, int aligned)
+{
+    static struct identify_cli c;
+    struct eng_err err = {0};
+    struct proto_err e;
+    char path[8192];
+    int rc = 0, tty = isatty(2);
+    long long done = 0;
+    size_t subjects = 0;
+    memset(&c, 0, sizeof c);
+    proto_verify_request_init(&c.v, PROTO_DIALECT_NATIVE);
+    if (aligned)
+        proto_verify_request_set(&c.v, "aligned", "true", &e);
+    snprintf(path, sizeof path, "%s/faces", models);
+    if (eng_face_models_load(path, NULL, &c.models, &err) || !(c.ctx = eng_face_ctx_new(c.models, &err))) {
+        rc = srv_cli_report(&err);
+        goto out;
+    }
+    struct gal_err ge;
+    if (gal_import_begin(s, &ge)) {
+        fprintf(stderr, "visiond: %s\n", ge.msg);
+        rc = 1;
+        goto out;
+    }
+    size_t np = 0;
+    char **people = list_dir(dir, &np);
+    for (size_t i = 0; rc == 0 && i < np; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, people[i]);
+        size_t nf = 0;
+        char **files = list_dir(path, &nf);
+        subjects += nf > 0;
+        for (size_t k = 0; rc == 0 && k < nf; k++) {
+            char file[8192 + 256];
+            snprintf(file, sizeof file, "%s/%s", path, files[k]);
+            struct eng_image img = {0};
+            struct proto_verify_face vf;
+            struct proto_face_timing t = {0};
+            struct gal_face f = {0};
+            const struct eng_decode_opts dopts = {.apply_exif = 1};
+            if (eng_image_load(file, &dopts, &img, NULL, &err)) {
+                proto_err_from_eng(&e, &err, "image");
+                rc = 1;
+            } else if (srv_face_verify_image(c.models, c.ctx, &img, &c.v, c.faces, SRV_MAX_FACES, f.emb, &vf, &t,
+                                             "image", &e)) {
+                rc = 1;
+            } else if (vf.detected && vf.faces_in_image > 1) {
+                proto_err_set(&e, PROTO_ERR_MULTIPLE_FACES, NULL, "%d faces in the photo: one face a photo",
+                              vf.faces_in_image);
+                rc = 1;
+            }
+            eng_image_release(&img);
+            if (rc) {
+                fprintf(stderr, "%svisiond: %s: %s: nothing enrolled\n", tty ? "\n" : "", file, e.msg);
+                break;
+            }
+            memcpy(f.fingerprint, gal_store_fingerprint(s), sizeof f.fingerprint);
+            if (vf.detected) {
+                f.det_score = vf.det_score;
+                f.box[0] = vf.box.x1, f.box[1] = vf.box.y1, f.box[2] = vf.box.x2, f.box[3] = vf.box.y2;
+            }
+            if (gal_import_face(s, people[i], &f, &ge)) {
+                fprintf(stderr, "%svisiond: %s: %s: nothing enrolled\n", tty ? "\n" : "", file, ge.msg);
+                rc = 1;
+            }
+            if (tty && ++done % 10 == 0)
+                fprintf(stderr, "\renrolled %lld photos", done);
+            else if (!tty)
+                done++;
+        }
+        for (size_t k = 0; k < nf; k++)
+            free(files[k]);
+        free(files);
+    }
+    for (size_t i = 0; i < np; i++)
+        free(people[i]);
+    free(people);
+    if (rc) {
+        gal_import_abort(s);
+    } else if (gal_import_commit(s, &ge)) {
+        fprintf(stderr, "visiond: %s\n", ge.msg);
+        rc = 1;
+    } else {
+        fprintf(stderr, "%svisiond: enrolled %lld photos of %zu subjects\n", tty ? "\r" : "", done, subjects);
+    }
+out:
     eng_face_ctx_free(c.ctx);
     eng_face_models_free(c.models);
     proto_verify_request_release(&c.v);

@@ -120,8 +120,24 @@ def main():
             c.check("refused", before == after, f"nothing imported ({before} faces before, {after} after)")
             r = daemon.run_visiond(args.visiond, "gallery", "export")
             c.check("usage", r.returncode == 2, "bad usage exits 2")
+
             code, log = d.stop()
             c.check("daemon", code == 0 and not daemon.sanitizer_report(log), "clean exit", daemon.sanitizer_report(log))
+
+        # enrol a folder of photo folders: all of it, or (a photo without a face) none of it
+        e_dir = tmp / "e"
+        e_dir.mkdir()
+        r = daemon.run_visiond(args.visiond, "gallery", "enroll", str(JOHNS), "--data-dir", str(e_dir))
+        c.check("enroll", r.returncode == 1 and "nothing enrolled" in r.stderr,
+                "chips without --aligned: no face, nothing enrolled", r.stderr[-300:])
+        r = daemon.run_visiond(args.visiond, "gallery", "enroll", str(JOHNS), "--aligned", "--data-dir", str(e_dir))
+        c.check("enroll", r.returncode == 0 and "enrolled 55 photos of 5 subjects" in r.stderr,
+                "the 55 chips of 5 people with --aligned", r.stderr[-300:])
+        r = daemon.run_visiond(args.visiond, "identify", "--aligned", "--data-dir", str(e_dir),
+                               str(sorted((JOHNS / "John_Simm").glob("*.jpg"))[4]))
+        m = json.loads(r.stdout)["faces"][0]["match"] if r.returncode == 0 else None
+        c.check("enroll", m and m["subject"] == "John_Simm" and m["distance"] == 0,
+                "an enrolled chip is found at distance 0", r.stdout[:300])
     return c.summary("test_gallery_cli")
 
 
