@@ -136,9 +136,8 @@ static int small_n(const struct eng_conv *c, int cols)
 }
 
 /* Whether the GEMM goes to the pointwise kernel (kern.h): with k this small (a first layer's 3x3 on
- * 3 channels has 27) sgemm spent more time packing than multiplying: yolov3-tiny's first layer ran
- * at 25-30 GFLOP/s, the face detector's at 33. The threshold is conv_pw.c's, where the same kernel
- * beat sgemm up to k = 64. */
+ * 3 channels has 27) sgemm spends more time packing than multiplying (docs/PERFORMANCE.md, "Per-layer
+ * profile"). The threshold is conv_pw.c's, where the same kernel beat sgemm up to k = 64. */
 static int small_k(int k)
 {
     return k <= ENG_CONV_DIRECT_MAX_K;
@@ -206,8 +205,8 @@ struct conv_split {
 /* How many tasks a layer is cut into: the machine's online cores (2..8), read once. The cut depends on
  * the layer and the machine alone, never on how many threads run it: every task makes the same sgemm
  * calls on any team, so results are bit-identical whatever the thread count (OpenBLAS rounds
- * differently for different matrix shapes). More tasks than cores cost the single thread dearly:
- * yolov3-tiny's 1024x4608 weights at 13x13 ran at 69 GFLOP/s cut into 8 GEMMs against 114 in 2. */
+ * differently for different matrix shapes). More tasks than cores cost the single thread dearly: a
+ * large GEMM cut into 8 runs far below the same GEMM cut into 2 (docs/PERFORMANCE.md, "Threading"). */
 static int conv_tasks(void)
 {
     static atomic_int tasks;

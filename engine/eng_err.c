@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+static void fill_msg(struct eng_err *err, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void fill_msg(struct eng_err *err, const char *fmt, va_list ap)
 {
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);

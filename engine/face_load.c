@@ -110,8 +110,8 @@ static int finish_layer(struct builder *b, struct eng_layer *l, int rc, const ch
 
 /* A 'same' convolution on a 1x1 input reads nothing but one tap, the rest being padding: it is kept as
  * a 1x1 convolution over that tap's weights (compacted in place). The recognizer's last 3x3 layer (256
- * channels) otherwise streamed all 2.4 MB of its weights for 0.13 MFLOP: 0.29 ms. The sums are the
- * same, less eight terms that were products with zero. */
+ * channels) otherwise streamed all 2.4 MB of its weights for 0.13 MFLOP (docs/PERFORMANCE.md, "Per-layer
+ * profile", has the figures). The sums are the same, less eight terms that were products with zero. */
 static void keep_live_tap(struct builder *b, struct eng_conv *c, int in)
 {
     float *w = b->params + (c->weights - b->params);

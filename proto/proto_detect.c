@@ -113,7 +113,7 @@ static json_t *face_model_json(const struct proto_face_model_info *m)
                      "input", "width", m->input_w, "height", m->input_h);
 }
 
-char *proto_models_json_all(const struct proto_model_info *models, int n,
+char *proto_models_json(const struct proto_model_info *models, int n,
                             const struct proto_face_model_info *faces, int n_faces)
 {
     json_t *arr = json_array();
@@ -123,11 +123,6 @@ char *proto_models_json_all(const struct proto_model_info *models, int n,
             arr = NULL;
         }
     return proto_json_dump(json_pack("{s:o}", "models", arr));
-}
-
-char *proto_models_json(const struct proto_model_info *models, int n)
-{
-    return proto_models_json_all(models, n, NULL, 0);
 }
 
 char *proto_health_json(const char *status)

@@ -55,10 +55,6 @@ struct proto_model_info {
     int is_default;            /* the model used when a request names none */
 };
 
-/* {"models":[{"name","kind":"yolo","default":bool,"input":{"width","height"},"classes":[names],
- *  "defaults":{"conf","iou","max_det"}}]}. New string, caller frees. */
-char *proto_models_json(const struct proto_model_info *models, int n);
-
 /* One face network for GET /v1/models: {"name","kind","input":{"width","height"}}, kind one of
  * "face_detector" (input: the largest detector size served), "face_landmarks", "face_recognition". */
 struct proto_face_model_info {
@@ -67,9 +63,11 @@ struct proto_face_model_info {
     int input_w, input_h;
 };
 
-/* The YOLO models followed by the face networks. New string, caller frees. */
-char *proto_models_json_all(const struct proto_model_info *models, int n,
-                            const struct proto_face_model_info *faces, int n_faces);
+/* GET /v1/models: the YOLO models, then the face networks (n_faces may be 0):
+ * {"models":[{"name","kind":"yolo","default":bool,"input":{"width","height"},"classes":[names],
+ *  "defaults":{"conf","iou","max_det"}}, {"name","kind","input"}...]}. New string, caller frees. */
+char *proto_models_json(const struct proto_model_info *models, int n,
+                        const struct proto_face_model_info *faces, int n_faces);
 
 /* {"status": status} for GET /healthz and /readyz ("ok", "ready"). New string, caller frees. */
 char *proto_health_json(const char *status);

@@ -23,17 +23,8 @@ enum kind {
     K_FACE_SELECT, K_MATCH_THRESHOLD, K_ALIGNED, K_SIDE_IMAGE_B64, K_SIDE_EMBEDDING,
 };
 
-struct param_def {
-    const char *name;
-    enum kind kind;
-    unsigned bit;
-    unsigned routes;
-    int side;           /* K_SIDE_*: 0 or 1 */
-    int deepstack_only; /* a name only the DeepStack dialect knows */
-};
-
 /* Names and aliases; the first entry of a kind is its canonical name. */
-static const struct param_def PARAMS[] = {
+static const struct proto_param_def PARAMS[] = {
     {"det_threshold", K_DET_THRESHOLD, PROTO_FACE_PARAM_DET_THRESHOLD, R_BOTH, 0, 0},
     {"min_confidence", K_DET_THRESHOLD, PROTO_FACE_PARAM_DET_THRESHOLD, R_BOTH, 0, 1},
     {"input_size", K_INPUT_SIZE, PROTO_FACE_PARAM_INPUT_SIZE, R_BOTH, 0, 0},
@@ -100,15 +91,6 @@ static const struct hint HINTS[] = {
     {"api_key", R_BOTH,
      "send API keys in the Authorization (Bearer) or X-API-Key header"},
 };
-
-static const struct param_def *find_param(const char *key, enum route route, enum proto_dialect dialect)
-{
-    for (size_t i = 0; i < N_PARAMS; i++)
-        if ((PARAMS[i].routes & route) && !strcmp(PARAMS[i].name, key) &&
-            (!PARAMS[i].deepstack_only || dialect == PROTO_DIALECT_DEEPSTACK))
-            return &PARAMS[i];
-    return NULL;
-}
 
 static int unknown_param(const char *key, const char *field, enum route route, struct proto_err *err)
 {
@@ -358,9 +340,10 @@ static int set_side_image(struct target *t, int side, const char *field, const u
     return 0;
 }
 
-static int set_param(struct target *t, const struct param_def *p, const char *field,
-                     const struct proto_val *v, struct proto_err *err)
+static int apply(void *target, const struct proto_param_def *p, const char *field, const struct proto_val *v,
+                 struct proto_err *err)
 {
+    struct target *t = target;
     struct proto_face_options *o = t->opt;
     if (p->kind == K_SIDE_IMAGE_B64 || p->kind == K_SIDE_EMBEDDING) {
         /* the side's own checks name the conflict (image1 and embedding1, or image1 twice) */
@@ -439,54 +422,29 @@ static int set_param(struct target *t, const struct param_def *p, const char *fi
     return rc;
 }
 
+static int unknown(void *target, const char *key, const char *field, int text, struct proto_err *err)
+{
+    const struct target *t = target;
+    if (text && t->route == R_FACES && !strcmp(key, "image"))
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field, PROTO_IMAGE_AS_TEXT_HINT);
+    if (text && t->route == R_VERIFY && (!strcmp(key, "image1") || !strcmp(key, "image2")))
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
+                             "send %s as a multipart file field, or base64-encoded as %s_b64", field, field);
+    return unknown_param(key, field, t->route, err);
+}
+
+static const struct proto_schema SCHEMA = {PARAMS, N_PARAMS, apply, unknown};
+
 /* A key/value pair (query or form text) for the target. */
 static int target_set(struct target *t, const char *key, const char *value, struct proto_err *err)
 {
-    char field[PROTO_ERR_FIELD_MAX];
-    proto_field_name("", key, field, sizeof field);
-    const struct param_def *p = find_param(key, t->route, t->opt->dialect);
-    if (!p) {
-        if (t->opt->dialect == PROTO_DIALECT_DEEPSTACK)
-            return 0; /* DeepStack ignores fields it doesn't know; so do we on its routes */
-        if (t->route == R_FACES && !strcmp(key, "image"))
-            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
-                                 "send the image as a multipart file field, as the raw body, or "
-                                 "base64-encoded as image_b64");
-        if (t->route == R_VERIFY && (!strcmp(key, "image1") || !strcmp(key, "image2")))
-            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
-                                 "send %s as a multipart file field, or base64-encoded as %s_b64",
-                                 field, field);
-        return unknown_param(key, field, t->route, err);
-    }
-    const struct proto_val v = {.str = value ? value : ""};
-    return set_param(t, p, field, &v, err);
+    return proto_schema_set(&SCHEMA, t, t->route, t->opt->dialect, key, value, err);
 }
 
 static int target_parse_json(struct target *t, const char *body, size_t len, struct proto_err *err)
 {
     t->opt->from_json = 1;
-    json_t *doc;
-    if (proto_json_load_object(body, len, &doc, err))
-        return -1;
-    int rc = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach(doc, key, value) {
-        char field[PROTO_ERR_FIELD_MAX];
-        proto_field_name("$.", key, field, sizeof field);
-        const struct param_def *p = find_param(key, t->route, t->opt->dialect);
-        if (!p) {
-            if (t->opt->dialect != PROTO_DIALECT_DEEPSTACK)
-                rc = unknown_param(key, field, t->route, err);
-        } else if (!json_is_null(value)) { /* null = not given */
-            const struct proto_val v = {.json = value};
-            rc = set_param(t, p, field, &v, err);
-        }
-        if (rc)
-            break;
-    }
-    json_decref(doc);
-    return rc;
+    return proto_schema_parse_json(&SCHEMA, t, t->route, t->opt->dialect, body, len, err);
 }
 
 /* ---- /v1/faces ---- */
@@ -498,28 +456,14 @@ int proto_face_request_set(struct proto_face_request *req, const char *key, cons
     return target_set(&t, key, value, err);
 }
 
-static int face_image(struct proto_face_request *req, const uint8_t *data, size_t len, uint8_t *owned,
-                      struct proto_err *err)
-{
-    if (req->opt.given & PROTO_FACE_PARAM_IMAGE) {
-        free(owned);
-        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, "image", "given more than once");
-    }
-    image_set(&req->image, data, len, owned);
-    req->opt.given |= PROTO_FACE_PARAM_IMAGE;
-    return 0;
-}
-
 int proto_face_request_set_image_static(struct proto_face_request *req, const uint8_t *data, size_t len,
                                         struct proto_err *err)
 {
-    return face_image(req, data, len, NULL, err);
-}
-
-int proto_face_request_take_image(struct proto_face_request *req, uint8_t *data, size_t len,
-                                  struct proto_err *err)
-{
-    return face_image(req, data, len, data, err);
+    if (req->opt.given & PROTO_FACE_PARAM_IMAGE)
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, "image", "given more than once");
+    image_set(&req->image, data, len, NULL);
+    req->opt.given |= PROTO_FACE_PARAM_IMAGE;
+    return 0;
 }
 
 int proto_face_request_parse_json(struct proto_face_request *req, const char *body, size_t len,
@@ -551,12 +495,12 @@ int proto_verify_request_set(struct proto_verify_request *req, const char *key, 
     return target_set(&t, key, value, err);
 }
 
-static int verify_image(struct proto_verify_request *req, const char *name, const uint8_t *data,
-                        size_t len, uint8_t *owned, struct proto_err *err)
+int proto_verify_request_set_image_static(struct proto_verify_request *req, const char *name,
+                                          const uint8_t *data, size_t len, struct proto_err *err)
 {
+    name = name ? name : "";
     const int side = !strcmp(name, "image1") ? 0 : !strcmp(name, "image2") ? 1 : -1;
     if (side < 0) {
-        free(owned);
         if (req->opt.dialect == PROTO_DIALECT_DEEPSTACK)
             return 0;
         char field[PROTO_ERR_FIELD_MAX];
@@ -565,19 +509,7 @@ static int verify_image(struct proto_verify_request *req, const char *name, cons
                              "unknown file field (send the two images as \"image1\" and \"image2\")");
     }
     struct target t = verify_target(req);
-    return set_side_image(&t, side, name, data, len, owned, err);
-}
-
-int proto_verify_request_set_image_static(struct proto_verify_request *req, const char *name,
-                                          const uint8_t *data, size_t len, struct proto_err *err)
-{
-    return verify_image(req, name ? name : "", data, len, NULL, err);
-}
-
-int proto_verify_request_take_image(struct proto_verify_request *req, const char *name, uint8_t *data,
-                                    size_t len, struct proto_err *err)
-{
-    return verify_image(req, name ? name : "", data, len, data, err);
+    return set_side_image(&t, side, name, data, len, NULL, err);
 }
 
 int proto_verify_request_parse_json(struct proto_verify_request *req, const char *body, size_t len,

@@ -2,7 +2,7 @@
  * DeepStack-compatible aliases POST /v1/vision/face and POST /v1/vision/face/match.
  *
  * Requests are read as for /v1/detect (proto_request.h): the HTTP layer hands over query arguments and
- * form text fields (_set), file fields or a raw body (_set_image_static / _take_image), or a JSON body
+ * form text fields (_set), file fields or a raw body (_set_image_static), or a JSON body
  * (_parse_json), then calls _check once. The same parameter rules apply whatever the form: numbers and
  * booleans as text ("0.5", "true"/"false"/"1"/"0") or as JSON values; JSON null = not given; a
  * parameter given twice (also under an alias) is INVALID_PARAM; unknown parameters are INVALID_PARAM
@@ -79,7 +79,7 @@ enum proto_face_param {
 };
 
 /* An encoded image (PNG/JPEG bytes, not decoded). Either borrowed (set_image_static: the caller keeps
- * the bytes alive and unchanged until the request is released) or owned (take_image, *_b64: owned ==
+ * the bytes alive and unchanged until the request is released) or owned (*_b64: owned ==
  * data, freed on release). data is NULL until given; an empty image has data != NULL and len 0. */
 struct proto_image {
     const uint8_t *data;
@@ -126,10 +126,6 @@ int proto_face_request_set(struct proto_face_request *req, const char *key, cons
  * len is 0. INVALID_PARAM "image: given more than once" if the request has one already. */
 int proto_face_request_set_image_static(struct proto_face_request *req, const uint8_t *data, size_t len,
                                         struct proto_err *err);
-
-/* Same, but the request owns data (malloc'd) from now on, even when this fails (then it is freed). */
-int proto_face_request_take_image(struct proto_face_request *req, uint8_t *data, size_t len,
-                                  struct proto_err *err);
 
 /* A JSON body: one object of parameters, the image in image_b64. body borrowed, need not be
  * NUL-terminated. Errors: BAD_JSON (field "$": not JSON, with line and column; not an object; a
@@ -185,10 +181,6 @@ int proto_verify_request_set(struct proto_verify_request *req, const char *key, 
  * INVALID_PARAM too. */
 int proto_verify_request_set_image_static(struct proto_verify_request *req, const char *name,
                                           const uint8_t *data, size_t len, struct proto_err *err);
-
-/* Same, the request owning data from now on, even when this fails. */
-int proto_verify_request_take_image(struct proto_verify_request *req, const char *name, uint8_t *data,
-                                    size_t len, struct proto_err *err);
 
 /* A JSON body (image1_b64, image2_b64, embedding1, embedding2 and parameters). As
  * proto_face_request_parse_json. */

@@ -277,3 +277,56 @@ int proto_val_set_string(char **dst, const char *field, const struct proto_val *
         return proto_err_nomem(err, field);
     return 0;
 }
+
+/* ---- parameter schemas ---- */
+
+const struct proto_param_def *proto_schema_find(const struct proto_schema *s, const char *key, unsigned route,
+                                                enum proto_dialect dialect)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct proto_param_def *p = &s->params[i];
+        if ((p->routes & route) && !strcmp(p->name, key) &&
+            (!p->deepstack_only || dialect == PROTO_DIALECT_DEEPSTACK))
+            return p;
+    }
+    return NULL;
+}
+
+int proto_schema_set(const struct proto_schema *s, void *req, unsigned route, enum proto_dialect dialect,
+                     const char *key, const char *value, struct proto_err *err)
+{
+    char field[PROTO_ERR_FIELD_MAX];
+    proto_field_name("", key, field, sizeof field);
+    const struct proto_param_def *p = proto_schema_find(s, key, route, dialect);
+    if (!p)
+        return dialect == PROTO_DIALECT_DEEPSTACK ? 0 : s->unknown(req, key, field, 1, err);
+    const struct proto_val v = {.str = value ? value : ""};
+    return s->apply(req, p, field, &v, err);
+}
+
+int proto_schema_parse_json(const struct proto_schema *s, void *req, unsigned route, enum proto_dialect dialect,
+                            const char *body, size_t len, struct proto_err *err)
+{
+    json_t *doc;
+    if (proto_json_load_object(body, len, &doc, err))
+        return -1;
+    int rc = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(doc, key, value) {
+        char field[PROTO_ERR_FIELD_MAX];
+        proto_field_name("$.", key, field, sizeof field);
+        const struct proto_param_def *p = proto_schema_find(s, key, route, dialect);
+        if (!p) {
+            if (dialect != PROTO_DIALECT_DEEPSTACK)
+                rc = s->unknown(req, key, field, 0, err);
+        } else if (!json_is_null(value)) { /* null = not given */
+            const struct proto_val v = {.json = value};
+            rc = s->apply(req, p, field, &v, err);
+        }
+        if (rc)
+            break;
+    }
+    json_decref(doc);
+    return rc;
+}

@@ -69,6 +69,49 @@ void proto_field_name(const char *prefix, const char *key, char *buf, size_t siz
  * Borrowed: one of names. */
 const char *proto_suggest(const char *key, const char *const *names, size_t n);
 
+/* ---- parameter schemas: a route's parameters as a table, read the same way from every form ---- */
+
+/* The message for an "image" text field where a file or image_b64 was meant. */
+#define PROTO_IMAGE_AS_TEXT_HINT \
+    "send the image as a multipart file field, as the raw body, or base64-encoded as image_b64"
+
+/* One parameter name (aliases are rows of their own with the same kind and bit). */
+struct proto_param_def {
+    const char *name;
+    int kind;           /* the request type's own enum: what apply does with the value */
+    unsigned bit;       /* the request's "given" bit */
+    unsigned routes;    /* the routes of the request type that take it (the type's own bits) */
+    int side;           /* /v1/verify's per-image parameters: 0 or 1 */
+    int deepstack_only; /* a name only the DeepStack dialect knows */
+};
+
+/* A request type's parameters and what it does with them. */
+struct proto_schema {
+    const struct proto_param_def *params;
+    size_t n;
+    /* Applies the value of parameter p (found by name) to the request: 0, or -1 with *err. field is
+     * the name to put in messages ("conf", or "$.conf" from a JSON body). */
+    int (*apply)(void *req, const struct proto_param_def *p, const char *field, const struct proto_val *v,
+                 struct proto_err *err);
+    /* The error for a key that names no parameter of the route (text: a query argument or form field;
+     * else a JSON member). Always -1. Not called in the DeepStack dialect, which ignores such keys. */
+    int (*unknown)(void *req, const char *key, const char *field, int text, struct proto_err *err);
+};
+
+/* The row named key that route takes in dialect, or NULL. Borrowed from the schema. */
+const struct proto_param_def *proto_schema_find(const struct proto_schema *s, const char *key, unsigned route,
+                                                enum proto_dialect dialect);
+
+/* A query argument or form text field (value NULL reads as ""): found and applied, or refused by
+ * s->unknown (ignored in the DeepStack dialect, as DeepStack ignores fields it does not know). */
+int proto_schema_set(const struct proto_schema *s, void *req, unsigned route, enum proto_dialect dialect,
+                     const char *key, const char *value, struct proto_err *err);
+
+/* A JSON body: one object whose members are parameters, each applied as a JSON value (null: not given),
+ * unknown members refused as by proto_schema_set. Stops at the first error. */
+int proto_schema_parse_json(const struct proto_schema *s, void *req, unsigned route, enum proto_dialect dialect,
+                            const char *body, size_t len, struct proto_err *err);
+
 /* Parses a JSON body that must be one object (body borrowed, need not be NUL-terminated; NULL = empty).
  * On success *out is a new reference (caller json_decref()s). Errors: BAD_JSON with field "$" (not JSON:
  * the message gives line and column; or not an object), INTERNAL when out of memory. */

@@ -14,27 +14,22 @@
 
 enum kind { K_MODEL, K_CONF, K_IOU, K_AGNOSTIC, K_MAX_DET, K_CLASSES, K_EXIF, K_TIMEOUT, K_IMAGE_B64, K_API_KEY };
 
-struct param_def {
-    const char *name;
-    enum kind kind;
-    unsigned bit;
-    int deepstack_only;
-};
+enum { ROUTE = 1 }; /* one route: every row's routes */
 
 /* Names and aliases; the first entry of a kind is its canonical name. */
-static const struct param_def PARAMS[] = {
-    {"model", K_MODEL, PROTO_PARAM_MODEL, 0},
-    {"conf", K_CONF, PROTO_PARAM_CONF, 0},
-    {"min_confidence", K_CONF, PROTO_PARAM_CONF, 0}, /* DeepStack's name */
-    {"iou", K_IOU, PROTO_PARAM_IOU, 0},
-    {"agnostic_nms", K_AGNOSTIC, PROTO_PARAM_AGNOSTIC, 0},
-    {"agnostic", K_AGNOSTIC, PROTO_PARAM_AGNOSTIC, 0},
-    {"max_det", K_MAX_DET, PROTO_PARAM_MAX_DET, 0},
-    {"classes", K_CLASSES, PROTO_PARAM_CLASSES, 0},
-    {"exif", K_EXIF, PROTO_PARAM_EXIF, 0},
-    {"timeout_ms", K_TIMEOUT, PROTO_PARAM_TIMEOUT, 0},
-    {"image_b64", K_IMAGE_B64, PROTO_PARAM_IMAGE, 0},
-    {"api_key", K_API_KEY, PROTO_PARAM_API_KEY, 1},
+static const struct proto_param_def PARAMS[] = {
+    {"model", K_MODEL, PROTO_PARAM_MODEL, ROUTE, 0, 0},
+    {"conf", K_CONF, PROTO_PARAM_CONF, ROUTE, 0, 0},
+    {"min_confidence", K_CONF, PROTO_PARAM_CONF, ROUTE, 0, 0}, /* DeepStack's name */
+    {"iou", K_IOU, PROTO_PARAM_IOU, ROUTE, 0, 0},
+    {"agnostic_nms", K_AGNOSTIC, PROTO_PARAM_AGNOSTIC, ROUTE, 0, 0},
+    {"agnostic", K_AGNOSTIC, PROTO_PARAM_AGNOSTIC, ROUTE, 0, 0},
+    {"max_det", K_MAX_DET, PROTO_PARAM_MAX_DET, ROUTE, 0, 0},
+    {"classes", K_CLASSES, PROTO_PARAM_CLASSES, ROUTE, 0, 0},
+    {"exif", K_EXIF, PROTO_PARAM_EXIF, ROUTE, 0, 0},
+    {"timeout_ms", K_TIMEOUT, PROTO_PARAM_TIMEOUT, ROUTE, 0, 0},
+    {"image_b64", K_IMAGE_B64, PROTO_PARAM_IMAGE, ROUTE, 0, 0},
+    {"api_key", K_API_KEY, PROTO_PARAM_API_KEY, ROUTE, 0, 1},
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
 
@@ -182,9 +177,10 @@ static int set_image_b64(struct proto_detect_request *req, const char *field, co
     return set_image_owned(req, data, n);
 }
 
-static int set_param(struct proto_detect_request *req, const struct param_def *p, const char *field,
-                     const struct proto_val *v, struct proto_err *err)
+static int apply(void *r, const struct proto_param_def *p, const char *field, const struct proto_val *v,
+                 struct proto_err *err)
 {
+    struct proto_detect_request *req = r;
     if (req->given & p->bit)
         return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field, "given more than once");
     int rc = 0;
@@ -247,32 +243,20 @@ static int unknown_param(const char *key, const char *field, enum proto_dialect 
                          "classes, exif, timeout_ms, image_b64)");
 }
 
-static const struct param_def *find_param(const char *key, enum proto_dialect dialect)
+static int unknown(void *r, const char *key, const char *field, int text, struct proto_err *err)
 {
-    for (size_t i = 0; i < N_PARAMS; i++)
-        if (!strcmp(PARAMS[i].name, key) &&
-            (!PARAMS[i].deepstack_only || dialect == PROTO_DIALECT_DEEPSTACK))
-            return &PARAMS[i];
-    return NULL;
+    const struct proto_detect_request *req = r;
+    if (text && !strcmp(key, "image"))
+        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field, PROTO_IMAGE_AS_TEXT_HINT);
+    return unknown_param(key, field, req->dialect, err);
 }
+
+static const struct proto_schema SCHEMA = {PARAMS, N_PARAMS, apply, unknown};
 
 int proto_detect_request_set(struct proto_detect_request *req, const char *key, const char *value,
                              struct proto_err *err)
 {
-    char field[PROTO_ERR_FIELD_MAX];
-    proto_field_name("", key, field, sizeof field);
-    const struct param_def *p = find_param(key, req->dialect);
-    if (!p) {
-        if (req->dialect == PROTO_DIALECT_DEEPSTACK)
-            return 0; /* DeepStack ignores fields it doesn't know; so do we on its route */
-        if (!strcmp(key, "image"))
-            return proto_err_set(err, PROTO_ERR_INVALID_PARAM, field,
-                                 "send the image as a multipart file field, as the raw body, or "
-                                 "base64-encoded as image_b64");
-        return unknown_param(key, field, req->dialect, err);
-    }
-    const struct proto_val v = {.str = value ? value : ""};
-    return set_param(req, p, field, &v, err);
+    return proto_schema_set(&SCHEMA, req, ROUTE, req->dialect, key, value, err);
 }
 
 int proto_detect_request_set_image_static(struct proto_detect_request *req, const uint8_t *data,
@@ -287,46 +271,11 @@ int proto_detect_request_set_image_static(struct proto_detect_request *req, cons
     return 0;
 }
 
-int proto_detect_request_take_image(struct proto_detect_request *req, uint8_t *data, size_t len,
-                                    struct proto_err *err)
-{
-    if (req->given & PROTO_PARAM_IMAGE) {
-        free(data);
-        return proto_err_set(err, PROTO_ERR_INVALID_PARAM, "image", "given more than once");
-    }
-    if (!data)
-        return proto_detect_request_set_image_static(req, NULL, 0, err);
-    return set_image_owned(req, data, len);
-}
-
 int proto_detect_request_parse_json(struct proto_detect_request *req, const char *body, size_t len,
                                     struct proto_err *err)
 {
     req->from_json = 1;
-    json_t *doc;
-    if (proto_json_load_object(body, len, &doc, err))
-        return -1;
-    int rc = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach(doc, key, value) {
-        if (rc)
-            break;
-        char field[PROTO_ERR_FIELD_MAX];
-        proto_field_name("$.", key, field, sizeof field);
-        const struct param_def *p = find_param(key, req->dialect);
-        if (!p) {
-            if (req->dialect != PROTO_DIALECT_DEEPSTACK)
-                rc = unknown_param(key, field, req->dialect, err);
-            continue;
-        }
-        if (json_is_null(value))
-            continue; /* null = not given */
-        const struct proto_val v = {.json = value};
-        rc = set_param(req, p, field, &v, err);
-    }
-    json_decref(doc);
-    return rc;
+    return proto_schema_parse_json(&SCHEMA, req, ROUTE, req->dialect, body, len, err);
 }
 
 int proto_detect_request_check(const struct proto_detect_request *req, struct proto_err *err)

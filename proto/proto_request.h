@@ -76,7 +76,7 @@ struct proto_detect_request {
     int exif;         /* 1: apply EXIF orientation */
     int timeout_ms;   /* 0 = the server's default */
     /* The encoded image (PNG/JPEG bytes, not yet decoded). Either borrowed (set_image_static: the
-     * caller keeps the bytes alive until release) or owned (take_image, image_b64: image_owned ==
+     * caller keeps the bytes alive until release) or owned (image_b64: image_owned ==
      * image, freed by release). */
     const uint8_t *image;
     size_t image_len;
@@ -102,10 +102,6 @@ int proto_detect_request_set(struct proto_detect_request *req, const char *key, 
  * already has an image. data may be NULL when len is 0. */
 int proto_detect_request_set_image_static(struct proto_detect_request *req, const uint8_t *data,
                                           size_t len, struct proto_err *err);
-
-/* Same, but the request owns data (malloc'd) from now on, even when this fails (then it is freed). */
-int proto_detect_request_take_image(struct proto_detect_request *req, uint8_t *data, size_t len,
-                                    struct proto_err *err);
 
 /* A JSON body: one object whose members are parameters (image_b64 holds the image). body is borrowed
  * and need not be NUL-terminated. Errors: BAD_JSON (not JSON: the message gives line and column; or

@@ -9,6 +9,7 @@
 #include "srv_cli.h"
 #include "srv_route.h"
 #include "srv_serve.h"
+#include "srv_version.h"
 
 static const struct {
     const char *name;
@@ -57,9 +58,9 @@ int main(int argc, char **argv)
     proto_set_precision(precision);
     if (strcmp(argv[1], "--version") == 0) {
         char runs[32];
-        printf("visiond 0.1.0\nkernels: %s (this processor runs: %s; %s selects)\nblas: OpenBLAS, core %s\n",
-               eng_isa_name(eng_kern_best()->isa), eng_kern_supported(runs, sizeof runs), ENG_KERN_ENV,
-               srv_blas_core());
+        printf("visiond %s\nkernels: %s (this processor runs: %s; %s selects)\nblas: OpenBLAS, core %s\n",
+               srv_version, eng_isa_name(eng_kern_best()->isa), eng_kern_supported(runs, sizeof runs),
+               ENG_KERN_ENV, srv_blas_core());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

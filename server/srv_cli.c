@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,11 +82,14 @@ static const char usage_text[] =
     "       visiond bench --faces --image PHOTO [...]  (see `visiond bench --faces --help`)\n"
     "       visiond bench --sgemm [--threads N] [--size 1024]  (OpenBLAS sgemm GFLOP/s)\n";
 
-static int usage_error(const char *fmt, const char *arg)
+int srv_cli_usage_error(const char *usage, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "visiond: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage_text);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n%s", usage);
+    va_end(ap);
     return EXIT_USAGE;
 }
 
@@ -175,15 +179,15 @@ static int parse_opts_into(int argc, char **argv, struct cli_opts *o)
             break;
         }
         case 'h': fputs(usage_text, stdout); return EXIT_SUCCESS + 100;
-        default: return usage_error("%s", "invalid option");
+        default: return srv_cli_usage_error(usage_text, "%s", "invalid option");
         }
         if (rc)
             return rc;
         if (bad)
-            return usage_error("invalid value '%s'", optarg);
+            return srv_cli_usage_error(usage_text, "invalid value '%s'", optarg);
     }
     if (o->model.cfg && !o->model.weights)
-        return usage_error("%s", "--cfg needs --weights");
+        return srv_cli_usage_error(usage_text, "%s", "--cfg needs --weights");
     return 0;
 }
 
@@ -348,9 +352,9 @@ int srv_cli_detect(int argc, char **argv)
     if (rc)
         return rc == 100 ? EXIT_SUCCESS : rc;
     if (optind >= argc)
-        rc = usage_error("%s", "detect needs at least one IMAGE");
+        rc = srv_cli_usage_error(usage_text, "%s", "detect needs at least one IMAGE");
     else if (o.draw && argc - optind > 1 && !srv_cli_is_directory(o.draw))
-        rc = usage_error("--draw %s: with several images, --draw needs an existing directory", o.draw);
+        rc = srv_cli_usage_error(usage_text, "--draw %s: with several images, --draw needs an existing directory", o.draw);
     if (rc) {
         proto_detect_request_release(&o.params);
         return rc;
@@ -444,7 +448,7 @@ int srv_cli_forward(int argc, char **argv)
         return rc == 100 ? EXIT_SUCCESS : rc;
     proto_detect_request_release(&o.params); /* forward runs no detection */
     if (!o.input || !o.out)
-        return usage_error("%s", "forward needs --input and --out");
+        return srv_cli_usage_error(usage_text, "%s", "forward needs --input and --out");
     srv_blas_set_threads(1);
     struct eng_err err = {0};
     struct eng_net *net = NULL;

@@ -15,6 +15,9 @@ int srv_cli_report(const struct eng_err *err);
 /* Prints json and a newline on stdout, flushes, and frees json (NULL: nothing printed). */
 void srv_cli_print_line(char *json);
 
+/* Prints "visiond: <fmt...>" and usage on stderr; returns 2 (bad usage). */
+int srv_cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* An integer option's value: decimal, in [lo, hi]. 0 and *out set, or -1. */
 int srv_cli_int(const char *s, long lo, long hi, int *out);
 

@@ -97,14 +97,6 @@ struct face_cli {
     struct proto_verify_request verify; /* `verify` */
 };
 
-static int usage_error(const char *usage, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "visiond: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage);
-    return EXIT_USAGE;
-}
-
 /* --option VALUE for the HTTP parameter `key`, through the route's sink (srv_cli_param). */
 static int set_param(struct face_cli *c, int verify, const char *option, const char *key,
                      const char *value, const char *usage)
@@ -137,7 +129,7 @@ static int parse(int argc, char **argv, const struct option *table, int verify, 
         case OPT_NO_EXIF: rc = set_param(c, verify, "no-exif", "exif", "false", usage); break;
         case OPT_THREADS:
             if (srv_cli_int(optarg, 1, ENG_TEAM_MAX, &c->threads))
-                rc = usage_error(usage, "invalid --threads '%s'", optarg);
+                rc = srv_cli_usage_error(usage, "invalid --threads '%s'", optarg);
             break;
         case OPT_DRAW: c->draw = optarg; break;
         case OPT_LIMIT: rc = set_param(c, 0, "limit", "limit", optarg, usage); break;
@@ -154,14 +146,14 @@ static int parse(int argc, char **argv, const struct option *table, int verify, 
         case OPT_CHIP: c->chip = optarg; break;
         case OPT_RUNS:
             if (srv_cli_int(optarg, 1, 100000, &c->runs))
-                rc = usage_error(usage, "invalid --runs '%s'", optarg);
+                rc = srv_cli_usage_error(usage, "invalid --runs '%s'", optarg);
             break;
         case OPT_WARMUP:
             if (srv_cli_int(optarg, 0, 100000, &c->warmup))
-                rc = usage_error(usage, "invalid --warmup '%s'", optarg);
+                rc = srv_cli_usage_error(usage, "invalid --warmup '%s'", optarg);
             break;
         case 'h': fputs(usage, stdout); rc = -1; break;
-        default: rc = usage_error(usage, "%s", "invalid option");
+        default: rc = srv_cli_usage_error(usage, "%s", "invalid option");
         }
     }
     return rc;
@@ -305,9 +297,9 @@ int srv_cli_faces(int argc, char **argv)
     if (rc)
         goto done;
     if (optind >= argc)
-        rc = usage_error(faces_usage, "%s", "faces needs at least one IMAGE");
+        rc = srv_cli_usage_error(faces_usage, "%s", "faces needs at least one IMAGE");
     else if (c.draw && argc - optind > 1 && !srv_cli_is_directory(c.draw))
-        rc = usage_error(faces_usage, "--draw %s: with several images, --draw needs an existing directory",
+        rc = srv_cli_usage_error(faces_usage, "--draw %s: with several images, --draw needs an existing directory",
                          c.draw);
     if (rc || (rc = engine_open(&c, c.faces.opt.input_size, &f)))
         goto done;
@@ -331,7 +323,7 @@ int srv_cli_verify(int argc, char **argv)
     if (rc)
         goto done;
     if (argc - optind != 2)
-        rc = usage_error(verify_usage, "%s", "verify needs two images, IMAGE1 IMAGE2");
+        rc = srv_cli_usage_error(verify_usage, "%s", "verify needs two images, IMAGE1 IMAGE2");
     if (rc || (rc = engine_open(&c, c.verify.opt.input_size, &f)))
         goto done;
     const struct proto_verify_request *p = &c.verify;
@@ -523,7 +515,7 @@ int srv_cli_bench_faces(int argc, char **argv)
     if (rc)
         goto done;
     if (!c.image || optind < argc)
-        rc = usage_error(bench_usage, "%s", "bench --faces needs --image PHOTO (and no other argument)");
+        rc = srv_cli_usage_error(bench_usage, "%s", "bench --faces needs --image PHOTO (and no other argument)");
     if (rc || (rc = engine_open(&c, c.faces.opt.input_size, &f)))
         goto done;
     struct bench_run b = {.c = &c, .f = &f, .photo = &photo, .square = &square, .chip = &chip};

@@ -197,7 +197,6 @@ static void find_route(struct srv_req *r)
         refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
 }
 
-
 static int origin_allowed(const struct srv_http *h, const char *origin)
 {
     for (const char *const *o = h->opts.cors_origins; o && *o; o++)
@@ -401,7 +400,7 @@ static struct srv_req *req_new(struct srv_http *h, struct MHD_Connection *conn, 
         return r;
     }
     check_content_length(r);
-    if (r->method == SRV_POST && is_form(r->content_type)) {
+    if ((r->method == SRV_POST || r->method == SRV_PATCH) && is_form(r->content_type)) {
         r->pp = MHD_create_post_processor(conn, POST_BUFFER, post_iter, r);
         if (!r->pp)
             refuse(r, PROTO_ERR_BAD_REQUEST, NULL, "malformed form body (multipart without boundary?)");
@@ -495,7 +494,8 @@ static void allowed_methods(const struct srv_req *r, char *buf, size_t size)
 
 void srv_req_reply_json(struct srv_req *r, int status, char *body, const char *const *headers)
 {
-    if (!body) {
+    if (!body) { /* out of memory encoding it: an INTERNAL error, without the body it could not build */
+        r->err_code = PROTO_ERR_INTERNAL;
         srv_req_reply(r, 500, "application/json", NULL, 0, NULL);
         return;
     }

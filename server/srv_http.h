@@ -137,7 +137,7 @@ void srv_req_reply(struct srv_req *req, int status, const char *content_type, ch
 void srv_req_reply_error(struct srv_req *req, const struct proto_err *err);
 /* srv_req_reply_error of code with field (NULL: none) and message (NULL: the code's default). */
 void srv_req_reply_code(struct srv_req *req, enum proto_code code, const char *field, const char *msg);
-/* A JSON body (taken; NULL: an empty 500) with status. */
+/* A JSON body (taken) with status. NULL (an encoder out of memory): an empty 500, counted as INTERNAL. */
 void srv_req_reply_json(struct srv_req *req, int status, char *body_take, const char *const *headers);
 
 /* Monotonic clock in milliseconds. */

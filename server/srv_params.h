@@ -1,5 +1,5 @@
 /* srv_params.h - where each route's request parts go: the parameter sinks of POST /v1/detect, /v1/faces,
- * /v1/verify and their DeepStack aliases, which srv_collect_params (srv_serve.c) feeds with the query
+ * /v1/verify and their DeepStack aliases, which srv_collect_params (srv_job.c) feeds with the query
  * arguments, the form fields or JSON body and the X-Timeout-Ms header. The daemon's routes and the HTTP
  * fuzzer (fuzz/fuzz_http.c) and the CLI's options (srv_cli_param) use these same sinks, so all of them
  * parse parameters as the daemon does.

@@ -1,9 +1,11 @@
-/* srv_serve.c - the daemon: loads every model, starts the worker pool and the HTTP layer, routes
- * requests, reloads on SIGHUP and shuts down cleanly on SIGTERM/SIGINT.
+/* srv_serve.c - the daemon: loads every model, starts the worker pool and the HTTP layer with the
+ * route table (srv_routes.c), reloads on SIGHUP and shuts down cleanly on SIGTERM/SIGINT.
  *
- * Data flow of POST /v1/detect: the HTTP layer collects the request; detect_handler (HTTP thread)
- * parses parameters with proto/, picks the model and submits a job; a worker decodes the image, runs
- * the model and NMS, encodes the JSON and replies, which resumes the suspended connection.
+ * Data flow of POST /v1/detect: the HTTP layer collects the request and finds its row; the row's
+ * handler, srv_job_handler (srv_job.c, on the HTTP thread), collects the parameters through proto/,
+ * checks them (picking the model) and submits a job; a worker decodes the image, runs the model and
+ * NMS (srv_detect.c), encodes the JSON with the row's encoder and replies, which resumes the
+ * suspended connection. Auth, the access log and metrics are hooks given to the HTTP layer here.
  *
  * Reload. Everything a SIGHUP can replace (settings, API keys, models, and the worker pool whose
  * contexts are sized for those models) is one generation, a struct srv_app. The daemon points at the

@@ -27,7 +27,7 @@ void srv_models_handler(struct srv_req *req, void *arg)
         {"face_recognition", "face_recognition", ENG_FACE_CHIP, ENG_FACE_CHIP},
     };
     srv_req_reply_json(req, 200,
-                   proto_models_json_all(info, app->n_models, faces, app->faces ? 3 : 0), NULL);
+                   proto_models_json(info, app->n_models, faces, app->faces ? 3 : 0), NULL);
 }
 
 void srv_healthz_handler(struct srv_req *req, void *app)
@@ -69,17 +69,22 @@ void srv_metrics_handler(struct srv_req *req, void *arg)
         .read_timeouts = srv_http_read_timeouts(srv_req_server(req)), /* app->http is set after start */
         .ready = atomic_load(&app->ready), .blas_core = srv_blas_core()};
     char *page = srv_metrics_render(app->metrics, &g);
-    srv_req_reply(req, page ? 200 : 500, "text/plain; version=0.0.4", page, page ? strlen(page) : 0,
-                  NULL);
+    if (!page) {
+        srv_req_reply_code(req, PROTO_ERR_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    srv_req_reply(req, 200, "text/plain; version=0.0.4", page, strlen(page), NULL);
 }
 
 void srv_openapi_handler(struct srv_req *req, void *app)
 {
     (void)app;
     char *doc = malloc(proto_openapi_json_len() + 1);
-    if (doc)
-        memcpy(doc, proto_openapi_json(), proto_openapi_json_len() + 1);
-    srv_req_reply(req, doc ? 200 : 500, "application/json", doc, doc ? proto_openapi_json_len() : 0,
-                  NULL);
+    if (!doc) {
+        srv_req_reply_code(req, PROTO_ERR_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    memcpy(doc, proto_openapi_json(), proto_openapi_json_len() + 1);
+    srv_req_reply(req, 200, "application/json", doc, proto_openapi_json_len(), NULL);
 }
 

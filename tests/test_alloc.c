@@ -102,6 +102,7 @@ void free(void *p)
     __libc_free(p);
 }
 
+void *memalign(size_t align, size_t n); /* glibc's, declared in <malloc.h> only */
 void *memalign(size_t align, size_t n)
 {
     count(__builtin_return_address(0));

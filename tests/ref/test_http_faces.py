@@ -156,7 +156,8 @@ class Ctx:
 # ---- the references: CLI and facedump -----------------------------------------------------------------
 
 def cli(ctx, *args, ok=True):
-    p = daemon.run_visiond(ctx.visiond, *map(str, args), timeout=120)
+    # A hang guard, not a speed check: 210 faces with embeddings take minutes under ASan on a busy machine.
+    p = daemon.run_visiond(ctx.visiond, *map(str, args), timeout=900)
     if ok and p.returncode != 0:
         raise RuntimeError(f"visiond {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
     return p

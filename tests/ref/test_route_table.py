@@ -99,12 +99,15 @@ def test_toy(c, d):
     r = d.post_json("/v1/toy/xyz", "{}", headers=admin)
     c.check(g, r.status == 200 and r.json() == {"name": "xyz", "n": 1}, "admin key reaches inference rows",
             repr(r))
-    r = d.request("PATCH", "/v1/toy/abc", headers=infer)
+    body, ctype = daemon.multipart([("n", 4)])
+    r = d.request("PATCH", "/v1/toy/abc", body=body, headers={**infer, "Content-Type": ctype})
+    c.check(g, r.status == 200 and r.json() == {"name": "abc", "n": 4}, "PATCH with a multipart field", repr(r))
+    r = d.request("PUT", "/v1/toy/abc", headers=infer)
     allow = {m.strip() for m in (r.header("Allow") or "").split(",")}
-    c.check(g, r.status == 405 and native_error(r, "METHOD_NOT_ALLOWED") and {"POST", "DELETE"} <= allow,
-            "PATCH: 405 with Allow naming POST and DELETE", repr(r))
+    c.check(g, r.status == 405 and native_error(r, "METHOD_NOT_ALLOWED") and {"POST", "PATCH", "DELETE"} <= allow,
+            "PUT: 405 with Allow naming POST, PATCH and DELETE", repr(r))
     page = d.get("/metrics", headers=infer).body.decode()
-    for series in ('visiond_requests_total{route="toy",status="200"} 2',
+    for series in ('visiond_requests_total{route="toy",status="200"} 3',
                    'visiond_requests_total{route="toy_delete",status="403"} 1',
                    'visiond_requests_total{route="toy_delete",status="200"} 1',
                    'visiond_errors_total{code="FORBIDDEN"} 1',
@@ -114,7 +117,7 @@ def test_toy(c, d):
         c.check(g, series in page, f"metrics: {series}", "\n".join(
             line for line in page.splitlines() if "errors_total" in line or "route=\"toy" in line))
     m = re.search(r"visiond_inference_seconds_count (\d+)", page)
-    c.check(g, m and int(m.group(1)) >= 2, "the toy jobs ran on the workers (inference histogram)", page[:0])
+    c.check(g, m and int(m.group(1)) >= 3, "the toy jobs ran on the workers (inference histogram)", page[:0])
 
 
 def test_openapi(c, visiond):

@@ -138,8 +138,8 @@ static int samples(void)
         emit("DetectResponse", 200, proto_detect_response_json(&empty)) ||
         emit("DeepStackResponse", 200, proto_deepstack_response_json(&r)) ||
         emit("DeepStackResponse", 200, proto_deepstack_response_json(&empty)) ||
-        emit("ModelsResponse", 200, proto_models_json(models, 2)) ||
-        emit("ModelsResponse", 200, proto_models_json(models, 0)) ||
+        emit("ModelsResponse", 200, proto_models_json(models, 2, NULL, 0)) ||
+        emit("ModelsResponse", 200, proto_models_json(models, 0, NULL, 0)) ||
         emit("Health", 200, proto_health_json("ok")) ||
         emit("Health", 200, proto_health_json("ready")))
         return -1;
