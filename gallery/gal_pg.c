@@ -306,6 +306,14 @@ void *gal_pg_open(const char *uri, struct gal_err *err)
         gal_err_set(err, GAL_ERR_NOMEM, NULL, "out of memory");
         return NULL;
     }
+    /* A database host that does not answer must not hold a request (or the follower) for the kernel's
+     * TCP timeout: unless the URI says otherwise, connecting gives up after a few seconds, and the
+     * write answers 503. */
+    char with_timeout[4096];
+    if (!strstr(uri, "connect_timeout=") && strlen(uri) + 24 < sizeof with_timeout) {
+        snprintf(with_timeout, sizeof with_timeout, "%s%sconnect_timeout=3", uri, strchr(uri, '?') ? "&" : "?");
+        uri = with_timeout;
+    }
     p->conn = PQconnectdb(uri);
     if (!p->conn || PQstatus(p->conn) != CONNECTION_OK) {
         char line[256], red[512];
