@@ -132,6 +132,11 @@ int gal_store_wait(struct gal_store *s, int64_t known, int timeout_ms, int64_t *
  * for the call. */
 typedef int (*gal_scan_fn)(void *user, const char *name, const struct gal_face *face, struct gal_err *err);
 int gal_store_scan(struct gal_store *s, gal_scan_fn fn, void *user, int64_t *seq, struct gal_err *err);
+/* gal_store_scan of the faces whose id is above after_id (ids grow in commit order: every write holds
+ * the gallery's write lock from its start); *reshape (may be NULL) gets the sequence of the last write
+ * that removed or renamed, read in the same snapshot. */
+int gal_store_scan_since(struct gal_store *s, int64_t after_id, gal_scan_fn fn, void *user, int64_t *seq,
+                         int64_t *reshape, struct gal_err *err);
 
 /* ---- index ---------------------------------------------------------------------------------- */
 
@@ -150,6 +155,10 @@ void gal_index_free(struct gal_index *ix); /* after every snapshot reference is 
 /* Builds a snapshot from the whole store and swaps it in. The store must not be used by others during
  * the call. */
 int gal_index_load(struct gal_index *ix, struct gal_store *s, struct gal_err *err);
+/* Brings the index up to the store: appends the faces added since the current snapshot when nothing
+ * was removed or renamed since (a copy of the matrix, not a reload), else a full gal_index_load. The
+ * same thread-safety as gal_index_load; readers keep their snapshots either way. */
+int gal_index_update(struct gal_index *ix, struct gal_store *s, struct gal_err *err);
 /* The current snapshot, with a new reference: release it with gal_snap_release. Never NULL. */
 struct gal_snap *gal_index_acquire(struct gal_index *ix);
 void gal_snap_release(struct gal_snap *snap);

@@ -46,7 +46,7 @@ static void *follow_main(void *arg)
         }
         atomic_store(&f->connected, 1);
         if (seq != have) {
-            if (gal_index_load(f->ix, f->st, &err) != 0) {
+            if (gal_index_update(f->ix, f->st, &err) != 0) {
                 if (err.kind == GAL_ERR_UNAVAILABLE)
                     atomic_store(&f->connected, 0);
                 struct timespec ts = {0, 200 * 1000000L};

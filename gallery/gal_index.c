@@ -22,7 +22,9 @@
 
 struct gal_snap {
     atomic_long refs;
-    int64_t seq;
+    _Atomic int64_t seq; /* the one field that moves: a write that added no face (gal_index_update) */
+    int64_t reshape; /* the store's reshape sequence when loaded (gal_index_update) */
+    int64_t max_id;  /* the highest face id held */
     size_t n, n_sub;
     float *mat;        /* n x GAL_DIM */
     float *norm2;      /* n */
@@ -59,7 +61,7 @@ void gal_snap_release(struct gal_snap *snap)
 
 size_t gal_snap_faces(const struct gal_snap *snap) { return snap->n; }
 size_t gal_snap_subjects(const struct gal_snap *snap) { return snap->n_sub; }
-int64_t gal_snap_seq(const struct gal_snap *snap) { return snap->seq; }
+int64_t gal_snap_seq(const struct gal_snap *snap) { return atomic_load(&((struct gal_snap *)snap)->seq); }
 size_t gal_snap_bytes(const struct gal_snap *snap) { return snap->bytes; }
 
 struct gal_index *gal_index_new(void)
@@ -160,6 +162,8 @@ static int build_row(void *user, const char *name, const struct gal_face *f, str
     s->norm2[s->n] = (float)n2;
     s->ids[s->n] = f->id;
     s->n++;
+    if (f->id > s->max_id)
+        s->max_id = f->id;
     return 0;
 }
 
@@ -170,14 +174,15 @@ int gal_index_load(struct gal_index *ix, struct gal_store *store, struct gal_err
     if (!b.s)
         return gal_err_set(err, GAL_ERR_NOMEM, NULL, "out of memory building the index");
     atomic_init(&b.s->refs, 1);
-    int64_t seq = -1;
-    if (gal_store_scan(store, build_row, &b, &seq, err)) {
+    int64_t seq = -1, reshape = -1;
+    if (gal_store_scan_since(store, 0, build_row, &b, &seq, &reshape, err)) {
         free(b.name_off);
         snap_free(b.s);
         return -1;
     }
     struct gal_snap *s = b.s;
     s->seq = seq;
+    s->reshape = reshape;
     s->names = calloc(s->n_sub + 1, sizeof *s->names);
     size_t *start = realloc(s->sub_start, (s->n_sub + 1) * sizeof *start);
     if (!s->names || !start) {
@@ -201,6 +206,160 @@ int gal_index_load(struct gal_index *ix, struct gal_store *store, struct gal_err
     pthread_mutex_unlock(&ix->mu);
     gal_snap_release(old);
     return 0;
+}
+
+/* ---- incremental update ---- */
+
+#define APPEND_MAX 4096 /* more new faces than this: a full load is as cheap */
+
+struct delta {
+    size_t n, cap;
+    struct gal_face *f;
+    char (*name)[GAL_NAME_MAX + 1];
+    size_t *sub; /* the subject index each face goes to (old ones, then new ones) */
+};
+
+static int collect(void *user, const char *name, const struct gal_face *f, struct gal_err *err)
+{
+    struct delta *d = user;
+    if (d->n == APPEND_MAX) {
+        d->n++; /* too many: the caller loads everything */
+        return 0;
+    }
+    if (d->n > APPEND_MAX)
+        return 0;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 16;
+        struct gal_face *nf = realloc(d->f, cap * sizeof *nf);
+        if (nf)
+            d->f = nf;
+        char(*nn)[GAL_NAME_MAX + 1] = realloc(d->name, cap * sizeof *nn);
+        if (nn)
+            d->name = nn;
+        if (!nf || !nn)
+            return gal_err_set(err, GAL_ERR_NOMEM, NULL, "out of memory updating the index");
+        d->cap = cap;
+    }
+    d->f[d->n] = *f;
+    snprintf(d->name[d->n++], GAL_NAME_MAX + 1, "%s", name);
+    return 0;
+}
+
+/* The new snapshot: old's subjects in order, each with its old rows then its new ones, then the new
+ * subjects; so every subject's rows stay contiguous, as the search needs. */
+static struct gal_snap *merge(const struct gal_snap *old, struct delta *d)
+{
+    size_t n_new_sub = 0, pool_add = 0;
+    d->sub = malloc((d->n + 1) * sizeof *d->sub);
+    if (!d->sub)
+        return NULL;
+    for (size_t i = 0; i < d->n; i++) { /* faces come grouped by subject: one look-up per group */
+        if (i > 0 && strcmp(d->name[i], d->name[i - 1]) == 0) {
+            d->sub[i] = d->sub[i - 1];
+            continue;
+        }
+        size_t s = 0;
+        while (s < old->n_sub && strcmp(old->names[s], d->name[i]) != 0)
+            s++;
+        if (s == old->n_sub) {
+            s = old->n_sub + n_new_sub++;
+            pool_add += strlen(d->name[i]) + 1;
+        }
+        d->sub[i] = s;
+    }
+    size_t n = old->n + d->n, n_sub = old->n_sub + n_new_sub, pool_old = 0;
+    for (size_t i = 0; i < old->n_sub; i++)
+        pool_old += strlen(old->names[i]) + 1;
+    struct gal_snap *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    s->mat = malloc((n + 1) * GAL_DIM * sizeof *s->mat);
+    s->norm2 = malloc((n + 1) * sizeof *s->norm2);
+    s->ids = malloc((n + 1) * sizeof *s->ids);
+    s->sub_start = malloc((n_sub + 1) * sizeof *s->sub_start);
+    s->names = calloc(n_sub + 1, sizeof *s->names);
+    s->pool = malloc(pool_old + pool_add + 1);
+    if (!s->mat || !s->norm2 || !s->ids || !s->sub_start || !s->names || !s->pool) {
+        snap_free(s);
+        return NULL;
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < old->n_sub; i++) {
+        size_t len = strlen(old->names[i]) + 1;
+        memcpy(s->pool + used, old->names[i], len);
+        s->names[i] = s->pool + used;
+        used += len;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        if (d->sub[i] >= old->n_sub && !s->names[d->sub[i]]) {
+            size_t len = strlen(d->name[i]) + 1;
+            memcpy(s->pool + used, d->name[i], len);
+            s->names[d->sub[i]] = s->pool + used;
+            used += len;
+        }
+    size_t row = 0;
+    for (size_t sub = 0; sub < n_sub; sub++) {
+        s->sub_start[sub] = row;
+        if (sub < old->n_sub) {
+            size_t a = old->sub_start[sub], b = old->sub_start[sub + 1];
+            memcpy(s->mat + row * GAL_DIM, old->mat + a * GAL_DIM, (b - a) * GAL_DIM * sizeof *s->mat);
+            memcpy(s->norm2 + row, old->norm2 + a, (b - a) * sizeof *s->norm2);
+            memcpy(s->ids + row, old->ids + a, (b - a) * sizeof *s->ids);
+            row += b - a;
+        }
+        for (size_t i = 0; i < d->n; i++) {
+            if (d->sub[i] != sub)
+                continue;
+            double n2 = 0;
+            for (int k = 0; k < GAL_DIM; k++) {
+                s->mat[row * GAL_DIM + k] = d->f[i].emb[k];
+                n2 += (double)d->f[i].emb[k] * d->f[i].emb[k];
+            }
+            s->norm2[row] = (float)n2;
+            s->ids[row++] = d->f[i].id;
+        }
+    }
+    s->sub_start[n_sub] = row;
+    s->n = n;
+    s->n_sub = n_sub;
+    s->max_id = old->max_id;
+    for (size_t i = 0; i < d->n; i++)
+        if (d->f[i].id > s->max_id)
+            s->max_id = d->f[i].id;
+    s->bytes = sizeof *s + (n + 1) * (sizeof(float) * (GAL_DIM + 1) + sizeof(int64_t)) + pool_old + pool_add +
+               (n_sub + 1) * (sizeof(size_t) + sizeof(char *));
+    return s;
+}
+
+int gal_index_update(struct gal_index *ix, struct gal_store *store, struct gal_err *err)
+{
+    struct gal_snap *old = gal_index_acquire(ix);
+    struct delta d = {0};
+    int64_t seq = -1, reshape = -1;
+    int rc = 0;
+    if (old->seq < 0 || gal_store_scan_since(store, old->max_id, collect, &d, &seq, &reshape, err) ||
+        reshape != old->reshape || d.n > APPEND_MAX) {
+        rc = gal_index_load(ix, store, err); /* first load, a removal or rename since, or a bulk import */
+    } else if (seq != old->seq && d.n == 0) {
+        atomic_store(&old->seq, seq); /* e.g. a subject created: nothing to search changed */
+    } else if (seq != old->seq) {
+        struct gal_snap *s = merge(old, &d);
+        if (!s) {
+            rc = gal_err_set(err, GAL_ERR_NOMEM, NULL, "out of memory updating the index");
+        } else {
+            s->seq = seq;
+            s->reshape = reshape;
+            pthread_mutex_lock(&ix->mu);
+            struct gal_snap *prev = ix->cur;
+            ix->cur = s;
+            pthread_mutex_unlock(&ix->mu);
+            gal_snap_release(prev);
+        }
+    }
+    free(d.f), free(d.name), free(d.sub);
+    gal_snap_release(old);
+    return rc;
 }
 
 /* ---- search ---- */

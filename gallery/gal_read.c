@@ -172,17 +172,29 @@ static int row_scan(void *user, const struct gal_val *c, int n, struct gal_err *
     return sc->fn(sc->user, c[9].s, &f, err) ? -1 : 0;
 }
 
-int gal_store_scan(struct gal_store *s, gal_scan_fn fn, void *user, int64_t *seq, struct gal_err *err)
+int gal_store_scan_since(struct gal_store *s, int64_t after_id, gal_scan_fn fn, void *user, int64_t *seq,
+                         int64_t *reshape, struct gal_err *err)
 {
     if (s->ops->begin(s->db, 0, err))
         return -1;
     struct scan_ctx sc = {fn, user};
-    int rc = gal_store_seq(s, seq, err);
+    int64_t state[2] = {-1, -1};
+    struct gal_val p[1] = {gal_int(after_id)};
+    int rc = s->ops->exec(s->db, "SELECT seq, reshape FROM gal_state WHERE id = 1", NULL, 0, gal_row_int, state, NULL,
+                          err);
     if (!rc)
         rc = s->ops->exec(s->db,
                           "SELECT " FACE_COLS ", s.name FROM faces f JOIN subjects s ON s.id = f.subject_id "
-                          "ORDER BY f.subject_id, f.id",
-                          NULL, 0, row_scan, &sc, NULL, err);
+                          "WHERE f.id > $1 ORDER BY f.subject_id, f.id",
+                          p, 1, row_scan, &sc, NULL, err);
     s->ops->rollback(s->db); /* read-only: nothing to keep */
+    *seq = state[0];
+    if (reshape)
+        *reshape = state[1];
     return rc;
+}
+
+int gal_store_scan(struct gal_store *s, gal_scan_fn fn, void *user, int64_t *seq, struct gal_err *err)
+{
+    return gal_store_scan_since(s, 0, fn, user, seq, NULL, err);
 }

@@ -30,6 +30,8 @@ static const char *const migrations[] = {
     "CREATE INDEX faces_subject ON faces (subject_id);",
     /* 1 -> 2: write tokens, so a COMMIT cut off by a lost connection can be resolved (gal_store.c). */
     "CREATE TABLE gal_writes (token text PRIMARY KEY, at_ms INTEGER NOT NULL);",
+    /* 2 -> 3: the sequence of the last write that removed or renamed (an index may not just append). */
+    "ALTER TABLE gal_state ADD COLUMN reshape INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

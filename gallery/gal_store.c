@@ -342,6 +342,12 @@ done:
     return 0;
 }
 
+/* Inside a write that removes or renames: indexes must rebuild rather than append (gal_index_update). */
+static int mark_reshape(struct gal_store *s, struct gal_err *err)
+{
+    return s->ops->exec(s->db, "UPDATE gal_state SET reshape = seq WHERE id = 1", NULL, 0, NULL, NULL, NULL, err);
+}
+
 /* The subject's row id, or -1 with GAL_ERR_NOT_FOUND. */
 int gal_subject_id(struct gal_store *s, const char *name, int64_t *id, struct gal_err *err)
 {
@@ -400,6 +406,8 @@ int gal_subject_rename(struct gal_store *s, const char *name, const char *new_na
         gal_err_set(err, GAL_ERR_CONFLICT, q, "a subject named \"%s\" exists already", new_name);
     if (!rc && changed == 0)
         rc = gal_err_set(err, GAL_ERR_NOT_FOUND, NULL, "no subject is named \"%s\"", name);
+    if (!rc)
+        rc = mark_reshape(s, err);
     return write_end(s, seq, rc, err);
 }
 
@@ -416,6 +424,8 @@ int gal_subject_delete(struct gal_store *s, const char *name, int64_t *n_faces, 
         rc = s->ops->exec(s->db, "DELETE FROM faces WHERE subject_id = $1", p, 1, NULL, NULL, &faces, err);
         if (!rc)
             rc = s->ops->exec(s->db, "DELETE FROM subjects WHERE id = $1", p, 1, NULL, NULL, NULL, err);
+        if (!rc)
+            rc = mark_reshape(s, err);
     }
     if (write_end(s, seq, rc, err))
         return -1;
@@ -541,6 +551,8 @@ int gal_face_delete(struct gal_store *s, int64_t id, char *subject, struct gal_e
         rc = gal_err_set(err, GAL_ERR_NOT_FOUND, NULL, "no face has the id %lld", (long long)id);
     if (!rc)
         rc = s->ops->exec(s->db, "DELETE FROM faces WHERE id = $1", p, 1, NULL, NULL, NULL, err);
+    if (!rc)
+        rc = mark_reshape(s, err);
     if (write_end(s, seq, rc, err))
         return -1;
     if (subject)

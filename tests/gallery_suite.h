@@ -267,6 +267,66 @@ static void test_gallery_index_search_matches_naive(void **state)
     gal_store_free(s);
 }
 
+/* Two indexes answer alike: same counts, sequence, and top-4 for each of the queries. */
+static void same_answers(struct gal_index *a, struct gal_index *b, const uint32_t *seeds, size_t nseeds)
+{
+    struct gal_snap *sa = gal_index_acquire(a), *sb = gal_index_acquire(b);
+    struct gal_err err;
+    assert_int_equal(gal_snap_faces(sa), gal_snap_faces(sb));
+    assert_int_equal(gal_snap_subjects(sa), gal_snap_subjects(sb));
+    assert_int_equal(gal_snap_seq(sa), gal_snap_seq(sb));
+    for (size_t i = 0; i < nseeds; i++) {
+        struct gal_face q = face_of(seeds[i], FP_A);
+        struct gal_candidate ca[4], cb[4];
+        size_t na, nb;
+        assert_int_equal(gal_snap_search(sa, q.emb, 1, 4, ca, &na, &err), 0);
+        assert_int_equal(gal_snap_search(sb, q.emb, 1, 4, cb, &nb, &err), 0);
+        assert_int_equal(na, nb);
+        for (size_t k = 0; k < na; k++) {
+            assert_string_equal(ca[k].subject, cb[k].subject);
+            assert_int_equal(ca[k].face_id, cb[k].face_id);
+            assert_true(ca[k].distance == cb[k].distance);
+        }
+    }
+    gal_snap_release(sa);
+    gal_snap_release(sb);
+}
+
+/* gal_index_update appends enrolments (to old and new subjects) and answers as a full load would;
+ * after a deletion or a rename it reloads, and still answers alike. */
+static void test_gallery_index_update_matches_full_load(void **state)
+{
+    (void)state;
+    struct gal_store *s = open_ok(fresh_spec(), FP_A);
+    struct gal_err err;
+    const uint32_t seeds[] = {1, 2, 3, 11, 12, 13, 21, 22, 31, 99};
+    struct gal_face f[3] = {face_of(1, FP_A), face_of(2, FP_A), face_of(3, FP_A)};
+    assert_int_equal(gal_faces_add(s, "A", 1, f, 3, NULL, &err), 0);
+    struct gal_face g[3] = {face_of(11, FP_A), face_of(12, FP_A), face_of(13, FP_A)};
+    assert_int_equal(gal_faces_add(s, "B", 1, g, 3, NULL, &err), 0);
+    struct gal_index *ix = gal_index_new(), *fresh = gal_index_new();
+    assert_int_equal(gal_index_update(ix, s, &err), 0);
+    struct gal_face more[2] = {face_of(21, FP_A), face_of(22, FP_A)};
+    assert_int_equal(gal_faces_add(s, "A", 0, more, 2, NULL, &err), 0);
+    struct gal_face c = face_of(31, FP_A);
+    assert_int_equal(gal_faces_add(s, "C", 1, &c, 1, NULL, &err), 0);
+    assert_int_equal(gal_subject_create(s, "D", &err), 0);
+    assert_int_equal(gal_index_update(ix, s, &err), 0);
+    assert_int_equal(gal_index_load(fresh, s, &err), 0);
+    same_answers(ix, fresh, seeds, 10);
+    struct gal_snap *snap = gal_index_acquire(ix);
+    assert_int_equal(gal_snap_faces(snap), 9);
+    gal_snap_release(snap);
+    assert_int_equal(gal_face_delete(s, f[1].id, NULL, &err), 0);
+    assert_int_equal(gal_subject_rename(s, "B", "B2", &err), 0);
+    assert_int_equal(gal_index_update(ix, s, &err), 0);
+    assert_int_equal(gal_index_load(fresh, s, &err), 0);
+    same_answers(ix, fresh, seeds, 10);
+    gal_index_free(ix);
+    gal_index_free(fresh);
+    gal_store_free(s);
+}
+
 /* A reader keeps its snapshot while a reload swaps in another one. */
 static void test_gallery_index_snapshot_outlives_reload(void **state)
 {
@@ -382,6 +442,7 @@ static void test_gallery_index_concurrent_search_and_reload(void **state)
         cmocka_unit_test(test_gallery_seq_seen_by_other_connection),                                           \
         cmocka_unit_test(test_gallery_index_search_matches_naive),                                             \
         cmocka_unit_test(test_gallery_index_snapshot_outlives_reload),                                         \
+        cmocka_unit_test(test_gallery_index_update_matches_full_load),                                         \
         cmocka_unit_test(test_gallery_follow_sees_other_writer),                                               \
         cmocka_unit_test(test_gallery_index_concurrent_search_and_reload)
 
