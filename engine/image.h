@@ -1,8 +1,12 @@
-/* image.h - decode photos (PNG, JPEG) into upright RGB8 and turn them into network input.
+/* image.h - decode photos (PNG, JPEG, WebP, HEIC, AVIF) into upright RGB8 and turn them into network
+ * input.
  *
- * Decoding checks the declared dimensions against a pixel limit before any pixel buffer is allocated,
- * applies EXIF orientation (JPEG APP1 and PNG eXIf) when asked, and never aborts on corrupt input:
- * libpng/libjpeg errors come back as ENG_ERR_INVALID with the library's message.
+ * Decoding sniffs the format from the bytes, checks the declared dimensions against a pixel limit before
+ * any pixel buffer is allocated, applies EXIF orientation (JPEG APP1, PNG eXIf, WebP EXIF) when asked,
+ * and never aborts on corrupt input: library errors come back as ENG_ERR_INVALID with the format's name
+ * and the library's message. HEIF (HEIC, AVIF) files are turned upright by their own irot/imir
+ * properties, always; an EXIF orientation inside them is reported but not applied a second time.
+ * Animated WebP gives its first frame.
  * Resizing follows OpenCV's cv::resize(INTER_LINEAR) on 8-bit images bit for bit (half-pixel centres,
  * 11-bit fixed-point coefficients), so our input tensors equal cv2.dnn.blobFromImage's. */
 #ifndef ENG_IMAGE_H
@@ -20,7 +24,17 @@ struct eng_image {
     uint8_t *rgb; /* owned by the image; freed by eng_image_release() */
 };
 
-enum eng_image_format { ENG_IMAGE_UNKNOWN = 0, ENG_IMAGE_PNG, ENG_IMAGE_JPEG };
+enum eng_image_format {
+    ENG_IMAGE_UNKNOWN = 0,
+    ENG_IMAGE_PNG,
+    ENG_IMAGE_JPEG,
+    ENG_IMAGE_WEBP,
+    ENG_IMAGE_HEIC, /* HEIF with HEVC (or only the structural brands mif1/msf1) */
+    ENG_IMAGE_AVIF, /* HEIF with AV1 */
+};
+
+/* The accepted formats, as error messages list them. */
+#define ENG_IMAGE_FORMATS "PNG, JPEG, WebP, HEIC, AVIF"
 
 struct eng_decode_opts {
     uint64_t max_pixels; /* width * height above this is ENG_ERR_TOO_LARGE; 0 means the default */
@@ -33,6 +47,7 @@ struct eng_decode_info {
     enum eng_image_format format;
     int exif_orientation; /* 1..8 as found in the file (1 if none) */
     int exif_rotated;     /* nonzero if the pixels were rotated or flipped to apply it */
+    int container_oriented; /* HEIF: irot/imir applied by the decoder, the EXIF value left alone */
     int stored_width;     /* dimensions as stored in the file, before orientation */
     int stored_height;
 };
@@ -40,7 +55,10 @@ struct eng_decode_info {
 /* Sniffs the format from the first bytes (not from a file name or content type). */
 enum eng_image_format eng_image_sniff(const uint8_t *data, size_t size);
 
-/* Decodes a PNG or JPEG held in memory. On success *out owns a new pixel buffer (caller calls
+/* "PNG", "JPEG", "WebP", "HEIC", "AVIF" or "unknown"; a static string. */
+const char *eng_image_format_name(enum eng_image_format f);
+
+/* Decodes an image held in memory, in any format eng_image_sniff knows. On success *out owns a new pixel buffer (caller calls
  * eng_image_release). `opts` and `info` may be NULL. Thread-safe. */
 int eng_image_decode(const uint8_t *data, size_t size, const struct eng_decode_opts *opts,
                      struct eng_image *out, struct eng_decode_info *info, struct eng_err *err);

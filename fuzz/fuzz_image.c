@@ -1,5 +1,6 @@
-/* fuzz_image.c - libFuzzer target for engine/image.c's decoder, built twice: fuzz_png (FUZZ_PNG) and
- * fuzz_jpeg (FUZZ_JPEG), both with EXIF orientation applied, as the daemon does by default.
+/* fuzz_image.c - libFuzzer target for engine/image*.c's decoders, built once per decoder: fuzz_png
+ * (FUZZ_PNG), fuzz_jpeg (FUZZ_JPEG), fuzz_webp (FUZZ_WEBP) and fuzz_heif (FUZZ_HEIF: HEIC and AVIF),
+ * all with EXIF orientation applied, as the daemon does by default.
  *
  * The input's first bytes are overwritten with the format's signature so that every mutation reaches
  * the decoder under test instead of the "not an image" answer. The pixel limit is the daemon's default
@@ -13,14 +14,25 @@
 
 #include "image.h"
 
+/* The signature is written at MAGIC_AT; WebP's RIFF size (bytes 4-7) and an ISO box size stay fuzzed. */
 #if defined(FUZZ_PNG)
 static const uint8_t magic[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-#define EXPECTED ENG_IMAGE_PNG
+#define MAGIC_AT 0
+#define EXPECTED(f) ((f) == ENG_IMAGE_PNG)
 #elif defined(FUZZ_JPEG)
 static const uint8_t magic[] = {0xff, 0xd8};
-#define EXPECTED ENG_IMAGE_JPEG
+#define MAGIC_AT 0
+#define EXPECTED(f) ((f) == ENG_IMAGE_JPEG)
+#elif defined(FUZZ_WEBP)
+static const uint8_t magic[] = {'W', 'E', 'B', 'P'};
+#define MAGIC_AT 8
+#define EXPECTED(f) ((f) == ENG_IMAGE_WEBP)
+#elif defined(FUZZ_HEIF)
+static const uint8_t magic[] = {'f', 't', 'y', 'p'};
+#define MAGIC_AT 4
+#define EXPECTED(f) ((f) == ENG_IMAGE_HEIC || (f) == ENG_IMAGE_AVIF)
 #else
-#error "define FUZZ_PNG or FUZZ_JPEG"
+#error "define FUZZ_PNG, FUZZ_JPEG, FUZZ_WEBP or FUZZ_HEIF"
 #endif
 
 #define DAEMON_MAX_PIXELS (40ull * 1000 * 1000)
@@ -29,13 +41,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < sizeof magic)
+    if (size < MAGIC_AT + sizeof magic + 4)
         return -1; /* not worth keeping in the corpus */
     uint8_t *buf = malloc(size);
     if (!buf)
         return 0;
     memcpy(buf, data, size);
-    memcpy(buf, magic, sizeof magic);
+    memcpy(buf + MAGIC_AT, magic, sizeof magic);
+#if defined(FUZZ_WEBP)
+    memcpy(buf, "RIFF", 4);
+#endif
 
     const struct eng_decode_opts opts = {.max_pixels = DAEMON_MAX_PIXELS, .apply_exif = 1};
     struct eng_image img = {0};
@@ -45,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* What callers rely on: a non-empty upright image within the limit, orientation 1..8. */
         if (img.width <= 0 || img.height <= 0 || !img.rgb ||
             (uint64_t)img.width * (uint64_t)img.height > DAEMON_MAX_PIXELS ||
-            info.format != EXPECTED || info.exif_orientation < 1 || info.exif_orientation > 8)
+            !EXPECTED(info.format) || info.exif_orientation < 1 || info.exif_orientation > 8)
             abort();
         /* Touch the first and last pixel so a short buffer shows up under ASan. */
         volatile uint8_t sink = img.rgb[0] ^ img.rgb[3 * (size_t)img.width * (size_t)img.height - 1];

@@ -5,6 +5,8 @@ Nothing from ../shared is copied into the repository: photos and model files are
 ./models when present and written only to OUT (scripts/fuzz uses a scratch folder). Sources:
   png, jpeg        ../shared/images shrunk and re-encoded (colour kinds, progressive, EXIF orientation in
                    JPEG APP1 and PNG eXIf, both byte orders), headers declaring huge sizes, truncations
+  webp, heif       the same shrunk photos through cwebp (lossy, lossless, alpha), img2webp (animated),
+                   heif-enc (HEIC, AVIF), and truncations (Debian's webp and libheif-examples)
   darknet_cfg      ../shared/models/cfg/*.cfg, models/*/*.cfg, tests/darknet_invalid/*/model.cfg
   darknet_weights  each tests/darknet_invalid case with weights.spec: cfg, a 0 byte, its weights image
   tfjs             models/faces manifests pointed at the shard a.bin (shard appended when small)
@@ -85,6 +87,7 @@ def image_seeds(out):
         for o in range(1, 9):
             put(out, "jpeg", jpeg_with_exif(jpeg, exif_tiff(o, o % 2 == 1)))
         put(out, "jpeg", jpeg[:len(jpeg) // 2])
+    webp_heif_seeds(out, imgs)
     try:
         import test_http_bad as bad
         for w, h in ((100000, 100000), (8000, 5000), (1, 1), (0, 16)):
@@ -93,6 +96,36 @@ def image_seeds(out):
                 put(out, "jpeg", bad.jpeg_header(w, h))
     except Exception as e:  # the reference tests' helpers are optional here
         print(f"seeds: no huge-header seeds ({e})", file=sys.stderr)
+
+
+def webp_heif_seeds(out, imgs):
+    """WebP and HEIF seeds made by Debian's encoders from PNGs of the shrunk photos."""
+    import shutil
+    import subprocess
+    import tempfile
+    import cv2
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        for i, img in enumerate(imgs):
+            png = tmp / f"{i}.png"
+            cv2.imwrite(str(png), cv2.cvtColor(img, cv2.COLOR_BGR2BGRA) if i == 1 else img)
+            runs = [("webp", ["cwebp", "-quiet", "-q", "50"]), ("webp", ["cwebp", "-quiet", "-lossless"]),
+                    ("heif", ["heif-enc", "-q", "30"]), ("heif", ["heif-enc", "-A", "-q", "30"])]
+            for k, (target, cmd) in enumerate(runs):
+                if not shutil.which(cmd[0]):
+                    print(f"seeds: no {cmd[0]}: no {target} seeds from it", file=sys.stderr)
+                    continue
+                dst = tmp / f"{i}-{k}.out"
+                subprocess.run(cmd + [str(png), "-o", str(dst)], check=True, capture_output=True)
+                data = dst.read_bytes()
+                put(out, target, data)
+                put(out, target, data[:len(data) // 2])
+        if shutil.which("img2webp") and len(imgs) > 1:
+            pngs = [str(tmp / f"{i}.png") for i in range(2)]
+            anim = tmp / "anim.webp"
+            subprocess.run(["img2webp", "-loop", "0", "-lossy"] + pngs + ["-o", str(anim)], check=True,
+                           capture_output=True)
+            put(out, "webp", anim.read_bytes())
 
 
 # ---- darknet -------------------------------------------------------------------------------------

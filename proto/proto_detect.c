@@ -4,6 +4,7 @@
 #include "proto_detect.h"
 #include "proto_errors.h"
 #include "proto_json.h"
+#include "proto_labels.h"
 
 #define num proto_json_round
 
@@ -76,9 +77,11 @@ static json_int_t pixel_int(float v)
 char *proto_deepstack_response_json(const struct proto_detect_response *r)
 {
     json_t *preds = json_array();
+    char buf[32];
     for (int i = 0; preds && i < r->count; i++) {
         const struct eng_detection *d = &r->dets[i];
-        json_t *p = json_pack("{s:o,s:o,s:I,s:I,s:I,s:I}", "label", label_json(r->net, d->class_id),
+        const char *label = proto_class_label(r->net, PROTO_DIALECT_DEEPSTACK, d->class_id, buf, sizeof buf);
+        json_t *p = json_pack("{s:o,s:o,s:I,s:I,s:I,s:I}", "label", proto_json_str(label),
                               "confidence", num(d->confidence, 1e-4), "x_min", pixel_int(d->box.x1),
                               "y_min", pixel_int(d->box.y1), "x_max", pixel_int(d->box.x2), "y_max",
                               pixel_int(d->box.y2));
@@ -88,7 +91,38 @@ char *proto_deepstack_response_json(const struct proto_detect_response *r)
         }
     }
     return proto_json_dump(
-        json_pack("{s:b,s:o,s:i}", "success", 1, "predictions", preds, "count", r->count));
+        json_pack("{s:b,s:o,s:i,s:I}", "success", 1, "predictions", preds, "count", r->count,
+                  "duration", (json_int_t)proto_duration_ms(r->total_ms)));
+}
+
+char *proto_deepstack_models_list_json(const char *const *names, int n)
+{
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < n; i++)
+        if (json_array_append_new(arr, proto_json_str(names[i]))) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    return proto_json_dump(json_pack("{s:b,s:o}", "success", 1, "models", arr));
+}
+
+long long proto_duration_ms(double ms)
+{
+    return ms > 0 && ms < 1e12 ? (long long)(ms + 0.5) : 0;
+}
+
+/* The labels the DeepStack routes report for the net's classes (proto_labels.h). */
+static json_t *deepstack_classes_json(const struct eng_net *net)
+{
+    json_t *classes = json_array();
+    char buf[32];
+    for (int i = 0; classes && i < net->classes; i++)
+        if (json_array_append_new(classes, proto_json_str(proto_class_label(
+                                               net, PROTO_DIALECT_DEEPSTACK, i, buf, sizeof buf)))) {
+            json_decref(classes);
+            classes = NULL;
+        }
+    return classes;
 }
 
 static json_t *model_json(const struct proto_model_info *m)
@@ -100,10 +134,11 @@ static json_t *model_json(const struct proto_model_info *m)
             json_decref(classes);
             classes = NULL;
         }
-    return json_pack("{s:o,s:s,s:b,s:{s:i,s:i},s:o,s:{s:o,s:o,s:i}}", "name",
+    return json_pack("{s:o,s:s,s:b,s:{s:i,s:i},s:o,s:o,s:b,s:{s:o,s:o,s:i}}", "name",
                      proto_json_str(model_name(m->name, net)), "kind", "yolo", "default",
                      m->is_default != 0, "input", "width", net->input.w, "height", net->input.h,
-                     "classes", classes, "defaults", "conf", num(m->conf, 1e-4), "iou",
+                     "classes", classes, "deepstack_classes", deepstack_classes_json(net), "coco80",
+                     proto_net_is_coco80(net) != 0, "defaults", "conf", num(m->conf, 1e-4), "iou",
                      num(m->iou, 1e-4), "max_det", m->max_det);
 }
 

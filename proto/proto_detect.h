@@ -42,9 +42,18 @@ struct proto_detect_response {
 char *proto_detect_response_json(const struct proto_detect_response *r);
 
 /* DeepStack's answer: {"success":true,"predictions":[{"label","confidence","x_min","y_min","x_max",
- * "y_max"}],"count":n}; coordinates are integers (pixels truncated toward zero, as DeepStack's int()).
+ * "y_max"}],"count":n,"duration":ms}; coordinates are integers (pixels truncated toward zero, as
+ * DeepStack's int()); labels are COCO's names for a COCO-80 model (proto_labels.h); duration is
+ * total_ms rounded to whole milliseconds.
  * request_id is not part of it (it goes in the X-Request-Id header). New string, caller frees. */
 char *proto_deepstack_response_json(const struct proto_detect_response *r);
+
+/* CodeProject.AI's /v1/vision/custom/list: {"success":true,"models":[names]} (the loaded detection
+ * models, each usable as /v1/vision/custom/{name}). names are borrowed. New string, caller frees. */
+char *proto_deepstack_models_list_json(const char *const *names, int n);
+
+/* A duration in whole milliseconds, as DeepStack's answers carry it (negative or absurd: 0). */
+long long proto_duration_ms(double ms);
 
 /* One loaded model for GET /v1/models. */
 struct proto_model_info {
@@ -65,7 +74,8 @@ struct proto_face_model_info {
 
 /* GET /v1/models: the YOLO models, then the face networks (n_faces may be 0):
  * {"models":[{"name","kind":"yolo","default":bool,"input":{"width","height"},"classes":[names],
- *  "defaults":{"conf","iou","max_det"}}, {"name","kind","input"}...]}. New string, caller frees. */
+ *  "deepstack_classes":[labels on the DeepStack routes],"coco80":bool,"defaults":{"conf","iou",
+ *  "max_det"}}, {"name","kind","input"}...]}. New string, caller frees. */
 char *proto_models_json(const struct proto_model_info *models, int n,
                         const struct proto_face_model_info *faces, int n_faces);
 

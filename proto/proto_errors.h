@@ -28,7 +28,7 @@ enum proto_code {
     PROTO_ERR_PAYLOAD_TOO_LARGE,      /* 413 body over the byte limit (never truncated) */
     PROTO_ERR_IMAGE_TOO_LARGE,        /* 413 image declares more pixels than the limit */
     PROTO_ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 Content-Type we don't accept */
-    PROTO_ERR_UNSUPPORTED_IMAGE,      /* 415 the bytes are not PNG or JPEG */
+    PROTO_ERR_UNSUPPORTED_IMAGE,      /* 415 the bytes are not PNG, JPEG, WebP, HEIC or AVIF */
     PROTO_ERR_NO_FACE,                /* 422 no face in the image (face routes) */
     PROTO_ERR_UNPROCESSABLE,          /* 422 well-formed but unusable */
     PROTO_ERR_QUEUE_FULL,             /* 503 job queue full: retry later (send Retry-After) */

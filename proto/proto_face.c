@@ -20,7 +20,7 @@ enum route { R_FACES = 1u << 0, R_VERIFY = 1u << 1, R_BOTH = R_FACES | R_VERIFY 
 enum kind {
     K_DET_THRESHOLD, K_INPUT_SIZE, K_EXIF, K_TIMEOUT, K_API_KEY,
     K_LIMIT, K_LANDMARKS, K_EMBEDDING, K_IMAGE_B64,
-    K_FACE_SELECT, K_MATCH_THRESHOLD, K_ALIGNED, K_SIDE_IMAGE_B64, K_SIDE_EMBEDDING,
+    K_FACE_SELECT, K_MATCH_THRESHOLD, K_ALIGNED, K_SIDE_IMAGE_B64, K_SIDE_EMBEDDING, K_MIN_DET_THRESHOLD,
 };
 
 /* Names and aliases; the first entry of a kind is its canonical name. */
@@ -39,6 +39,7 @@ static const struct proto_param_def PARAMS[] = {
     {"face_select", K_FACE_SELECT, PROTO_FACE_PARAM_FACE_SELECT, R_VERIFY, 0, 0},
     {"match_threshold", K_MATCH_THRESHOLD, PROTO_FACE_PARAM_MATCH_THRESHOLD, R_VERIFY, 0, 0},
     {"aligned", K_ALIGNED, PROTO_FACE_PARAM_ALIGNED, R_VERIFY, 0, 0},
+    {"min_det_threshold", K_MIN_DET_THRESHOLD, PROTO_FACE_PARAM_MIN_DET_THRESHOLD, R_VERIFY, 0, 0},
     {"exif", K_EXIF, PROTO_FACE_PARAM_EXIF, R_BOTH, 0, 0},
     {"timeout_ms", K_TIMEOUT, PROTO_FACE_PARAM_TIMEOUT, R_BOTH, 0, 0},
     {"api_key", K_API_KEY, PROTO_FACE_PARAM_API_KEY, R_BOTH, 0, 1},
@@ -148,6 +149,8 @@ void proto_face_request_init(struct proto_face_request *req, enum proto_dialect 
 {
     memset(req, 0, sizeof *req);
     options_init(&req->opt, dialect);
+    if (dialect == PROTO_DIALECT_DEEPSTACK)
+        req->opt.det_threshold = PROTO_DEEPSTACK_FACE_DET_THRESHOLD_DEFAULT;
     req->landmarks = dialect != PROTO_DIALECT_DEEPSTACK;
 }
 
@@ -166,6 +169,7 @@ void proto_verify_request_init(struct proto_verify_request *req, enum proto_dial
     options_init(&req->opt, dialect);
     req->face_select = PROTO_FACE_SELECT_LARGEST;
     req->match_threshold = PROTO_MATCH_THRESHOLD_DEFAULT;
+    req->min_det_threshold = PROTO_FACE_MIN_DET_THRESHOLD_DEFAULT;
 }
 
 void proto_verify_request_release(struct proto_verify_request *req)
@@ -398,6 +402,7 @@ static int apply(void *target, const struct proto_param_def *p, const char *fiel
         break;
     }
     case K_ALIGNED: rc = proto_val_set_bool(&t->verify->aligned, field, v, err); break;
+    case K_MIN_DET_THRESHOLD: rc = proto_val_set_unit(&t->verify->min_det_threshold, field, v, err); break;
     case K_SIDE_IMAGE_B64: {
         uint8_t *data;
         size_t n;

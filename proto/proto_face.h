@@ -47,6 +47,7 @@
 #include "proto_request.h" /* enum proto_dialect */
 
 #define PROTO_FACE_DET_THRESHOLD_DEFAULT 0.5f
+#define PROTO_DEEPSTACK_FACE_DET_THRESHOLD_DEFAULT 0.55f /* /v1/vision/face: DeepStack's min_confidence */
 #define PROTO_FACE_INPUT_SIZE_DEFAULT 416
 #define PROTO_FACE_INPUT_SIZE_MIN 128
 #define PROTO_FACE_INPUT_SIZE_MAX 1024
@@ -76,7 +77,12 @@ enum proto_face_param {
     PROTO_FACE_PARAM_IMAGE2 = 1u << 13,
     PROTO_FACE_PARAM_EMBEDDING1 = 1u << 14,
     PROTO_FACE_PARAM_EMBEDDING2 = 1u << 15,
+    PROTO_FACE_PARAM_MIN_DET_THRESHOLD = 1u << 16, /* /v1/verify */
 };
+
+/* The one-face fallback of /v1/verify: a side with no face at det_threshold takes its best face down to
+ * this score, and says so (proto_verify_face.fallback). */
+#define PROTO_FACE_MIN_DET_THRESHOLD_DEFAULT 0.1f
 
 /* An encoded image (PNG/JPEG bytes, not decoded). Either borrowed (set_image_static: the caller keeps
  * the bytes alive and unchanged until the request is released) or owned (*_b64: owned ==
@@ -163,6 +169,7 @@ struct proto_verify_request {
     enum proto_face_select face_select; /* largest */
     double match_threshold;             /* 0.6 (double: compared with the distance exactly) */
     int aligned;                        /* 0 */
+    float min_det_threshold;            /* 0.1: the fallback's floor (no fallback if >= det_threshold) */
     struct proto_verify_side side[2];   /* [0]: image1/embedding1, [1]: image2/embedding2 */
 };
 
@@ -241,8 +248,8 @@ struct proto_faces_response {
 char *proto_faces_response_json(const struct proto_faces_response *r);
 
 /* DeepStack's /v1/vision/face answer: {"success":true,"predictions":[{"confidence","x_min","y_min",
- * "x_max","y_max"}],"count"}; coordinates whole pixels (truncated, clamped to the image), confidence
- * rounded to 1e-4. No request_id (it is in the X-Request-Id header). New string, caller frees. */
+ * "x_max","y_max"}],"count","duration"}; coordinates whole pixels (truncated, clamped to the image),
+ * confidence rounded to 1e-4, duration timing_ms.total in whole milliseconds. No request_id (it is in the X-Request-Id header). New string, caller frees. */
 char *proto_faces_deepstack_json(const struct proto_faces_response *r);
 
 /* The face behind one side of a verification. */
@@ -251,6 +258,7 @@ struct proto_verify_face {
     struct eng_box box; /* the face selected, in pixels of the upright image */
     float det_score;
     int faces_in_image; /* faces the detector found, >= 1 */
+    int fallback;       /* none at det_threshold: the best face at or above min_det_threshold */
 };
 
 /* One POST /v1/verify answer. */
@@ -270,16 +278,14 @@ struct proto_verify_response {
  * frees; NULL if out of memory or squared_distance is negative or not finite. */
 char *proto_verify_response_json(const struct proto_verify_response *r);
 
-/* DeepStack's "similarity" in [0,1] for a squared Euclidean distance d2: t^2 / (t^2 + d2) with
- * t = PROTO_MATCH_THRESHOLD_DEFAULT, so 1 for identical descriptors, 0.5 exactly at the default match
- * threshold (distance 0.6), falling towards 0 as faces differ; strictly decreasing, so no information
- * is lost: distance = 0.6 * sqrt(1 / similarity - 1). (DeepStack's own (1 + cos) / 2 would read 0.87
- * to 0.91 for different people with these unnormalized descriptors, norm ~1.4, and mislead clients
- * used to its scale.) Pure. */
+/* DeepStack's "similarity" in (0,1] for a squared Euclidean distance d2: eng_face_confidence(sqrt(d2)),
+ * f(d) = 0.67^(d / 0.6) (engine/face.h, docs/FACES.md): 1 for identical descriptors, 0.67 exactly at
+ * the default match distance 0.6 (DeepStack's default recognition threshold), lower as faces differ;
+ * strictly decreasing, so no information is lost: distance = eng_face_confidence_distance(s). Pure. */
 double proto_verify_similarity(double squared_distance);
 
-/* DeepStack's /v1/vision/face/match answer: {"success":true,"similarity":s} with s from
- * proto_verify_similarity, rounded to 1e-6. New string, caller frees; NULL as for the native one. */
+/* DeepStack's /v1/vision/face/match answer: {"success":true,"similarity":s,"duration":ms} with s from
+ * proto_verify_similarity, rounded to 1e-6, and timing_ms.total in whole milliseconds. New string, caller frees; NULL as for the native one. */
 char *proto_verify_deepstack_json(const struct proto_verify_response *r);
 
 #endif

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "face.h"
+#include "proto_detect.h"
 #include "proto_face.h"
 #include "proto_json.h"
 
@@ -106,21 +108,21 @@ char *proto_faces_deepstack_json(const struct proto_faces_response *r)
         }
     }
     return proto_json_dump(
-        json_pack("{s:b,s:o,s:i}", "success", 1, "predictions", preds, "count", r->count));
+        json_pack("{s:b,s:o,s:i,s:I}", "success", 1, "predictions", preds, "count", r->count,
+                  "duration", (json_int_t)proto_duration_ms(r->timing_ms.total)));
 }
 
 static json_t *verify_face_json(const struct proto_verify_face *f)
 {
     if (!f->detected)
         return json_null();
-    return json_pack("{s:o,s:o,s:i}", "box", box_json(&f->box), "det_score", num(f->det_score, 1e-4),
-                     "faces_in_image", f->faces_in_image);
+    return json_pack("{s:o,s:o,s:i,s:b}", "box", box_json(&f->box), "det_score", num(f->det_score, 1e-4),
+                     "faces_in_image", f->faces_in_image, "fallback", f->fallback != 0);
 }
 
 double proto_verify_similarity(double squared_distance)
 {
-    const double t2 = PROTO_MATCH_THRESHOLD_DEFAULT * PROTO_MATCH_THRESHOLD_DEFAULT;
-    return t2 / (t2 + squared_distance);
+    return eng_face_confidence(sqrt(squared_distance));
 }
 
 char *proto_verify_response_json(const struct proto_verify_response *r)
@@ -141,6 +143,7 @@ char *proto_verify_deepstack_json(const struct proto_verify_response *r)
 {
     if (!(r->squared_distance >= 0) || !isfinite(r->squared_distance))
         return NULL;
-    return proto_json_dump(json_pack("{s:b,s:o}", "success", 1, "similarity",
-                                     num(proto_verify_similarity(r->squared_distance), 1e-6)));
+    return proto_json_dump(json_pack("{s:b,s:o,s:I}", "success", 1, "similarity",
+                                     num(proto_verify_similarity(r->squared_distance), 1e-6),
+                                     "duration", (json_int_t)proto_duration_ms(r->timing_ms.total)));
 }

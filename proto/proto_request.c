@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proto_labels.h"
 #include "proto_param.h"
 #include "proto_request.h"
 
@@ -301,6 +302,8 @@ int proto_detect_request_params(const struct proto_detect_request *req, const st
         eng_detect_params_default(out);
     if (req->given & PROTO_PARAM_CONF)
         out->conf = req->conf;
+    else if (req->dialect == PROTO_DIALECT_DEEPSTACK)
+        out->conf = PROTO_DEEPSTACK_CONF_DEFAULT; /* what DeepStack's clients expect when they send none */
     if (req->given & PROTO_PARAM_IOU)
         out->iou = req->iou;
     if (req->given & PROTO_PARAM_AGNOSTIC)
@@ -312,7 +315,7 @@ int proto_detect_request_params(const struct proto_detect_request *req, const st
     memset(class_mask, 0, (size_t)net->classes);
     for (int i = 0; i < req->n_classes; i++) {
         const char *name = req->classes[i];
-        const int id = eng_net_class_find(net, name);
+        const int id = proto_class_find(net, req->dialect, name);
         if (id >= 0) {
             class_mask[id] = 1;
             continue;

@@ -37,6 +37,7 @@
 #include "proto_errors.h"
 
 #define PROTO_CONF_DEFAULT 0.25f
+#define PROTO_DEEPSTACK_CONF_DEFAULT 0.40f /* min_confidence on /v1/vision/detection and custom/ */
 #define PROTO_IOU_DEFAULT 0.45f
 #define PROTO_MAX_DET_DEFAULT 100
 #define PROTO_MAX_DET_MAX 1000
@@ -115,8 +116,9 @@ int proto_detect_request_parse_json(struct proto_detect_request *req, const char
 int proto_detect_request_check(const struct proto_detect_request *req, struct proto_err *err);
 
 /* The engine's parameters for this request on `net`: *out = *defaults (the model's; NULL: the
- * engine's), then conf, iou, agnostic and max_det as given. When classes were given they are resolved
- * against net (exact name, else id) into class_mask (net->classes bytes, caller-owned, must outlive
+ * engine's), then conf, iou, agnostic and max_det as given; on the DeepStack dialect conf not given is
+ * PROTO_DEEPSTACK_CONF_DEFAULT, DeepStack's own default. When classes were given they are resolved
+ * against net (exact name, COCO's names too on the DeepStack dialect (proto_labels.h), else id) into class_mask (net->classes bytes, caller-owned, must outlive
  * *out) and out->class_allowed = class_mask; an unknown name or an id out of range is INVALID_PARAM
  * naming the entry ("$.classes[1]" or "classes"). Reads req and net only: thread-safe. */
 int proto_detect_request_params(const struct proto_detect_request *req, const struct eng_net *net,

@@ -28,6 +28,7 @@ extern char **environ;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const threading_modes[] = {"auto", "latency", "throughput", NULL};
+static const char *const ui_modes[] = {"on", "off", NULL};
 static const char *const precisions[] = {"rounded", "full", NULL}; /* in enum proto_precision's order */
 
 #define OFF(field) offsetof(struct srv_config, field)
@@ -87,6 +88,8 @@ static const struct setting settings[] = {
     {"read_timeout_ms", T_INT, OFF(read_timeout_ms), 0, 100, 3600000, "60000", 0, "MS",
      "one request's headers and body must arrive within this, else the connection is closed", NULL,
      NULL},
+    {"ui", T_ENUM, OFF(ui), 0, 0, 0, "on", 0, "on|off",
+     "the web page at / and /ui/ (no key needed to load it; its API calls need one)", ui_modes, NULL},
     {"data_dir", T_STRING, OFF(data_dir), 0, 1, 4000, "data", 0, "DIR",
      "the daemon's state (the default gallery, gallery.db); systemd: StateDirectory", NULL, NULL},
     {"gallery", T_STRING, OFF(gallery), 0, 0, 4000, "", 0, "SPEC",
@@ -98,6 +101,7 @@ static const struct setting settings[] = {
 static_assert(N_SETTINGS <= SRV_CONFIG_SETTINGS_MAX, "raise SRV_CONFIG_SETTINGS_MAX");
 static_assert(sizeof(enum srv_config_log_level) == sizeof(int), "T_ENUM stores an int");
 static_assert(sizeof(enum srv_config_threading) == sizeof(int), "T_ENUM stores an int");
+static_assert(sizeof(enum srv_config_ui) == sizeof(int), "T_ENUM stores an int");
 
 /* ---- small helpers ---- */
 

@@ -41,6 +41,11 @@ enum srv_config_source {
 };
 
 /* How workers use the `threads` cores (see README, "Threading"). */
+enum srv_config_ui {
+    SRV_UI_ON = 0, /* the web page is served at / and /ui/ */
+    SRV_UI_OFF,    /* / and /ui/ answer 404 */
+};
+
 enum srv_config_threading {
     SRV_THREADING_AUTO = 0,   /* a pass splits its layers over up to 4 cores, waiting until they are idle */
     SRV_THREADING_LATENCY,    /* every forward pass splits its layers over `threads` threads */
@@ -80,6 +85,7 @@ struct srv_config {
     int idle_timeout_s;       /* a connection silent this long is closed */
     int json_precision;       /* an enum proto_precision (proto_output.h): rounded or full */
     int read_timeout_ms;      /* one request's headers and body must arrive within this (slow-loris) */
+    enum srv_config_ui ui;    /* the web page at / (server/srv_ui.h) */
     char *data_dir;           /* where the daemon keeps its state (the SQLite gallery) */
     char *gallery;            /* "" = sqlite:<data_dir>/gallery.db; or sqlite:PATH, postgres://... */
 

@@ -37,6 +37,10 @@ int srv_find_model(const struct srv_app *app, const char *name)
 static int detect_check(struct srv_job *job, struct proto_err *e)
 {
     struct detect_job *j = (struct detect_job *)job;
+    /* /v1/vision/custom/{model}: the model named in the path (and not again in the form) */
+    const char *path_model = srv_req_path_param(job->req, "model");
+    if (path_model && proto_detect_request_set(&j->params, "model", path_model, e))
+        return -1;
     if (proto_detect_request_check(&j->params, e))
         return -1;
     if ((j->model = srv_find_model(job->app, j->params.model)) < 0)

@@ -89,18 +89,29 @@ int srv_face_verify_image(const struct eng_face_models *m, struct eng_face_ctx *
         t->embedding += now_ms() - t0;
         return 0;
     }
-    const int n = srv_face_detect(m, ctx, img, &p->opt, faces, cap, t, field, e);
+    int n = srv_face_detect(m, ctx, img, &p->opt, faces, cap, t, field, e);
     if (n < 0)
         return -1;
-    const int pick = eng_face_select(faces, n, p->face_select == PROTO_FACE_SELECT_BEST
-                                                   ? ENG_FACE_SELECT_BEST
-                                                   : ENG_FACE_SELECT_LARGEST);
+    int pick = eng_face_select(faces, n, p->face_select == PROTO_FACE_SELECT_BEST
+                                             ? ENG_FACE_SELECT_BEST
+                                             : ENG_FACE_SELECT_LARGEST);
+    int fallback = 0;
+    if (pick < 0 && p->min_det_threshold < p->opt.det_threshold) {
+        /* the user asserts a face: the best one down to the floor (a side photo, a dim one) */
+        struct proto_face_options floor = p->opt;
+        floor.det_threshold = p->min_det_threshold;
+        if ((n = srv_face_detect(m, ctx, img, &floor, faces, cap, t, field, e)) < 0)
+            return -1;
+        pick = eng_face_select(faces, n, ENG_FACE_SELECT_BEST);
+        fallback = 1;
+    }
     if (pick < 0)
         return proto_face_err_no_face(e, field, &p->opt);
     float (*emb)[ENG_FACE_DESCRIPTOR] = (float (*)[ENG_FACE_DESCRIPTOR])out;
     if (srv_face_describe(m, ctx, img, &faces[pick], 1, emb, t, field, e))
         return -1;
     *vf = (struct proto_verify_face){.detected = 1, .box = faces[pick].box,
-                                     .det_score = faces[pick].score, .faces_in_image = n};
+                                     .det_score = faces[pick].score, .faces_in_image = n,
+                                     .fallback = fallback};
     return 0;
 }

@@ -138,9 +138,12 @@ static void refuse(struct srv_req *r, enum proto_code code, const char *field, c
     snprintf(r->early.msg, sizeof r->early.msg, "%s", msg);
 }
 
-/* Whether path matches the route's pattern; with r, the "{name}" segments are captured into it. */
-static int path_matches(const char *pattern, const char *path, struct srv_req *r)
+/* Whether path matches the route's pattern; with r, the "{name}" segments are captured into it. On the
+ * DeepStack dialect's rows one trailing slash is accepted ("/v1/vision/detection/", as DeepStack does);
+ * native paths stay exact. */
+static int path_matches(const struct srv_route *row, const char *path, struct srv_req *r)
 {
+    const char *pattern = row->path;
     int n = 0;
     while (*pattern && *path) {
         if (*pattern != '{') {
@@ -163,7 +166,8 @@ static int path_matches(const char *pattern, const char *path, struct srv_req *r
         pattern = close + 1;
         path += seg;
     }
-    return !*pattern && !*path;
+    return !*pattern &&
+           (!*path || (row->dialect == PROTO_DIALECT_DEEPSTACK && path[0] == '/' && !path[1]));
 }
 
 static int is_prefix_row(const struct srv_route *row)
@@ -183,7 +187,7 @@ static void find_route(struct srv_req *r)
                 r->dialect = row->dialect;
             continue;
         }
-        if (!path_matches(row->path, r->path, NULL))
+        if (!path_matches(row, r->path, NULL))
             continue;
         r->dialect = row->dialect;
         if (!r->path_row)
@@ -193,7 +197,7 @@ static void find_route(struct srv_req *r)
         if (row->methods & r->method)
             break;
     }
-    if (r->route && !path_matches(r->route->path, r->path, r))
+    if (r->route && !path_matches(r->route, r->path, r))
         refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
 }
 
@@ -483,7 +487,7 @@ static void allowed_methods(const struct srv_req *r, char *buf, size_t size)
                  {SRV_PATCH, "PATCH"}, {SRV_DELETE, "DELETE"}, {SRV_OPTIONS, "OPTIONS"}};
     unsigned methods = SRV_OPTIONS;
     for (int i = 0; i < r->h->n_routes; i++)
-        if (!is_prefix_row(&r->h->routes[i]) && path_matches(r->h->routes[i].path, r->path, NULL))
+        if (!is_prefix_row(&r->h->routes[i]) && path_matches(&r->h->routes[i], r->path, NULL))
             methods |= r->h->routes[i].methods;
     size_t used = 0;
     buf[0] = '\0';

@@ -69,6 +69,9 @@ void srv_healthz_handler(struct srv_req *req, void *app);
 void srv_readyz_handler(struct srv_req *req, void *app);
 void srv_metrics_handler(struct srv_req *req, void *app);
 void srv_openapi_handler(struct srv_req *req, void *app);
+/* DeepStack-only plain routes (srv_deepstack.c): /v1/vision/custom/list, /v1/vision/scene. */
+void srv_custom_list_handler(struct srv_req *req, void *app);
+void srv_scene_handler(struct srv_req *req, void *app);
 
 /* Encoders of the job routes' success bodies (srv_routes.c): response is the kind's response struct. */
 char *srv_encode_detect(const void *response);

@@ -8,6 +8,7 @@
 #include "proto_request.h"
 #include "srv_gallery.h"
 #include "srv_route.h"
+#include "srv_ui.h"
 
 #define NATIVE PROTO_DIALECT_NATIVE
 #define DEEPSTACK PROTO_DIALECT_DEEPSTACK
@@ -52,7 +53,20 @@ static const struct srv_route routes[] = {
      NULL},
     {SRV_POST, "/v1/vision/face/delete", "deepstack_face_delete", DEEPSTACK, ADMIN, srv_gallery_ds_delete, NULL,
      NULL},
+    /* CodeProject.AI / Blue Iris: custom models are the loaded detection models, by name */
+    {SRV_GET | SRV_POST, "/v1/vision/custom/list", "deepstack_custom_list", DEEPSTACK, INFERENCE,
+     srv_custom_list_handler, NULL, NULL},
+    {SRV_POST, "/v1/vision/custom/{model}", "deepstack_custom", DEEPSTACK, INFERENCE, srv_job_handler,
+     &srv_detect_job, srv_encode_detect_deepstack},
+    {SRV_GET | SRV_POST, "/v1/vision/scene", "deepstack_scene", DEEPSTACK, INFERENCE, srv_scene_handler,
+     NULL, NULL},
     {0, "/v1/vision/", "deepstack", DEEPSTACK, PUBLIC, NULL, NULL, NULL}, /* unmatched: DeepStack 404 */
+    /* the design card's un-versioned names of the native routes */
+    {SRV_POST, "/detect", "detect", NATIVE, INFERENCE, srv_job_handler, &srv_detect_job,
+     srv_encode_detect},
+    {SRV_POST, "/faces", "faces", NATIVE, INFERENCE, srv_job_handler, &srv_faces_job, srv_encode_faces},
+    {SRV_POST, "/verify", "verify", NATIVE, INFERENCE, srv_job_handler, &srv_verify_job,
+     srv_encode_verify},
     {SRV_POST, "/v1/subjects", "subjects_create", NATIVE, ADMIN, srv_gallery_subjects_post, NULL, NULL},
     {GET_HEAD, "/v1/subjects", "subjects_list", NATIVE, INFERENCE, srv_gallery_subjects_get, NULL, NULL},
     {GET_HEAD, "/v1/subjects/{name}", "subject_get", NATIVE, INFERENCE, srv_gallery_subject_get, NULL, NULL},
@@ -70,6 +84,9 @@ static const struct srv_route routes[] = {
     {GET_HEAD, "/readyz", "readyz", NATIVE, PUBLIC, srv_readyz_handler, NULL, NULL},
     {SRV_GET, "/metrics", "metrics", NATIVE, INFERENCE, srv_metrics_handler, NULL, NULL},
     {SRV_GET, "/openapi.json", "openapi", NATIVE, INFERENCE, srv_openapi_handler, NULL, NULL},
+    /* The web page (srv_ui.h): public, since a browser cannot send a key when it navigates. */
+    {GET_HEAD, "/", "ui", NATIVE, PUBLIC, srv_ui_handler, NULL, NULL},
+    {GET_HEAD, "/ui/{file}", "ui", NATIVE, PUBLIC, srv_ui_handler, NULL, NULL},
 #ifdef VISIOND_TOY_ROUTE
     SRV_TOY_ROWS
 #endif

@@ -181,7 +181,7 @@ expect_fail png_bad_crc 'bad_crc\.png: .*crc' $DETECT "$T/bad_crc.png"
 expect_fail png_100000x100000 'huge\.png: .*100000x100000.*limit' $DETECT "$T/huge.png"
 expect_fail truncated_jpeg 'truncated\.jpg: .*(premature end|truncated)' $DETECT "$T/truncated.jpg"
 expect_fail jpeg_soi_only 'soi_only\.jpg: .*JPEG' $DETECT "$T/soi_only.jpg"
-expect_fail text_named_jpg 'text\.jpg: .*not a PNG or JPEG' $DETECT "$T/text.jpg"
+expect_fail text_named_jpg 'text\.jpg: .*not an image in an accepted format' $DETECT "$T/text.jpg"
 expect_fail missing_image 'missing\.jpg: .*no such file' $DETECT "$T/missing.jpg"
 expect_fail directory_as_image "$(basename "$T"): .*not a regular file" $DETECT "$T"
 # One bad image among good ones: the good ones are still reported, the exit status says one failed.
@@ -223,7 +223,7 @@ if [ -f models/faces/face_recognition_model-weights_manifest.json ] && [ -f "$FA
     printf '[{"paths": [' >"$T/fm/faces/face_landmark_68_model-weights_manifest.json"
     expect_fail faces_truncated_jpeg 'truncated\.jpg: image: .*(premature end|truncated)' $FACES "$T/truncated.jpg"
     expect_fail faces_missing_image 'missing\.jpg: image: .*no such file' $FACES "$T/missing.jpg"
-    expect_fail faces_bad_among_good 'text\.jpg: image: .*not a PNG or JPEG' $FACES "$FACE_PHOTO" "$T/text.jpg" "$DOG"
+    expect_fail faces_bad_among_good 'text\.jpg: image: .*not an image in an accepted format' $FACES "$FACE_PHOTO" "$T/text.jpg" "$DOG"
     if [ "$(grep -c '"faces"' "$T/stdout")" -ne 2 ] || [ "$(grep -c '"error"' "$T/stdout")" -ne 1 ]; then
         report faces_bad_among_good_stdout "want 2 answers and 1 error line on stdout"
     fi

@@ -683,6 +683,28 @@ static void test_config_threading_modes_parsed_and_latency_oversubscription_warn
     srv_config_free(cfg);
 }
 
+/* The web page is on by default; `--ui off` (two words, like the other enums) or VISIOND_UI=off turn
+ * it off; anything but on/off is refused naming both. */
+static void test_config_ui_on_by_default_off_by_flag_or_env(void **state)
+{
+    (void)state;
+    struct srv_config *cfg = load_ok(NULL, NULL, NULL);
+    assert_int_equal(cfg->ui, SRV_UI_ON);
+    srv_config_free(cfg);
+    const char *off[] = {"--ui", "off", NULL};
+    cfg = load_ok(off, NULL, NULL);
+    assert_int_equal(cfg->ui, SRV_UI_OFF);
+    srv_config_free(cfg);
+    const char *env[] = {"VISIOND_UI=off", NULL};
+    cfg = load_ok(NULL, env, NULL);
+    assert_int_equal(cfg->ui, SRV_UI_OFF);
+    srv_config_free(cfg);
+    struct eng_err err = {0};
+    const char *bad[] = {"--ui", "maybe", NULL};
+    assert_null(load(bad, NULL, NULL, &err));
+    assert_contains(err.msg, "on, off");
+}
+
 /* ---- SHA-256 (FIPS 180-4 examples) ---- */
 
 static void assert_digest(const unsigned char *got, const char *hex)
@@ -944,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_config_keep_unknown_setting_fails),
         cmocka_unit_test(test_config_oversubscribed_cores_warns),
         cmocka_unit_test(test_config_threading_modes_parsed_and_latency_oversubscription_warns),
+        cmocka_unit_test(test_config_ui_on_by_default_off_by_flag_or_env),
         cmocka_unit_test(test_config_sha256_abc_matches_fips),
         cmocka_unit_test(test_config_sha256_empty_matches_fips),
         cmocka_unit_test(test_config_sha256_448bit_matches_fips),

@@ -475,6 +475,23 @@ static void test_proto_verify_face_select_and_match_threshold_checked(void **sta
     assert_err(-1, e, PROTO_ERR_INVALID_PARAM, "$.match_threshold", "$.match_threshold: expected");
 }
 
+static void test_proto_verify_min_det_threshold_parsed_and_checked(void **state)
+{
+    (void)state;
+    struct proto_verify_request req;
+    struct proto_err e;
+    proto_verify_request_init(&req, PROTO_DIALECT_NATIVE);
+    assert_float_equal(req.min_det_threshold, 0.1, 1e-7);
+    assert_int_equal(proto_verify_request_set(&req, "min_det_threshold", "0.25", &e), 0);
+    assert_float_equal(req.min_det_threshold, 0.25, 1e-7);
+    assert_int_equal(proto_verify_request_set(&req, "min_det_threshold", "0.3", &e), -1);
+    assert_int_equal(e.code, PROTO_ERR_INVALID_PARAM); /* given twice */
+    proto_verify_request_release(&req);
+    assert_int_equal(proto_verify_request_set(&req, "min_det_threshold", "1.5", &e), -1);
+    assert_string_equal(e.field, "min_det_threshold");
+    proto_verify_request_release(&req);
+}
+
 static void test_proto_verify_unknown_params_rejected_with_hint(void **state)
 {
     (void)state;
@@ -505,7 +522,8 @@ static void test_proto_verify_unknown_params_rejected_with_hint(void **state)
     e = verify_set_one("qqqqqq", "1");
     assert_err(-1, e, PROTO_ERR_INVALID_PARAM, "qqqqqq",
                "qqqqqq: unknown parameter (known: det_threshold, input_size, image1_b64, image2_b64, "
-               "embedding1, embedding2, face_select, match_threshold, aligned, exif, timeout_ms)");
+               "embedding1, embedding2, face_select, match_threshold, aligned, min_det_threshold, exif, "
+               "timeout_ms)");
     /* A file field of another name. */
     struct proto_verify_request r;
     proto_verify_request_init(&r, PROTO_DIALECT_NATIVE);
@@ -915,10 +933,11 @@ static void test_proto_faces_deepstack_integer_pixels_clamped(void **state)
         {{300.2f, 40.0f, 340.99f, 90.0f}, 0.5f, NULL, NULL},
     };
     const struct proto_faces_response r = {.request_id = "x", .width = 640, .height = 480,
-                                           .faces = faces, .count = 2};
+                                           .faces = faces, .count = 2, .timing_ms = {.total = 41.4}};
     json_t *j = parse(proto_faces_deepstack_json(&r));
-    static const char *const top[] = {"success", "predictions", "count", NULL};
+    static const char *const top[] = {"success", "predictions", "count", "duration", NULL};
     assert_keys(j, top);
+    assert_int_equal(json_integer_value(at(j, "duration")), 41);
     assert_true(json_is_true(at(j, "success")));
     assert_int_equal(json_integer_value(at(j, "count")), 2);
     json_t *p = json_array_get(at(j, "predictions"), 0);
@@ -955,8 +974,9 @@ static void test_proto_verify_response_has_every_field(void **state)
     static const char *const sides[] = {"image1", "image2", NULL};
     assert_keys(faces, sides);
     json_t *f1 = at(faces, "image1");
-    static const char *const face[] = {"box", "det_score", "faces_in_image", NULL};
+    static const char *const face[] = {"box", "det_score", "faces_in_image", "fallback", NULL};
     assert_keys(f1, face);
+    assert_true(json_is_false(at(f1, "fallback")));
     assert_true(num_at(at(f1, "box"), "x2") == 110.0);
     assert_int_equal(json_integer_value(at(f1, "faces_in_image")), 3);
     assert_true(json_is_null(at(faces, "image2"))); /* an embedding or an aligned crop */
@@ -995,21 +1015,25 @@ static void test_proto_verify_response_threshold_is_strict(void **state)
 static void test_proto_verify_similarity_maps_distance(void **state)
 {
     (void)state;
+    /* f(d) = 0.67^(d / 0.6), written out here rather than through engine/face.h */
     assert_true(proto_verify_similarity(0) == 1.0);
-    assert_float_equal(proto_verify_similarity(0.36), 0.5, 1e-12); /* the default threshold */
+    assert_float_equal(proto_verify_similarity(0.36), 0.67, 1e-12); /* the default threshold */
+    assert_float_equal(proto_verify_similarity(1.44), 0.67 * 0.67, 1e-12);
     double prev = 1.0;
     for (double d = 0.05; d < 3.0; d += 0.05) {
         const double s = proto_verify_similarity(d * d);
         assert_true(s < prev && s > 0);
-        assert_float_equal(0.6 * sqrt(1 / s - 1), d, 1e-9); /* invertible */
+        assert_float_equal(0.6 * log(s) / log(0.67), d, 1e-9); /* invertible */
         prev = s;
     }
-    const struct proto_verify_response r = {.squared_distance = 0.09, .threshold = 0.6};
+    const struct proto_verify_response r = {.squared_distance = 0.09, .threshold = 0.6,
+                                            .timing_ms = {.total = 12.6}};
     json_t *j = parse(proto_verify_deepstack_json(&r));
-    static const char *const top[] = {"success", "similarity", NULL};
+    static const char *const top[] = {"success", "similarity", "duration", NULL};
     assert_keys(j, top);
     assert_true(json_is_true(at(j, "success")));
-    assert_float_equal(num_at(j, "similarity"), 0.8, 1e-6);
+    assert_float_equal(num_at(j, "similarity"), pow(0.67, 0.5), 1e-6);
+    assert_int_equal(json_integer_value(at(j, "duration")), 13);
     json_decref(j);
 }
 
@@ -1094,6 +1118,7 @@ int main(void)
         cmocka_unit_test(test_proto_verify_defaults_then_valid_values_stored),
         cmocka_unit_test(test_proto_verify_face_select_and_match_threshold_checked),
         cmocka_unit_test(test_proto_verify_unknown_params_rejected_with_hint),
+        cmocka_unit_test(test_proto_verify_min_det_threshold_parsed_and_checked),
         cmocka_unit_test(test_proto_verify_embeddings_json_parsed),
         cmocka_unit_test(test_proto_verify_embedding_text_parsed),
         cmocka_unit_test(test_proto_verify_embedding_wrong_length_rejected),

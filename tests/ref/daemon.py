@@ -318,24 +318,33 @@ class OpenApi:
             node = target
         return node
 
+    def path_item(self, path):
+        """The document's path item for a request path: exact, else a template whose "{name}" segments
+        match one path segment each (/v1/vision/custom/{model}); one trailing slash is ignored."""
+        paths = self.doc["paths"]
+        for p in (path, path[:-1] if len(path) > 1 and path.endswith("/") else None):
+            if p in paths:
+                return paths[p]
+            for template, item in paths.items():
+                pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))  # {name}: one segment
+                if p and "{" in template and re.fullmatch(pattern, p):
+                    return item
+        return None
+
     def response(self, path, method, status):
         """The documented response object for this call: the exact status, else `default`; a path or
         method the document does not have (404/405 answers) gets components/responses/Error.
         Returns (response, documented_status_key) or (None, None) if the status is not documented."""
-        path = path.split("?", 1)[0]
-        item = self.doc["paths"].get(path)
-        if item is None:  # a templated path: /v1/subjects/{name} matches /v1/subjects/Ann
-            for template, candidate in self.doc["paths"].items():
-                if "{" in template and re.fullmatch(re.sub(r"\\\{[^/]*\\\}", "[^/]+", re.escape(template)), path):
-                    item = candidate
-                    break
+        item = self.path_item(path.split("?", 1)[0])
         op = item.get(method.lower()) if item else None
         if op is None:
             # A method the path does not have (405): the path's own error shape (DeepStack's route
             # answers in DeepStack's); an unknown path (404): the common Error.
             defaults = [o["responses"]["default"] for o in (item or {}).values()
                         if isinstance(o, dict) and "default" in o.get("responses", {})]
-            return self._deref(defaults[0] if defaults else {"$ref": "#/components/responses/Error"}), "default"
+            # An unknown path under /v1/vision/ answers in DeepStack's shape, as the prefix row says.
+            fallback = "DeepStackError" if path.startswith("/v1/vision/") else "Error"
+            return self._deref(defaults[0] if defaults else {"$ref": f"#/components/responses/{fallback}"}), "default"
         responses = op["responses"]
         key = str(status) if str(status) in responses else "default" if "default" in responses else None
         if key is None:

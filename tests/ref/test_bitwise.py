@@ -97,56 +97,46 @@ def check_version(c, visiond):
     return m.group(1) if m else "?"
 
 
-def check_detect(c, visiond, detdump, d, model):
-    g = f"detect {model}"
-    engine = run([detdump, "--model", ROOT / "models" / model, *IMAGES])
-    cli = run([visiond, "detect", "--models-dir", "models", "--model", model, *IMAGES], env=FULL)
-    c.check(g, len(engine) == len(cli) == len(IMAGES), "one answer per photo from CLI and engine",
+def compare(c, g, what, photos, engine, cli, ask, key, floats, order=lambda items: items):
+    """For each photo: the daemon's answer (ask(photo)) and the CLI's (cli[i][key]) equal the engine's
+    (engine[i][key], put in the answer's order by `order`), float for float."""
+    c.check(g, len(engine) == len(cli) == len(photos), "one answer per photo from CLI and engine",
             f"{len(cli)} / {len(engine)}")
     total = 0
-    for img, e, k in zip(IMAGES, engine, cli):
-        r = d.post_raw("/v1/detect", img.read_bytes(), "image/jpeg", query={"model": model}, timeout=300)
-        body = r.json() if r.status == 200 else {}
-        http = body.get("detections")
-        c.check(g, r.status == 200 and http is not None, f"{img.name}: /v1/detect answers", repr(r))
-        if http is None:
+    for img, e, k in zip(photos, engine, cli):
+        r = ask(img)
+        http = (r.json() if r.status == 200 else {}).get(key)
+        if not c.check(g, http is not None, f"{img.name}: the daemon answers", repr(r)):
             continue
-        want = [detection_floats(x) for x in e["detections"]]
+        want = [floats(x) for x in order(e[key])]
         total += len(want)
-        for name, got in (("daemon", http), ("CLI", k["detections"])):
-            got = [detection_floats(x) for x in got]
-            diff = "" if len(got) == len(want) else f"{len(got)} vs {len(want)} detections"
+        for name, got in (("daemon", http), ("CLI", k[key])):
+            got = [floats(x) for x in got]
+            diff = "" if len(got) == len(want) else f"{len(got)} vs {len(want)} {what}"
             for i, (a, b) in enumerate(zip(got, want)):
                 if not diff and not same_floats(a, b):
-                    diff = f"detection {i}: {first_float_difference(a, b)}"
-            c.check(g, not diff, f"{img.name}: {name} = engine, every bit ({len(want)} detections)", diff)
-    c.check(g, total > 0, "the photos give detections to compare", str(total))
+                    diff = f"{what} {i}: {first_float_difference(a, b)}"
+            c.check(g, not diff, f"{img.name}: {name} = engine, every bit ({len(want)} {what})", diff)
+    c.check(g, total > 0, f"the photos give {what} to compare", str(total))
+
+
+def check_detect(c, visiond, detdump, d, model):
+    engine = run([detdump, "--model", ROOT / "models" / model, *IMAGES])
+    cli = run([visiond, "detect", "--models-dir", "models", "--model", model, *IMAGES], env=FULL)
+    compare(c, f"detect {model}", "detections", IMAGES, engine, cli,
+            lambda img: d.post_raw("/v1/detect", img.read_bytes(), "image/jpeg", query={"model": model},
+                                   timeout=300),
+            "detections", detection_floats)
 
 
 def check_faces(c, visiond, facedump, d):
-    g = "faces"
+    """Box, score, landmarks and embedding of every face, largest first (the daemon's order)."""
     engine = run([facedump, "--models", ROOT / "models" / "faces", *FACE_PHOTOS])
     cli = run([visiond, "faces", "--models-dir", "models", "--embedding", *FACE_PHOTOS], env=FULL)
-    c.check(g, len(engine) == len(cli) == len(FACE_PHOTOS), "one answer per photo from CLI and engine",
-            f"{len(cli)} / {len(engine)}")
-    total = 0
-    for img, e, k in zip(FACE_PHOTOS, engine, cli):
-        r = d.post_raw("/v1/faces", img.read_bytes(), "image/jpeg", query={"embedding": "true"}, timeout=300)
-        body = r.json() if r.status == 200 else {}
-        http = body.get("faces")
-        c.check(g, r.status == 200 and http is not None, f"{img.name}: /v1/faces answers", repr(r))
-        if http is None:
-            continue
-        want = [face_floats(x) for x in sorted(e["faces"], key=lambda f: -area(f))]
-        total += len(want)
-        for name, got in (("daemon", http), ("CLI", k["faces"])):
-            got = [face_floats(x) for x in got]
-            diff = "" if len(got) == len(want) else f"{len(got)} vs {len(want)} faces"
-            for i, (a, b) in enumerate(zip(got, want)):
-                if not diff and not same_floats(a, b):
-                    diff = f"face {i} (box, score, landmarks, embedding): {first_float_difference(a, b)}"
-            c.check(g, not diff, f"{img.name}: {name} = engine, every bit ({len(want)} faces)", diff)
-    c.check(g, total > 0, "the photos give faces to compare", str(total))
+    compare(c, "faces", "faces", FACE_PHOTOS, engine, cli,
+            lambda img: d.post_raw("/v1/faces", img.read_bytes(), "image/jpeg", query={"embedding": "true"},
+                                   timeout=300),
+            "faces", face_floats, order=lambda faces: sorted(faces, key=lambda f: -area(f)))
 
 
 def main():

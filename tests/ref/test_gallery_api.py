@@ -32,6 +32,8 @@ import daemon  # noqa: E402
 ROOT = daemon.ROOT
 JOHNS = daemon.SHARED / "faces" / "dlib_johns"
 DEMO = ROOT / "models" / "faces" / "package" / "demo"
+DOG = daemon.SHARED / "images" / "dog.jpg"
+DEMO_ONE = DEMO / "sample2.jpg"
 INFER_KEY = "gallery-infer-key-0123456789"
 ADMIN_KEY = "gallery-admin-key-9876543210"
 SECRET_NAME = "Zoë Secretname"
@@ -120,10 +122,11 @@ def main():
             422, "MODEL_MISMATCH", "another model's embedding")
         err(d.post_json("/v1/subjects/Nobody/faces", {"embeddings": [emb], "model_fingerprint": fp}),
             404, "SUBJECT_NOT_FOUND", "enrol into an unknown subject")
-        # a photo without a face, second of two: neither is enrolled
-        r = d.post_multipart(base + "/faces", [("p1", ("ok.jpg", salley[3].read_bytes(), "image/jpeg")),
-                                               ("p2", ("none.jpg", salley[4].read_bytes(), "image/jpeg"))])
-        err(r, 422, "NO_FACE", "a chip without detection context has no face")
+        # a photo without a face (the dog), second of two: neither is enrolled
+        r = d.post_multipart(base + "/faces", [("p1", ("ok.jpg", DEMO_ONE.read_bytes(), "image/jpeg")),
+                                               ("p2", ("none.jpg", DOG.read_bytes(), "image/jpeg"))])
+        err(r, 422, "NO_FACE", "a photo without a face")
+        c.check("bad-input", r.json().get("error", {}).get("field") == "p2", "NO_FACE names the photo", repr(r))
         r = d.post_multipart(base + "/faces", [("group", ("group.jpg", (DEMO / "sample1.jpg").read_bytes(),
                                                           "image/jpeg"))])
         err(r, 422, "MULTIPLE_FACES", "a group photo")

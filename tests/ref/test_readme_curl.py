@@ -46,6 +46,10 @@ PLACEHOLDER_KEY = "replace-with-your-api-key"  # the README's example key; the t
 TRAILER = "@@VISIOND_TEST_HTTP_STATUS="
 # What the examples must cover: (description, predicate on a line).
 COVERAGE = [
+    ("POST /detect (the design card's route)", lambda l: "8080/detect " in l and "-F image=@" in l),
+    ("POST /verify (the design card's route)", lambda l: "8080/verify " in l and "image2=" in l),
+    ("GET /v1/vision/custom/list", lambda l: l.rstrip().endswith("/v1/vision/custom/list")),
+    ("POST /v1/vision/custom/{model}", lambda l: "/v1/vision/custom/" in l and "-F image=@" in l),
     ("POST /v1/detect with a raw image body", lambda l: "/v1/detect" in l and "--data-binary @" in l),
     ("POST /v1/detect multipart", lambda l: "/v1/detect" in l and "-F image=@" in l),
     ("POST /v1/detect JSON image_b64", lambda l: "/v1/detect" in l and "application/json" in l
@@ -127,7 +131,16 @@ def check_line(c, api, line, d, curl_home):
             return
         problems = api.validate(path, method, status, doc)
         c.check("run", not problems, f"{short}: answer matches proto/openapi.yaml", "; ".join(problems[:3]))
-    elif ok and path == "/metrics":
+    if ok and path == "/detect" and "dog.jpg" in line:  # the design card's example finds the dog
+        labels = [x.get("label") for x in json.loads(out).get("detections", [])]
+        c.check("run", "dog" in labels, f"{short}: finds the dog", str(labels))
+    if ok and path == "/verify":
+        c.check("run", isinstance(json.loads(out).get("verified"), bool), f"{short}: answers verified",
+                out[:200])
+    if ok and path.startswith("/v1/vision/custom/") and path != "/v1/vision/custom/list":
+        labels = [x.get("label") for x in json.loads(out).get("predictions", [])]
+        c.check("run", "dog" in labels, f"{short}: finds the dog", str(labels))
+    if ok and path == "/metrics":
         c.check("run", "visiond_requests_total" in out, f"{short}: Prometheus text", out[:200])
     if ok:
         print(f"ok   {short}", flush=True)

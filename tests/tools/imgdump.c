@@ -165,9 +165,9 @@ int main(int argc, char **argv)
         if (eng_image_load(a.input, &opts, &img, &info, &err) != 0)
             return fail(&err);
     }
-    static const char *names[] = {"unknown", "png", "jpeg"};
-    fprintf(stderr, "%d %d format=%s orientation=%d rotated=%d", img.width, img.height,
-            names[info.format], info.exif_orientation, info.exif_rotated);
+    fprintf(stderr, "%d %d format=%s orientation=%d rotated=%d container_oriented=%d", img.width,
+            img.height, eng_image_format_name(info.format), info.exif_orientation, info.exif_rotated,
+            info.container_oriented);
     int rc = emit(&a, &img);
     eng_image_release(&img);
     return rc;

@@ -4,7 +4,7 @@
 1. A subset of the cmocka unit tests (UNIT below: the fast ones; the slow or numeric ones run under
    ASan instead) under `valgrind --leak-check=full --errors-for-leak-kinds=definite`.
 2. `visiond serve` under the same valgrind, with one worker and the models yolo-fastest-1.1 and faces:
-   real detections (raw JPEG and base64 JSON), /v1/faces with embeddings, /v1/verify, the GET routes,
+   real detections (raw JPEG, base64 JSON, WebP, AVIF), /v1/faces with embeddings, /v1/verify, the GET routes,
    bad requests from tests/bad/ (sent and checked by tests/ref/test_http_bad.py's runner: those that
    fail before inference, as inference under valgrind takes seconds), then SIGTERM: exit status 0.
 
@@ -43,7 +43,8 @@ BAD = ["truncated_jpeg", "random_bytes_as_jpeg", "text_as_png", "png_100000x1000
        "multipart_zero_byte_image", "unknown_param_query", "unknown_route", "wrong_method_put_detect",
        "timeout_header_invalid", "deepstack_truncated_jpeg", "faces_truncated_jpeg",
        "faces_input_size_not_multiple_of_32", "verify_multipart_missing_image2",
-       "verify_json_embedding_127_numbers"]
+       "verify_json_embedding_127_numbers", "webp_truncated", "webp_header_only", "webp_too_many_pixels",
+       "heic_truncated", "heic_ispe_too_many_pixels", "avif_truncated_multipart_faces"]
 SLOW = 900.0  # seconds any one request may take under valgrind on a loaded machine
 
 
@@ -114,6 +115,13 @@ def good_requests(c, d):
     c.check("detect", r.status == 200 and r.json()["count"] > 0 and
             {x["label"] for x in r.json()["detections"]} == {"person"},
             "base64 JSON with a class filter: persons only", repr(r))
+    import test_http_bad as bad  # its body sources make the WebP and AVIF (cv2, heif-enc)
+    webp = bad.source("photo-webp dog.jpg", None)
+    r = d.post_raw("/v1/detect", webp, "image/webp", timeout=SLOW)
+    c.check("detect", r.status == 200 and r.json()["count"] >= 2, "WebP (libwebp): 200 with detections", repr(r))
+    avif = bad.source("avif 96 64", None)
+    r = d.post_raw("/v1/vision/detection", avif, "image/avif", timeout=SLOW)
+    c.check("detect", r.status == 200 and r.json()["success"] is True, "AVIF (libheif, libaom): 200", repr(r))
     face = (ROOT / "models" / "faces" / "package" / "demo" / "sample1.jpg").read_bytes()
     r = d.post_multipart("/v1/faces", [("image", ("s.jpg", face, "image/jpeg"))],
                          query={"embedding": True, "limit": 1, "input_size": 224}, timeout=SLOW)
