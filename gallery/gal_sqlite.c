@@ -251,7 +251,17 @@ void *gal_sqlite_open(const char *path, struct gal_err *err)
     }
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(db, 1);
-    if (pragma(db, "PRAGMA journal_mode = WAL", "wal", err) || pragma(db, "PRAGMA synchronous = FULL", NULL, err) ||
+    /* Several processes opening a new file at once: switching it to WAL needs a lock the busy handler
+     * does not always wait for, so the switch is retried for a while before it counts as refused. */
+    int wal = -1;
+    for (int i = 0; i < 100 && wal != 0; i++) {
+        wal = pragma(db, "PRAGMA journal_mode = WAL", "wal", err);
+        if (wal != 0) {
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (wal != 0 || pragma(db, "PRAGMA synchronous = FULL", NULL, err) ||
         pragma(db, "PRAGMA secure_delete = ON", "1", err) || pragma(db, "PRAGMA foreign_keys = ON", NULL, err)) {
         if (err) {
             char why[sizeof err->msg];
