@@ -31,6 +31,12 @@ static const struct proto_code_info CODES[PROTO_CODE_COUNT] = {
     [PROTO_ERR_TIMEOUT] = {"TIMEOUT", 504, "the request's deadline passed before it was processed"},
     [PROTO_ERR_INTERNAL] = {"INTERNAL", 500, "internal error"},
     [PROTO_ERR_IO] = {"IO_ERROR", 500, "input/output error"},
+    [PROTO_ERR_SUBJECT_NOT_FOUND] = {"SUBJECT_NOT_FOUND", 404, "no subject of that name"},
+    [PROTO_ERR_FACE_NOT_FOUND] = {"FACE_NOT_FOUND", 404, "no face of that id"},
+    [PROTO_ERR_SUBJECT_EXISTS] = {"SUBJECT_EXISTS", 409, "a subject of that name exists already"},
+    [PROTO_ERR_MULTIPLE_FACES] = {"MULTIPLE_FACES", 422, "the photo holds more than one face: send face_select"},
+    [PROTO_ERR_MODEL_MISMATCH] = {"MODEL_MISMATCH", 422, "made by another recognition model"},
+    [PROTO_ERR_GALLERY_UNAVAILABLE] = {"GALLERY_UNAVAILABLE", 503, "the gallery's database is unreachable: retry later"},
 };
 
 const struct proto_code_info *proto_code_info(enum proto_code code)

@@ -36,6 +36,13 @@ enum proto_code {
     PROTO_ERR_TIMEOUT,                /* 504 the deadline passed before the job ran */
     PROTO_ERR_INTERNAL,               /* 500 a bug or out of memory */
     PROTO_ERR_IO,                     /* 500 the OS failed a read (model files; the CLI's inputs) */
+    /* the gallery's (proto_gallery.h) */
+    PROTO_ERR_SUBJECT_NOT_FOUND,      /* 404 no subject of that name */
+    PROTO_ERR_FACE_NOT_FOUND,         /* 404 no face of that id */
+    PROTO_ERR_SUBJECT_EXISTS,         /* 409 the name is taken */
+    PROTO_ERR_MULTIPLE_FACES,         /* 422 an enrolment photo holds several faces and no face_select */
+    PROTO_ERR_MODEL_MISMATCH,         /* 422 embeddings of another recognition model */
+    PROTO_ERR_GALLERY_UNAVAILABLE,    /* 503 the gallery's database cannot be reached (Retry-After) */
     PROTO_CODE_COUNT
 };
 

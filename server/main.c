@@ -21,6 +21,8 @@ static const struct {
     {"forward", srv_cli_forward, "run a model on a raw tensor, write its head outputs (for tests)"},
     {"faces", srv_cli_faces, "find faces (boxes, landmarks, embeddings) in images, print JSON Lines"},
     {"verify", srv_cli_verify, "are two face photos the same person? print one JSON line"},
+    {"gallery", srv_cli_gallery, "export or import the face gallery as JSON Lines"},
+    {"identify", srv_cli_identify, "who is in these images? against the gallery, print JSON Lines"},
     {"bench", srv_cli_bench, "time the forward pass (--faces: the face networks)"},
     {"routes", srv_routes_print, "print the HTTP route table (methods, path, API key scope, dialect)"},
 };

@@ -13,6 +13,7 @@
 #include "proto_request.h"
 #include "srv_config.h"
 #include "srv_face_steps.h" /* SRV_MAX_FACES */
+#include "srv_gallery.h"
 #include "srv_http.h"
 #include "srv_metrics.h"
 #include "srv_params.h" /* struct srv_param_sink and the routes' sinks */
@@ -38,6 +39,8 @@ struct srv_app {
     struct eng_face_models *faces; /* NULL when the face models are not installed or broken */
     char faces_error[512];         /* why installed face models did not load ("" if they did) */
     char models_error[512];        /* the first model folder that did not load, and why ("" if none) */
+    struct srv_gallery *gallery;   /* NULL when it could not be opened (srv_gallery.h) */
+    char gallery_error[512];       /* why not ("" if it opened) */
     struct srv_keys *keys;
     struct eng_workers *pool;
     struct eng_cores *cores;       /* the cores the workers' teams share (threading = auto), or NULL */

@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "gal.h" /* gal_spec_redact */
 #include "srv_config_setting.h"
 
 extern char **environ;
@@ -89,6 +90,11 @@ static const struct setting settings[] = {
      NULL},
     {"ui", T_ENUM, OFF(ui), 0, 0, 0, "on", 0, "on|off",
      "the web page at / and /ui/ (no key needed to load it; its API calls need one)", ui_modes, NULL},
+    {"data_dir", T_STRING, OFF(data_dir), 0, 1, 4000, "data", 0, "DIR",
+     "the daemon's state (the default gallery, gallery.db); systemd: StateDirectory", NULL, NULL},
+    {"gallery", T_STRING, OFF(gallery), 0, 0, 4000, "", 0, "SPEC",
+     "face gallery: sqlite:PATH or a PostgreSQL URI postgres://...; empty: sqlite:DATA_DIR/gallery.db "
+     "(the password is never printed)", NULL, NULL},
 };
 
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -601,7 +607,10 @@ static void format_value(const struct srv_config *cfg, const struct setting *s, 
         break;
     }
     case T_STRING:
-        snprintf(buf, size, "%s", *(char *const *)f);
+        if (strcmp(s->name, "gallery") == 0) /* a URI may hold a password */
+            gal_spec_redact(*(char *const *)f, buf, size);
+        else
+            snprintf(buf, size, "%s", *(char *const *)f);
         break;
     case T_LIST: {
         buf[0] = '\0';

@@ -86,6 +86,8 @@ struct srv_config {
     int json_precision;       /* an enum proto_precision (proto_output.h): rounded or full */
     int read_timeout_ms;      /* one request's headers and body must arrive within this (slow-loris) */
     enum srv_config_ui ui;    /* the web page at / (server/srv_ui.h) */
+    char *data_dir;           /* where the daemon keeps its state (the SQLite gallery) */
+    char *gallery;            /* "" = sqlite:<data_dir>/gallery.db; or sqlite:PATH, postgres://... */
 
     /* Not settings: what the command line asked for, and bookkeeping. */
     char *config_path;        /* file that was read; "" if none */

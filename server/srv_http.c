@@ -515,7 +515,8 @@ void srv_req_reply_error(struct srv_req *r, const struct proto_err *e)
     if (e->code == PROTO_ERR_METHOD_NOT_ALLOWED) {
         allowed_methods(r, allow, sizeof allow);
         headers = allow_header;
-    } else if (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY) {
+    } else if (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY ||
+               e->code == PROTO_ERR_GALLERY_UNAVAILABLE) {
         headers = retry;
     }
     r->err_code = e->code; /* before the reply: the finished hook may run as soon as it is sent */

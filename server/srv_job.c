@@ -28,13 +28,14 @@ static void job_run(struct eng_job *job, void *state)
     struct proto_err e;
     char *body = NULL;
     const int rc = j->route->job->run(j, state, &body, &e);
+    const int status = j->route->job->status ? j->route->job->status : 200;
     if (rc == 0)
         srv_metrics_job(app->metrics, job->queue_ms, eng_workers_job_run_ms(job));
     job_free(j);
     if (rc)
         srv_req_reply_error(req, &e);
     else
-        srv_req_reply_json(req, 200, body, NULL);
+        srv_req_reply_json(req, status, body, NULL);
 }
 
 static void job_expired(struct eng_job *job)

@@ -44,6 +44,7 @@ struct srv_job_kind {
     int (*run)(struct srv_job *j, struct srv_worker_state *ws, char **body, struct proto_err *e);
     /* Frees what params/check/run left in the job (not the job itself); NULL-safe on a zeroed job. */
     void (*release)(struct srv_job *j);
+    int status; /* of a success: 0 is 200; 201 for a route that creates */
 };
 
 /* The daemon's route table (srv_routes.c): rows, borrowed, static. */
@@ -61,6 +62,8 @@ int srv_collect_params(struct srv_req *req, const struct srv_param_sink *sink, s
 
 /* Job kinds (srv_detect.c, srv_faces.c) and the plain handlers (srv_status.c) the table names. */
 extern const struct srv_job_kind srv_detect_job, srv_faces_job, srv_verify_job;
+/* The gallery's (srv_gallery_jobs.c): enrolment (201) and DeepStack's register (200), identification. */
+extern const struct srv_job_kind srv_gallery_enroll_job, srv_gallery_register_job, srv_gallery_identify_job;
 void srv_models_handler(struct srv_req *req, void *app);
 void srv_healthz_handler(struct srv_req *req, void *app);
 void srv_readyz_handler(struct srv_req *req, void *app);

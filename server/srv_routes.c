@@ -6,6 +6,7 @@
 #include "proto_detect.h"
 #include "proto_face.h"
 #include "proto_request.h"
+#include "srv_gallery.h"
 #include "srv_route.h"
 #include "srv_ui.h"
 
@@ -14,6 +15,7 @@
 #define PUBLIC SRV_SCOPE_PUBLIC
 #define INFERENCE SRV_SCOPE_INFERENCE
 #define GET_HEAD (SRV_GET | SRV_HEAD)
+#define ADMIN SRV_SCOPE_ADMIN
 
 /* ---- the success encoders of the job routes ------------------------------------------------ */
 
@@ -42,6 +44,15 @@ static const struct srv_route routes[] = {
      &srv_faces_job, srv_encode_faces_deepstack},
     {SRV_POST, "/v1/vision/face/match", "deepstack_face_match", DEEPSTACK, INFERENCE, srv_job_handler,
      &srv_verify_job, srv_encode_verify_deepstack},
+    /* the gallery (srv_gallery.h): writes need the admin scope */
+    {SRV_POST, "/v1/vision/face/register", "deepstack_face_register", DEEPSTACK, ADMIN, srv_job_handler,
+     &srv_gallery_register_job, NULL},
+    {SRV_POST, "/v1/vision/face/recognize", "deepstack_face_recognize", DEEPSTACK, INFERENCE, srv_job_handler,
+     &srv_gallery_identify_job, NULL},
+    {SRV_POST, "/v1/vision/face/list", "deepstack_face_list", DEEPSTACK, INFERENCE, srv_gallery_ds_list, NULL,
+     NULL},
+    {SRV_POST, "/v1/vision/face/delete", "deepstack_face_delete", DEEPSTACK, ADMIN, srv_gallery_ds_delete, NULL,
+     NULL},
     /* CodeProject.AI / Blue Iris: custom models are the loaded detection models, by name */
     {SRV_GET | SRV_POST, "/v1/vision/custom/list", "deepstack_custom_list", DEEPSTACK, INFERENCE,
      srv_custom_list_handler, NULL, NULL},
@@ -56,6 +67,18 @@ static const struct srv_route routes[] = {
     {SRV_POST, "/faces", "faces", NATIVE, INFERENCE, srv_job_handler, &srv_faces_job, srv_encode_faces},
     {SRV_POST, "/verify", "verify", NATIVE, INFERENCE, srv_job_handler, &srv_verify_job,
      srv_encode_verify},
+    {SRV_POST, "/v1/subjects", "subjects_create", NATIVE, ADMIN, srv_gallery_subjects_post, NULL, NULL},
+    {GET_HEAD, "/v1/subjects", "subjects_list", NATIVE, INFERENCE, srv_gallery_subjects_get, NULL, NULL},
+    {GET_HEAD, "/v1/subjects/{name}", "subject_get", NATIVE, INFERENCE, srv_gallery_subject_get, NULL, NULL},
+    {SRV_PATCH, "/v1/subjects/{name}", "subject_rename", NATIVE, ADMIN, srv_gallery_subject_patch, NULL, NULL},
+    {SRV_DELETE, "/v1/subjects/{name}", "subject_delete", NATIVE, ADMIN, srv_gallery_subject_delete, NULL, NULL},
+    {SRV_POST, "/v1/subjects/{name}/faces", "faces_enroll", NATIVE, ADMIN, srv_job_handler, &srv_gallery_enroll_job,
+     NULL},
+    {GET_HEAD, "/v1/subjects/{name}/faces", "faces_list", NATIVE, INFERENCE, srv_gallery_faces_get, NULL, NULL},
+    {SRV_DELETE, "/v1/faces/{face_id}", "face_delete", NATIVE, ADMIN, srv_gallery_face_delete, NULL, NULL},
+    {SRV_POST, "/v1/identify", "identify", NATIVE, INFERENCE, srv_job_handler, &srv_gallery_identify_job, NULL},
+    {SRV_POST, "/identify", "identify", NATIVE, INFERENCE, srv_job_handler, &srv_gallery_identify_job, NULL},
+    {GET_HEAD, "/v1/gallery", "gallery", NATIVE, INFERENCE, srv_gallery_info, NULL, NULL},
     {GET_HEAD, "/v1/models", "models", NATIVE, INFERENCE, srv_models_handler, NULL, NULL},
     {GET_HEAD, "/healthz", "healthz", NATIVE, PUBLIC, srv_healthz_handler, NULL, NULL},
     {GET_HEAD, "/readyz", "readyz", NATIVE, PUBLIC, srv_readyz_handler, NULL, NULL},

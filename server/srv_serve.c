@@ -287,6 +287,7 @@ static void app_free(struct srv_app *app)
         eng_net_free(app->models[i].net);
         free(app->models[i].name);
     }
+    srv_gallery_free(app->gallery);
     eng_face_models_free(app->faces);
     srv_keys_free(app->keys);
     srv_config_free(app->cfg);
@@ -314,6 +315,7 @@ static struct srv_app *app_new(struct srv_daemon *d, struct srv_config *cfg, int
     }
     if (load_models(app, strict) || srv_faces_load(app) || (strict && app->faces_error[0]))
         goto fail;
+    srv_gallery_load(app);
     if (cfg->threading == SRV_THREADING_AUTO &&
         !(app->cores = eng_cores_new_policy(cfg->threads, ENG_CORES_SHARE))) {
         SRV_LOG(SRV_LOG_ERROR, "out of memory");

@@ -117,6 +117,12 @@ static void test_proto_error_table_statuses_as_specified(void **state)
         {PROTO_ERR_TIMEOUT, "TIMEOUT", 504},
         {PROTO_ERR_INTERNAL, "INTERNAL", 500},
         {PROTO_ERR_IO, "IO_ERROR", 500},
+        {PROTO_ERR_SUBJECT_NOT_FOUND, "SUBJECT_NOT_FOUND", 404},
+        {PROTO_ERR_FACE_NOT_FOUND, "FACE_NOT_FOUND", 404},
+        {PROTO_ERR_SUBJECT_EXISTS, "SUBJECT_EXISTS", 409},
+        {PROTO_ERR_MULTIPLE_FACES, "MULTIPLE_FACES", 422},
+        {PROTO_ERR_MODEL_MISMATCH, "MODEL_MISMATCH", 422},
+        {PROTO_ERR_GALLERY_UNAVAILABLE, "GALLERY_UNAVAILABLE", 503},
     };
     assert_int_equal(sizeof want / sizeof want[0], PROTO_CODE_COUNT - 1);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

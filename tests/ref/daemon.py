@@ -28,6 +28,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,12 +136,14 @@ class Daemon:
     # ---- lifecycle ----
 
     def argv(self):
+        # a gallery of its own in a temp dir unless the flags name one (later flags win)
         return [self.visiond, "serve", "--config", self._config, "--port", "0", "--models", "models",
-                "--workers", str(self.workers), *self.flags]
+                "--workers", str(self.workers), "--data-dir", self._data_dir, *self.flags]
 
     def start(self):
         fd, self._config = tempfile.mkstemp(prefix="visiond-test-", suffix=".conf")
         os.close(fd)
+        self._data_dir = tempfile.mkdtemp(prefix="visiond-test-data-")
         self.proc = subprocess.Popen(self.argv(), cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
@@ -223,6 +226,9 @@ class Daemon:
         if self._config:
             os.unlink(self._config)
             self._config = None
+        if getattr(self, "_data_dir", None):
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            self._data_dir = None
 
     def __enter__(self):
         return self

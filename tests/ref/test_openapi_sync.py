@@ -43,6 +43,17 @@ ENDPOINTS = {
     "/readyz": "get",
     "/metrics": "get",
     "/openapi.json": "get",
+    "/v1/subjects": "get",
+    "/v1/subjects/{name}": "get",
+    "/v1/subjects/{name}/faces": "get",
+    "/v1/faces/{face_id}": "delete",
+    "/v1/identify": "post",
+    "/identify": "post",
+    "/v1/gallery": "get",
+    "/v1/vision/face/register": "post",
+    "/v1/vision/face/recognize": "post",
+    "/v1/vision/face/list": "post",
+    "/v1/vision/face/delete": "post",
 }
 DETECT_FORMS = {"image/jpeg", "image/png", "multipart/form-data", "application/json"}
 DETECT_STATUSES = {"200", "400", "401", "404", "413", "415", "500", "503", "504"}

@@ -66,6 +66,14 @@ COVERAGE = [
     ("GET /readyz", lambda l: l.rstrip().endswith("/readyz")),
     ("GET /metrics", lambda l: l.rstrip().endswith("/metrics")),
     ("GET /openapi.json", lambda l: l.rstrip().endswith("/openapi.json")),
+    ("POST /v1/subjects", lambda l: l.rstrip().endswith("/v1/subjects") and "-d" in l),
+    ("POST /v1/subjects/{name}/faces", lambda l: "/faces'" in l and "/v1/subjects/" in l),
+    ("POST /v1/identify", lambda l: "/v1/identify" in l),
+    ("GET /v1/gallery", lambda l: l.rstrip().endswith("/v1/gallery")),
+    ("POST /v1/vision/face/register", lambda l: "/v1/vision/face/register" in l),
+    ("POST /v1/vision/face/recognize", lambda l: "/v1/vision/face/recognize" in l),
+    ("POST /v1/vision/face/list", lambda l: "/v1/vision/face/list" in l),
+    ("POST /v1/vision/face/delete", lambda l: "/v1/vision/face/delete" in l),
     ("a key as Authorization: Bearer", lambda l: f"Bearer {PLACEHOLDER_KEY}" in l),
     ("a key as X-API-Key", lambda l: f"X-API-Key: {PLACEHOLDER_KEY}" in l),
     ("a key as DeepStack's api_key field", lambda l: f"api_key={PLACEHOLDER_KEY}" in l),
@@ -102,6 +110,9 @@ def method_and_path(line):
     m = re.search(re.escape(BASE) + r"(/[^\s'\"?]*)", line)
     path = m.group(1) if m else "?"
     method = "POST" if re.search(r"(^|\s)(-F|-d|--data-binary|--data)\s", line) else "GET"
+    x = re.search(r"(^|\s)-X\s+([A-Z]+)", line)
+    if x:
+        method = x.group(2)
     return method, path
 
 
