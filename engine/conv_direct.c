@@ -1,24 +1,24 @@
 /* conv_direct.c - stride-1 and stride-2 convolutions read straight from the input, without im2col.
  *
  * A first layer on RGB (3 channels, 3x3: k = 27) through im2col wrote its input out 27 times: for
- * yolov3-tiny @416, 18.7 MB of columns for an 11 MB output, and the layer ran at 25-30 GFLOP/s. Here
+ * yolov3-tiny @416, 18.7 MB of columns for an 11 MB output, and the layer was memory-bound. Here
  * each tap (channel, ky, kx) of an output row is a contiguous stretch of a zero-padded copy of the
  * input (or of the input itself when there is no padding), so the pointwise kernel (kern.h) reads
  * it through a table of k offsets: same register tiles, same order of sums, no columns. At stride 2
  * the copy is split into four phase planes (even/odd rows x even/odd columns), so a tap's reads stay
- * contiguous: the face recognizer's 7x7 stride-2 first layer went from 1.18 to 0.52 ms.
+ * contiguous (the face recognizer's 7x7 stride-2 first layer: docs/PERFORMANCE.md, Kernels).
  *
  * Row mode, outputs at least 32 wide: one kernel call per output row, up to k = 160 (yolov3-tiny's
- * second layer, k = 144, at 208x208: 7.1-7.9 ms through im2col and sgemm, 3.6-4.8 direct), while a
- * tile's k input stretches of 32 floats and its 8 x k weights stay in L1; at k = 288 they do not,
- * and the layer ran 4x slower than sgemm.
+ * second layer, k = 144, at 208x208, about twice as fast as im2col and sgemm), while a tile's k input
+ * stretches of 32 floats and its 8 x k weights stay in L1; at k = 288 they do not, and the layer ran
+ * several times slower than sgemm (docs/PERFORMANCE.md, Kernels).
  *
  * Plane mode, narrower outputs (8..31 wide): rows that narrow would leave most pixels to the kernel's
  * scalar tail, so the whole plane is computed over the padded width as one stretch of pixels (the
  * extra columns are thrown away), in chunks of PLANE_CHUNK_K taps that accumulate, so that a chunk's
  * input stretches and weights stay in L1 at any k. The face recognizer's 17x17 and 8x8 layers
- * (k = 576, 1152) went from 0.34 and 0.38 ms (im2col + sgemm) to 0.24 and 0.28; its 35x35 layers
- * (k = 288) ran the same either way. */
+ * (k = 576, 1152) gain over im2col + sgemm; its 35x35 layers (k = 288) run the same either way
+ * (docs/PERFORMANCE.md, Kernels). */
 #include <string.h>
 #include <unistd.h>
 

@@ -1,8 +1,7 @@
 /* conv_dw.c - depthwise convolution (groups == channels == filters) computed directly.
  *
- * Through GEMM a depthwise layer is one 1 x K x HW product per channel after an im2col, which runs
- * at ~1.4 GFLOP/s (the per-layer profile of yolo-fastest showed these layers taking most of the
- * time). Directly, a 3x3 output row is nine multiply-adds per element over three input rows, which
+ * Through GEMM a depthwise layer is one 1 x K x HW product per channel after an im2col, far from
+ * the FMA peak (the per-layer profile of yolo-fastest showed these layers taking most of the time). Directly, a 3x3 output row is nine multiply-adds per element over three input rows, which
  * the compiler vectorizes along the row; border columns and other kernel sizes take a checked path.
  * The row kernels are in the kernel table (kern.h, kern_dw_rows.inc), one copy per instruction set. */
 #include <stddef.h>

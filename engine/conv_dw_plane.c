@@ -39,8 +39,8 @@ static void dw_plane_forward(const struct eng_layer *l, const struct eng_fwd *f)
 }
 
 /* Stride 2 splits every padded row into even and odd columns first: that pays on narrow outputs,
- * where the row kernel's per-row overhead dominates (272x20x20 -> 10x10: 0.21 -> 0.13 ms), breaks even
- * at 40 columns and loses on wide ones (48x160x160 -> 80x80: 0.41 -> 0.66 ms). */
+ * where the row kernel's per-row overhead dominates (272x20x20 -> 10x10), breaks even at 40 columns
+ * and loses on wide ones (48x160x160 -> 80x80); docs/PERFORMANCE.md, Kernels. */
 #define STRIDE2_MAX_OUT_W 32
 
 void eng_conv_depthwise_plane_setup(struct eng_layer *l)

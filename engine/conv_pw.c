@@ -1,7 +1,7 @@
 /* conv_pw.c - pointwise (1x1) convolutions with few input channels, computed directly.
  *
  * The per-layer profile of Yolo-Fastest showed its 1x1 expansion layers (8..32 input channels) running
- * sgemm at 4..18 GFLOP/s against 40..100 for the projections with more input channels: with so small a
+ * sgemm several times slower than the projections with more input channels: with so small a
  * K, OpenBLAS's packing of both operands and its separate beta pass over C cost more than the
  * multiply-adds, and bias and activation took one more pass. The direct kernel (kern.h) keeps a
  * K x 32-pixel tile of the input in L1, accumulates 8 output channels x 32 pixels in registers, and

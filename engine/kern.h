@@ -115,7 +115,7 @@ struct eng_kern {
     /* C += A B for a convolution with few output pixels (1 <= n <= ENG_KERN_SMALL_N): A is m x k
      * (rows lda apart), B is k rows of ENG_KERN_SMALL_N floats (zero beyond n), C is m x n (rows ldc
      * apart). The face recognizer's last stages have 1 to 16 pixels; sgemm packs the whole weight
-     * matrix for them and ran at 5-38 GFLOP/s, where this reads each weight once. Every element is
+     * matrix for them (far from its peak), where this reads each weight once. Every element is
      * summed in the order of k whatever m, so a caller may split rows freely. */
     void (*gemm_small_n)(const float *a, size_t lda, const float *b, float *c, size_t ldc, int m, int n,
                          int k);

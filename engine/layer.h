@@ -185,9 +185,8 @@ void eng_conv_depthwise_plane_setup(struct eng_layer *l);
  * stride-1, unpadded, non-depthwise convolution), and its forward function. */
 int eng_conv_pointwise_direct(const struct eng_layer *l);
 /* GEMM depth (input channels x kernel area) up to which the pointwise kernel (kern.h) beats sgemm,
- * measured on Yolo-Fastest-XL's 1x1 shapes (min of 200 runs, AVX-512): K=8 0.44 vs 1.22 ms, K=16
- * 0.19 vs 0.35, K=32 0.26 vs 0.32, K=48 even, K=64 (16 outputs) 0.17 vs 0.23; from K=96 sgemm is
- * 3..5% faster. */
+ * measured on Yolo-Fastest-XL's 1x1 shapes (docs/PERFORMANCE.md, Kernels): the kernel wins clearly at
+ * K = 8..32, evenly at 48, still at 64 with 16 outputs; from K = 96 sgemm is slightly faster. */
 #define ENG_CONV_DIRECT_MAX_K 64
 
 /* Stride-1 and stride-2 convolutions of one group computed from a padded copy of the input without
