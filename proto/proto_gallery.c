@@ -351,6 +351,8 @@ char *proto_gal_faces_json(const char *subject, const struct proto_gal_face *v, 
         json_t *f = json_pack("{s:I,s:o,s:o,s:o,s:o}", "face_id", (json_int_t)v[i].id, "model_fingerprint",
                               proto_json_str(v[i].fingerprint), "det_score", num(v[i].det_score, 1e-4), "box",
                               box_obj(v[i].box), "created_at", time_json(v[i].created_ms));
+        if (f && v[i].fallback && json_object_set_new(f, "fallback", json_true()))
+            json_decref(f), f = NULL;
         if (json_array_append_new(a, f))
             json_decref(a), a = NULL;
     }

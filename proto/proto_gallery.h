@@ -81,13 +81,15 @@ struct proto_gal_face {
     double det_score;
     double box[4]; /* x_min, y_min, x_max, y_max; all 0: enrolled as an embedding (box null) */
     long long created_ms;
+    int fallback; /* enrolment answers: no face at det_threshold, the best one down to min_det_threshold */
 };
 
 /* {"name","face_count","created_at"} */
 char *proto_subject_json(const struct proto_gal_subject *s);
 /* {"subjects": [...], "next_cursor": "..." | null} */
 char *proto_subjects_json(const struct proto_gal_subject *v, size_t n, const char *next_cursor);
-/* {"subject": name, "faces": [{"face_id","model_fingerprint","det_score","box","created_at"}]} */
+/* {"subject": name, "faces": [{"face_id","model_fingerprint","det_score","box","created_at"}]}, and
+ * "fallback": true on a face whose fallback is set (not stored: only enrolment answers say it) */
 char *proto_gal_faces_json(const char *subject, const struct proto_gal_face *v, size_t n);
 /* {"deleted": {"subject": name, "faces": n}} and {"deleted": {"face_id": id, "subject": name}} */
 char *proto_subject_deleted_json(const char *name, long long faces);

@@ -234,7 +234,7 @@ int srv_cli_gallery_enroll(struct gal_store *s, const char *dir, const char *mod
             } else if (srv_face_verify_image(c.models, c.ctx, &img, &c.v, c.faces, SRV_MAX_FACES, f.emb, &vf, &t,
                                              "image", &e)) {
                 rc = 1;
-            } else if (vf.detected && vf.faces_in_image > 1) {
+            } else if (vf.detected && !vf.fallback && vf.faces_in_image > 1) { /* a fallback takes the best */
                 proto_err_set(&e, PROTO_ERR_MULTIPLE_FACES, NULL, "%d faces in the photo: one face a photo",
                               vf.faces_in_image);
                 rc = 1;

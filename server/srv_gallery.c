@@ -406,7 +406,8 @@ void srv_gallery_faces_get(struct srv_req *req, void *app)
     struct proto_gal_face *out = calloc(n + 1, sizeof *out);
     for (size_t i = 0; out && i < n; i++)
         out[i] = (struct proto_gal_face){v[i].id, v[i].fingerprint, v[i].det_score,
-                                         {v[i].box[0], v[i].box[1], v[i].box[2], v[i].box[3]}, v[i].created_ms};
+                                         {v[i].box[0], v[i].box[1], v[i].box[2], v[i].box[3]}, v[i].created_ms,
+                                         0};
     srv_req_reply_json(req, 200, out ? proto_gal_faces_json(name, out, n) : NULL, NULL);
     free(out);
     free(v);

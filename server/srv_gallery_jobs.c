@@ -4,9 +4,11 @@
  *
  * Parameters: the photos are every file part (any field name: DeepStack clients send image, image1,
  * image2, ...) or the raw body; the face options are /v1/verify's (det_threshold, input_size, exif,
- * face_select, aligned), plus top_k, match_threshold and limit for identify, userid and
- * min_confidence for DeepStack. An enrolment photo must hold exactly one face unless face_select is
- * given (MULTIPLE_FACES names the photo); the faces of all photos are written in one transaction. */
+ * face_select, aligned, min_det_threshold), plus top_k, match_threshold and limit for identify, userid
+ * and min_confidence for DeepStack. An enrolment photo must hold exactly one face unless face_select is
+ * given (MULTIPLE_FACES names the photo); one with no face at det_threshold enrols its best face down
+ * to min_det_threshold, as /v1/verify does, and its entry says "fallback": true (NO_FACE only when
+ * there is none even there). The faces of all photos are written in one transaction. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,8 +149,9 @@ static int run_enroll(struct photo_job *j, struct srv_worker_state *ws, char **b
     struct gal_face *faces = calloc(n, sizeof *faces);
     int64_t *ids = calloc(n, sizeof *ids);
     struct proto_gal_face *out = calloc(n, sizeof *out);
-    if (!faces || !ids || !out) {
-        free(faces), free(ids), free(out);
+    unsigned char *fallback = calloc(n, 1);
+    if (!faces || !ids || !out || !fallback) {
+        free(faces), free(ids), free(out), free(fallback);
         return proto_err_set(e, PROTO_ERR_INTERNAL, NULL, "out of memory");
     }
     int rc = 0;
@@ -165,7 +168,9 @@ static int run_enroll(struct photo_job *j, struct srv_worker_state *ws, char **b
             rc = srv_face_verify_image(j->head.app->faces, ws->face_ctx, &img, &j->v, ws->faces, SRV_MAX_FACES,
                                        faces[i].emb, &vf, &t, j->photo[i].field, e);
         eng_image_release(&img);
-        if (!rc && vf.detected && vf.faces_in_image > 1 && j->dialect == PROTO_DIALECT_NATIVE &&
+        /* a fallback's faces_in_image counts the faces down to the floor: the best one is taken, as
+         * /v1/verify does (none reached det_threshold, so no face is more the subject's than it) */
+        if (!rc && vf.detected && !vf.fallback && vf.faces_in_image > 1 && j->dialect == PROTO_DIALECT_NATIVE &&
             !(j->v.opt.given & PROTO_FACE_PARAM_FACE_SELECT))
             rc = proto_err_set(e, PROTO_ERR_MULTIPLE_FACES, j->photo[i].field,
                                "%d faces in the photo: send one face a photo, or face_select=largest|best",
@@ -173,6 +178,7 @@ static int run_enroll(struct photo_job *j, struct srv_worker_state *ws, char **b
         memcpy(faces[i].fingerprint, g->fingerprint, sizeof faces[i].fingerprint);
         if (vf.detected) {
             faces[i].det_score = vf.det_score;
+            fallback[i] = (unsigned char)(vf.fallback != 0);
             faces[i].box[0] = vf.box.x1, faces[i].box[1] = vf.box.y1;
             faces[i].box[2] = vf.box.x2, faces[i].box[3] = vf.box.y2;
         }
@@ -194,10 +200,10 @@ static int run_enroll(struct photo_job *j, struct srv_worker_state *ws, char **b
         for (size_t i = 0; i < n; i++)
             out[i] = (struct proto_gal_face){ids[i], faces[i].fingerprint, faces[i].det_score,
                                              {faces[i].box[0], faces[i].box[1], faces[i].box[2], faces[i].box[3]},
-                                             faces[i].created_ms};
+                                             faces[i].created_ms, fallback[i]};
         *body = proto_gal_faces_json(j->name, out, n);
     }
-    free(faces), free(ids), free(out);
+    free(faces), free(ids), free(out), free(fallback);
     return rc;
 }
 

@@ -33,6 +33,7 @@ ROOT = daemon.ROOT
 JOHNS = daemon.SHARED / "faces" / "dlib_johns"
 DEMO = ROOT / "models" / "faces" / "package" / "demo"
 DOG = daemon.SHARED / "images" / "dog.jpg"
+SCREAM = daemon.SHARED / "images" / "scream.jpg"
 DEMO_ONE = DEMO / "sample2.jpg"
 INFER_KEY = "gallery-infer-key-0123456789"
 ADMIN_KEY = "gallery-admin-key-9876543210"
@@ -41,6 +42,66 @@ SECRET_NAME = "Zoë Secretname"
 
 def q(name):
     return urllib.parse.quote(name, safe="")
+
+
+def test_fallback(d, c, ok, err):
+    """Issue 14 item 4, enrolment's one-face fallback: scream.jpg's only face scores about 0.16 (under the
+    default det_threshold 0.5) and enrols with fallback true and its det_score (/v1/faces' at 0.1); not above
+    min_det_threshold=0.5 it is NO_FACE; dog.jpg stays NO_FACE even at the floor; DeepStack's register
+    enrols through the same code; min_det_threshold's bounds and message are /v1/verify's."""
+    scream = SCREAM.read_bytes()
+    path = "/v1/subjects/{name}/faces"
+    ok(d.post_json("/v1/subjects", {"name": "Scream"}), "post", "/v1/subjects", 201, "create Scream")
+    low = d.post_raw("/v1/faces", scream, "image/jpeg", query={"det_threshold": 0.1}).json()
+    best = max(low["faces"], key=lambda f: f["det_score"]) if low.get("faces") else None
+    c.check("fallback", best is not None and 0.1 <= best["det_score"] < 0.5 and
+            d.post_raw("/v1/faces", scream, "image/jpeg").json()["count"] == 0,
+            "scream.jpg: no face at 0.5, its best between 0.1 and 0.5", repr(low))
+    r = d.post_multipart("/v1/subjects/Scream/faces", [("p", ("scream.jpg", scream, "image/jpeg"))])
+    ok(r, "post", path, 201, "enrol scream.jpg (one face under det_threshold)")
+    f = r.json()["faces"][0] if r.status == 201 else {}
+    fb, bb = f.get("box") or {}, (best or {}).get("box") or {}
+    same_box = bool(fb) and all(abs(fb[g] - bb[w]) <= 0.01 for g, w in
+                                (("x_min", "x1"), ("y_min", "y1"), ("x_max", "x2"), ("y_max", "y2")))
+    c.check("fallback", f.get("fallback") is True and best is not None and same_box
+            and abs(f.get("det_score", -1) - best["det_score"]) <= 1e-4,
+            "enrolled with fallback: true, the det_score and box of its best face at 0.1", f"{f} vs {best}")
+    r = d.post_multipart("/v1/subjects/Scream/faces", [("p", ("one.jpg", DEMO_ONE.read_bytes(), "image/jpeg"))])
+    ok(r, "post", path, 201, "enrol a clear face")
+    c.check("fallback", r.status == 201 and "fallback" not in r.json()["faces"][0],
+            "a face found at det_threshold says no fallback", repr(r))
+    r = d.get("/v1/subjects/Scream/faces")
+    ok(r, "get", path, 200, "Scream's faces")
+    c.check("fallback", r.status == 200 and len(r.json()["faces"]) == 2, "both faces are in the gallery", repr(r))
+    before = d.get("/v1/gallery").json()["faces"]
+    r = d.post_multipart("/v1/subjects/Scream/faces", [("p", ("scream.jpg", scream, "image/jpeg"))],
+                         query={"min_det_threshold": 0.5})
+    err(r, 422, "NO_FACE", "scream.jpg with min_det_threshold=0.5")
+    c.check("fallback", r.json().get("error", {}).get("field") == "p", "NO_FACE names the photo", repr(r))
+    r = d.post_multipart("/v1/subjects/Scream/faces", [("d", ("dog.jpg", DOG.read_bytes(), "image/jpeg"))])
+    err(r, 422, "NO_FACE", "dog.jpg: no face even at min_det_threshold 0.1")
+    b64 = base64.b64encode(scream).decode()
+    err(d.post_json("/v1/subjects/Scream/faces", {"images_b64": [b64], "min_det_threshold": 0.5}), 422, "NO_FACE",
+        "scream.jpg as base64 JSON with min_det_threshold 0.5")
+    for bad in ("2", "-0.1", "x"):
+        r = d.post_raw("/v1/subjects/Scream/faces", scream, "image/jpeg", query={"min_det_threshold": bad})
+        v = d.post_multipart("/v1/verify", [("image1", ("a.jpg", scream, "image/jpeg")),
+                                            ("image2", ("b.jpg", scream, "image/jpeg"))],
+                             query={"min_det_threshold": bad})
+        e, ve = r.json().get("error", {}), v.json().get("error", {})
+        c.check("fallback", r.status == 400 and e.get("code") == "INVALID_PARAM"
+                and e.get("field") == "min_det_threshold" and e.get("message") == ve.get("message"),
+                f"min_det_threshold={bad}: 400 INVALID_PARAM, /v1/verify's message", f"{r!r} / {v!r}")
+    after = d.get("/v1/gallery").json()["faces"]
+    c.check("fallback", before == after, f"refusals enrol nothing ({before} faces before, {after} after)")
+    r = d.post_multipart("/v1/vision/face/register", [("userid", "ScreamDS"),
+                                                      ("image", ("scream.jpg", scream, "image/jpeg"))])
+    c.check("fallback", r.status == 200 and r.json().get("success") is True,
+            "DeepStack register enrols scream.jpg through the fallback", repr(r))
+    r = d.post_multipart("/v1/vision/face/register", [("userid", "ScreamDS"),
+                                                      ("image", ("dog.jpg", DOG.read_bytes(), "image/jpeg"))])
+    c.check("fallback", r.status >= 400 and r.json().get("success") is False, "DeepStack register: dog.jpg refused",
+            repr(r))
 
 
 def main():
@@ -181,6 +242,7 @@ def main():
         ok(r, "delete", "/v1/subjects/{name}", 200, "delete a subject")
         c.check("routes", r.json()["deleted"]["faces"] == 2, "its two remaining faces went too", repr(r))
         err(d.request("DELETE", "/v1/subjects/Renamed"), 404, "SUBJECT_NOT_FOUND", "delete it again")
+        test_fallback(d, c, ok, err)
         ok(d.get("/v1/gallery"), "get", "/v1/gallery", 200, "gallery state")
         code, log = d.stop()
         c.check("logs", SECRET_NAME not in log and "Renamed" not in log, "no subject name in the info-level log")
