@@ -68,6 +68,20 @@ probe() {
     esac
 }
 
+# The gallery's PostgreSQL password from a file (a compose/swarm secret, docker/compose.yaml), for libpq
+# as PGPASSWORD, so that it is in neither VISIOND_GALLERY's URI nor the compose file.
+gallery_password() {
+    local f=${VISIOND_GALLERY_PASSWORD_FILE:-}
+    [ -n "$f" ] && [ -z "${PGPASSWORD:-}" ] || return 0
+    if [ ! -r "$f" ]; then
+        echo "visiond: gallery password file $f (VISIOND_GALLERY_PASSWORD_FILE) is missing or not" \
+            "readable by uid $(id -u)" >&2
+        exit 78
+    fi
+    PGPASSWORD=$(cat "$f")
+    export PGPASSWORD
+}
+
 cmd=${1:-serve}
 case "$cmd" in
 probe)
@@ -77,9 +91,11 @@ probe)
 serve|-*)
     if [ "$cmd" = serve ]; then shift || true; fi
     find_keys "$@"
+    gallery_password
     exec visiond serve "$@"
     ;;
 *)
+    gallery_password
     exec visiond "$@"
     ;;
 esac

@@ -189,17 +189,32 @@ pod logs "$name" 2>&1 | grep -E '"listening on|"stopped' | sed 's/^/    | /' || 
 # ---- compose ----
 if docker compose version >/dev/null 2>&1; then
     printf 'placeholder-key-0123456789\n' > "$work/keys.compose"
+    printf 'placeholder-password\n' > "$work/pg.compose"
     check "docker compose config accepts docker/compose.yaml" \
-        env VISIOND_KEYS_FILE="$work/keys.compose" docker compose -f docker/compose.yaml config -q
+        env VISIOND_KEYS_FILE="$work/keys.compose" VISIOND_PG_PASSWORD_FILE="$work/pg.compose" \
+        docker compose -f docker/compose.yaml config -q
 else
     # No compose here: check the parts the set-up relies on.
-    check "docker/compose.yaml: replicas with keys secret, models volume, /readyz healthcheck; nginx waits for them" \
+    check "docker/compose.yaml: replicas with keys secret, models volume, /readyz healthcheck, one postgres gallery; nginx waits for them" \
         /usr/bin/python3 - docker/compose.yaml <<'PY'
 import sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
 v, n = doc["services"]["visiond"], doc["services"]["nginx"]
 assert v["build"] == {"context": "..", "dockerfile": "docker/Dockerfile"}, v["build"]
-assert v["secrets"] == ["visiond_keys"] and "visiond_keys" in doc["secrets"]
+assert v["secrets"] == ["visiond_keys", "postgres_password"] and "visiond_keys" in doc["secrets"]
+# the replicas share one PostgreSQL gallery (issue 15): the postgres service, waited for, its password
+# a secret file, never written in the compose file
+pg = doc["services"]["postgres"]
+assert pg["image"].split(":")[0] == "postgres" and "/" not in pg["image"], pg["image"]
+assert v["environment"]["VISIOND_GALLERY"] == "${VISIOND_GALLERY:-postgres://visiond@postgres:5432/visiond}", \
+    v["environment"]["VISIOND_GALLERY"]
+assert v["environment"]["VISIOND_GALLERY_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+assert v["depends_on"]["postgres"]["condition"] == "service_healthy"
+assert pg["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+assert "POSTGRES_PASSWORD" not in pg["environment"] and pg["secrets"] == ["postgres_password"]
+assert "file" in doc["secrets"]["postgres_password"]
+assert any(m.endswith(":/var/lib/postgresql/data") for m in pg["volumes"]), pg["volumes"]
+assert pg["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
 assert any(m.endswith(":/opt/visiond/models:ro") for m in v["volumes"]), v["volumes"]
 assert v["healthcheck"]["test"] == ["CMD", "visiond-entrypoint", "probe", "/readyz"]
 assert n["depends_on"]["visiond"]["condition"] == "service_healthy"
