@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK_ROWS 1024 /* rows per scan call: the dot products stay in L1/L2 */
+#define BLOCK_HALF 1024   /* rows per gal_f16_dots call: the dot products stay in L1 */
+#define BLOCK_FLOAT 16384 /* rows per BLAS call: a block's dot products stay in L2 */
 #define RERANK 32       /* subjects re-ranked exactly beyond top_k (docs/GALLERY.md: recall) */
 /* a face's bytes in a snapshot: float and half rows, two norms, the id */
 #define ROW_BYTES (sizeof(float) * (GAL_DIM + 2) + sizeof(uint16_t) * GAL_DIM + sizeof(int64_t))
@@ -403,8 +404,9 @@ static void scan(const struct gal_snap *s, const float *queries, size_t nq, int 
 {
     const float *norm = half ? s->hnorm2 : s->norm2;
     size_t sub = 0; /* the subject of row r0 */
-    for (size_t r0 = 0; r0 < s->n; r0 += BLOCK_ROWS) {
-        size_t rows = s->n - r0 < BLOCK_ROWS ? s->n - r0 : BLOCK_ROWS;
+    size_t block = half ? BLOCK_HALF : BLOCK_FLOAT;
+    for (size_t r0 = 0; r0 < s->n; r0 += block) {
+        size_t rows = s->n - r0 < block ? s->n - r0 : block;
         const float *g = s->mat + r0 * GAL_DIM;
         /* dots[q][r] = queries[q] . g[r] */
         if (half)
@@ -493,7 +495,7 @@ static int search(const struct gal_snap *s, const float *queries, size_t nq, siz
     for (size_t q = 0; q < nq; q++)
         if (gal_embedding_check(queries + q * GAL_DIM, err))
             return -1;
-    float *dots = malloc(nq * BLOCK_ROWS * sizeof *dots);
+    float *dots = malloc(nq * (half ? BLOCK_HALF : BLOCK_FLOAT) * sizeof *dots);
     float *best = malloc(nq * s->n_sub * sizeof *best);
     size_t *best_row = malloc(nq * s->n_sub * sizeof *best_row);
     float *qn = malloc(nq * sizeof *qn);
