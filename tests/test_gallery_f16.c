@@ -1,8 +1,8 @@
 /* test_gallery_f16.c - the index's half-precision scan (gallery/gal_index.c, gallery/gal_f16.c): the
  * conversion of the chosen instruction set against the portable C one and known values, and the
  * search (half scan + exact re-ranking) against a brute-force exact search written here, in double, on
- * a synthetic gallery of clustered faces and many random queries. ctest runs it twice: as the
- * processor chooses, and with VISIOND_KERNELS=c. */
+ * a synthetic gallery of clustered faces and many random queries. ctest runs it three times: as the
+ * processor chooses, and with VISIOND_KERNELS=c and =avx2. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
