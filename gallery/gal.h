@@ -6,7 +6,8 @@
  *    transaction, so any process following the sequence sees writes made by others (a CLI import,
  *    another daemon). A write function returns 0 only after the transaction committed durably
  *    (SQLite: WAL + synchronous=FULL; PostgreSQL: synchronous_commit=on).
- *  - gal_index: an in-memory, exact index over every face, searched with BLAS. It is a series of
+ *  - gal_index: an in-memory index over every face (float rows, plus a half-precision copy that the
+ *    search scans before re-ranking its shortlist exactly), searched with BLAS. It is a series of
  *    immutable snapshots: a reload builds a new one off to the side and swaps a pointer; readers hold a
  *    reference to the snapshot they started with, so they never wait on a writer for more than that swap.
  *  - gal_follow: a thread that keeps an index in step with a store (polling the SQLite sequence, or
@@ -169,12 +170,19 @@ int64_t gal_snap_seq(const struct gal_snap *snap);
 size_t gal_snap_bytes(const struct gal_snap *snap); /* memory the snapshot holds */
 int64_t gal_index_seq(struct gal_index *ix);        /* the current snapshot's sequence */
 
-/* Exact search. For each of the nq queries (row-major nq x GAL_DIM), the top_k subjects by their
- * nearest face's distance, ascending, into out[q * top_k ...]; n_out[q] gets how many (fewer than
- * top_k when the gallery has fewer subjects). A subject's score is its nearest face (documented in
- * docs/GALLERY.md). Thread-safe; allocates a work buffer per call. */
+/* Search. For each of the nq queries (row-major nq x GAL_DIM), the top_k (at most 64) subjects by
+ * their nearest face's distance, ascending, into out[q * top_k ...]; n_out[q] gets how many (fewer
+ * than top_k when the gallery has fewer subjects). A subject's score is its nearest face (documented
+ * in docs/GALLERY.md). The scan runs over the half-precision copy of the embeddings and shortlists
+ * top_k + 32 subjects; those are re-ranked exactly (distance in double over all their float faces), so
+ * the subjects, face ids and distances are exactly gal_snap_search_exact's whenever its top_k subjects
+ * are on the shortlist (recall measured in docs/GALLERY.md). Errors: GAL_ERR_INVALID for a non-finite
+ * query, GAL_ERR_NOMEM. Thread-safe; allocates a work buffer per call. */
 int gal_snap_search(const struct gal_snap *snap, const float *queries, size_t nq, size_t top_k,
                     struct gal_candidate *out, size_t *n_out, struct gal_err *err);
+/* The same over the float embeddings: exact (the reference for tests and bench/gallery's recall). */
+int gal_snap_search_exact(const struct gal_snap *snap, const float *queries, size_t nq, size_t top_k,
+                          struct gal_candidate *out, size_t *n_out, struct gal_err *err);
 
 /* ---- follower ------------------------------------------------------------------------------- */
 

@@ -1,15 +1,17 @@
 /* gal_index.c - the gallery's in-memory index: immutable snapshots swapped under a pointer.
  *
- * Design: a snapshot holds every face as one row of a row-major n x 128 matrix, grouped by subject
- * (each subject's faces are contiguous), with each row's squared norm. A search is one BLAS product of
- * the query batch with the matrix (sgemv for one query, sgemm for several, over blocks of rows so the
- * work buffer stays bounded), |q - g|^2 = |q|^2 + |g|^2 - 2 q.g, a running minimum per subject, and a
- * top-k by insertion. The reported distances are recomputed directly in double for the few candidates
- * (the expansion loses digits when q and g are close).
+ * Design: a snapshot holds every face as one row of a row-major n x 128 float matrix, grouped by
+ * subject (each subject's faces are contiguous), with each row's squared norm, and the same rows in IEEE
+ * half precision (gal_f16.h) with their own norms. A search scans the half rows (half the bytes: the
+ * scan is bound by memory bandwidth) in blocks: dot products with the query batch, |q - g|^2 = |q|^2 +
+ * |g|^2 - 2 q.g, a running minimum per subject; it shortlists top_k + RERANK subjects by that estimate
+ * and re-ranks them exactly, in double over all their float rows. gal_snap_search_exact does the same
+ * with a BLAS scan of the float rows (sgemv for one query, sgemm for several).
  * Concurrency: gal_index_load builds a whole new snapshot without any lock, then swaps the pointer under
  * a mutex that readers also take only to load the pointer and count a reference (O(1) both sides). A
  * snapshot is freed by whoever drops its last reference. */
 #include "gal.h"
+#include "gal_f16.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -18,7 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK_ROWS 16384 /* rows of the gallery per BLAS call: a block's dot products stay in L2 */
+#define BLOCK_HALF 1024   /* rows per gal_f16_dots call: the dot products stay in L1 */
+#define BLOCK_FLOAT 16384 /* rows per BLAS call: a block's dot products stay in L2 */
+#define RERANK 32       /* subjects re-ranked exactly beyond top_k (docs/GALLERY.md: recall) */
+/* a face's bytes in a snapshot: float and half rows, two norms, the id */
+#define ROW_BYTES (sizeof(float) * (GAL_DIM + 2) + sizeof(uint16_t) * GAL_DIM + sizeof(int64_t))
 
 struct gal_snap {
     atomic_long refs;
@@ -28,6 +34,8 @@ struct gal_snap {
     size_t n, n_sub;
     float *mat;        /* n x GAL_DIM */
     float *norm2;      /* n */
+    uint16_t *half;    /* n x GAL_DIM: mat in IEEE half precision, what the search scans */
+    float *hnorm2;     /* n: squared norms of the half rows */
     int64_t *ids;      /* n */
     size_t *sub_start; /* n_sub + 1: subject s owns rows [sub_start[s], sub_start[s + 1]) */
     char **names;      /* n_sub, into pool */
@@ -46,6 +54,8 @@ static void snap_free(struct gal_snap *s)
         return;
     free(s->mat);
     free(s->norm2);
+    free(s->half);
+    free(s->hnorm2);
     free(s->ids);
     free(s->sub_start);
     free(s->names);
@@ -110,6 +120,23 @@ int64_t gal_index_seq(struct gal_index *ix)
 
 /* ---- building a snapshot from a store scan ---- */
 
+/* Row r of mat, norm2, half and hnorm2 from emb. */
+static void set_row(struct gal_snap *s, size_t r, const float *emb)
+{
+    float *row = s->mat + r * GAL_DIM, back[GAL_DIM];
+    uint16_t *h = s->half + r * GAL_DIM;
+    memcpy(row, emb, GAL_DIM * sizeof *row);
+    gal_f16_from_f32(h, row, GAL_DIM);
+    gal_f16_to_f32(back, h, GAL_DIM);
+    double n2 = 0, h2 = 0;
+    for (int k = 0; k < GAL_DIM; k++) {
+        n2 += (double)row[k] * row[k];
+        h2 += (double)back[k] * back[k];
+    }
+    s->norm2[r] = (float)n2;
+    s->hnorm2[r] = (float)h2;
+}
+
 struct builder {
     struct gal_snap *s;
     size_t cap, sub_cap, pool_len, pool_cap;
@@ -148,18 +175,14 @@ static int build_row(void *user, const char *name, const struct gal_face *f, str
         b->pool_len += len;
         s->sub_start[s->n_sub++] = s->n;
     }
-    size_t c1 = b->cap, c2 = b->cap, c3 = b->cap;
+    size_t c1 = b->cap, c2 = b->cap, c3 = b->cap, c4 = b->cap, c5 = b->cap;
     if (grow((void **)&s->mat, &c1, s->n + 1, sizeof(float) * GAL_DIM) ||
-        grow((void **)&s->norm2, &c2, s->n + 1, sizeof(float)) || grow((void **)&s->ids, &c3, s->n + 1, sizeof(int64_t)))
+        grow((void **)&s->norm2, &c2, s->n + 1, sizeof(float)) || grow((void **)&s->ids, &c3, s->n + 1, sizeof(int64_t)) ||
+        grow((void **)&s->half, &c4, s->n + 1, sizeof(uint16_t) * GAL_DIM) ||
+        grow((void **)&s->hnorm2, &c5, s->n + 1, sizeof(float)))
         return gal_err_set(err, GAL_ERR_NOMEM, NULL, "out of memory building the index");
     b->cap = c1;
-    float *row = s->mat + s->n * GAL_DIM;
-    double n2 = 0;
-    for (int k = 0; k < GAL_DIM; k++) {
-        row[k] = f->emb[k];
-        n2 += (double)f->emb[k] * f->emb[k];
-    }
-    s->norm2[s->n] = (float)n2;
+    set_row(s, s->n, f->emb);
     s->ids[s->n] = f->id;
     s->n++;
     if (f->id > s->max_id)
@@ -197,7 +220,7 @@ int gal_index_load(struct gal_index *ix, struct gal_store *store, struct gal_err
     for (size_t i = 0; i < s->n_sub; i++)
         s->names[i] = s->pool + b.name_off[i];
     free(b.name_off);
-    s->bytes = sizeof *s + b.cap * (sizeof(float) * (GAL_DIM + 1) + sizeof(int64_t)) + b.pool_cap +
+    s->bytes = sizeof *s + b.cap * (ROW_BYTES) + b.pool_cap +
                (s->n_sub + 1) * (sizeof(size_t) + sizeof(char *));
 
     pthread_mutex_lock(&ix->mu);
@@ -276,11 +299,13 @@ static struct gal_snap *merge(const struct gal_snap *old, struct delta *d)
     atomic_init(&s->refs, 1);
     s->mat = malloc((n + 1) * GAL_DIM * sizeof *s->mat);
     s->norm2 = malloc((n + 1) * sizeof *s->norm2);
+    s->half = malloc((n + 1) * GAL_DIM * sizeof *s->half);
+    s->hnorm2 = malloc((n + 1) * sizeof *s->hnorm2);
     s->ids = malloc((n + 1) * sizeof *s->ids);
     s->sub_start = malloc((n_sub + 1) * sizeof *s->sub_start);
     s->names = calloc(n_sub + 1, sizeof *s->names);
     s->pool = malloc(pool_old + pool_add + 1);
-    if (!s->mat || !s->norm2 || !s->ids || !s->sub_start || !s->names || !s->pool) {
+    if (!s->mat || !s->norm2 || !s->half || !s->hnorm2 || !s->ids || !s->sub_start || !s->names || !s->pool) {
         snap_free(s);
         return NULL;
     }
@@ -305,18 +330,15 @@ static struct gal_snap *merge(const struct gal_snap *old, struct delta *d)
             size_t a = old->sub_start[sub], b = old->sub_start[sub + 1];
             memcpy(s->mat + row * GAL_DIM, old->mat + a * GAL_DIM, (b - a) * GAL_DIM * sizeof *s->mat);
             memcpy(s->norm2 + row, old->norm2 + a, (b - a) * sizeof *s->norm2);
+            memcpy(s->half + row * GAL_DIM, old->half + a * GAL_DIM, (b - a) * GAL_DIM * sizeof *s->half);
+            memcpy(s->hnorm2 + row, old->hnorm2 + a, (b - a) * sizeof *s->hnorm2);
             memcpy(s->ids + row, old->ids + a, (b - a) * sizeof *s->ids);
             row += b - a;
         }
         for (size_t i = 0; i < d->n; i++) {
             if (d->sub[i] != sub)
                 continue;
-            double n2 = 0;
-            for (int k = 0; k < GAL_DIM; k++) {
-                s->mat[row * GAL_DIM + k] = d->f[i].emb[k];
-                n2 += (double)d->f[i].emb[k] * d->f[i].emb[k];
-            }
-            s->norm2[row] = (float)n2;
+            set_row(s, row, d->f[i].emb);
             s->ids[row++] = d->f[i].id;
         }
     }
@@ -327,7 +349,7 @@ static struct gal_snap *merge(const struct gal_snap *old, struct delta *d)
     for (size_t i = 0; i < d->n; i++)
         if (d->f[i].id > s->max_id)
             s->max_id = d->f[i].id;
-    s->bytes = sizeof *s + (n + 1) * (sizeof(float) * (GAL_DIM + 1) + sizeof(int64_t)) + pool_old + pool_add +
+    s->bytes = sizeof *s + (n + 1) * (ROW_BYTES) + pool_old + pool_add +
                (n_sub + 1) * (sizeof(size_t) + sizeof(char *));
     return s;
 }
@@ -374,10 +396,98 @@ static double exact_distance(const float *a, const float *b)
     return sqrt(d);
 }
 
-int gal_snap_search(const struct gal_snap *snap, const float *queries, size_t nq, size_t top_k,
-                    struct gal_candidate *out, size_t *n_out, struct gal_err *err)
+/* The scan: for every query and subject, its nearest row by the estimate |q|^2 + |g|^2 - 2 q.g, over
+ * the half rows (gal_f16_dots: each row read once, converted in registers) or the float ones (BLAS).
+ * best and best_row are nq x n_sub. */
+static void scan(const struct gal_snap *s, const float *queries, size_t nq, int half, const float *qn, float *dots,
+                 float *best, size_t *best_row)
 {
-    const struct gal_snap *s = snap;
+    const float *norm = half ? s->hnorm2 : s->norm2;
+    size_t sub = 0; /* the subject of row r0 */
+    size_t block = half ? BLOCK_HALF : BLOCK_FLOAT;
+    for (size_t r0 = 0; r0 < s->n; r0 += block) {
+        size_t rows = s->n - r0 < block ? s->n - r0 : block;
+        const float *g = s->mat + r0 * GAL_DIM;
+        /* dots[q][r] = queries[q] . g[r] */
+        if (half)
+            gal_f16_dots(dots, s->half + r0 * GAL_DIM, rows, queries, nq);
+        else if (nq == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, GAL_DIM, 1.0f, g, GAL_DIM, queries, 1, 0.0f, dots, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)rows, GAL_DIM, 1.0f, queries, GAL_DIM,
+                        g, GAL_DIM, 0.0f, dots, (int)rows);
+        size_t sub0 = sub;
+        for (size_t q = 0; q < nq; q++) {
+            sub = sub0;
+            const float *dq = dots + q * rows;
+            float *bq = best + q * s->n_sub;
+            size_t *brq = best_row + q * s->n_sub;
+            for (size_t r = 0; r < rows; r++) {
+                size_t row = r0 + r;
+                while (row >= s->sub_start[sub + 1])
+                    sub++;
+                float d2 = qn[q] + norm[row] - 2.0f * dq[r];
+                if (d2 < bq[sub])
+                    bq[sub] = d2, brq[sub] = row;
+            }
+        }
+    }
+}
+
+#define KMAX 64 /* the most subjects one query returns */
+
+/* The best c subjects of one query by the scan's estimate, into order[] (ascending); returns how many. */
+static size_t shortlist(const float *bq, size_t n_sub, size_t c, size_t *order)
+{
+    size_t k = 0;
+    for (size_t j = 0; j < n_sub; j++) {
+        if (k == c && bq[j] >= bq[order[k - 1]])
+            continue;
+        size_t at = k < c ? k++ : c - 1;
+        while (at > 0 && bq[order[at - 1]] > bq[j]) {
+            order[at] = order[at - 1];
+            at--;
+        }
+        order[at] = j;
+    }
+    return k;
+}
+
+/* The exact re-ranking: each shortlisted subject's nearest face by the distance in double over all its
+ * float rows, the shortlist sorted by it (ties: the subject's order in the snapshot), the first kmax
+ * into o. So the answer is the exact one whenever the exact top subjects are on the shortlist. */
+static size_t rerank(const struct gal_snap *s, const float *q, const size_t *order, size_t c, size_t kmax,
+                     struct gal_candidate *o)
+{
+    double dist[KMAX + RERANK];
+    size_t row_of[KMAX + RERANK], sub_of[KMAX + RERANK];
+    for (size_t j = 0; j < c; j++) {
+        size_t sub = order[j], best = s->sub_start[sub];
+        double bd = INFINITY;
+        for (size_t r = s->sub_start[sub]; r < s->sub_start[sub + 1]; r++) {
+            double d = exact_distance(q, s->mat + r * GAL_DIM);
+            if (d < bd)
+                bd = d, best = r;
+        }
+        size_t at = j;
+        while (at > 0 && (dist[at - 1] > bd || (dist[at - 1] == bd && sub_of[at - 1] > sub))) {
+            dist[at] = dist[at - 1], row_of[at] = row_of[at - 1], sub_of[at] = sub_of[at - 1];
+            at--;
+        }
+        dist[at] = bd, row_of[at] = best, sub_of[at] = sub;
+    }
+    size_t k = c < kmax ? c : kmax;
+    for (size_t j = 0; j < k; j++) {
+        o[j].subject = s->names[sub_of[j]];
+        o[j].face_id = s->ids[row_of[j]];
+        o[j].distance = (float)dist[j];
+    }
+    return k;
+}
+
+static int search(const struct gal_snap *s, const float *queries, size_t nq, size_t top_k, int half,
+                  struct gal_candidate *out, size_t *n_out, struct gal_err *err)
+{
     for (size_t q = 0; q < nq; q++)
         n_out[q] = 0;
     if (nq == 0 || top_k == 0 || s->n == 0)
@@ -385,8 +495,7 @@ int gal_snap_search(const struct gal_snap *snap, const float *queries, size_t nq
     for (size_t q = 0; q < nq; q++)
         if (gal_embedding_check(queries + q * GAL_DIM, err))
             return -1;
-    size_t block = s->n < BLOCK_ROWS ? s->n : BLOCK_ROWS;
-    float *dots = malloc(nq * block * sizeof *dots);
+    float *dots = malloc(nq * (half ? BLOCK_HALF : BLOCK_FLOAT) * sizeof *dots);
     float *best = malloc(nq * s->n_sub * sizeof *best);
     size_t *best_row = malloc(nq * s->n_sub * sizeof *best_row);
     float *qn = malloc(nq * sizeof *qn);
@@ -402,65 +511,25 @@ int gal_snap_search(const struct gal_snap *snap, const float *queries, size_t nq
     }
     for (size_t i = 0; i < nq * s->n_sub; i++)
         best[i] = INFINITY, best_row[i] = 0;
-
-    size_t sub = 0; /* the subject of row r0 */
-    for (size_t r0 = 0; r0 < s->n; r0 += block) {
-        size_t rows = s->n - r0 < block ? s->n - r0 : block;
-        const float *g = s->mat + r0 * GAL_DIM;
-        /* dots[q][r] = queries[q] . g[r] */
-        if (nq == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, GAL_DIM, 1.0f, g, GAL_DIM, queries, 1, 0.0f, dots, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)rows, GAL_DIM, 1.0f, queries, GAL_DIM,
-                        g, GAL_DIM, 0.0f, dots, (int)rows);
-        size_t sub0 = sub;
-        for (size_t q = 0; q < nq; q++) {
-            sub = sub0;
-            const float *dq = dots + q * rows;
-            float *bq = best + q * s->n_sub;
-            size_t *brq = best_row + q * s->n_sub;
-            for (size_t r = 0; r < rows; r++) {
-                size_t row = r0 + r;
-                while (row >= s->sub_start[sub + 1])
-                    sub++;
-                float d2 = qn[q] + s->norm2[row] - 2.0f * dq[r];
-                if (d2 < bq[sub])
-                    bq[sub] = d2, brq[sub] = row;
-            }
-        }
-    }
+    scan(s, queries, nq, half, qn, dots, best, best_row);
+    size_t kmax = top_k < KMAX ? top_k : KMAX;
     for (size_t q = 0; q < nq; q++) {
-        struct gal_candidate *o = out + q * top_k;
-        size_t k = 0;
-        const float *bq = best + q * s->n_sub;
-        /* top_k by insertion, on the squared estimate */
-        size_t order[64];
-        size_t kmax = top_k < 64 ? top_k : 64;
-        for (size_t j = 0; j < s->n_sub; j++) {
-            if (k == kmax && bq[j] >= bq[order[k - 1]])
-                continue;
-            size_t at = k < kmax ? k++ : kmax - 1;
-            while (at > 0 && bq[order[at - 1]] > bq[j]) {
-                order[at] = order[at - 1];
-                at--;
-            }
-            order[at] = j;
-        }
-        for (size_t j = 0; j < k; j++) {
-            size_t row = best_row[q * s->n_sub + order[j]];
-            o[j].subject = s->names[order[j]];
-            o[j].face_id = s->ids[row];
-            o[j].distance = (float)exact_distance(queries + q * GAL_DIM, s->mat + row * GAL_DIM);
-        }
-        /* the exact distances may swap near-ties: keep the list ascending */
-        for (size_t j = 1; j < k; j++)
-            for (size_t i = j; i > 0 && o[i].distance < o[i - 1].distance; i--) {
-                struct gal_candidate t = o[i];
-                o[i] = o[i - 1];
-                o[i - 1] = t;
-            }
-        n_out[q] = k;
+        size_t order[KMAX + RERANK];
+        size_t c = shortlist(best + q * s->n_sub, s->n_sub, kmax + RERANK, order);
+        n_out[q] = rerank(s, queries + q * GAL_DIM, order, c, kmax, out + q * top_k);
     }
     free(dots), free(best), free(best_row), free(qn);
     return 0;
+}
+
+int gal_snap_search(const struct gal_snap *snap, const float *queries, size_t nq, size_t top_k,
+                    struct gal_candidate *out, size_t *n_out, struct gal_err *err)
+{
+    return search(snap, queries, nq, top_k, 1, out, n_out, err);
+}
+
+int gal_snap_search_exact(const struct gal_snap *snap, const float *queries, size_t nq, size_t top_k,
+                          struct gal_candidate *out, size_t *n_out, struct gal_err *err)
+{
+    return search(snap, queries, nq, top_k, 0, out, n_out, err);
 }
