@@ -7,6 +7,9 @@
 #include "gal_f16.h"
 
 #include <pthread.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,13 +215,22 @@ static const struct f16_set set_avx512 = {"avx512", to_half_avx512, to_float_avx
 static const struct f16_set *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
+#if GAL_F16_X86
+/* F16C from CPUID (leaf 1, ECX bit 29): clang's __builtin_cpu_supports has no "f16c" (the fuzz builds). */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static void choose(void)
 {
     const char *want = getenv("VISIOND_KERNELS");
     chosen = &set_c;
 #if GAL_F16_X86
-    int has512 = __builtin_cpu_supports("avx512f"), has_f16c = __builtin_cpu_supports("avx2") &&
-                                                                __builtin_cpu_supports("f16c");
+    int has512 = __builtin_cpu_supports("avx512f"),
+        has_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     if (want && *want) {
         if (strcmp(want, "avx512") == 0 && has512)
             chosen = &set_avx512;
