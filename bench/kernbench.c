@@ -101,13 +101,14 @@ static float *random_floats(size_t n)
     return p;
 }
 
-/* Seconds of one GEMM of shape s: ours through kern (bias and leaky fused), or sgemm (kern NULL). */
-static double time_gemm(const struct eng_kern *kern, const struct shape *s, const float *a, const float *b,
-                        float *c, const float *bias, float *scratch)
+/* Seconds of one GEMM of shape s: ours through kern (bias and leaky fused; weights packed at load as
+ * conv.c gives them when ap is set, else read in place and packed per tile), or sgemm (kern NULL). */
+static double time_gemm(const struct eng_kern *kern, const struct shape *s, const float *a, const float *ap,
+                        const float *b, float *c, const float *bias, float *scratch)
 {
     const double t0 = now_s();
     if (kern) {
-        const struct eng_gemm g = {.a = a, .b = b, .c = c, .lda = (size_t)s->k, .ldb = (size_t)s->n,
+        const struct eng_gemm g = {.a = a, .ap = ap, .ap_m = s->m, .b = b, .c = c, .lda = (size_t)s->k, .ldb = (size_t)s->n,
                                    .ldc = (size_t)s->n, .m = s->m, .n = s->n, .k = s->k, .bias = bias,
                                    .act = ENG_ACT_LEAKY};
         kern->gemm(&g, scratch);
@@ -131,21 +132,24 @@ int main(int argc, char **argv)
     }
     runs = runs < 1 ? 1 : runs;
     openblas_set_num_threads(1); /* its work must be on this thread's CPU clock */
-    const struct eng_kern *sets[ENG_ISA_COUNT + 1];
+    const struct eng_kern *sets[2 * ENG_ISA_COUNT + 1];
     int n_sets = 0;
     for (int isa = ENG_ISA_COUNT - 1; isa >= 0; isa--) {
         const struct eng_kern *k = eng_kern_for((enum eng_isa)isa);
         if (k && k->gemm)
             sets[n_sets++] = k;
     }
+    const int n_ours = n_sets;
+    for (int s = 0; s < n_ours; s++) /* then the same sets with the weights read in place */
+        sets[n_sets++] = sets[s];
     sets[n_sets++] = NULL; /* sgemm */
-    double peak[ENG_ISA_COUNT] = {0}, best[N_SHAPES][ENG_ISA_COUNT + 1];
+    double peak[ENG_ISA_COUNT] = {0}, best[N_SHAPES][2 * ENG_ISA_COUNT + 1];
     for (size_t i = 0; i < N_SHAPES; i++)
         for (int s = 0; s < n_sets; s++)
             best[i][s] = 1e30;
     float *scratch = random_floats(ENG_GEMM_SCRATCH_FLOATS);
     for (int r = 0; r < runs; r++) {
-        for (int s = 0; s < n_sets; s++) {
+        for (int s = 0; s < n_ours; s++) {
             if (!sets[s])
                 continue;
             const double p = sets[s]->isa == ENG_ISA_AVX512 ? peak_avx512() : peak_avx2();
@@ -155,11 +159,14 @@ int main(int argc, char **argv)
             const struct shape *sh = &shapes[i];
             float *a = random_floats((size_t)sh->m * sh->k), *b = random_floats((size_t)sh->k * sh->n);
             float *c = random_floats((size_t)sh->m * sh->n), *bias = random_floats((size_t)sh->m);
+            float *ap = random_floats(eng_gemm_packed_floats(sh->m, sh->k));
+            eng_gemm_pack_a(a, (size_t)sh->k, sh->m, sh->k, ap); /* at load: not timed */
             for (int s = 0; s < n_sets; s++) {
-                const double t = time_gemm(sets[s], sh, a, b, c, bias, scratch);
+                const double t = time_gemm(sets[s], sh, a, s < n_ours ? ap : NULL, b, c, bias, scratch);
                 best[i][s] = t < best[i][s] ? t : best[i][s];
             }
             free(a);
+            free(ap);
             free(b);
             free(c);
             free(bias);
@@ -167,14 +174,14 @@ int main(int argc, char **argv)
     }
     printf("| GEMM (m x n x k) | kernels | GFLOP/s (best of %d) | share of the FMA peak of that width |\n"
            "|---|---|---|---|\n", runs);
-    for (int s = 0; s < n_sets; s++)
+    for (int s = 0; s < n_ours; s++)
         if (sets[s])
             printf("| FMA peak, %d-bit vectors | %s | %.1f | 100%% |\n",
                    sets[s]->isa == ENG_ISA_AVX512 ? 512 : 256, sets[s]->name, peak[sets[s]->isa]);
     printf("\n");
     const double top = peak[ENG_ISA_AVX512] > 0 ? peak[ENG_ISA_AVX512] : peak[ENG_ISA_AVX2];
     printf("{\"peak\":{");
-    for (int s = 0, first = 1; s < n_sets; s++)
+    for (int s = 0, first = 1; s < n_ours; s++)
         if (sets[s]) {
             printf("%s\"%s\":%.2f", first ? "" : ",", sets[s]->name, peak[sets[s]->isa]);
             first = 0;
@@ -186,9 +193,10 @@ int main(int argc, char **argv)
         for (int s = 0; s < n_sets; s++) {
             const double gf = flop / best[i][s] * 1e-9;
             const double p = sets[s] ? peak[sets[s]->isa] : top;
-            printf("%s{\"what\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"kernels\":\"%s\",\"gflop_per_s\":%.2f,"
+            printf("%s{\"what\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"kernels\":\"%s%s\",\"gflop_per_s\":%.2f,"
                    "\"peak_share\":%.4f}", i || s ? "," : "", sh->what, sh->m, sh->n, sh->k,
-                   sets[s] ? sets[s]->name : "openblas-sgemm", gf, gf / p);
+                   sets[s] ? sets[s]->name : "openblas-sgemm", s >= n_ours && sets[s] ? " (weights in place)" : "",
+                   gf, gf / p);
         }
     }
     printf("]}\n");

@@ -241,7 +241,9 @@ static void conv_gemm(const struct eng_layer *l, const struct eng_fwd *f, int g,
         const int in_c = l->in.c / c->groups;
         const struct im2col_pack_ctx x = {.in = f->in + (size_t)g * in_c * l->in.h * l->in.w, .c = c,
                                           .h = l->in.h, .w = l->in.w, .out_w = l->out.w, .n0 = n0};
-        const struct eng_gemm gm = {.a = a, .b = b, .c = out + n0, .lda = (size_t)k, .ldb = (size_t)ldb,
+        const float *ap = c->packed ? c->packed + (size_t)g * eng_gemm_packed_floats(out_c, k) : NULL;
+        const struct eng_gemm gm = {.a = a, .ap = ap, .a_row = m0, .ap_m = out_c, .b = b, .c = out + n0, .lda = (size_t)k,
+                                    .ldb = (size_t)ldb,
                                     .ldc = (size_t)n, .m = m1 - m0, .n = cols, .k = k, .bias = bias,
                                     .post_w = post_scale, .post_b = post_bias, .act = c->act,
                                     .pack = b ? NULL : im2col_pack, .pack_ctx = &x};
@@ -350,7 +352,9 @@ static void conv_rows_task(void *arg, int task, int slot)
     const struct conv_rows *r = arg;
     const struct eng_layer *l = r->s->l;
     int m0, m1;
-    eng_team_split(l->p.conv.filters / l->p.conv.groups, r->s->row_blocks, task, 16, &m0, &m1);
+    /* our GEMM: blocks of whole register tiles (the packed weights' panels), else as sgemm had them */
+    eng_team_split(l->p.conv.filters / l->p.conv.groups, r->s->row_blocks, task,
+                   eng_kern_best()->gemm ? ENG_GEMM_MR : 16, &m0, &m1);
     if (m1 > m0)
         conv_gemm(l, r->s->f, r->g, r->n0, r->cols, m0, m1, r->b, r->ldb,
                   gemm_scratch(l, r->s->f->work + (size_t)slot * r->s->f->work_stride));
@@ -435,4 +439,25 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
         eng_conv_depthwise_plane_setup(l);
     l->flops = 2.0 * (double)k * c->filters * oh * ow;
     return 0;
+}
+
+size_t eng_conv_packed_floats(const struct eng_layer *l)
+{
+    if (l->kind != ENG_LAYER_CONV || l->forward != conv_forward || !eng_kern_best()->gemm)
+        return 0;
+    const struct eng_conv *c = &l->p.conv;
+    const int k = (l->in.c / c->groups) * c->size * c->size;
+    if (small_k(k))
+        return 0;
+    return (size_t)c->groups * eng_gemm_packed_floats(c->filters / c->groups, k);
+}
+
+void eng_conv_pack(struct eng_layer *l, float *dst)
+{
+    struct eng_conv *c = &l->p.conv;
+    const int out_c = c->filters / c->groups, k = (l->in.c / c->groups) * c->size * c->size;
+    for (int g = 0; g < c->groups; g++)
+        eng_gemm_pack_a(c->weights + (size_t)g * out_c * k, (size_t)k, out_c, k,
+                        dst + (size_t)g * eng_gemm_packed_floats(out_c, k));
+    c->packed = dst;
 }

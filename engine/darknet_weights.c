@@ -103,7 +103,7 @@ int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data,
         if (net->layers[i].kind == ENG_LAYER_CONV)
             rc = load_conv(&net->layers[i], &cur, tmp, name, err);
     free(tmp);
-    return rc;
+    return rc ? rc : eng_net_pack_weights(net, err);
 }
 
 int eng_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,

@@ -441,6 +441,10 @@ static int build_part(struct builder *b, struct eng_face_models *m, int part)
     }
     if (part != PART_DET) {
         rc = part == PART_LM ? build_landmarks(b) : build_recognition(b);
+        /* Weights packed for the GEMM in these two nets only: the detectors (one net per input size)
+         * share one copy of their weights, which packing would repeat per size. */
+        if (rc == 0)
+            rc = eng_net_pack_weights(b->net, b->err);
         if (rc) {
             eng_net_free(b->net);
         } else {

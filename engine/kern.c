@@ -23,6 +23,27 @@ const struct eng_kern *eng_kern_for(enum eng_isa isa)
     }
 }
 
+size_t eng_gemm_packed_floats(int m, int k)
+{
+    return (size_t)(m + ENG_GEMM_MR - 1) / ENG_GEMM_MR * ENG_GEMM_MR * (size_t)k;
+}
+
+void eng_gemm_pack_a(const float *a, size_t lda, int m, int k, float *dst)
+{
+    const int mp = (m + ENG_GEMM_MR - 1) / ENG_GEMM_MR * ENG_GEMM_MR;
+    for (int kk0 = 0; kk0 < k; kk0 += ENG_GEMM_KC) {
+        const int kc = k - kk0 < ENG_GEMM_KC ? k - kk0 : ENG_GEMM_KC;
+        float *block = dst + (size_t)kk0 * mp;
+        for (int i0 = 0; i0 < m; i0 += ENG_GEMM_MR) {
+            float *panel = block + (size_t)i0 * kc;
+            for (int kk = 0; kk < kc; kk++)
+                for (int r = 0; r < ENG_GEMM_MR; r++)
+                    panel[(size_t)kk * ENG_GEMM_MR + r] =
+                        i0 + r < m ? a[(size_t)(i0 + r) * lda + kk0 + kk] : 0.0f;
+        }
+    }
+}
+
 const struct eng_kern *eng_kern_widest(void)
 {
     for (int isa = ENG_ISA_COUNT - 1; isa > ENG_ISA_C; isa--) {

@@ -75,9 +75,13 @@ size_t eng_dw_scratch_floats(const struct eng_dw *d);
 
 /* C = act(post(bias + A B)) for a convolution's im2col tile (gemm_isa.inc): A the weights, m x k with
  * rows lda apart; B k x n, rows ldb apart; C m x n, rows ldc apart; bias [m] or NULL, post_w/post_b
- * as in struct eng_pw. */
+ * as in struct eng_pw. With ap set, A is read from there instead: weights packed once at load
+ * (eng_gemm_pack_a of an ap_m x k matrix), C's row i being row a_row + i of it (the same bits either
+ * way). */
 struct eng_gemm {
     const float *a, *b;
+    const float *ap;
+    int a_row, ap_m;
     float *c;
     size_t lda, ldb, ldc;
     int m, n, k;
@@ -94,7 +98,18 @@ struct eng_gemm {
  * scratch of ENG_GEMM_SCRATCH_FLOATS floats. */
 #define ENG_GEMM_KC 384
 #define ENG_GEMM_NC 256
+#define ENG_GEMM_MR 6 /* rows of a register tile, the same in every set with a .gemm */
 #define ENG_GEMM_SCRATCH_FLOATS ((size_t)ENG_GEMM_KC * ENG_GEMM_NC)
+
+/* The packed layout of A the GEMM's inner loop reads as one sequential stream: for each block of
+ * ENG_GEMM_KC columns (the last one kc <= ENG_GEMM_KC wide), panels of ENG_GEMM_MR rows, each kc groups
+ * of ENG_GEMM_MR floats; rows beyond m zero. Element (i, kk) of an m x k matrix, mp = m rounded up to
+ * ENG_GEMM_MR: (kk / KC) * KC * mp + (i / MR) * kc * MR + (kk % KC) * MR + i % MR. A pass of the GEMM
+ * over one k block then reads one contiguous run. It does not depend on the kernel set (every set
+ * tiles by ENG_GEMM_MR rows and blocks k by ENG_GEMM_KC), so weights packed at load serve whichever
+ * set a process runs. */
+size_t eng_gemm_packed_floats(int m, int k);
+void eng_gemm_pack_a(const float *a, size_t lda, int m, int k, float *dst);
 
 /* Output widths the small-n GEMM takes: B's rows are this many floats, zero beyond n. */
 #define ENG_KERN_SMALL_N 16

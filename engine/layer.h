@@ -56,6 +56,9 @@ struct eng_conv {
      * post_bias). The face recognizer's "scale" layers (conv, bias, scale, relu) run here, in the
      * output pass, instead of as a layer of their own. Not for depthwise layers. */
     const float *post_scale, *post_bias;
+    /* The weights packed for the GEMM's register tiles (kern.h, eng_gemm_pack_a; per group), or NULL:
+     * set at load by eng_net_pack_weights, owned by the net. */
+    const float *packed;
 };
 
 /* maxpool: darknet's `padding` is the total, split as pad/2 before (so pad = TensorFlow's total 'same'
@@ -197,6 +200,12 @@ int eng_conv_direct_ok(const struct eng_layer *l);
 size_t eng_conv_direct_work_floats(const struct eng_layer *l);
 void eng_conv_direct_forward(const struct eng_layer *l, const struct eng_fwd *f);
 void eng_conv_pointwise_forward(const struct eng_layer *l, const struct eng_fwd *f);
+
+/* The weights packed once at load for the packed GEMM (conv.c): floats layer l needs for them (0 when
+ * its forward does not run that GEMM in this process's kernel set), and the packing into dst (that
+ * many floats, owned by the caller), which sets l->p.conv.packed. Call after the weights are final. */
+size_t eng_conv_packed_floats(const struct eng_layer *l);
+void eng_conv_pack(struct eng_layer *l, float *dst);
 
 /* Activations (activation.c). */
 void eng_activate(float *x, size_t n, enum eng_act act);

@@ -21,8 +21,34 @@ void eng_net_free(struct eng_net *net)
     }
     free(net->layers);
     free(net->params);
+    free(net->packed);
     free(net->name);
     free(net);
+}
+
+int eng_net_pack_weights(struct eng_net *net, struct eng_err *err)
+{
+    size_t total = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        if (net->layers[i].kind == ENG_LAYER_CONV)
+            net->layers[i].p.conv.packed = NULL;
+        total += eng_conv_packed_floats(&net->layers[i]);
+    }
+    free(net->packed);
+    net->packed = NULL;
+    if (total == 0)
+        return 0;
+    if (!(net->packed = malloc(total * sizeof(float))))
+        return eng_err_set(err, ENG_ERR_NOMEM, net->name ? net->name : "net",
+                           "out of memory for %zu packed weights", total);
+    for (size_t i = 0, off = 0; i < (size_t)net->n_layers; i++) {
+        const size_t n = eng_conv_packed_floats(&net->layers[i]);
+        if (n) {
+            eng_conv_pack(&net->layers[i], net->packed + off);
+            off += n;
+        }
+    }
+    return 0;
 }
 
 static void free_names(char **names, int n)

@@ -25,6 +25,7 @@ struct eng_net {
     int classes;
     char **class_names;      /* `classes` strings, or NULL if no names were loaded */
     float *params;           /* one block holding every layer's weights and biases */
+    float *packed;           /* one block holding the conv weights packed for the GEMM, or NULL */
     size_t n_params;
     size_t max_candidates;   /* anchors x cells over all heads: the most boxes a forward can yield */
     double flops;
@@ -32,6 +33,12 @@ struct eng_net {
 
 /* Frees everything; NULL is a no-op. */
 void eng_net_free(struct eng_net *net);
+
+/* Packs the convolutions' weights for the GEMM the process's kernel set runs (eng_conv_pack) into
+ * net->packed, replacing an earlier packing. Loaders call it once the weights are final (batch norm
+ * folded): the forward pass then reads them as the register tiles want, with the same results. 0, or
+ * -1 with err (ENG_ERR_NOMEM). */
+int eng_net_pack_weights(struct eng_net *net, struct eng_err *err);
 
 /* Loads class names (one per line, blank trailing lines ignored) into net->class_names. The file
  * must hold exactly net->classes names. */

@@ -3,7 +3,7 @@
  * references: shapes that hit whole and partial register tiles (rows around 6, columns around each
  * multiple of 8 and 16 up to 64: every tile width), several packed blocks (k across ENG_GEMM_KC, n
  * across ENG_GEMM_NC), odd leading dimensions, guard values around C; with and without bias and post
- * affine, every activation. */
+ * affine, every activation; the weights read in place and packed once (eng_gemm_pack_a) alike. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -258,6 +258,110 @@ static void test_gemm_caller_pack_same_bits_every_set(void **state)
     free(scratch);
 }
 
+/* eng_gemm_pack_a's layout, element by element (kern.h): per block of ENG_GEMM_KC columns, panels of
+ * ENG_GEMM_MR rows, kc groups of ENG_GEMM_MR floats each, zero for the rows beyond m; nothing written
+ * beyond eng_gemm_packed_floats. */
+static void test_gemm_pack_a_layout(void **state)
+{
+    (void)state;
+    const int ms[] = {1, 5, 6, 7, 13, 18}, ks[] = {1, 3, 385, 800};
+    rng_state = 41;
+    for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+        for (size_t b = 0; b < sizeof ks / sizeof ks[0]; b++) {
+            const int m = ms[a], k = ks[b];
+            const size_t lda = (size_t)k + 2, size = eng_gemm_packed_floats(m, k);
+            assert_int_equal(size, (size_t)((m + ENG_GEMM_MR - 1) / ENG_GEMM_MR) * ENG_GEMM_MR * k);
+            float *w = floats_random((size_t)m * lda), *p = floats_new(size + 1);
+            p[size] = GUARD;
+            eng_gemm_pack_a(w, lda, m, k, p);
+            for (int i = 0; i < (m + ENG_GEMM_MR - 1) / ENG_GEMM_MR * ENG_GEMM_MR; i++)
+                for (int kk = 0; kk < k; kk++) {
+                    const int mp = (m + ENG_GEMM_MR - 1) / ENG_GEMM_MR * ENG_GEMM_MR, kb = kk / ENG_GEMM_KC;
+                    const int kc = k - kb * ENG_GEMM_KC < ENG_GEMM_KC ? k - kb * ENG_GEMM_KC : ENG_GEMM_KC;
+                    const float got = p[(size_t)kb * ENG_GEMM_KC * mp + (size_t)(i / ENG_GEMM_MR) * kc * ENG_GEMM_MR +
+                                        (size_t)(kk % ENG_GEMM_KC) * ENG_GEMM_MR + i % ENG_GEMM_MR];
+                    const float want = i < m ? w[(size_t)i * lda + kk] : 0.0f;
+                    if (got != want)
+                        fail_msg("m=%d k=%d: packed (%d, %d) = %g, expected %g", m, k, i, kk, (double)got,
+                                 (double)want);
+                }
+            assert_true(p[size] == GUARD);
+            free(w);
+            free(p);
+        }
+}
+
+/* Weights packed once (as conv.c has them from load) give the same bits as the weights read in place,
+ * over the naive test's edge shapes, and so match the naive reference too; and a call for rows [r0, r1)
+ * of the packed matrix (a_row = r0, conv.c's blocks of output channels; cuts inside a panel too) gives
+ * the same bits as the whole. */
+static void test_gemm_packed_weights_same_bits_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = gemm_sets(sets);
+    float *scratch = floats_new(ENG_GEMM_SCRATCH_FLOATS);
+    const int ms[] = {1, 5, 6, 7, 13, 29}, ns[] = {1, 17, 49, 64, 65, 257}, ks[] = {1, 27, 384, 385, 800};
+    rng_state = 43;
+    for (int s = 0; s < n_sets; s++) {
+        for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+                for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++) {
+                    struct gemm_case t;
+                    const int variant = (int)(a + b + c) % 4;
+                    case_new(&t, ms[a], ns[b], ks[c], variant & 1, variant >> 1);
+                    const enum eng_act act = (enum eng_act)((a + b + 2 * c) % (ENG_ACT_SWISH + 1));
+                    const size_t size = (size_t)t.m * t.ldc;
+                    struct eng_gemm g = case_gemm(&t, act);
+                    sets[s]->gemm(&g, scratch);
+                    float *inplace = floats_new(size), *ap = floats_new(eng_gemm_packed_floats(t.m, t.k));
+                    memcpy(inplace, t.c, sizeof(float) * size);
+                    for (size_t i = 0; i < size; i++)
+                        t.c[i] = GUARD;
+                    eng_gemm_pack_a(t.a, t.lda, t.m, t.k, ap);
+                    g.ap = ap;
+                    g.ap_m = t.m;
+                    g.a = NULL; /* must not be read */
+                    sets[s]->gemm(&g, scratch);
+                    if (memcmp(t.c, inplace, sizeof(float) * size) != 0)
+                        fail_msg("%s m=%d n=%d k=%d: packed weights gave other bits than in place", sets[s]->name,
+                                 t.m, t.n, t.k);
+                    check_case(sets[s]->name, &t, act);
+                    free(inplace);
+                    free(ap);
+                    case_free(&t);
+                }
+        struct gemm_case t;
+        case_new(&t, 47, 150, 700, 1, 1);
+        const size_t size = (size_t)t.m * t.ldc;
+        float *ap = floats_new(eng_gemm_packed_floats(t.m, t.k)), *whole = floats_new(size);
+        eng_gemm_pack_a(t.a, t.lda, t.m, t.k, ap);
+        struct eng_gemm g = case_gemm(&t, ENG_ACT_LEAKY);
+        g.ap = ap;
+        g.ap_m = t.m;
+        sets[s]->gemm(&g, scratch);
+        memcpy(whole, t.c, sizeof(float) * size);
+        for (size_t i = 0; i < size; i++)
+            t.c[i] = GUARD;
+        const int cuts[] = {0, 4, 6, 17, 18, 30, 47};
+        for (int r = 0; r + 1 < (int)(sizeof cuts / sizeof cuts[0]); r++) {
+            struct eng_gemm part = g;
+            part.a_row = cuts[r];
+            part.m = cuts[r + 1] - cuts[r];
+            part.c = t.c + (size_t)cuts[r] * t.ldc;
+            part.bias = t.bias + cuts[r];
+            part.post_w = t.post_w + cuts[r];
+            part.post_b = t.post_b + cuts[r];
+            sets[s]->gemm(&part, scratch);
+        }
+        assert_memory_equal(t.c, whole, sizeof(float) * size);
+        free(ap);
+        free(whole);
+        case_free(&t);
+    }
+    free(scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +369,8 @@ int main(void)
         cmocka_unit_test(test_gemm_every_activation_every_set),
         cmocka_unit_test(test_gemm_any_cut_same_bits_every_set),
         cmocka_unit_test(test_gemm_caller_pack_same_bits_every_set),
+        cmocka_unit_test(test_gemm_pack_a_layout),
+        cmocka_unit_test(test_gemm_packed_weights_same_bits_every_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
