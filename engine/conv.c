@@ -310,8 +310,8 @@ static struct conv_split conv_split_plan(const struct eng_layer *l, const struct
     const int want = conv_tasks();
     const int widest = column_tile(out_c, k, n);
     int tiles = (n + widest - 1) / widest;
-    if (c->groups * tiles < 4 * want)
-        tiles = (round_up(c->groups * tiles, want) + c->groups - 1) / c->groups;
+    /* tasks a multiple of the cores (yolov3-tiny's 104x104 layer cut in 15 left one core 8 of them) */
+    tiles = (round_up(c->groups * tiles, want) + c->groups - 1) / c->groups;
     int tile = round_up((n + tiles - 1) / tiles, 16);
     if (tile < CONV_MIN_TILE)
         tile = widest;
@@ -360,6 +360,45 @@ static void conv_rows_task(void *arg, int task, int slot)
                   gemm_scratch(l, r->s->f->work + (size_t)slot * r->s->f->work_stride));
 }
 
+/* A column tile's im2col unfolded for the blocks of output channels that share it, split by input
+ * channels across the team (a copy: any split gives the same bits). On one thread this unfolding was
+ * the serial part of the 13x13 layers (yolov3-tiny's 1024 x 4608: 3 MB of columns). */
+struct unfold_run {
+    const struct eng_layer *l;
+    const float *in;
+    int n0, cols, ldb, n_tasks;
+    float *dst;
+};
+
+static void unfold_task(void *arg, int task, int slot)
+{
+    (void)slot;
+    const struct unfold_run *u = arg;
+    const struct eng_layer *l = u->l;
+    const struct eng_conv *c = &l->p.conv;
+    const size_t plane = (size_t)l->in.h * l->in.w, taps = (size_t)c->size * c->size;
+    int ch0, ch1;
+    eng_team_split(l->in.c / c->groups, u->n_tasks, task, 1, &ch0, &ch1);
+    if (ch1 > ch0)
+        im2col_tile(u->in + ch0 * plane, ch1 - ch0, l->in.h, l->in.w, c, l->out.w, u->n0, u->cols, u->ldb,
+                    u->dst + ch0 * taps * u->ldb);
+}
+
+/* conv_columns for a tile shared by blocks of output channels (shared = 1), the unfolding split. */
+static const float *conv_columns_shared(const struct eng_layer *l, const struct eng_fwd *f, int g, int n0,
+                                        int cols, float *work, int *ldb)
+{
+    const struct eng_conv *c = &l->p.conv;
+    const int in_c = l->in.c / c->groups;
+    if (is_pointwise(c))
+        return conv_columns(l, f, g, n0, cols, work, ldb, 1);
+    *ldb = small_n(c, cols) ? ENG_KERN_SMALL_N : cols;
+    struct unfold_run u = {.l = l, .in = f->in + (size_t)g * in_c * l->in.h * l->in.w, .n0 = n0,
+                                 .cols = cols, .ldb = *ldb, .n_tasks = in_c < 16 ? in_c : 16, .dst = work};
+    eng_team_for(f->team, u.n_tasks, unfold_task, &u);
+    return work;
+}
+
 static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     struct conv_split s = conv_split_plan(l, f);
@@ -374,7 +413,7 @@ static void conv_forward(const struct eng_layer *l, const struct eng_fwd *f)
         for (int ct = 0; ct < s.col_tiles; ct++) {
             struct conv_rows r = {.s = &s, .g = g, .n0 = ct * s.tile};
             r.cols = n - r.n0 < s.tile ? n - r.n0 : s.tile;
-            r.b = conv_columns(l, f, g, r.n0, r.cols, f->work, &r.ldb, 1);
+            r.b = conv_columns_shared(l, f, g, r.n0, r.cols, f->work, &r.ldb);
             eng_team_for(f->team, s.row_blocks, conv_rows_task, &r);
         }
     }
