@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -22,6 +23,7 @@
 #include "darknet.h"
 #include "face.h"
 #include "image.h"
+#include "kern.h"
 #include "layer_harness.h"
 #include "net.h"
 #include "team.h"
@@ -567,6 +569,65 @@ static void test_team_tiny_yolos_random_weights_match_single_thread(void **state
     }
 }
 
+/* The last layer's output of one pass on the fixed input (new, caller frees). */
+static float *last_output(const struct eng_net *net, struct eng_ctx *ctx, size_t *n)
+{
+    fill_input(ctx->input, eng_shape_size(net->input));
+    eng_net_forward(net, ctx);
+    *n = eng_shape_size(net->layers[net->n_layers - 1].out);
+    float *out = floats_new(*n);
+    memcpy(out, eng_ctx_output(ctx, net->n_layers - 1), *n * sizeof(float));
+    return out;
+}
+
+/* Weights packed at load (eng_net_pack_weights: what the loaders do) give the same bits as the same
+ * weights read in place, on one thread and on a team; at 224x224 the 7x7 layers are cut into blocks
+ * of output channels, so the GEMM starts inside the packed weights (a_row > 0). */
+static void test_team_packed_weights_same_bits(void **state)
+{
+    (void)state;
+    const char *names[] = {"yolov3-tiny", "yolov4-tiny"};
+    for (int i = 0; i < 2; i++) {
+        char cfg[512];
+        snprintf(cfg, sizeof cfg, SHARED_MODELS "/cfg/%s.cfg", names[i]);
+        const struct eng_darknet_opts opts = {.width = 224, .height = 224};
+        struct eng_net *net = NULL;
+        struct eng_err err = {0};
+        if (eng_darknet_load(cfg, NULL, NULL, &opts, &net, &err)) {
+            print_message("skipped %s: %s\n", names[i], err.msg);
+            continue;
+        }
+        rng_state = 5;
+        for (size_t j = 0; j < net->n_params; j++)
+            net->params[j] = rnd() * 0.05f;
+        struct eng_ctx *ctx = eng_ctx_new(net, &err);
+        assert_non_null(ctx);
+        size_t n, m;
+        float *inplace = last_output(net, ctx, &n);
+        assert_int_equal(eng_net_pack_weights(net, &err), 0);
+        int packed = 0;
+        for (int j = 0; j < net->n_layers; j++)
+            packed += net->layers[j].kind == ENG_LAYER_CONV && net->layers[j].p.conv.packed;
+        if (eng_kern_best()->gemm)
+            assert_true(packed > 0);
+        for (int threads = 1; threads <= 2; threads++) {
+            struct eng_team *t = threads > 1 ? team_new_ok(threads, NULL) : NULL;
+            assert_int_equal(eng_ctx_set_team(ctx, t, &err), 0);
+            float *got = last_output(net, ctx, &m);
+            assert_int_equal(m, n);
+            if (memcmp(got, inplace, n * sizeof(float)) != 0)
+                fail_msg("%s, %d threads: packed weights (%d layers) gave other bits than in place", names[i],
+                         threads, packed);
+            free(got);
+            assert_int_equal(eng_ctx_set_team(ctx, NULL, &err), 0);
+            eng_team_free(t);
+        }
+        free(inplace);
+        eng_ctx_free(ctx);
+        eng_net_free(net);
+    }
+}
+
 /* Faces, landmarks and descriptors of sample1.jpg (three faces): the three face networks. */
 static int face_pipeline(const struct eng_face_models *m, struct eng_face_ctx *fc,
                          const struct eng_image *img, struct eng_face *faces,
@@ -633,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_team_conv_every_kind_matches_naive),
         cmocka_unit_test(test_team_yolo_fastest_models_match_single_thread),
         cmocka_unit_test(test_team_tiny_yolos_random_weights_match_single_thread),
+        cmocka_unit_test(test_team_packed_weights_same_bits),
         cmocka_unit_test(test_team_face_networks_match_single_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
