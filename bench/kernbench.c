@@ -4,7 +4,8 @@
  * usage: visiond_kernbench [--runs 20]
  * Peak: per vector width, 24 independent chains of FMAs on registers (no memory), the best of `runs`
  * timings of this thread's CPU time. GEMM: the shapes of yolov3-tiny @416's largest convolutions as
- * conv.c hands them over (the weights m x k, the im2col tile k x n), for each kernel set with a GEMM,
+ * conv.c hands them over (the weights m x k packed at load, the im2col tile k x n), for each kernel set
+ * with a GEMM, then again with the weights read in place ("weights in place": the GEMM before packing),
  * and OpenBLAS's sgemm on the same shapes (one thread, OPENBLAS_CORETYPE as the environment sets it,
  * which is what the daemon gets); rounds alternate the peak and the
  * GEMMs so that load from other processes hits both. Best of `runs` per figure; one JSON line last. */

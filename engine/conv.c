@@ -297,9 +297,9 @@ static int round_up(int x, int to)
     return (x + to - 1) / to * to;
 }
 
-/* Column tiles of equal width, as many as a multiple of the task count while there are few (so no
- * thread waits on a wider last tile), but never narrower than CONV_MIN_TILE: a small image is cut
- * into blocks of output channels instead (at least 16 each), which share one im2col of their tile
+/* Column tiles of equal width, as many as a multiple of the task count (so no thread waits on a wider
+ * last tile or an odd one out), but never narrower than CONV_MIN_TILE: a small image is cut into
+ * blocks of output channels instead (at least 16 each), which share one im2col of their tile
  * (conv_forward). */
 static struct conv_split conv_split_plan(const struct eng_layer *l, const struct eng_fwd *f)
 {
@@ -310,7 +310,6 @@ static struct conv_split conv_split_plan(const struct eng_layer *l, const struct
     const int want = conv_tasks();
     const int widest = column_tile(out_c, k, n);
     int tiles = (n + widest - 1) / widest;
-    /* tasks a multiple of the cores (yolov3-tiny's 104x104 layer cut in 15 left one core 8 of them) */
     tiles = (round_up(c->groups * tiles, want) + c->groups - 1) / c->groups;
     int tile = round_up((n + tiles - 1) / tiles, 16);
     if (tile < CONV_MIN_TILE)
