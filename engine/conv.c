@@ -485,7 +485,7 @@ size_t eng_conv_packed_floats(const struct eng_layer *l)
         return 0;
     const struct eng_conv *c = &l->p.conv;
     const int k = (l->in.c / c->groups) * c->size * c->size;
-    if (small_k(k))
+    if (small_k(k) || small_n(c, l->out.h * l->out.w)) /* every tile goes to another kernel */
         return 0;
     return (size_t)c->groups * eng_gemm_packed_floats(c->filters / c->groups, k);
 }
