@@ -6,9 +6,9 @@ throwaway PostgreSQL 15 cluster (tests/ref/pgcluster.py; never a mock).
              identify, DeepStack's list) answer 503 GALLERY_UNAVAILABLE with Retry-After and a message
              saying why; /v1/detect and /healthz are not affected
   back-off   a burst of gallery requests while it is down makes a few connection attempts, not one each
-  up         the database starts: without a reload or restart, the gallery routes work within the
-             back-off's longest wait (10 s): a subject is enrolled and identified, and the log says the
-             database was reached
+  up         the database starts while 4 clients poll: without a reload or restart, the gallery routes
+             work within the back-off's longest wait (10 s): a subject is enrolled and identified, and the
+             log says the database was reached
   permanent  a failure that cannot pass by waiting (a gallery of another recognition model) is not
              retried: 503 NOT_READY with its reason, and no attempt is logged
 
@@ -19,6 +19,7 @@ import argparse
 import pathlib
 import random
 import sys
+import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -64,13 +65,25 @@ def test_down_then_up(c, visiond, pg, rng):
 
         pg.start()
         t_up = time.monotonic()
-        r = None
-        while time.monotonic() - t_up < 25:
-            r = d.get("/v1/gallery")
-            if r.status == 200:
-                break
-            time.sleep(0.1)
+        statuses = []
+
+        def poll():  # several clients at once: one attempt runs, the others answer 503 meanwhile
+            while time.monotonic() - t_up < 25:
+                st = d.get("/v1/subjects").status
+                statuses.append(st)
+                if st == 200:
+                    return
+                time.sleep(0.02)
+
+        pollers = [threading.Thread(target=poll) for _ in range(4)]
+        for t in pollers:
+            t.start()
+        for t in pollers:
+            t.join()
         waited = time.monotonic() - t_up
+        r = d.get("/v1/gallery")
+        c.check("up", set(statuses) <= {200, 503}, "4 clients polling meanwhile: 503s, then 200s",
+                repr(sorted(set(statuses))))
         c.check("up", r is not None and r.status == 200 and r.json()["backend"] == "postgres",
                 "the gallery works once the database is up, without a reload", repr(r))
         c.check("up", waited <= 12, "within the back-off's longest wait (10 s) and the attempt",
