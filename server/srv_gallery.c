@@ -156,6 +156,7 @@ struct srv_gallery_retry {
     double next_ms;     /* srv_now_ms() before which no attempt starts */
     int delay_ms;       /* the back-off after the next failure */
     int attempts;
+    int gave_up;   /* the database answered, but the gallery cannot open (e.g. another model's) */
     char why[480]; /* the last failure */
 };
 
@@ -216,22 +217,28 @@ void srv_gallery_retry_free(struct srv_gallery_retry *r)
 static struct srv_gallery *retry_open(struct srv_app *app, struct srv_gallery_retry *r)
 {
     pthread_mutex_lock(&r->mu);
-    const int go = !r->connecting && srv_now_ms() >= r->next_ms;
+    const int go = !r->connecting && !r->gave_up && srv_now_ms() >= r->next_ms;
     r->connecting |= go;
     pthread_mutex_unlock(&r->mu);
     if (!go)
         return NULL;
     char why[480];
-    struct srv_gallery *g = srv_gallery_open(r->spec, r->fingerprint, why, sizeof why, NULL);
+    enum gal_err_kind kind = GAL_ERR_UNAVAILABLE;
+    struct srv_gallery *g = srv_gallery_open(r->spec, r->fingerprint, why, sizeof why, &kind);
     pthread_mutex_lock(&r->mu);
     const int attempts = ++r->attempts;
     if (g) {
         atomic_store_explicit(&app->gallery, g, memory_order_release);
     } else {
         snprintf(r->why, sizeof r->why, "%s", why);
+        r->gave_up = kind != GAL_ERR_UNAVAILABLE;
         r->next_ms = srv_now_ms() + r->delay_ms;
-        SRV_LOG(SRV_LOG_WARN, "gallery not available (attempt %d; the next in %d ms at the earliest): %s", attempts,
-                r->delay_ms, why);
+        if (r->gave_up)
+            SRV_LOG(SRV_LOG_WARN, "gallery not available (attempt %d; not tried again before a reload): %s",
+                    attempts, why);
+        else
+            SRV_LOG(SRV_LOG_WARN, "gallery not available (attempt %d; the next in %d ms at the earliest): %s",
+                    attempts, r->delay_ms, why);
         r->delay_ms = r->delay_ms * 2 < RETRY_MAX_MS ? r->delay_ms * 2 : RETRY_MAX_MS;
     }
     r->connecting = 0;
@@ -255,10 +262,13 @@ struct srv_gallery *srv_gallery_get(struct srv_app *app, struct proto_err *e)
         return NULL;
     }
     pthread_mutex_lock(&r->mu);
-    proto_err_set(e, PROTO_ERR_GALLERY_UNAVAILABLE, NULL,
-                  "the gallery's database is unreachable (%d attempts since start-up; tried again on requests, "
-                  "with a back-off): %.300s",
-                  r->attempts + 1, r->why);
+    if (r->gave_up)
+        proto_err_set(e, PROTO_ERR_NOT_READY, NULL, "gallery not available: %.440s", r->why);
+    else
+        proto_err_set(e, PROTO_ERR_GALLERY_UNAVAILABLE, NULL,
+                      "the gallery's database is unreachable (%d attempts since start-up; tried again on requests, "
+                      "with a back-off): %.300s",
+                      r->attempts + 1, r->why);
     pthread_mutex_unlock(&r->mu);
     return NULL;
 }

@@ -48,7 +48,8 @@ void srv_gallery_load(struct srv_app *app);
  * database has not been reached yet). While it has not opened for an unreachable database, a call
  * opens it on the caller's thread, at most one at a time and with a back-off between attempts
  * (0.5 s doubling to 10 s): a database that starts after the daemon (docker compose) is taken up by the
- * first request after it is up, without a reload. Borrowed: valid while the generation is. Any thread. */
+ * first request after it is up, without a reload; if it then fails otherwise (another model's gallery),
+ * it is not tried again (NOT_READY with why). Borrowed: valid while the generation is. Any thread. */
 struct srv_gallery *srv_gallery_get(struct srv_app *app, struct proto_err *e);
 /* Frees the retry state (srv_serve.c's app_free; NULL is a no-op). */
 void srv_gallery_retry_free(struct srv_gallery_retry *r);

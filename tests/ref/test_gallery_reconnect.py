@@ -10,7 +10,8 @@ throwaway PostgreSQL 15 cluster (tests/ref/pgcluster.py; never a mock).
              work within the back-off's longest wait (10 s): a subject is enrolled and identified, and the
              log says the database was reached
   permanent  a failure that cannot pass by waiting (a gallery of another recognition model) is not
-             retried: 503 NOT_READY with its reason, and no attempt is logged
+             retried: 503 NOT_READY with its reason, and no attempt is logged; found once the database
+             comes up, it ends the attempts the same way
 
 usage: test_gallery_reconnect.py --visiond build/visiond
 Exit 0 if all pass, 1 on any failure, 77 (skipped) without PostgreSQL 15 or the face models.
@@ -127,6 +128,28 @@ def test_permanent(c, visiond, pg):
         c.check("permanent", "model" in r2.json()["error"]["message"], "the reason names the model",
                 r2.json()["error"]["message"])
         c.check("permanent", ATTEMPT not in d.stderr(), "not retried", d.stderr()[-800:])
+    # The same found only once the database is back: tried until it answers, then no more.
+    pg.stop("fast")
+    with daemon.Daemon(visiond, "--gallery", uri, workers=1) as d:
+        unavailable(c, "permanent", d.get("/v1/subjects"), "database down")
+        pg.start()
+        t0 = time.monotonic()
+        r = d.get("/v1/subjects")
+        while r.status == 503 and r.json()["error"]["code"] == "GALLERY_UNAVAILABLE" and time.monotonic() - t0 < 15:
+            time.sleep(0.1)
+            r = d.get("/v1/subjects")
+        c.check("permanent", r.status == 503 and r.json()["error"]["code"] == "NOT_READY"
+                and "model" in r.json()["error"]["message"], "once it is back: 503 NOT_READY naming the model",
+                repr(r))
+        t1 = time.monotonic()
+        while "not tried again" not in d.stderr() and time.monotonic() - t1 < 5:  # the log is read by a thread
+            time.sleep(0.05)
+        tries = d.stderr().count(ATTEMPT)
+        time.sleep(1.5)
+        for _ in range(5):
+            d.get("/v1/subjects")
+        c.check("permanent", d.stderr().count(ATTEMPT) == tries and "not tried again" in d.stderr(),
+                "and not tried again", f"{tries} then {d.stderr().count(ATTEMPT)} attempts")
 
 
 def main():
