@@ -405,7 +405,7 @@ static void *race_reader(void *arg)
         /* This loop runs until the writer thread is done, so it must let the writer run: where threads
          * take turns on one lock (valgrind serializes them) three readers that never yield starve it,
          * and the test lasts as long as the scheduler's luck (with the follower test, under memcheck:
-         * 3.6 to 28 s of CPU in five runs, once 17+ min; with the yield 1.2 to 1.4 s). */
+         * 3.1 to 28 s of CPU in 11 runs, once 17+ min in CI; with the yield 1.2 to 1.4 s in 9). */
         sched_yield();
     }
     return NULL;
