@@ -86,11 +86,12 @@
 //   matmul fc [256, 128], no bias, no L2 normalisation: the descriptor.
 // Distance: faceapi.euclideanDistance = sqrt(sum (a - b)^2); FaceMatcher's default threshold is 0.6.
 
-import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { decodeAll } from './decode.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const projectRoot = path.resolve(here, '../../..');
@@ -140,33 +141,6 @@ function parseArgs(argv) {
   return opt;
 }
 
-// RGB bytes of every path, decoded by cv2 in one python process: Map path -> {width, height, rgb} | {error}.
-function decodeAll(paths) {
-  const python = process.env.VISIOND_PYTHON || '/usr/bin/python3';
-  const r = spawnSync(python, [path.join(here, 'decode_rgb.py'), ...paths], { maxBuffer: 1 << 30 });
-  if (r.error || r.status === 77) {
-    process.stderr.write(`reference.mjs: SKIP: cannot decode with ${python} + cv2 ${r.error ? r.error.message : r.stderr}\n`);
-    process.exit(77);
-  }
-  if (r.status !== 0) throw new Error(`decode_rgb.py failed: ${r.stderr}`);
-  const out = new Map();
-  let pos = 0;
-  const buf = r.stdout;
-  while (pos < buf.length) {
-    const nl = buf.indexOf(0x0a, pos);
-    const head = JSON.parse(buf.subarray(pos, nl).toString('utf8'));
-    pos = nl + 1;
-    if (head.error) {
-      out.set(head.path, { error: head.error });
-      continue;
-    }
-    const size = head.width * head.height * 3;
-    out.set(head.path, { width: head.width, height: head.height, rgb: buf.subarray(pos, pos + size) });
-    pos += size;
-  }
-  return out;
-}
-
 const r4 = (v) => Math.round(v * 1e4) / 1e4;
 const r6 = (v) => Math.round(v * 1e6) / 1e6;
 const r7 = (v) => Math.round(v * 1e7) / 1e7;
@@ -202,7 +176,7 @@ async function main() {
   await faceapi.nets.faceLandmark68Net.loadFromDisk(opt.models);
   await faceapi.nets.faceRecognitionNet.loadFromDisk(opt.models);
 
-  const images = decodeAll([...opt.photos, ...opt.aligned]);
+  const images = decodeAll([...opt.photos, ...opt.aligned], 'reference.mjs');
   const toTensor = (img) => tf.tensor3d(Int32Array.from(img.rgb), [img.height, img.width, 3], 'int32');
   const detOptions = new faceapi.TinyFaceDetectorOptions({ inputSize: opt.inputSize, scoreThreshold: opt.detThreshold });
   let failed = false;
