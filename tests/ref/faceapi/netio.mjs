@@ -21,15 +21,13 @@
 // Files: DIR/<net>.in.f32 (N inputs, NHWC, little-endian float32, one after the other) and DIR/<net>.out.f32; one
 // JSON document on stdout: {faceapi_version, tfjs_version, backend, nets: {<net>: {size, count, labels, out_dims}}}.
 // Exit: 0 ok, 1 an image could not be read or found no face, 2 usage, 77 a tool is missing (node_modules, cv2).
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { decodeAll } from './decode.mjs';
+import { decodeAll, loadFaceApi } from './setup.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
 
 function usage(message) {
   process.stderr.write(`netio.mjs: ${message}\nusage: node netio.mjs --out DIR [--models DIR] [--backend wasm|cpu] `
@@ -89,21 +87,7 @@ class Sink {
 
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
-  let tf;
-  let faceapi;
-  try {
-    tf = require('@tensorflow/tfjs');
-    if (opt.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
-    faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
-  } catch (e) {
-    process.stderr.write(`netio.mjs: SKIP: node modules missing (cd tests/ref/faceapi && npm ci): ${e.message}\n`);
-    process.exit(77);
-  }
-  await tf.setBackend(opt.backend);
-  await tf.ready();
-  await faceapi.nets.tinyFaceDetector.loadFromDisk(opt.models);
-  await faceapi.nets.faceLandmark68Net.loadFromDisk(opt.models);
-  await faceapi.nets.faceRecognitionNet.loadFromDisk(opt.models);
+  const { tf, faceapi } = await loadFaceApi(opt.backend, opt.models, 'netio.mjs');
   fs.mkdirSync(opt.out, { recursive: true });
 
   const det = new Sink(opt.out, 'tiny_face_detector', opt.inputSize);
@@ -131,18 +115,19 @@ async function main() {
   };
 
   const images = decodeAll([...opt.photos, ...opt.aligned], 'netio.mjs');
-  const toTensor = (img) => tf.tensor3d(Int32Array.from(img.rgb), [img.height, img.width, 3], 'int32');
-  const options = new faceapi.TinyFaceDetectorOptions({ inputSize: opt.inputSize, scoreThreshold: 0.5 });
   let failed = false;
+  const load = (p) => { // the image's tensor, or null (and the run fails) if it could not be read
+    const img = images.get(p);
+    if (!img.error) return tf.tensor3d(Int32Array.from(img.rgb), [img.height, img.width, 3], 'int32');
+    process.stderr.write(`netio.mjs: ${p}: ${img.error}\n`);
+    failed = true;
+    return null;
+  };
+  const options = new faceapi.TinyFaceDetectorOptions({ inputSize: opt.inputSize, scoreThreshold: 0.5 });
   const chips = [];
   for (const p of opt.photos) {
-    const img = images.get(p);
-    if (img.error) {
-      process.stderr.write(`netio.mjs: ${p}: ${img.error}\n`);
-      failed = true;
-      continue;
-    }
-    const t = toTensor(img);
+    const t = load(p);
+    if (!t) continue;
     await detector(p, t);
     const found = await faceapi.detectAllFaces(t, options).withFaceLandmarks();
     for (const [i, f] of found.slice(0, opt.maxFaces).entries()) {
@@ -159,13 +144,8 @@ async function main() {
     chip.dispose();
   }
   for (const p of opt.aligned) {
-    const img = images.get(p);
-    if (img.error) {
-      process.stderr.write(`netio.mjs: ${p}: ${img.error}\n`);
-      failed = true;
-      continue;
-    }
-    const t = toTensor(img);
+    const t = load(p);
+    if (!t) continue;
     await recognizer(p, t);
     t.dispose();
   }

@@ -86,16 +86,13 @@
 //   matmul fc [256, 128], no bias, no L2 normalisation: the descriptor.
 // Distance: faceapi.euclideanDistance = sqrt(sum (a - b)^2); FaceMatcher's default threshold is 0.6.
 
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { decodeAll } from './decode.mjs';
+import { decodeAll, loadFaceApi } from './setup.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const projectRoot = path.resolve(here, '../../..');
-const require = createRequire(import.meta.url);
 
 function usage(message) {
   if (message) process.stderr.write(`reference.mjs: ${message}\n`);
@@ -154,27 +151,7 @@ const median = (xs) => {
 
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
-  let tf;
-  let faceapi;
-  try {
-    tf = require('@tensorflow/tfjs');
-    if (opt.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm'); // registers the backend; wasm files from its dist/
-    faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js'); // the node build that needs no tfjs-node
-  } catch (e) {
-    process.stderr.write(`reference.mjs: SKIP: node modules missing (run ./run-reference or npm ci): ${e.message}\n`);
-    process.exit(77);
-  }
-  for (const name of ['tiny_face_detector_model', 'face_landmark_68_model', 'face_recognition_model']) {
-    if (!existsSync(path.join(opt.models, `${name}-weights_manifest.json`))) {
-      process.stderr.write(`reference.mjs: ${opt.models}/${name}-weights_manifest.json missing: run scripts/fetch-models\n`);
-      process.exit(1);
-    }
-  }
-  await tf.setBackend(opt.backend);
-  await tf.ready();
-  await faceapi.nets.tinyFaceDetector.loadFromDisk(opt.models);
-  await faceapi.nets.faceLandmark68Net.loadFromDisk(opt.models);
-  await faceapi.nets.faceRecognitionNet.loadFromDisk(opt.models);
+  const { tf, faceapi } = await loadFaceApi(opt.backend, opt.models, 'reference.mjs');
 
   const images = decodeAll([...opt.photos, ...opt.aligned], 'reference.mjs');
   const toTensor = (img) => tf.tensor3d(Int32Array.from(img.rgb), [img.height, img.width, 3], 'int32');
