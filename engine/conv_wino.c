@@ -1,0 +1,232 @@
+/* conv_wino.c - Winograd F(2x2,3x3) convolution (conv_wino.h): per 2x2 output tile, Y = A^T [U . V] A
+ * with U = G g G^T (the weights, transformed at load) and V = B^T d B (the 4x4 input patch d):
+ *
+ *   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *   A^T = [1 1 1 0; 0 1 -1 -1]
+ *
+ * Summed over the input channels, the elementwise products U . V are 16 GEMMs (filters x channels)
+ * x (channels x tiles): 16 multiplies per 4 outputs instead of 36, 2.25x fewer. The output is taken
+ * in blocks of whole tile rows, sized so that a block's transformed input and the 16 GEMM outputs
+ * stay near the cache (the 16 matrices of tiles are the GEMM's B and C, see kern.h). A block's
+ * transforms and GEMMs are cut into tasks by a plan that depends on the layer alone, and our GEMM sums
+ * every element in the order of k whatever the cut: the results do not depend on the thread count. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_wino.h"
+#include "team.h"
+
+/* Blocks of output tiles: a block is `rows` whole tile rows of tw tiles (its GEMMs' n). */
+struct wino_plan {
+    int tw, th, rows, blocks, in_c, out_c;
+    size_t ld;                /* floats per row of the 16 matrices: the block's tiles and a vector's pad */
+    size_t v_floats, m_floats; /* the transformed input and the GEMM outputs of one block */
+    int in_parts, row_parts;   /* tasks of a block's input transform and of its GEMMs (few blocks) */
+};
+
+/* Tiles per block: the transformed input and the outputs of a block, 16 (in_c + out_c) floats per
+ * tile, about 1 MB (the L2 of the machines measured), but never fewer than 64 tiles (narrower GEMMs
+ * run far from their peak). */
+#define WINO_BLOCK_FLOATS (256 * 1024)
+#define WINO_MIN_BLOCK_TILES 64
+
+static struct wino_plan wino_plan(const struct eng_layer *l)
+{
+    struct wino_plan p = {.tw = (l->out.w + 1) / 2, .th = (l->out.h + 1) / 2, .in_c = l->in.c,
+                          .out_c = l->out.c};
+    int target = WINO_BLOCK_FLOATS / (16 * (p.in_c + p.out_c));
+    target = target < WINO_MIN_BLOCK_TILES ? WINO_MIN_BLOCK_TILES : target;
+    p.rows = target / p.tw < 1 ? 1 : target / p.tw > p.th ? p.th : target / p.tw;
+    p.blocks = (p.th + p.rows - 1) / p.rows;
+    const size_t tiles = (size_t)p.rows * p.tw;
+    p.ld = (tiles + 15) / 16 * 16 + ENG_WINO_LD_PAD;
+    p.v_floats = 16 * (size_t)p.in_c * p.ld;
+    p.m_floats = 16 * (size_t)p.out_c * p.ld;
+    p.in_parts = p.in_c < 8 ? p.in_c : 8;
+    p.row_parts = p.out_c / 32 < 1 ? 1 : p.out_c / 32 > 8 ? 8 : p.out_c / 32;
+    return p;
+}
+
+/* A layer cut into at least this many blocks runs a block per task (each in its own slot's scratch);
+ * fewer blocks are each cut into tasks by channels (a small image: yolov3-tiny's 13x13 layers are one
+ * block of 49 tiles). */
+#define WINO_BLOCK_TASKS 4
+
+static size_t wino_work_floats(const struct wino_plan *p)
+{
+    return p->v_floats + p->m_floats + ENG_GEMM_SCRATCH_FLOATS + ENG_WINO_SCRATCH_FLOATS(p->tw);
+}
+
+int eng_conv_wino_ok(const struct eng_layer *l)
+{
+    const struct eng_conv *c = &l->p.conv;
+    if (c->size != 3 || c->stride != 1 || c->groups != 1 || l->kind != ENG_LAYER_CONV)
+        return 0;
+    /* The rule (docs/PERFORMANCE.md, "Winograd"): enough channels that the 16 GEMMs, not the
+     * transforms, take the time. */
+    return l->in.c >= 64 && l->out.c >= 64;
+}
+
+/* U[xi][o][ch] = (G g G^T)[a][b] for xi = 4 a + b, in double, rounded once. */
+static void wino_weights(const struct eng_conv *c, int in_c, float *u)
+{
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    const size_t plane = (size_t)c->filters * in_c;
+    for (int o = 0; o < c->filters; o++) {
+        for (int ch = 0; ch < in_c; ch++) {
+            const float *g = c->weights + ((size_t)o * in_c + ch) * 9;
+            double t[4][3]; /* G g */
+            for (int a = 0; a < 4; a++)
+                for (int j = 0; j < 3; j++)
+                    t[a][j] = G[a][0] * g[j] + G[a][1] * g[3 + j] + G[a][2] * g[6 + j];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++)
+                    u[(size_t)(4 * a + b) * plane + (size_t)o * in_c + ch] =
+                        (float)(t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]);
+        }
+    }
+}
+
+int eng_conv_wino_transform(struct eng_layer *l)
+{
+    struct eng_conv *c = &l->p.conv;
+    if (!c->wino && !(c->wino = malloc(sizeof(float) * 16 * (size_t)c->filters * l->in.c)))
+        return -1;
+    wino_weights(c, l->in.c, c->wino);
+    const struct wino_plan p = wino_plan(l);
+    l->forward = eng_conv_wino_forward;
+    l->work_floats = wino_work_floats(&p);
+    return 0;
+}
+
+int eng_conv_wino_prepare(struct eng_layer *l)
+{
+    return l->kind == ENG_LAYER_CONV && eng_conv_wino_ok(l) ? eng_conv_wino_transform(l) : 0;
+}
+
+/* Rows [m0, m1) of the 16 GEMMs of a block of n tiles: M_xi = U_xi V_xi. */
+static void wino_gemms(const struct eng_layer *l, const struct wino_plan *p, const struct eng_kern *k,
+                       const float *v, float *m, int n, int m0, int m1, float *scratch)
+{
+    const float *u = l->p.conv.wino;
+    for (int xi = 0; xi < 16; xi++) {
+        const float *a = u + ((size_t)xi * p->out_c + m0) * p->in_c;
+        const float *b = v + (size_t)xi * p->in_c * p->ld;
+        float *c = m + ((size_t)xi * p->out_c + m0) * p->ld;
+        if (k->gemm) {
+            const struct eng_gemm g = {.a = a, .b = b, .c = c, .lda = (size_t)p->in_c, .ldb = p->ld,
+                                       .ldc = p->ld, .m = m1 - m0, .n = n, .k = p->in_c,
+                                       .act = ENG_ACT_LINEAR};
+            k->gemm(&g, scratch);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, n, p->in_c, 1.0f, a, p->in_c, b,
+                        (int)p->ld, 0.0f, c, (int)p->ld);
+        }
+    }
+}
+
+/* One forward pass's shared state. */
+struct wino_run {
+    const struct eng_layer *l;
+    const struct eng_fwd *f;
+    const struct eng_kern *k;
+    struct wino_plan p;
+    int block; /* the block being cut by channels (few blocks) */
+};
+
+static float *slot_work(const struct wino_run *r, int slot)
+{
+    return r->f->work + (size_t)slot * r->f->work_stride;
+}
+
+/* The slot's scratch: V, M, the GEMM's packing scratch, the transforms' rows. */
+static float *v_of(const struct wino_run *r, float *w) { (void)r; return w; }
+static float *m_of(const struct wino_run *r, float *w) { return w + r->p.v_floats; }
+static float *gemm_of(const struct wino_run *r, float *w) { return w + r->p.v_floats + r->p.m_floats; }
+static float *rows_of(const struct wino_run *r, float *w)
+{
+    return gemm_of(r, w) + ENG_GEMM_SCRATCH_FLOATS;
+}
+
+static struct eng_wino_in in_args(const struct wino_run *r, float *v)
+{
+    const struct eng_conv *c = &r->l->p.conv;
+    return (struct eng_wino_in){.in = r->f->in, .h = r->l->in.h, .w = r->l->in.w, .pad_top = c->pad_top,
+                                .pad_left = c->pad_left, .tw = r->p.tw, .v = v, .ld = r->p.ld,
+                                .mstride = (size_t)r->p.in_c * r->p.ld};
+}
+
+static struct eng_wino_out out_args(const struct wino_run *r, const float *m)
+{
+    const struct eng_conv *c = &r->l->p.conv;
+    return (struct eng_wino_out){.m = m, .ld = r->p.ld, .mstride = (size_t)r->p.out_c * r->p.ld,
+                                 .tw = r->p.tw, .out = r->f->out, .oh = r->l->out.h, .ow = r->l->out.w,
+                                 .bias = c->bias, .post_w = c->post_scale, .post_b = c->post_bias,
+                                 .act = c->act};
+}
+
+static void block_rows(const struct wino_run *r, int block, int *ty0, int *ty1)
+{
+    *ty0 = block * r->p.rows;
+    *ty1 = *ty0 + r->p.rows < r->p.th ? *ty0 + r->p.rows : r->p.th;
+}
+
+/* A whole block in one task, in the slot's own scratch. */
+static void block_task(void *arg, int block, int slot)
+{
+    const struct wino_run *r = arg;
+    float *w = slot_work(r, slot);
+    int ty0, ty1;
+    block_rows(r, block, &ty0, &ty1);
+    const struct eng_wino_in in = in_args(r, v_of(r, w));
+    r->k->wino_in(&in, 0, r->p.in_c, ty0, ty1, rows_of(r, w));
+    wino_gemms(r->l, &r->p, r->k, v_of(r, w), m_of(r, w), (ty1 - ty0) * r->p.tw, 0, r->p.out_c, gemm_of(r, w));
+    const struct eng_wino_out out = out_args(r, m_of(r, w));
+    r->k->wino_out(&out, 0, r->p.out_c, ty0, ty1, rows_of(r, w));
+}
+
+/* Few blocks: input channels of r->block transformed into slot 0's V, ... */
+static void in_task(void *arg, int task, int slot)
+{
+    const struct wino_run *r = arg;
+    int c0, c1, ty0, ty1;
+    eng_team_split(r->p.in_c, r->p.in_parts, task, 1, &c0, &c1);
+    block_rows(r, r->block, &ty0, &ty1);
+    const struct eng_wino_in in = in_args(r, v_of(r, slot_work(r, 0)));
+    if (c1 > c0)
+        r->k->wino_in(&in, c0, c1, ty0, ty1, rows_of(r, slot_work(r, slot)));
+}
+
+/* ... then the GEMMs and output transform of a part of the filters, into slot 0's M. */
+static void rows_task(void *arg, int task, int slot)
+{
+    const struct wino_run *r = arg;
+    int m0, m1, ty0, ty1;
+    eng_team_split(r->p.out_c, r->p.row_parts, task, 16, &m0, &m1);
+    if (m1 <= m0)
+        return;
+    block_rows(r, r->block, &ty0, &ty1);
+    float *w0 = slot_work(r, 0), *w = slot_work(r, slot);
+    wino_gemms(r->l, &r->p, r->k, v_of(r, w0), m_of(r, w0), (ty1 - ty0) * r->p.tw, m0, m1, gemm_of(r, w));
+    const struct eng_wino_out out = out_args(r, m_of(r, w0));
+    r->k->wino_out(&out, m0, m1, ty0, ty1, rows_of(r, w));
+}
+
+void eng_conv_wino_run(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_kern *k)
+{
+    struct wino_run r = {.l = l, .f = f, .k = k, .p = wino_plan(l)};
+    if (r.p.blocks >= WINO_BLOCK_TASKS) {
+        eng_team_for(f->team, r.p.blocks, block_task, &r);
+        return;
+    }
+    for (r.block = 0; r.block < r.p.blocks; r.block++) {
+        eng_team_for(f->team, r.p.in_parts, in_task, &r);
+        eng_team_for(f->team, r.p.row_parts, rows_task, &r);
+    }
+}
+
+void eng_conv_wino_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_conv_wino_run(l, f, eng_kern_best());
+}
