@@ -22,7 +22,7 @@ struct wino_plan {
     int tw, th, rows, blocks, in_c, out_c;
     size_t ld;                /* floats per row of the 16 matrices: the block's tiles and a vector's pad */
     size_t v_floats, m_floats; /* the transformed input and the GEMM outputs of one block */
-    int in_parts, row_parts;   /* tasks of a block's input transform and of its GEMMs (few blocks) */
+    int in_parts;              /* tasks of a block's input transform (few blocks) */
 };
 
 /* Tiles per block: the transformed input and the outputs of a block, 16 (in_c + out_c) floats per
@@ -44,7 +44,6 @@ static struct wino_plan wino_plan(const struct eng_layer *l)
     p.v_floats = 16 * (size_t)p.in_c * p.ld;
     p.m_floats = 16 * (size_t)p.out_c * p.ld;
     p.in_parts = p.in_c < 8 ? p.in_c : 8;
-    p.row_parts = p.out_c / 32 < 1 ? 1 : p.out_c / 32 > 8 ? 8 : p.out_c / 32;
     return p;
 }
 
@@ -105,6 +104,21 @@ int eng_conv_wino_prepare(struct eng_layer *l)
     return l->kind == ENG_LAYER_CONV && eng_conv_wino_ok(l) ? eng_conv_wino_transform(l) : 0;
 }
 
+/* The GEMMs' width for n tiles: whole vectors of 16 (the columns past n are zero in V, and M has room:
+ * plan.ld), so that no tile of the GEMM goes through its partial-panel path. */
+static int gemm_n(int n)
+{
+    return (n + 15) / 16 * 16;
+}
+
+/* Zeroes V's columns [n, gemm_n(n)) of channels [c0, c1) (the input transform leaves some undefined). */
+static void zero_pad(const struct wino_plan *p, float *v, int c0, int c1, int n)
+{
+    for (int xi = 0; xi < 16; xi++)
+        for (int ch = c0; ch < c1; ch++)
+            memset(v + ((size_t)xi * p->in_c + ch) * p->ld + n, 0, sizeof(float) * (size_t)(gemm_n(n) - n));
+}
+
 /* Rows [m0, m1) of the 16 GEMMs of a block of n tiles: M_xi = U_xi V_xi. */
 static void wino_gemms(const struct eng_layer *l, const struct wino_plan *p, const struct eng_kern *k,
                        const float *v, float *m, int n, int m0, int m1, float *scratch)
@@ -132,7 +146,8 @@ struct wino_run {
     const struct eng_fwd *f;
     const struct eng_kern *k;
     struct wino_plan p;
-    int block; /* the block being cut by channels (few blocks) */
+    int block;     /* the block being cut by channels (few blocks) */
+    int row_parts; /* tasks of a block's GEMMs (few blocks) */
 };
 
 static float *slot_work(const struct wino_run *r, int slot)
@@ -181,7 +196,9 @@ static void block_task(void *arg, int block, int slot)
     block_rows(r, block, &ty0, &ty1);
     const struct eng_wino_in in = in_args(r, v_of(r, w));
     r->k->wino_in(&in, 0, r->p.in_c, ty0, ty1, rows_of(r, w));
-    wino_gemms(r->l, &r->p, r->k, v_of(r, w), m_of(r, w), (ty1 - ty0) * r->p.tw, 0, r->p.out_c, gemm_of(r, w));
+    zero_pad(&r->p, v_of(r, w), 0, r->p.in_c, (ty1 - ty0) * r->p.tw);
+    wino_gemms(r->l, &r->p, r->k, v_of(r, w), m_of(r, w), gemm_n((ty1 - ty0) * r->p.tw), 0, r->p.out_c,
+               gemm_of(r, w));
     const struct eng_wino_out out = out_args(r, m_of(r, w));
     r->k->wino_out(&out, 0, r->p.out_c, ty0, ty1, rows_of(r, w));
 }
@@ -194,8 +211,10 @@ static void in_task(void *arg, int task, int slot)
     eng_team_split(r->p.in_c, r->p.in_parts, task, 1, &c0, &c1);
     block_rows(r, r->block, &ty0, &ty1);
     const struct eng_wino_in in = in_args(r, v_of(r, slot_work(r, 0)));
-    if (c1 > c0)
+    if (c1 > c0) {
         r->k->wino_in(&in, c0, c1, ty0, ty1, rows_of(r, slot_work(r, slot)));
+        zero_pad(&r->p, in.v, c0, c1, (ty1 - ty0) * r->p.tw);
+    }
 }
 
 /* ... then the GEMMs and output transform of a part of the filters, into slot 0's M. */
@@ -203,12 +222,13 @@ static void rows_task(void *arg, int task, int slot)
 {
     const struct wino_run *r = arg;
     int m0, m1, ty0, ty1;
-    eng_team_split(r->p.out_c, r->p.row_parts, task, 16, &m0, &m1);
+    eng_team_split(r->p.out_c, r->row_parts, task, 16, &m0, &m1);
     if (m1 <= m0)
         return;
     block_rows(r, r->block, &ty0, &ty1);
     float *w0 = slot_work(r, 0), *w = slot_work(r, slot);
-    wino_gemms(r->l, &r->p, r->k, v_of(r, w0), m_of(r, w0), (ty1 - ty0) * r->p.tw, m0, m1, gemm_of(r, w));
+    wino_gemms(r->l, &r->p, r->k, v_of(r, w0), m_of(r, w0), gemm_n((ty1 - ty0) * r->p.tw), m0, m1,
+               gemm_of(r, w));
     const struct eng_wino_out out = out_args(r, m_of(r, w0));
     r->k->wino_out(&out, m0, m1, ty0, ty1, rows_of(r, w));
 }
@@ -220,9 +240,14 @@ void eng_conv_wino_run(const struct eng_layer *l, const struct eng_fwd *f, const
         eng_team_for(f->team, r.p.blocks, block_task, &r);
         return;
     }
+    /* Our GEMM sums each element the same way whatever the cut of its rows, so the cut may follow the
+     * team (each task packs the block's V again: a task per thread, no more); sgemm's sums depend on the
+     * shape of the call, so its cut is fixed. */
+    const int parts = k->gemm ? eng_team_width(f->team) : 4, most = (r.p.out_c + 15) / 16;
+    r.row_parts = parts < most ? parts : most;
     for (r.block = 0; r.block < r.p.blocks; r.block++) {
         eng_team_for(f->team, r.p.in_parts, in_task, &r);
-        eng_team_for(f->team, r.p.row_parts, rows_task, &r);
+        eng_team_for(f->team, r.row_parts, rows_task, &r);
     }
 }
 
