@@ -3,7 +3,7 @@
  * process, interleaved: the figures the rule in eng_conv_wino_ok comes from (docs/PERFORMANCE.md,
  * "Winograd").
  *
- * usage: visiond_winobench [--runs 20] CFG...
+ * usage: visiond_winobench [--runs 20] (CFG | CxHxW:FILTERS)...   (a shape: 'same' padding)
  * Kernel set: the engine's (VISIOND_KERNELS forces one). One thread; each figure the best of `runs` timings
  * of this thread's CPU time (the machine is shared: wall-clock timings of a few ms include time spent
  * descheduled). Random weights and input (the time does not depend on the values). Prints a markdown
@@ -89,7 +89,7 @@ int main(int argc, char **argv)
         first = 3;
     }
     if (first >= argc) {
-        fprintf(stderr, "usage: visiond_winobench [--runs 20] CFG...\n");
+        fprintf(stderr, "usage: visiond_winobench [--runs 20] (CFG | CxHxW:FILTERS)...\n");
         return 2;
     }
     runs = runs < 1 ? 1 : runs;
@@ -98,6 +98,19 @@ int main(int argc, char **argv)
     printf("| model | layer | input -> filters | conv.c ms | Winograd ms | ratio | rule |\n");
     printf("|---|---|---|---|---|---|---|\n");
     for (int i = first; i < argc; i++) {
+        int c, h, w, filters;
+        if (sscanf(argv[i], "%dx%dx%d:%d", &c, &h, &w, &filters) == 4) { /* a shape: 'same' padding */
+            struct eng_layer l = {.kind = ENG_LAYER_CONV, .in = {c, h, w}};
+            l.p.conv = (struct eng_conv){.filters = filters, .size = 3, .stride = 1, .pad = 1, .groups = 1,
+                                         .act = ENG_ACT_RELU};
+            char why[256];
+            if (eng_conv_setup(&l, why, sizeof why)) {
+                fprintf(stderr, "visiond_winobench: %s: %s\n", argv[i], why);
+                return 1;
+            }
+            bench_layer("shape", &l, runs);
+            continue;
+        }
         struct eng_net *net = NULL;
         struct eng_err err = {0};
         if (eng_darknet_load(argv[i], NULL, NULL, NULL, &net, &err)) {

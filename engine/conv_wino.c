@@ -57,14 +57,30 @@ static size_t wino_work_floats(const struct wino_plan *p)
     return p->v_floats + p->m_floats + ENG_GEMM_SCRATCH_FLOATS + ENG_WINO_SCRATCH_FLOATS(p->tw);
 }
 
+/* The rule, per kernel set, from bench/winobench.c's figures (docs/PERFORMANCE.md, "Winograd"): the
+ * fewest input channels, output tiles (2x2 each) and GEMM work (input x output channels x tiles) with
+ * which Winograd ran faster than conv.c's way. On AVX-512 conv.c's implicit GEMM is fast enough that
+ * Winograd only wins on large layers (yolov*-tiny's, not the face recognizer's 8x8..35x35 ones); on
+ * AVX2 and the plain set it wins from 16 channels on, but not on a handful of tiles (3x3 outputs), where
+ * streaming 16 / 9 times the weights costs more than the multiplies saved. */
+static const struct {
+    int min_in, min_out, min_tiles;
+    double min_work;
+} wino_rule[ENG_ISA_COUNT] = {
+    [ENG_ISA_C] = {16, 16, 16, 0},
+    [ENG_ISA_AVX2] = {16, 16, 9, 0},
+    [ENG_ISA_AVX512] = {32, 16, 1, 2.0 * 1024 * 1024},
+};
+
 int eng_conv_wino_ok(const struct eng_layer *l)
 {
     const struct eng_conv *c = &l->p.conv;
-    if (c->size != 3 || c->stride != 1 || c->groups != 1 || l->kind != ENG_LAYER_CONV)
+    if (l->kind != ENG_LAYER_CONV || c->size != 3 || c->stride != 1 || c->groups != 1)
         return 0;
-    /* The rule (docs/PERFORMANCE.md, "Winograd"): enough channels that the 16 GEMMs, not the
-     * transforms, take the time. */
-    return l->in.c >= 64 && l->out.c >= 64;
+    const enum eng_isa isa = eng_kern_best()->isa;
+    const double tiles = (double)((l->out.h + 1) / 2) * ((l->out.w + 1) / 2);
+    return l->in.c >= wino_rule[isa].min_in && l->out.c >= wino_rule[isa].min_out &&
+           tiles >= wino_rule[isa].min_tiles && (double)l->in.c * l->out.c * tiles >= wino_rule[isa].min_work;
 }
 
 /* U[xi][o][ch] = (G g G^T)[a][b] for xi = 4 a + b, in double, rounded once. */
