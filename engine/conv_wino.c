@@ -26,10 +26,11 @@ struct wino_plan {
 };
 
 /* Tiles per block: the transformed input and the outputs of a block, 16 (in_c + out_c) floats per
- * tile, about 1 MB (the L2 of the machines measured), but never fewer than 64 tiles (narrower GEMMs
- * run far from their peak). */
-#define WINO_BLOCK_FLOATS (256 * 1024)
-#define WINO_MIN_BLOCK_TILES 64
+ * tile, about 4 MB (they stay in L3; the GEMM blocks for L1 and L2 itself), but never fewer than 256
+ * tiles: the GEMMs' width is padded to whole vectors of 16, and a 26x26 layer cut into blocks of 4 tile
+ * rows (52 tiles, padded to 64) ran 15-20% slower than in one block of 169 (bench/winobench.c). */
+#define WINO_BLOCK_FLOATS (1024 * 1024)
+#define WINO_MIN_BLOCK_TILES 256
 
 static struct wino_plan wino_plan(const struct eng_layer *l)
 {
