@@ -210,14 +210,15 @@ static void test_wino_small_shapes_every_set(void **state)
     }
 }
 
-/* Channels enough for the GEMMs' blocking across k (more than ENG_GEMM_KC) and for several blocks of
- * tiles, each a task of its own. */
+/* Several blocks of tiles cut by channels (64x60x59: 2 blocks) or each a task of its own (16x199x127: 4
+ * blocks, the last one shorter), and channels enough for the GEMMs' blocking across k (400 > ENG_GEMM_KC). */
 static void test_wino_large_shapes_every_set(void **state)
 {
     (void)state;
     rng_state = 43;
     const struct wino_case cases[] = {
         {.c = 64, .filters = 64, .h = 60, .w = 59, .pad = 1, .with_bias = 1, .act = ENG_ACT_LEAKY},
+        {.c = 16, .filters = 24, .h = 199, .w = 127, .pad = 1, .with_bias = 1, .act = ENG_ACT_LEAKY},
         {.c = 400, .filters = 70, .h = 13, .w = 13, .pad = 1, .with_bias = 1, .act = ENG_ACT_LEAKY},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
