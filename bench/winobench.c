@@ -1,5 +1,5 @@
 /* winobench.c - the 3x3 stride-1 convolutions of darknet cfgs, each run the way conv.c runs it (direct,
- * implicit GEMM or sgemm on im2col tiles) and as Winograd F(2x2,3x3) (engine/conv_wino.c), in the same
+ * implicit GEMM or sgemm on im2col tiles) and as Winograd F(2x2,3x3) and F(4x4,3x3) (engine/conv_wino.c), in the same
  * process, interleaved: the figures the rule in eng_conv_wino_ok comes from (docs/PERFORMANCE.md,
  * "Winograd").
  *
@@ -7,7 +7,7 @@
  * Kernel set: the engine's (VISIOND_KERNELS forces one). One thread; each figure the best of `runs` timings
  * of this thread's CPU time (the machine is shared: wall-clock timings of a few ms include time spent
  * descheduled). Random weights and input (the time does not depend on the values). Prints a markdown
- * table: layer, shape, ms each way, the ratio, whether the rule picks Winograd. */
+ * table: layer, shape, ms each way, the ratios to conv.c's, which the rule picks. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,32 +48,38 @@ static double time_layer(const struct eng_layer *l, const float *in, float *out,
 
 static void bench_layer(const char *model, const struct eng_layer *src, int runs)
 {
-    struct eng_layer plain = *src, wino = *src;
+    struct eng_layer plain = *src, w2 = *src, w4 = *src;
     const struct eng_conv *c = &src->p.conv;
     float *w = random_floats((size_t)c->filters * src->in.c * 9), *bias = random_floats((size_t)c->filters);
-    plain.p.conv.weights = wino.p.conv.weights = w;
-    plain.p.conv.bias = wino.p.conv.bias = bias;
-    plain.p.conv.wino = wino.p.conv.wino = NULL;
-    char why[256];
-    if (eng_conv_setup(&plain, why, sizeof why) || eng_conv_setup(&wino, why, sizeof why) ||
-        eng_conv_wino_transform(&wino)) {
-        fprintf(stderr, "visiond_winobench: %s layer %d: %s\n", model, src->index, why);
-        exit(1);
+    struct eng_layer *all[3] = {&plain, &w2, &w4};
+    char why[256] = "";
+    for (int i = 0; i < 3; i++) {
+        all[i]->p.conv.weights = w;
+        all[i]->p.conv.bias = bias;
+        all[i]->p.conv.wino = NULL;
+        if (eng_conv_setup(all[i], why, sizeof why) || (i > 0 && eng_conv_wino_transform(all[i], 2 * i))) {
+            fprintf(stderr, "visiond_winobench: %s layer %d: %s\n", model, src->index, why);
+            exit(1);
+        }
     }
-    const size_t work_n = plain.work_floats > wino.work_floats ? plain.work_floats : wino.work_floats;
+    size_t work_n = 0;
+    for (int i = 0; i < 3; i++)
+        work_n = all[i]->work_floats > work_n ? all[i]->work_floats : work_n;
     float *in = random_floats(eng_shape_size(src->in)), *out = random_floats(eng_shape_size(src->out));
     float *work = random_floats(work_n);
-    double best_plain = 1e9, best_wino = 1e9;
-    for (int r = 0; r < runs; r++) {
-        const double a = time_layer(&plain, in, out, work), b = time_layer(&wino, in, out, work);
-        best_plain = a < best_plain ? a : best_plain;
-        best_wino = b < best_wino ? b : best_wino;
-    }
-    printf("| %s | %d | %dx%dx%d -> %d | %.3f | %.3f | %.2f | %s |\n", model, src->index, src->in.c, src->in.h,
-           src->in.w, c->filters, best_plain * 1e3, best_wino * 1e3, best_wino / best_plain,
-           eng_conv_wino_ok(src) ? "yes" : "no");
+    double best[3] = {1e9, 1e9, 1e9};
+    for (int r = 0; r < runs; r++)
+        for (int i = 0; i < 3; i++) {
+            const double t = time_layer(all[i], in, out, work);
+            best[i] = t < best[i] ? t : best[i];
+        }
+    const int rule = eng_conv_wino_ok(src);
+    printf("| %s | %d | %dx%dx%d -> %d | %.3f | %.3f | %.2f | %.3f | %.2f | %s |\n", model, src->index, src->in.c,
+           src->in.h, src->in.w, c->filters, best[0] * 1e3, best[1] * 1e3, best[1] / best[0], best[2] * 1e3,
+           best[2] / best[0], rule == 4 ? "F(4x4)" : rule == 2 ? "F(2x2)" : "no");
     fflush(stdout);
-    free(wino.p.conv.wino);
+    free(w2.p.conv.wino);
+    free(w4.p.conv.wino);
     free(w);
     free(bias);
     free(in);
@@ -95,8 +101,8 @@ int main(int argc, char **argv)
     runs = runs < 1 ? 1 : runs;
     openblas_set_num_threads(1); /* its work must be on this thread's CPU clock */
     printf("kernel set %s, best of %d runs (thread CPU time)\n\n", eng_kern_best()->name, runs);
-    printf("| model | layer | input -> filters | conv.c ms | Winograd ms | ratio | rule |\n");
-    printf("|---|---|---|---|---|---|---|\n");
+    printf("| model | layer | input -> filters | conv.c ms | F(2x2) ms | ratio | F(4x4) ms | ratio | rule |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = first; i < argc; i++) {
         int c, h, w, filters;
         if (sscanf(argv[i], "%dx%dx%d:%d", &c, &h, &w, &filters) == 4) { /* a shape: 'same' padding */

@@ -19,6 +19,7 @@
 
 /* Blocks of output tiles: a block is `rows` whole tile rows of tw tiles (its GEMMs' n). */
 struct wino_plan {
+    int m, nm;                 /* output tile side (2 or 4) and matrices ((m + 2)^2) */
     int tw, th, rows, blocks, in_c, out_c;
     size_t ld;                /* floats per row of the 16 matrices: the block's tiles and a vector's pad */
     size_t v_floats, m_floats; /* the transformed input and the GEMM outputs of one block */
@@ -34,16 +35,17 @@ struct wino_plan {
 
 static struct wino_plan wino_plan(const struct eng_layer *l)
 {
-    struct wino_plan p = {.tw = (l->out.w + 1) / 2, .th = (l->out.h + 1) / 2, .in_c = l->in.c,
-                          .out_c = l->out.c};
-    int target = WINO_BLOCK_FLOATS / (16 * (p.in_c + p.out_c));
+    const int m = l->p.conv.wino_m;
+    struct wino_plan p = {.m = m, .nm = (m + 2) * (m + 2), .tw = (l->out.w + m - 1) / m,
+                          .th = (l->out.h + m - 1) / m, .in_c = l->in.c, .out_c = l->out.c};
+    int target = WINO_BLOCK_FLOATS / (p.nm * (p.in_c + p.out_c));
     target = target < WINO_MIN_BLOCK_TILES ? WINO_MIN_BLOCK_TILES : target;
     p.rows = target / p.tw < 1 ? 1 : target / p.tw > p.th ? p.th : target / p.tw;
     p.blocks = (p.th + p.rows - 1) / p.rows;
     const size_t tiles = (size_t)p.rows * p.tw;
     p.ld = (tiles + 15) / 16 * 16 + ENG_WINO_LD_PAD;
-    p.v_floats = 16 * (size_t)p.in_c * p.ld;
-    p.m_floats = 16 * (size_t)p.out_c * p.ld;
+    p.v_floats = (size_t)p.nm * p.in_c * p.ld;
+    p.m_floats = (size_t)p.nm * p.out_c * p.ld;
     p.in_parts = p.in_c < 8 ? p.in_c : 8;
     return p;
 }
@@ -73,6 +75,23 @@ static const struct {
     [ENG_ISA_AVX512] = {32, 16, 1, 2.0 * 1024 * 1024},
 };
 
+/* F(4x4,3x3) instead (36 matrices, 16 outputs a tile: 2.25 multiplies an output instead of 4) where it ran
+ * faster than F(2x2) in the same runs: on AVX-512 only on 52x52 outputs and larger with enough channels (on
+ * 26x26 and 13x13 its GEMMs are 64 and 16 tiles wide, one panel or one vector, and stream 4x the weights);
+ * on AVX2 also on 13x13 outputs with many channels (16 tiles are two of its vectors). Not in the plain set
+ * (not measured: F(2x2) only). Its error is about 10x F(2x2)'s (tests/test_wino.c), well inside the
+ * differential tests' tolerances (docs/PERFORMANCE.md). */
+static int wino_f4(const struct eng_layer *l, enum eng_isa isa)
+{
+    const int tiles4 = ((l->out.h + 3) / 4) * ((l->out.w + 3) / 4);
+    const int large = l->in.c >= 64 && l->out.c >= 128 && tiles4 >= 169;
+    if (isa == ENG_ISA_AVX512)
+        return large;
+    if (isa == ENG_ISA_AVX2)
+        return large || (l->in.c >= 256 && tiles4 <= 16);
+    return 0;
+}
+
 int eng_conv_wino_ok(const struct eng_layer *l)
 {
     const struct eng_conv *c = &l->p.conv;
@@ -80,36 +99,51 @@ int eng_conv_wino_ok(const struct eng_layer *l)
         return 0;
     const enum eng_isa isa = eng_kern_best()->isa;
     const double tiles = (double)((l->out.h + 1) / 2) * ((l->out.w + 1) / 2);
-    return l->in.c >= wino_rule[isa].min_in && l->out.c >= wino_rule[isa].min_out &&
-           tiles >= wino_rule[isa].min_tiles && (double)l->in.c * l->out.c * tiles >= wino_rule[isa].min_work;
+    const int f2 = l->in.c >= wino_rule[isa].min_in && l->out.c >= wino_rule[isa].min_out &&
+                   tiles >= wino_rule[isa].min_tiles &&
+                   (double)l->in.c * l->out.c * tiles >= wino_rule[isa].min_work;
+    return !f2 ? 0 : wino_f4(l, isa) ? 4 : 2;
 }
 
-/* U[xi][o][ch] = (G g G^T)[a][b] for xi = 4 a + b, in double, rounded once. */
-static void wino_weights(const struct eng_conv *c, int in_c, float *u)
+/* U[xi][o][ch] = (G g G^T)[a][b] for xi = n a + b (n = m + 2), in double, rounded once. */
+static void wino_weights(const struct eng_conv *c, int in_c, int m, float *u)
 {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    static const double G4[6][3] = {{1.0 / 4, 0, 0},
+                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                    {0, 0, 1}};
+    const int n = m + 2;
+    const double(*G)[3] = m == 4 ? G4 : G2;
     const size_t plane = (size_t)c->filters * in_c;
     for (int o = 0; o < c->filters; o++) {
         for (int ch = 0; ch < in_c; ch++) {
             const float *g = c->weights + ((size_t)o * in_c + ch) * 9;
-            double t[4][3]; /* G g */
-            for (int a = 0; a < 4; a++)
+            double t[6][3]; /* G g */
+            for (int a = 0; a < n; a++)
                 for (int j = 0; j < 3; j++)
                     t[a][j] = G[a][0] * g[j] + G[a][1] * g[3 + j] + G[a][2] * g[6 + j];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++)
-                    u[(size_t)(4 * a + b) * plane + (size_t)o * in_c + ch] =
+            for (int a = 0; a < n; a++)
+                for (int b = 0; b < n; b++)
+                    u[(size_t)(n * a + b) * plane + (size_t)o * in_c + ch] =
                         (float)(t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]);
         }
     }
 }
 
-int eng_conv_wino_transform(struct eng_layer *l)
+int eng_conv_wino_transform(struct eng_layer *l, int m)
 {
     struct eng_conv *c = &l->p.conv;
-    if (!c->wino && !(c->wino = malloc(sizeof(float) * 16 * (size_t)c->filters * l->in.c)))
+    if (c->wino && c->wino_m != m) {
+        free(c->wino);
+        c->wino = NULL;
+    }
+    if (!c->wino && !(c->wino = malloc(sizeof(float) * (size_t)((m + 2) * (m + 2)) * c->filters * l->in.c)))
         return -1;
-    wino_weights(c, l->in.c, c->wino);
+    c->wino_m = m;
+    wino_weights(c, l->in.c, m, c->wino);
     const struct wino_plan p = wino_plan(l);
     l->forward = eng_conv_wino_forward;
     l->work_floats = wino_work_floats(&p);
@@ -118,7 +152,8 @@ int eng_conv_wino_transform(struct eng_layer *l)
 
 int eng_conv_wino_prepare(struct eng_layer *l)
 {
-    return l->kind == ENG_LAYER_CONV && eng_conv_wino_ok(l) ? eng_conv_wino_transform(l) : 0;
+    const int m = l->kind == ENG_LAYER_CONV ? eng_conv_wino_ok(l) : 0;
+    return m ? eng_conv_wino_transform(l, m) : 0;
 }
 
 /* The GEMMs' width for n tiles: whole vectors of 16 (the columns past n are zero in V, and M has room:
@@ -131,7 +166,7 @@ static int gemm_n(int n)
 /* Zeroes V's columns [n, gemm_n(n)) of channels [c0, c1) (the input transform leaves some undefined). */
 static void zero_pad(const struct wino_plan *p, float *v, int c0, int c1, int n)
 {
-    for (int xi = 0; xi < 16; xi++)
+    for (int xi = 0; xi < p->nm; xi++)
         for (int ch = c0; ch < c1; ch++)
             memset(v + ((size_t)xi * p->in_c + ch) * p->ld + n, 0, sizeof(float) * (size_t)(gemm_n(n) - n));
 }
@@ -141,7 +176,7 @@ static void wino_gemms(const struct eng_layer *l, const struct wino_plan *p, con
                        const float *v, float *m, int n, int m0, int m1, float *scratch)
 {
     const float *u = l->p.conv.wino;
-    for (int xi = 0; xi < 16; xi++) {
+    for (int xi = 0; xi < p->nm; xi++) {
         const float *a = u + ((size_t)xi * p->out_c + m0) * p->in_c;
         const float *b = v + (size_t)xi * p->in_c * p->ld;
         float *c = m + ((size_t)xi * p->out_c + m0) * p->ld;
@@ -184,7 +219,7 @@ static float *rows_of(const struct wino_run *r, float *w)
 static struct eng_wino_in in_args(const struct wino_run *r, float *v)
 {
     const struct eng_conv *c = &r->l->p.conv;
-    return (struct eng_wino_in){.in = r->f->in, .h = r->l->in.h, .w = r->l->in.w, .pad_top = c->pad_top,
+    return (struct eng_wino_in){.in = r->f->in, .m = r->p.m, .h = r->l->in.h, .w = r->l->in.w, .pad_top = c->pad_top,
                                 .pad_left = c->pad_left, .tw = r->p.tw, .v = v, .ld = r->p.ld,
                                 .mstride = (size_t)r->p.in_c * r->p.ld};
 }
@@ -193,7 +228,7 @@ static struct eng_wino_out out_args(const struct wino_run *r, const float *m)
 {
     const struct eng_conv *c = &r->l->p.conv;
     return (struct eng_wino_out){.m = m, .ld = r->p.ld, .mstride = (size_t)r->p.out_c * r->p.ld,
-                                 .tw = r->p.tw, .out = r->f->out, .oh = r->l->out.h, .ow = r->l->out.w,
+                                 .tile = r->p.m, .tw = r->p.tw, .out = r->f->out, .oh = r->l->out.h, .ow = r->l->out.w,
                                  .bias = c->bias, .post_w = c->post_scale, .post_b = c->post_bias,
                                  .act = c->act};
 }

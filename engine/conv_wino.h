@@ -12,7 +12,8 @@
 #include "kern.h"
 #include "layer.h"
 
-/* Whether the rule picks Winograd for l (set up by eng_conv_setup) with the engine's kernel set. */
+/* The Winograd tile the rule picks for l (set up by eng_conv_setup) with the engine's kernel set:
+ * 2 for F(2x2,3x3), 4 for F(4x4,3x3), 0 for none. */
 int eng_conv_wino_ok(const struct eng_layer *l);
 
 /* Called by the loaders once l's weights are final (and again if they change): if the rule picks
@@ -20,8 +21,9 @@ int eng_conv_wino_ok(const struct eng_layer *l);
  * work_floats. Returns 0, or -1 if out of memory (l is then unchanged). */
 int eng_conv_wino_prepare(struct eng_layer *l);
 
-/* The same without the rule, for any 3x3, stride-1, single-group layer (tests). */
-int eng_conv_wino_transform(struct eng_layer *l);
+/* The same without the rule, F(m x m, 3x3) with m 2 or 4, for any 3x3, stride-1, single-group layer
+ * (tests, bench/winobench.c). */
+int eng_conv_wino_transform(struct eng_layer *l, int m);
 
 void eng_conv_wino_forward(const struct eng_layer *l, const struct eng_fwd *f);
 

@@ -99,14 +99,16 @@ struct eng_gemm {
 /* Output widths the small-n GEMM takes: B's rows are this many floats, zero beyond n. */
 #define ENG_KERN_SMALL_N 16
 
-/* Winograd F(2x2,3x3) (conv_wino.c): a stride-1 3x3 convolution computed per 2x2 output tile as
- * A^T [(G g G^T) . (B^T d B)] A from the 4x4 input patch d. Tile (ty, tx) reads input rows from 2 ty -
- * pad_top and columns from 2 tx - pad_left (zero outside h x w) and writes output rows 2 ty, 2 ty + 1
- * and columns 2 tx, 2 tx + 1 (those inside oh x ow). Element xi (0..15, xi = 4 a + b, a the vertical
- * index) of tile t = (ty - ty0) tw + tx of channel ch is at [xi * mstride + ch * ld + t]: 16 matrices
- * [channel][tile] that are the B (input) and C (output) of 16 GEMMs with the transformed weights. */
+/* Winograd F(mxm,3x3), m = 2 or 4 (conv_wino.c): a stride-1 3x3 convolution computed per m x m output
+ * tile as A^T [(G g G^T) . (B^T d B)] A from the n x n input patch d (n = m + 2). Tile (ty, tx) reads
+ * input rows from m ty - pad_top and columns from m tx - pad_left (zero outside h x w) and writes
+ * output rows m ty .. m ty + m - 1 and columns m tx .. m tx + m - 1 (those inside oh x ow). Element xi
+ * (0..n n - 1, xi = n a + b, a the vertical index) of tile t = (ty - ty0) tw + tx of channel ch is at
+ * [xi * mstride + ch * ld + t]: n n matrices [channel][tile] that are the B (input) and C (output) of
+ * n n GEMMs with the transformed weights. */
 struct eng_wino_in {
     const float *in; /* channel ch's h x w plane at in + ch h w */
+    int m;           /* 2 or 4 */
     int h, w, pad_top, pad_left, tw;
     float *v;
     size_t ld, mstride;
@@ -114,6 +116,7 @@ struct eng_wino_in {
 struct eng_wino_out {
     const float *m;
     size_t ld, mstride;
+    int tile; /* m: 2 or 4 */
     int tw;
     float *out; /* channel o's oh x ow plane at out + o oh ow */
     int oh, ow;
@@ -123,7 +126,7 @@ struct eng_wino_out {
 /* Scratch floats either transform needs per concurrent call for tw tiles a row, and the columns of
  * padding (beyond a block's tiles) each row of the 16 matrices needs: whole vectors are written and read. */
 #define ENG_WINO_ROW(tw) (((size_t)(tw) + 1 + ENG_KERN_MAX_VL - 1) / ENG_KERN_MAX_VL * ENG_KERN_MAX_VL + ENG_KERN_MAX_VL)
-#define ENG_WINO_SCRATCH_FLOATS(tw) (8 * ENG_WINO_ROW(tw))
+#define ENG_WINO_SCRATCH_FLOATS(tw) (24 * ENG_WINO_ROW(tw))
 #define ENG_WINO_LD_PAD ENG_KERN_MAX_VL
 
 struct eng_kern {

@@ -49,7 +49,7 @@ struct built {
     float *w, *bias, *post_w, *post_b, *in;
 };
 
-static void build(struct built *b, const struct wino_case *k)
+static void build(struct built *b, const struct wino_case *k, int m)
 {
     memset(b, 0, sizeof *b);
     b->l = layer_new(ENG_LAYER_CONV, 0, k->c, k->h, k->w);
@@ -65,7 +65,7 @@ static void build(struct built *b, const struct wino_case *k)
                                     .bias = b->bias, .post_scale = b->post_w, .post_bias = b->post_b};
     char why[256] = "";
     setup_ok(eng_conv_setup(&b->l, why, sizeof why), why);
-    assert_int_equal(eng_conv_wino_transform(&b->l), 0);
+    assert_int_equal(eng_conv_wino_transform(&b->l, m), 0);
     assert_true(b->l.forward == eng_conv_wino_forward);
 }
 
@@ -140,17 +140,19 @@ static float *run_with(const struct built *b, const struct eng_kern *k, struct e
     return out;
 }
 
-/* Winograd's rounding: a few float epsilons of the sum of |terms| (the transforms add up to 4 x 4
- * input values and 4 x 4 products, with coefficients 1 and 1/2). A wrong coefficient is off by a
- * fraction of the terms themselves. */
-#define WINO_TOL 2e-6
+/* Winograd's rounding: a few float epsilons of the sum of |terms| for F(2x2) (the transforms add up
+ * to 4 x 4 input values and 4 x 4 products, with coefficients 1 and 1/2), some more for F(4x4) (6 x 6,
+ * coefficients up to 8 in A^T and 5 in B^T). A wrong coefficient is off by a fraction of the terms. */
+#define WINO2_TOL 2e-6
+#define WINO4_TOL 2e-5
 
-static void check_case(const struct wino_case *k, const char *name)
+static void check_case_m(const struct wino_case *k, const char *name, int m)
 {
+    const double tol_rel = m == 4 ? WINO4_TOL : WINO2_TOL;
     const struct eng_kern *sets[ENG_ISA_COUNT];
     const int n_sets = kern_sets(sets);
     struct built b;
-    build(&b, k);
+    build(&b, k, m);
     const size_t n_out = eng_shape_size(b.l.out);
     double *want = malloc(sizeof(double) * n_out), *mag = malloc(sizeof(double) * n_out);
     assert_non_null(want);
@@ -160,14 +162,15 @@ static void check_case(const struct wino_case *k, const char *name)
         float *got = run_with(&b, sets[s], NULL, 1);
         double worst = 0;
         for (size_t i = 0; i < n_out; i++) {
-            const double w = act_ref(want[i], k->act), tol = WINO_TOL * (mag[i] + 1.0);
+            const double w = act_ref(want[i], k->act), tol = tol_rel * (mag[i] + 1.0);
             const double err = fabs((double)got[i] - w);
             if (!(err <= tol))
-                fail_msg("%s, set %s, output %zu of %zu: %.9g, expected %.9g (|terms| %.3g)", name,
-                         sets[s]->name, i, n_out, (double)got[i], w, mag[i]);
+                fail_msg("%s, F(%dx%d), set %s, output %zu of %zu: %.9g, expected %.9g (|terms| %.3g)", name,
+                         m, m, sets[s]->name, i, n_out, (double)got[i], w, mag[i]);
             worst = err / (mag[i] + 1.0) > worst ? err / (mag[i] + 1.0) : worst;
         }
-        print_message("%s, set %s: largest error %.3g of the terms' magnitude\n", name, sets[s]->name, worst);
+        print_message("%s, F(%dx%d), set %s: largest error %.3g of the terms' magnitude\n", name, m, m,
+                      sets[s]->name, worst);
         /* the same bits on any team */
         for (int threads = 2; threads <= 3; threads++) {
             struct eng_err err = {0};
@@ -176,7 +179,8 @@ static void check_case(const struct wino_case *k, const char *name)
                 fail_msg("eng_team_new(%d): %s", threads, err.msg);
             float *again = run_with(&b, sets[s], t, threads);
             if (memcmp(again, got, sizeof(float) * n_out) != 0)
-                fail_msg("%s, set %s: %d threads give other bits than 1", name, sets[s]->name, threads);
+                fail_msg("%s, F(%dx%d), set %s: %d threads give other bits than 1", name, m, m, sets[s]->name,
+                         threads);
             free(again);
             eng_team_free(t);
         }
@@ -185,6 +189,12 @@ static void check_case(const struct wino_case *k, const char *name)
     free(want);
     free(mag);
     built_free(&b);
+}
+
+static void check_case(const struct wino_case *k, const char *name)
+{
+    check_case_m(k, name, 2);
+    check_case_m(k, name, 4);
 }
 
 static void test_wino_small_shapes_every_set(void **state)
@@ -228,19 +238,23 @@ static void test_wino_large_shapes_every_set(void **state)
     }
 }
 
-/* The rule (for the engine's kernel set): yolov*-tiny's large 3x3 layers take Winograd, other kernel
- * sizes, strides, groups, a first layer's 3 channels and a 3x3 output (4 tiles) do not;
- * eng_conv_wino_prepare applies it. */
+/* The rule (for the engine's kernel set; scripts/test runs the suite once per set): yolov*-tiny's
+ * large 3x3 layers take Winograd, F(4x4) on 52x52 outputs (and on AVX2 on 13x13 ones with many
+ * channels); other kernel sizes, strides, groups, a first layer's 3 channels and a 3x3 output (4 tiles)
+ * do not; eng_conv_wino_prepare applies it. */
 static void test_wino_rule(void **state)
 {
     (void)state;
     struct {
-        int c, filters, size, stride, groups, hw, want;
+        int c, filters, size, stride, groups, hw, want[ENG_ISA_COUNT]; /* c, avx2, avx512 */
     } rules[] = {
-        {128, 256, 3, 1, 1, 26, 1}, {512, 1024, 3, 1, 1, 13, 1}, {384, 256, 3, 1, 1, 26, 1},
-        {128, 256, 3, 2, 1, 26, 0}, {128, 256, 1, 1, 1, 26, 0},  {128, 256, 3, 1, 2, 26, 0},
-        {3, 16, 3, 1, 1, 416, 0},   {256, 256, 3, 1, 1, 3, 0},
+        {128, 256, 3, 1, 1, 26, {2, 2, 2}},  {512, 1024, 3, 1, 1, 13, {2, 4, 2}},
+        {384, 256, 3, 1, 1, 26, {2, 2, 2}},  {64, 128, 3, 1, 1, 52, {2, 4, 4}},
+        {128, 256, 3, 2, 1, 26, {0, 0, 0}},  {128, 256, 1, 1, 1, 26, {0, 0, 0}},
+        {128, 256, 3, 1, 2, 26, {0, 0, 0}},  {3, 16, 3, 1, 1, 416, {0, 0, 0}},
+        {256, 256, 3, 1, 1, 3, {0, 0, 0}},   {128, 128, 3, 1, 1, 8, {2, 2, 0}},
     };
+    const enum eng_isa isa = eng_kern_best()->isa;
     print_message("kernel set %s\n", eng_kern_best()->name);
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
         struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, rules[i].c, rules[i].hw, rules[i].hw);
@@ -251,11 +265,14 @@ static void test_wino_rule(void **state)
                                      .groups = rules[i].groups, .weights = w};
         char why[256] = "";
         setup_ok(eng_conv_setup(&l, why, sizeof why), why);
-        if (eng_conv_wino_ok(&l) != rules[i].want)
-            fail_msg("rule %zu: %d, expected %d", i, eng_conv_wino_ok(&l), rules[i].want);
+        const int want = rules[i].want[isa];
+        if (eng_conv_wino_ok(&l) != want)
+            fail_msg("rule %zu: %d, expected %d", i, eng_conv_wino_ok(&l), want);
         assert_int_equal(eng_conv_wino_prepare(&l), 0);
-        assert_int_equal(l.forward == eng_conv_wino_forward, rules[i].want);
-        assert_int_equal(l.p.conv.wino != NULL, rules[i].want);
+        assert_int_equal(l.forward == eng_conv_wino_forward, want != 0);
+        assert_int_equal(l.p.conv.wino != NULL, want != 0);
+        if (want)
+            assert_int_equal(l.p.conv.wino_m, want);
         free(l.p.conv.wino);
         free(w);
     }
