@@ -1,15 +1,17 @@
-/* conv_wino.c - Winograd F(2x2,3x3) convolution (conv_wino.h): per 2x2 output tile, Y = A^T [U . V] A
- * with U = G g G^T (the weights, transformed at load) and V = B^T d B (the 4x4 input patch d):
+/* conv_wino.c - Winograd F(mxm,3x3) convolution, m = 2 or 4 (conv_wino.h): per m x m output tile,
+ * Y = A^T [U . V] A with U = G g G^T (the weights, transformed at load) and V = B^T d B (the n x n input
+ * patch d, n = m + 2). F(2x2):
  *
  *   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  *   A^T = [1 1 1 0; 0 1 -1 -1]
  *
- * Summed over the input channels, the elementwise products U . V are 16 GEMMs (filters x channels)
- * x (channels x tiles): 16 multiplies per 4 outputs instead of 36, 2.25x fewer. The output is taken
- * in blocks of whole tile rows, sized so that a block's transformed input and the 16 GEMM outputs
- * stay near the cache (the 16 matrices of tiles are the GEMM's B and C, see kern.h). A block's
- * transforms and GEMMs are cut into tasks by a plan that depends on the layer alone, and our GEMM sums
- * every element in the order of k whatever the cut: the results do not depend on the thread count. */
+ * F(4x4): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], B^T and A^T
+ * in wino_isa.inc. Summed over the input channels, the elementwise products U . V are n n GEMMs
+ * (filters x channels) x (channels x tiles): 16 multiplies per 4 outputs, or 36 per 16, instead of 9
+ * each. The output is taken in blocks of whole tile rows (the n n matrices of tiles are the GEMMs' B and
+ * C, see kern.h). A block's transforms and GEMMs are cut into tasks by a plan that depends on the layer
+ * alone, and our GEMM sums every element in the order of k whatever the cut: the results do not depend
+ * on the thread count. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +23,12 @@
 struct wino_plan {
     int m, nm;                 /* output tile side (2 or 4) and matrices ((m + 2)^2) */
     int tw, th, rows, blocks, in_c, out_c;
-    size_t ld;                /* floats per row of the 16 matrices: the block's tiles and a vector's pad */
+    size_t ld;                /* floats per row of the nm matrices: the block's tiles and a vector's pad */
     size_t v_floats, m_floats; /* the transformed input and the GEMM outputs of one block */
     int in_parts;              /* tasks of a block's input transform (few blocks) */
 };
 
-/* Tiles per block: the transformed input and the outputs of a block, 16 (in_c + out_c) floats per
+/* Tiles per block: the transformed input and the outputs of a block, nm (in_c + out_c) floats per
  * tile, about 4 MB (they stay in L3; the GEMM blocks for L1 and L2 itself), but never fewer than 256
  * tiles: the GEMMs' width is padded to whole vectors of 16, and a 26x26 layer cut into blocks of 4 tile
  * rows (52 tiles, padded to 64) ran 15-20% slower than in one block of 169 (bench/winobench.c). */
@@ -171,7 +173,7 @@ static void zero_pad(const struct wino_plan *p, float *v, int c0, int c1, int n)
             memset(v + ((size_t)xi * p->in_c + ch) * p->ld + n, 0, sizeof(float) * (size_t)(gemm_n(n) - n));
 }
 
-/* Rows [m0, m1) of the 16 GEMMs of a block of n tiles: M_xi = U_xi V_xi. */
+/* Rows [m0, m1) of the nm GEMMs of a block of n tiles: M_xi = U_xi V_xi. */
 static void wino_gemms(const struct eng_layer *l, const struct wino_plan *p, const struct eng_kern *k,
                        const float *v, float *m, int n, int m0, int m1, float *scratch)
 {

@@ -123,9 +123,11 @@ struct eng_wino_out {
     const float *bias, *post_w, *post_b; /* [o], or NULL */
     enum eng_act act;
 };
-/* Scratch floats either transform needs per concurrent call for tw tiles a row, and the columns of
- * padding (beyond a block's tiles) each row of the 16 matrices needs: whole vectors are written and read. */
-#define ENG_WINO_ROW(tw) (((size_t)(tw) + 1 + ENG_KERN_MAX_VL - 1) / ENG_KERN_MAX_VL * ENG_KERN_MAX_VL + ENG_KERN_MAX_VL)
+/* Scratch floats either transform needs per concurrent call for tw tiles a row (24 rows of tw + 1 tiles
+ * and a vector: F(4x4)'s 6 input rows split into 4 phases), and the columns of padding (beyond a block's
+ * tiles) each row of the n n matrices needs: whole vectors are written and read. */
+#define ENG_WINO_ROW(tw)                                                                               \
+    (((size_t)(tw) + 1 + ENG_KERN_MAX_VL - 1) / ENG_KERN_MAX_VL * ENG_KERN_MAX_VL + ENG_KERN_MAX_VL)
 #define ENG_WINO_SCRATCH_FLOATS(tw) (24 * ENG_WINO_ROW(tw))
 #define ENG_WINO_LD_PAD ENG_KERN_MAX_VL
 
