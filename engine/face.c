@@ -136,6 +136,15 @@ static void prepare_input(const struct view *v, int n, const float mean[3], floa
 {
     const double ratio = (double)v->side / (double)n;
     const size_t plane = (size_t)n * n;
+    if (v->side == n) { /* no resize (toBatchTensor skips it too); below, ratio 1 gives these same bits */
+        for (int r = 0; r < n; r++)
+            for (int c = 0; c < n; c++)
+                for (int ch = 0; ch < 3; ch++) {
+                    const float centred = (float)(view_px(v, r, c, ch) - (double)mean[ch]);
+                    dst[(size_t)ch * plane + (size_t)r * n + c] = (float)((double)centred / 255.0);
+                }
+        return;
+    }
     for (int r = 0; r < n; r++) {
         const double fr = ratio * r;
         const int r0 = (int)floor(fr) > 0 ? (int)floor(fr) : 0;

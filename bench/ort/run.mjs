@@ -1,11 +1,12 @@
 // ONNX Runtime (onnxruntime-node, CPU execution provider) on one model and one input: the benchmark's ONNX Runtime
-// column (bench/bench, bench/faces) and the runner of tests/ref/test_onnx_opencv.py.
+// column (bench/bench, bench/run) and the runner of tests/ref/test_onnx_opencv.py and test_onnx_faceapi.py.
 //
 // usage: node bench/ort/run.mjs --model M.onnx --input IN.f32 --shape 1,3,H,W [--threads N] [--runs R]
 //                               [--warmup W] [--out DIR]
 // Session: intra-op threads = N, inter-op 1, sequential execution, all graph optimisations on. The input is raw
 // little-endian float32 fed to the model's first input. Times session.run() with performance.now(); prints one
-// JSON line: {"ort": version, "threads", "median_ms", "min_ms", "runs_ms": [...], "outputs": [{name, dims, file}]};
+// JSON line: {"ort": version, "threads", "median_ms", "min_ms", "cpu_ms", "runs_ms": [...], "outputs": [{name, dims,
+// file}]}; cpu_ms is the process's user + system time (every thread's) over the timed runs, per run;
 // with --out, each output's data is written to DIR/<name>.f32 after the timed runs.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -47,11 +48,13 @@ async function main() {
   let result;
   for (let i = 0; i < a.warmup; i++) result = await session.run(feeds);
   const times = [];
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < Math.max(1, a.runs); i++) {
     const t0 = performance.now();
     result = await session.run(feeds);
     times.push(performance.now() - t0);
   }
+  const cpu = process.cpuUsage(cpu0);
   const outputs = session.outputNames.map((name) => {
     const t = result[name];
     const o = { name, dims: t.dims };
@@ -64,7 +67,7 @@ async function main() {
   await session.release();
   console.log(JSON.stringify({
     ort: ort.env.versions.node, threads: a.threads, median_ms: median(times), min_ms: Math.min(...times),
-    runs_ms: times, outputs,
+    cpu_ms: (cpu.user + cpu.system) / 1000 / times.length, runs_ms: times, outputs,
   }));
 }
 

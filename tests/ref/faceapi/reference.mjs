@@ -86,15 +86,13 @@
 //   matmul fc [256, 128], no bias, no L2 normalisation: the descriptor.
 // Distance: faceapi.euclideanDistance = sqrt(sum (a - b)^2); FaceMatcher's default threshold is 0.6.
 
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { decodeAll, loadFaceApi } from './setup.mjs';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const projectRoot = path.resolve(here, '../../..');
-const require = createRequire(import.meta.url);
 
 function usage(message) {
   if (message) process.stderr.write(`reference.mjs: ${message}\n`);
@@ -140,33 +138,6 @@ function parseArgs(argv) {
   return opt;
 }
 
-// RGB bytes of every path, decoded by cv2 in one python process: Map path -> {width, height, rgb} | {error}.
-function decodeAll(paths) {
-  const python = process.env.VISIOND_PYTHON || '/usr/bin/python3';
-  const r = spawnSync(python, [path.join(here, 'decode_rgb.py'), ...paths], { maxBuffer: 1 << 30 });
-  if (r.error || r.status === 77) {
-    process.stderr.write(`reference.mjs: SKIP: cannot decode with ${python} + cv2 ${r.error ? r.error.message : r.stderr}\n`);
-    process.exit(77);
-  }
-  if (r.status !== 0) throw new Error(`decode_rgb.py failed: ${r.stderr}`);
-  const out = new Map();
-  let pos = 0;
-  const buf = r.stdout;
-  while (pos < buf.length) {
-    const nl = buf.indexOf(0x0a, pos);
-    const head = JSON.parse(buf.subarray(pos, nl).toString('utf8'));
-    pos = nl + 1;
-    if (head.error) {
-      out.set(head.path, { error: head.error });
-      continue;
-    }
-    const size = head.width * head.height * 3;
-    out.set(head.path, { width: head.width, height: head.height, rgb: buf.subarray(pos, pos + size) });
-    pos += size;
-  }
-  return out;
-}
-
 const r4 = (v) => Math.round(v * 1e4) / 1e4;
 const r6 = (v) => Math.round(v * 1e6) / 1e6;
 const r7 = (v) => Math.round(v * 1e7) / 1e7;
@@ -180,29 +151,9 @@ const median = (xs) => {
 
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
-  let tf;
-  let faceapi;
-  try {
-    tf = require('@tensorflow/tfjs');
-    if (opt.backend === 'wasm') require('@tensorflow/tfjs-backend-wasm'); // registers the backend; wasm files from its dist/
-    faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js'); // the node build that needs no tfjs-node
-  } catch (e) {
-    process.stderr.write(`reference.mjs: SKIP: node modules missing (run ./run-reference or npm ci): ${e.message}\n`);
-    process.exit(77);
-  }
-  for (const name of ['tiny_face_detector_model', 'face_landmark_68_model', 'face_recognition_model']) {
-    if (!existsSync(path.join(opt.models, `${name}-weights_manifest.json`))) {
-      process.stderr.write(`reference.mjs: ${opt.models}/${name}-weights_manifest.json missing: run scripts/fetch-models\n`);
-      process.exit(1);
-    }
-  }
-  await tf.setBackend(opt.backend);
-  await tf.ready();
-  await faceapi.nets.tinyFaceDetector.loadFromDisk(opt.models);
-  await faceapi.nets.faceLandmark68Net.loadFromDisk(opt.models);
-  await faceapi.nets.faceRecognitionNet.loadFromDisk(opt.models);
+  const { tf, faceapi } = await loadFaceApi(opt.backend, opt.models, 'reference.mjs');
 
-  const images = decodeAll([...opt.photos, ...opt.aligned]);
+  const images = decodeAll([...opt.photos, ...opt.aligned], 'reference.mjs');
   const toTensor = (img) => tf.tensor3d(Int32Array.from(img.rgb), [img.height, img.width, 3], 'int32');
   const detOptions = new faceapi.TinyFaceDetectorOptions({ inputSize: opt.inputSize, scoreThreshold: opt.detThreshold });
   let failed = false;
