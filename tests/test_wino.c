@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "conv_wino.h"
+#include "eng_blas.h"
 #include "kern.h"
 #include "layer.h"
 #include "layer_harness.h"
@@ -280,6 +281,7 @@ static void test_wino_rule(void **state)
 
 int main(void)
 {
+    eng_blas_init(); /* as every engine context does: sgemm (the plain set) at one thread */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wino_small_shapes_every_set),
         cmocka_unit_test(test_wino_large_shapes_every_set),
