@@ -90,7 +90,7 @@ static int wino_f4(const struct eng_layer *l, enum eng_isa isa)
     if (isa == ENG_ISA_AVX512)
         return large;
     if (isa == ENG_ISA_AVX2)
-        return large || (l->in.c >= 256 && tiles4 <= 16);
+        return large || (l->in.c >= 256 && tiles4 >= 9 && tiles4 <= 16);
     return 0;
 }
 
