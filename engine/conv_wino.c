@@ -80,8 +80,8 @@ static const struct {
 /* F(4x4,3x3) instead (36 matrices, 16 outputs a tile: 2.25 multiplies an output instead of 4) where it ran
  * faster than F(2x2) in the same runs: on AVX-512 only on 52x52 outputs and larger with enough channels (on
  * 26x26 and 13x13 its GEMMs are 64 and 16 tiles wide, one panel or one vector, and stream 4x the weights);
- * on AVX2 also on 13x13 outputs with many channels (16 tiles are two of its vectors). Not in the plain set
- * (not measured: F(2x2) only). Its error is about 10x F(2x2)'s (tests/test_wino.c), well inside the
+ * on AVX2 also on 13x13 outputs with many channels (16 tiles are two of its vectors). Never in the plain
+ * set (sgemm there: no shape of yolov3/v4-tiny or the recognizer ran faster than F(2x2)). Its error is about 10x F(2x2)'s (tests/test_wino.c), well inside the
  * differential tests' tolerances (docs/PERFORMANCE.md). */
 static int wino_f4(const struct eng_layer *l, enum eng_isa isa)
 {
