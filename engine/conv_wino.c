@@ -142,10 +142,21 @@ int eng_conv_wino_transform(struct eng_layer *l, int m)
         free(c->wino);
         c->wino = NULL;
     }
-    if (!c->wino && !(c->wino = malloc(sizeof(float) * (size_t)((m + 2) * (m + 2)) * c->filters * l->in.c)))
-        return -1;
+    const size_t nw = (size_t)c->filters * l->in.c * 9;
+    int fresh = 0;
+    if (!c->wino) {
+        if (!(c->wino = calloc((size_t)((m + 2) * (m + 2)) * c->filters * l->in.c, sizeof(float))))
+            return -1;
+        fresh = 1;
+    }
     c->wino_m = m;
-    wino_weights(c, l->in.c, m, c->wino);
+    /* A cfg is parsed with zero weights and prepared again once they are loaded: a fresh (zeroed) U is
+     * already their transform, and the double-precision pass is most of the load time it adds. */
+    size_t nonzero = 0;
+    while (fresh && nonzero < nw && c->weights[nonzero] == 0.0f)
+        nonzero++;
+    if (!fresh || nonzero < nw)
+        wino_weights(c, l->in.c, m, c->wino);
     const struct wino_plan p = wino_plan(l);
     l->forward = eng_conv_wino_forward;
     l->work_floats = wino_work_floats(&p);
