@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conv_wino.h"
 #include "darknet.h"
 #include "darknet_cfg.h"
 #include "detect.h"
@@ -383,7 +384,7 @@ static int build_net(struct builder *b, size_t *anchor_off)
     if (allocate_params(b, anchors_n))
         return -1;
     link_params(b, anchor_off);
-    return 0;
+    return eng_darknet_conv_prepare(b->net, b->err, b->cfg->name);
 }
 
 int eng_darknet_parse_cfg(const char *text, size_t len, const char *name,
