@@ -110,6 +110,8 @@ struct eng_gemm {
  * set a process runs. */
 size_t eng_gemm_packed_floats(int m, int k);
 void eng_gemm_pack_a(const float *a, size_t lda, int m, int k, float *dst);
+/* Where element (i, kk) of an m x k matrix lies in that layout (for writers that make it directly). */
+size_t eng_gemm_packed_index(int m, int k, int i, int kk);
 
 /* Output widths the small-n GEMM takes: B's rows are this many floats, zero beyond n. */
 #define ENG_KERN_SMALL_N 16

@@ -58,6 +58,7 @@ struct eng_conv {
     const float *post_scale, *post_bias;
     float *wino; /* owned (freed with the net): the Winograd-transformed weights, or NULL (conv_wino.h) */
     int wino_m;  /* their output tile side, 2 or 4 */
+    int wino_packed; /* each U_xi in the GEMM's packed layout (eng_gemm_pack_a), else in place (conv_wino.h) */
     /* The weights packed for the GEMM's register tiles (kern.h, eng_gemm_pack_a; per group), or NULL:
      * set at load by eng_net_pack_weights, owned by the net. */
     const float *packed;
