@@ -147,6 +147,8 @@ int eng_conv_wino_transform_as(struct eng_layer *l, int m, int packed)
 {
     struct eng_conv *c = &l->p.conv;
     packed = packed != 0;
+    if (!c->weights) /* dropped once transformed (eng_darknet_load): U is final */
+        return c->wino && c->wino_m == m && c->wino_packed == packed ? 0 : -1;
     if (c->wino && (c->wino_m != m || c->wino_packed != packed)) {
         free(c->wino);
         c->wino = NULL;

@@ -50,7 +50,8 @@ struct eng_conv {
     int pad_top, pad_left, pad_bottom, pad_right; /* filled by setup from pad or same */
     enum eng_act act;
     int batch_normalize;  /* the weights file carries BN parameters for it (folded when loaded) */
-    const float *weights; /* [filters][c/groups][size][size], batch norm already folded in */
+    const float *weights; /* [filters][c/groups][size][size], batch norm already folded in; NULL in a
+                           * Winograd layer loaded by eng_darknet_load (only c->wino is kept) */
     const float *bias;    /* [filters], or NULL for none */
     /* A per-channel affine after the bias and before act, or NULL: act((conv + bias) * post_scale +
      * post_bias). The face recognizer's "scale" layers (conv, bias, scale, relu) run here, in the
