@@ -73,8 +73,9 @@ static float max_point(const float *in, int h, int w, int size, int iy0, int ix0
 }
 
 /* Interior columns row by row of the window (the per-element checks of a plain loop made maxpool a
- * quarter of the face pipeline's time), 2x2 windows at stride 2 by the vector kernel; borders with
- * checks. Padding never wins: max of what is inside, as darknet. */
+ * quarter of the face pipeline's time), 2x2 windows at stride 2 or 1 by the vector kernels, also
+ * where one of the two rows is padding; borders with checks. Padding never wins: max of what is
+ * inside, as darknet. */
 static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f, int c0, int c1)
 {
     const struct eng_pool *p = &l->p.pool;
@@ -82,16 +83,22 @@ static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f,
     int lo, hi;
     pool_interior(p->size, p->stride, off, w, ow, &lo, &hi);
     const struct eng_kern *kern = eng_kern_best();
-    const int pair_rows = p->size == 2 && p->stride == 2; /* the vector kernel's case */
+    /* the vector kernels' cases: 2x2 windows at stride 2 or 1 (the face detector's last pool) */
+    void (*pool2)(const float *, const float *, float *, int) =
+        p->size != 2 ? NULL : p->stride == 2 ? kern->maxpool2 : p->stride == 1 ? kern->maxpool2_s1 : NULL;
     for (int c = c0; c < c1; c++) {
         const float *in = f->in + (size_t)c * h * w;
         float *out = f->out + (size_t)c * l->out.h * ow;
         for (int oy = 0; oy < l->out.h; oy++) {
             float *orow = out + (size_t)oy * ow;
             const int iy0 = off + oy * p->stride;
-            if (pair_rows && iy0 >= 0 && iy0 + 1 < h) {
-                const float *r0 = in + (size_t)iy0 * w + off + 2 * lo;
-                kern->maxpool2(r0, r0 + w, orow + lo, hi - lo);
+            const int top = iy0 >= 0 && iy0 < h, bottom = iy0 + 1 >= 0 && iy0 + 1 < h;
+            if (pool2 && (top || bottom)) {
+                /* a window's row in the padding: the other row twice (the max of a row with itself
+                 * is that row's, as max_rows gives) */
+                const float *r0 = in + (size_t)(top ? iy0 : iy0 + 1) * w + off + p->stride * lo;
+                const float *r1 = in + (size_t)(bottom ? iy0 + 1 : iy0) * w + off + p->stride * lo;
+                pool2(r0, r1, orow + lo, hi - lo);
             } else {
                 max_rows(p, in, h, w, iy0, off, lo, hi, orow);
             }

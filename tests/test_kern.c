@@ -397,6 +397,75 @@ static void test_kern_maxpool2_matches_naive_every_set(void **state)
     free(r1);
 }
 
+/* 2x2 stride-1 max pooling of two rows, every length up to 70, every set, guard after the output:
+ * the largest of the four, and for a signed zero the one pool.c's scalar loop picks. */
+static void test_kern_maxpool2_s1_matches_naive_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 29;
+    float *r0 = floats_random(72), *r1 = floats_random(72), out[71];
+    r0[5] = 0.0f, r0[6] = -0.0f, r1[5] = -0.0f, r1[6] = -0.0f; /* window 5: all zero, mixed signs */
+    for (int s = 0; s < n_sets; s++)
+        for (int n = 0; n <= 70; n++) {
+            for (int i = 0; i <= n; i++)
+                out[i] = GUARD;
+            sets[s]->maxpool2_s1(r0, r1, out, n);
+            for (int i = 0; i < n; i++) {
+                const float a = r0[i + 1] > r0[i] ? r0[i + 1] : r0[i];
+                const float b = r1[i + 1] > r1[i] ? r1[i + 1] : r1[i];
+                const float want = b > a ? b : a;
+                if (memcmp(&out[i], &want, sizeof want) != 0)
+                    fail_msg("%s n=%d: out[%d] = %g, expected %g", sets[s]->name, n, i, (double)out[i],
+                             (double)want);
+            }
+            assert_true(out[n] == GUARD);
+        }
+    free(r0);
+    free(r1);
+}
+
+/* The one-pass sum of 1..8 inputs with every activation, lengths around the vector widths, every
+ * set: the bits of zero plus each input in turn, then the reference activation; nothing written
+ * after n. A -0 input alone must come out +0 (the zero the sum starts from). */
+static void test_kern_add_act_matches_naive_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 31;
+    enum { MAXN = 67 };
+    float *ins[ENG_ADD_MAX_INPUTS];
+    for (int j = 0; j < ENG_ADD_MAX_INPUTS; j++)
+        ins[j] = floats_random(MAXN);
+    ins[0][3] = -0.0f;
+    float out[MAXN + 1], want[MAXN];
+    const int lengths[] = {0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 47, MAXN};
+    for (int s = 0; s < n_sets; s++)
+        for (size_t a = 0; a < sizeof all_acts / sizeof all_acts[0]; a++)
+            for (int k = 1; k <= ENG_ADD_MAX_INPUTS; k++)
+                for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+                    const int n = lengths[li];
+                    for (int i = 0; i <= n; i++)
+                        out[i] = GUARD;
+                    for (int i = 0; i < n; i++) {
+                        want[i] = 0.0f;
+                        for (int j = 0; j < k; j++)
+                            want[i] += ins[j][i];
+                    }
+                    eng_act_ref(want, (size_t)n, all_acts[a]);
+                    sets[s]->add_act(out, (const float *const *)ins, k, (size_t)n, all_acts[a]);
+                    for (int i = 0; i < n; i++)
+                        if (memcmp(&out[i], &want[i], sizeof want[i]) != 0)
+                            fail_msg("%s %s k=%d n=%d: out[%d] = %.9g, expected %.9g", sets[s]->name,
+                                     eng_act_name(all_acts[a]), k, n, i, (double)out[i], (double)want[i]);
+                    assert_true(out[n] == GUARD);
+                }
+    for (int j = 0; j < ENG_ADD_MAX_INPUTS; j++)
+        free(ins[j]);
+}
+
 /* Depthwise convolution in double, channels [c0, c1), zero padding outside the input. */
 static void depthwise_reference(const struct eng_dw *d, int c0, int c1, float *out)
 {
@@ -527,6 +596,8 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
         cmocka_unit_test(test_kern_gemm_small_n_matches_naive_every_set),
         cmocka_unit_test(test_kern_maxpool2_matches_naive_every_set),
+        cmocka_unit_test(test_kern_maxpool2_s1_matches_naive_every_set),
+        cmocka_unit_test(test_kern_add_act_matches_naive_every_set),
         cmocka_unit_test(test_kern_dw_rows_match_naive_exactly_every_set),
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),
