@@ -86,9 +86,21 @@ static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f,
     /* the vector kernels' cases: 2x2 windows at stride 2 or 1 (the face detector's last pool) */
     void (*pool2)(const float *, const float *, float *, int) =
         p->size != 2 ? NULL : p->stride == 2 ? kern->maxpool2 : p->stride == 1 ? kern->maxpool2_s1 : NULL;
+    /* Stride 1 with the padding after (the output the input's size): all rows but the last as one
+     * stretch of the plane, whose last column (read across into the next row) is then redone. The
+     * face detector's 13-wide rows are shorter than an AVX-512 vector. */
+    const int flat = pool2 && p->stride == 1 && off == 0 && ow == w && l->out.h == h && h >= 2 && w >= 2;
     for (int c = c0; c < c1; c++) {
         const float *in = f->in + (size_t)c * h * w;
         float *out = f->out + (size_t)c * l->out.h * ow;
+        if (flat) {
+            pool2(in, in + w, out, (h - 1) * w - 1);
+            const float *last = in + (size_t)(h - 1) * w;
+            pool2(last, last, out + (size_t)(h - 1) * w, w - 1);
+            for (int oy = 0; oy < h; oy++)
+                out[(size_t)oy * w + w - 1] = max_point(in, h, w, 2, oy, w - 1);
+            continue;
+        }
         for (int oy = 0; oy < l->out.h; oy++) {
             float *orow = out + (size_t)oy * ow;
             const int iy0 = off + oy * p->stride;
