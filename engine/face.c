@@ -176,6 +176,15 @@ static void prepare_input(const struct view *v, int n, const float mean[3], floa
         const double rf = fr - r0;
         const uint8_t *p0 = view_row(v, r0), *p1 = view_row(v, r1);
         float *d = dst + (size_t)r * n;
+        if (!p0 && !p1) { /* a row of the padding (a third of a landscape photo's): every tap 0 */
+            for (int ch = 0; ch < 3; ch++) {
+                const float centred = (float)((double)0.0f - (double)mean[ch]);
+                const float value = (float)((double)centred / 255.0);
+                for (int c = 0; c < n; c++)
+                    d[(size_t)ch * plane + c] = value;
+            }
+            continue;
+        }
         for (int c = 0; c < n; c++) {
             const double fc = ratio * c;
             const int c0 = floor_nonneg(fc);
