@@ -1,10 +1,10 @@
 /* darknet.c - darknet .cfg parser (the .weights reader and file loading: darknet_weights.c).
  *
  * Parsing happens in two steps: the text becomes a list of sections with key=value pairs (each with
- * its line), then each section becomes one eng_layer through the layer's setup function. Nothing here
- * trusts the file: every number is range-checked, every index must point backwards, and the total
- * size of weights and activations is bounded before anything large is allocated. */
-#include <errno.h>
+ * its line: darknet_cfg.c), then each section becomes one eng_layer through the layer's setup
+ * function. Nothing here trusts the file: every number is range-checked, every index must point
+ * backwards, and the total size of weights and activations is bounded before anything large is
+ * allocated. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conv_wino.h"
 #include "darknet.h"
+#include "darknet_cfg.h"
 #include "detect.h"
 
 #define MAX_LAYERS 2048
@@ -21,29 +23,8 @@
 #define MAX_ACTIVATIONS (1024u << 20) /* floats per context */
 #define MAX_LIST 64
 
-struct kv {
-    char *key, *value;
-    int line;
-    int used;
-};
-
-struct section {
-    char *name;
-    int line;
-    int first, n; /* its kvs */
-};
-
-struct cfg {
-    const char *name;
-    char *text;
-    struct section *secs;
-    int n_secs;
-    struct kv *kvs;
-    int n_kvs;
-};
-
 struct builder {
-    struct cfg *cfg;
+    struct eng_cfg *cfg;
     const struct eng_darknet_opts *opts;
     struct eng_err *err;
     struct eng_net *net;
@@ -51,288 +32,17 @@ struct builder {
     float *anchors;    /* every head's anchors, one block; owned by net->params afterwards */
 };
 
-/* ---- text to sections ---------------------------------------------------------------------- */
-
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t' || *s == '\r')
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-        *--e = '\0';
-    return s;
-}
-
-static int grow(void **arr, int n, int *cap, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    const int ncap = *cap ? *cap * 2 : 64;
-    void *p = realloc(*arr, (size_t)ncap * elem);
-    if (!p)
-        return -1;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
-static void cfg_free(struct cfg *c)
-{
-    free(c->text);
-    free(c->secs);
-    free(c->kvs);
-}
-
-static int cfg_add_kv(struct cfg *c, char *line, int lineno, int *cap, struct eng_err *err)
-{
-    char *eq = strchr(line, '=');
-    if (!eq)
-        return eng_err_set_line(err, ENG_ERR_INVALID, c->name, lineno,
-                                "expected key=value or [section], got '%.60s'", line);
-    if (c->n_secs == 0)
-        return eng_err_set_line(err, ENG_ERR_INVALID, c->name, lineno,
-                                "key outside any section (the file must start with [net])");
-    *eq = '\0';
-    if (grow((void **)&c->kvs, c->n_kvs, cap, sizeof *c->kvs))
-        return eng_err_set(err, ENG_ERR_NOMEM, c->name, "out of memory");
-    c->kvs[c->n_kvs++] = (struct kv){trim(line), trim(eq + 1), lineno, 0};
-    c->secs[c->n_secs - 1].n++;
-    if (!c->kvs[c->n_kvs - 1].key[0])
-        return eng_err_set_line(err, ENG_ERR_INVALID, c->name, lineno, "empty key");
-    return 0;
-}
-
-static int cfg_add_section(struct cfg *c, char *line, int lineno, int *cap, struct eng_err *err)
-{
-    char *close = strchr(line, ']');
-    if (!close || close[1] != '\0')
-        return eng_err_set_line(err, ENG_ERR_INVALID, c->name, lineno,
-                                "malformed section header '%.60s'", line);
-    *close = '\0';
-    if (grow((void **)&c->secs, c->n_secs, cap, sizeof *c->secs))
-        return eng_err_set(err, ENG_ERR_NOMEM, c->name, "out of memory");
-    c->secs[c->n_secs++] = (struct section){trim(line + 1), lineno, c->n_kvs, 0};
-    return 0;
-}
-
-static int cfg_parse(struct cfg *c, const char *text, size_t len, struct eng_err *err)
-{
-    if (len > ENG_DARKNET_MAX_CFG_BYTES)
-        return eng_err_set(err, ENG_ERR_TOO_LARGE, c->name, "cfg is %zu bytes, more than %u", len,
-                           ENG_DARKNET_MAX_CFG_BYTES);
-    if (memchr(text, '\0', len))
-        return eng_err_set(err, ENG_ERR_INVALID, c->name, "cfg contains a NUL byte: not a text file");
-    if (!(c->text = malloc(len + 1)))
-        return eng_err_set(err, ENG_ERR_NOMEM, c->name, "out of memory");
-    memcpy(c->text, text, len);
-    c->text[len] = '\0';
-    int sec_cap = 0, kv_cap = 0, lineno = 0;
-    for (char *line = c->text, *next; line; line = next) {
-        lineno++;
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        line = trim(line);
-        if (!*line || *line == '#' || *line == ';')
-            continue;
-        int rc = *line == '[' ? cfg_add_section(c, line, lineno, &sec_cap, err)
-                              : cfg_add_kv(c, line, lineno, &kv_cap, err);
-        if (rc)
-            return -1;
-    }
-    if (c->n_secs == 0)
-        return eng_err_set(err, ENG_ERR_INVALID, c->name, "no sections: not a darknet cfg");
-    return 0;
-}
-
-/* ---- typed getters: a present but malformed value is an error at its line ---------------------- */
-
-static struct kv *find(struct builder *b, const struct section *s, const char *key)
-{
-    for (int i = s->first; i < s->first + s->n; i++) {
-        if (strcmp(b->cfg->kvs[i].key, key) == 0) {
-            b->cfg->kvs[i].used = 1;
-            return &b->cfg->kvs[i];
-        }
-    }
-    return NULL;
-}
-
-static int bad_value(struct builder *b, const struct kv *kv, const char *what)
-{
-    return eng_err_set_line(b->err, ENG_ERR_INVALID, b->cfg->name, kv->line, "%s=%.40s: %s",
-                            kv->key, kv->value, what);
-}
-
-static int parse_int(const char *s, int *out)
-{
-    char *end;
-    errno = 0;
-    const long v = strtol(s, &end, 10);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (end == s || *end || errno || v < -1000000000L || v > 1000000000L)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_float(const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    const float v = strtof(s, &end);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (end == s || *end || errno || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int get_int(struct builder *b, const struct section *s, const char *key, int def, int lo,
-                   int hi, int *out)
-{
-    const struct kv *kv = find(b, s, key);
-    *out = def;
-    if (!kv)
-        return 0;
-    if (parse_int(kv->value, out))
-        return bad_value(b, kv, "not an integer");
-    if (*out < lo || *out > hi) {
-        char msg[80];
-        snprintf(msg, sizeof msg, "out of range %d..%d", lo, hi);
-        return bad_value(b, kv, msg);
-    }
-    return 0;
-}
-
-static int get_float(struct builder *b, const struct section *s, const char *key, float def,
-                     float lo, float hi, float *out)
-{
-    const struct kv *kv = find(b, s, key);
-    *out = def;
-    if (!kv)
-        return 0;
-    if (parse_float(kv->value, out))
-        return bad_value(b, kv, "not a number");
-    if (*out < lo || *out > hi) {
-        char msg[80];
-        snprintf(msg, sizeof msg, "out of range %g..%g", lo, hi);
-        return bad_value(b, kv, msg);
-    }
-    return 0;
-}
-
-/* Comma-separated list; *n = 0 when the key is absent. */
-static int get_list(struct builder *b, const struct section *s, const char *key, int is_float,
-                    void *vals, int max, int *n)
-{
-    const struct kv *kv = find(b, s, key);
-    *n = 0;
-    if (!kv)
-        return 0;
-    char buf[1024];
-    if (strlen(kv->value) >= sizeof buf)
-        return bad_value(b, kv, "list too long");
-    strcpy(buf, kv->value);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        tok = trim(tok);
-        if (!*tok)
-            continue;
-        if (*n >= max)
-            return bad_value(b, kv, "too many values");
-        int rc = is_float ? parse_float(tok, (float *)vals + *n) : parse_int(tok, (int *)vals + *n);
-        if (rc)
-            return bad_value(b, kv, is_float ? "not a list of numbers" : "not a list of integers");
-        (*n)++;
-    }
-    if (*n == 0)
-        return bad_value(b, kv, "empty list");
-    return 0;
-}
-
-static int get_act(struct builder *b, const struct section *s, const char *key, enum eng_act *act)
-{
-    const struct kv *kv = find(b, s, key);
-    *act = ENG_ACT_LINEAR;
-    if (kv && eng_act_parse(kv->value, act))
-        return bad_value(b, kv, "unsupported activation (linear, leaky, relu, logistic, tanh, mish, swish)");
-    return 0;
-}
-
-/* A key darknet understands but whose non-default value changes inference in a way we do not
- * implement: accepting it silently would give wrong answers. */
-static int require_default(struct builder *b, const struct section *s, const char *key, int def)
-{
-    const struct kv *kv = find(b, s, key);
-    int v;
-    if (!kv)
-        return 0;
-    if (parse_int(kv->value, &v))
-        return bad_value(b, kv, "not an integer");
-    if (v != def) {
-        char msg[80];
-        snprintf(msg, sizeof msg, "not supported (only %d)", def);
-        return bad_value(b, kv, msg);
-    }
-    return 0;
-}
-
 /* ---- sections to layers --------------------------------------------------------------------- */
 
-/* Keys darknet uses only for training (or that change nothing at inference): accepted silently. */
-static const char *const ignored_keys[] = {
-    /* [net] */
-    "batch", "subdivisions", "momentum", "decay", "angle", "saturation", "exposure", "hue",
-    "learning_rate", "burn_in", "max_batches", "policy", "steps", "scales", "scale", "step", "gamma",
-    "power", "mosaic", "flip", "letter_box", "cutmix", "mixup", "blur", "gaussian_noise",
-    "label_smooth_eps", "max_chart_loss", "min_crop", "max_crop", "aspect", "adam", "B1", "B2", "eps",
-    "track", "time_steps", "mosaic_bound", "adversarial_lr", "attention", "resize_step",
-    "dynamic_minibatch", "ema_alpha", "loss_scale", "unsupervised", "contrastive", "sequential_subdivisions",
-    /* [yolo] / [region] */
-    "jitter", "ignore_thresh", "truth_thresh", "random", "iou_normalizer", "iou_loss",
-    "cls_normalizer", "nms_kind", "beta_nms", "max_delta", "counters_per_class", "focal_loss",
-    "iou_thresh", "uc_normalizer", "obj_normalizer", "resize", "objectness_smooth",
-    "delta_normalizer", "bias_match", "rescore", "object_scale", "noobject_scale", "class_scale",
-    "coord_scale", "absolute", "thresh", "iou_thresh_kind", "embedding_layer", "show_details",
-    "log", "map", "tree", "mask_scale", "classfix", "track_history_size", "sim_thres", "dets_for_track",
-    "dets_for_show", "track_ciou_norm",
-    /* [convolutional] and others */
-    "stopbackward", "dont_update", "burnin_update", "train_only_bn", "probability", "dropblock",
-    "dropblock_size_abs", "dropblock_size_rel", "flipped", "learning_rate_scale", "assisted_excitation",
-};
-
-static int is_ignored(const char *key)
-{
-    for (size_t i = 0; i < sizeof ignored_keys / sizeof ignored_keys[0]; i++)
-        if (strcmp(key, ignored_keys[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static void warn_unused(struct builder *b, const struct section *s)
-{
-    for (int i = s->first; i < s->first + s->n; i++) {
-        const struct kv *kv = &b->cfg->kvs[i];
-        if (kv->used || is_ignored(kv->key) || !b->opts || !b->opts->warn)
-            continue;
-        char where[ENG_ERR_WHERE_MAX], msg[ENG_ERR_MSG_MAX];
-        snprintf(where, sizeof where, "%s:%d", b->cfg->name, kv->line);
-        snprintf(msg, sizeof msg, "unknown key '%s' in [%s] ignored", kv->key, s->name);
-        b->opts->warn(b->opts->warn_user, where, msg);
-    }
-}
-
-static int parse_net(struct builder *b, const struct section *s)
+static int parse_net(struct builder *b, const struct eng_cfg_section *s)
 {
     struct eng_shape *in = &b->net->input;
     if (strcmp(s->name, "net") && strcmp(s->name, "network"))
         return eng_err_set_line(b->err, ENG_ERR_INVALID, b->cfg->name, s->line,
                                 "the first section must be [net], not [%s]", s->name);
-    if (get_int(b, s, "width", 416, 1, MAX_DIM, &in->w) ||
-        get_int(b, s, "height", 416, 1, MAX_DIM, &in->h) ||
-        get_int(b, s, "channels", 3, 3, 3, &in->c))
+    if (eng_cfg_int(b->cfg, s, "width", 416, 1, MAX_DIM, &in->w) ||
+        eng_cfg_int(b->cfg, s, "height", 416, 1, MAX_DIM, &in->h) ||
+        eng_cfg_int(b->cfg, s, "channels", 3, 3, 3, &in->c))
         return -1;
     if (b->opts && b->opts->width > 0)
         in->w = b->opts->width;
@@ -341,24 +51,26 @@ static int parse_net(struct builder *b, const struct section *s)
     return 0;
 }
 
-static int parse_conv(struct builder *b, const struct section *s, struct eng_layer *l)
+static int parse_conv(struct builder *b, const struct eng_cfg_section *s, struct eng_layer *l)
 {
     struct eng_conv *c = &l->p.conv;
     int pad_flag, padding;
-    if (get_int(b, s, "filters", 1, 1, 65536, &c->filters) ||
-        get_int(b, s, "size", 1, 1, 31, &c->size) ||
-        get_int(b, s, "stride", 1, 1, 64, &c->stride) ||
-        get_int(b, s, "pad", 0, 0, 1, &pad_flag) ||
-        get_int(b, s, "padding", 0, 0, 64, &padding) ||
-        get_int(b, s, "groups", 1, 1, 65536, &c->groups) ||
-        get_int(b, s, "batch_normalize", 0, 0, 1, &c->batch_normalize) || get_act(b, s, "activation", &c->act) ||
-        require_default(b, s, "dilation", 1) || require_default(b, s, "binary", 0) ||
-        require_default(b, s, "xnor", 0) || require_default(b, s, "antialiasing", 0) ||
-        require_default(b, s, "deform", 0) || require_default(b, s, "share_index", -1000000))
+    if (eng_cfg_int(b->cfg, s, "filters", 1, 1, 65536, &c->filters) ||
+        eng_cfg_int(b->cfg, s, "size", 1, 1, 31, &c->size) ||
+        eng_cfg_int(b->cfg, s, "stride", 1, 1, 64, &c->stride) ||
+        eng_cfg_int(b->cfg, s, "pad", 0, 0, 1, &pad_flag) ||
+        eng_cfg_int(b->cfg, s, "padding", 0, 0, 64, &padding) ||
+        eng_cfg_int(b->cfg, s, "groups", 1, 1, 65536, &c->groups) ||
+        eng_cfg_int(b->cfg, s, "batch_normalize", 0, 0, 1, &c->batch_normalize) ||
+        eng_cfg_act(b->cfg, s, "activation", &c->act) || eng_cfg_require_default(b->cfg, s, "dilation", 1) ||
+        eng_cfg_require_default(b->cfg, s, "binary", 0) || eng_cfg_require_default(b->cfg, s, "xnor", 0) ||
+        eng_cfg_require_default(b->cfg, s, "antialiasing", 0) ||
+        eng_cfg_require_default(b->cfg, s, "deform", 0) ||
+        eng_cfg_require_default(b->cfg, s, "share_index", -1000000))
         return -1;
     int sx, sy;
-    if (get_int(b, s, "stride_x", c->stride, 1, 64, &sx) ||
-        get_int(b, s, "stride_y", c->stride, 1, 64, &sy))
+    if (eng_cfg_int(b->cfg, s, "stride_x", c->stride, 1, 64, &sx) ||
+        eng_cfg_int(b->cfg, s, "stride_y", c->stride, 1, 64, &sy))
         return -1;
     if (sx != c->stride || sy != c->stride)
         return eng_err_set_line(b->err, ENG_ERR_UNSUPPORTED, b->cfg->name, s->line,
@@ -368,15 +80,18 @@ static int parse_conv(struct builder *b, const struct section *s, struct eng_lay
     return eng_conv_setup(l, b->err->msg, sizeof b->err->msg);
 }
 
-static int parse_maxpool(struct builder *b, const struct section *s, struct eng_layer *l)
+static int parse_maxpool(struct builder *b, const struct eng_cfg_section *s, struct eng_layer *l)
 {
     struct eng_pool *p = &l->p.pool;
-    if (get_int(b, s, "stride", 1, 1, 64, &p->stride) || get_int(b, s, "size", p->stride, 1, 64, &p->size) ||
-        get_int(b, s, "padding", p->size - 1, 0, 128, &p->pad) ||
-        require_default(b, s, "maxpool_depth", 0) || require_default(b, s, "antialiasing", 0))
+    if (eng_cfg_int(b->cfg, s, "stride", 1, 1, 64, &p->stride) ||
+        eng_cfg_int(b->cfg, s, "size", p->stride, 1, 64, &p->size) ||
+        eng_cfg_int(b->cfg, s, "padding", p->size - 1, 0, 128, &p->pad) ||
+        eng_cfg_require_default(b->cfg, s, "maxpool_depth", 0) ||
+        eng_cfg_require_default(b->cfg, s, "antialiasing", 0))
         return -1;
     int sx, sy;
-    if (get_int(b, s, "stride_x", p->stride, 1, 64, &sx) || get_int(b, s, "stride_y", p->stride, 1, 64, &sy))
+    if (eng_cfg_int(b->cfg, s, "stride_x", p->stride, 1, 64, &sx) ||
+        eng_cfg_int(b->cfg, s, "stride_y", p->stride, 1, 64, &sy))
         return -1;
     if (sx != p->stride || sy != p->stride)
         return eng_err_set_line(b->err, ENG_ERR_UNSUPPORTED, b->cfg->name, s->line,
@@ -390,13 +105,13 @@ static int resolve_index(int v, int current)
     return v < 0 ? current + v : v;
 }
 
-static int parse_route(struct builder *b, const struct section *s, struct eng_layer *l)
+static int parse_route(struct builder *b, const struct eng_cfg_section *s, struct eng_layer *l)
 {
     struct eng_route *r = &l->p.route;
     int idx[MAX_LIST];
-    if (get_list(b, s, "layers", 0, idx, ENG_ROUTE_MAX_INPUTS, &r->n) ||
-        get_int(b, s, "groups", 1, 1, 1024, &r->groups) ||
-        get_int(b, s, "group_id", 0, 0, 1023, &r->group_id))
+    if (eng_cfg_list(b->cfg, s, "layers", 0, idx, ENG_ROUTE_MAX_INPUTS, &r->n) ||
+        eng_cfg_int(b->cfg, s, "groups", 1, 1, 1024, &r->groups) ||
+        eng_cfg_int(b->cfg, s, "group_id", 0, 0, 1023, &r->group_id))
         return -1;
     if (r->n == 0)
         return eng_err_set_line(b->err, ENG_ERR_INVALID, b->cfg->name, s->line,
@@ -406,14 +121,15 @@ static int parse_route(struct builder *b, const struct section *s, struct eng_la
     return eng_route_setup(l, b->net->layers, b->err->msg, sizeof b->err->msg);
 }
 
-static int parse_shortcut(struct builder *b, const struct section *s, struct eng_layer *l)
+static int parse_shortcut(struct builder *b, const struct eng_cfg_section *s, struct eng_layer *l)
 {
     int from[MAX_LIST], n;
-    if (get_list(b, s, "from", 0, from, 1, &n) || get_act(b, s, "activation", &l->p.shortcut.act))
+    if (eng_cfg_list(b->cfg, s, "from", 0, from, 1, &n) ||
+        eng_cfg_act(b->cfg, s, "activation", &l->p.shortcut.act))
         return -1;
-    const struct kv *wt = find(b, s, "weights_type");
+    const struct eng_cfg_kv *wt = eng_cfg_find(b->cfg, s, "weights_type");
     if (wt && strcmp(wt->value, "none"))
-        return bad_value(b, wt, "weighted shortcuts are not supported");
+        return eng_cfg_bad_value(b->cfg, wt, "weighted shortcuts are not supported");
     if (n != 1)
         return eng_err_set_line(b->err, ENG_ERR_INVALID, b->cfg->name, s->line,
                                 "[shortcut] needs exactly one from=");
@@ -421,10 +137,10 @@ static int parse_shortcut(struct builder *b, const struct section *s, struct eng
     return eng_shortcut_setup(l, b->net->layers, b->err->msg, sizeof b->err->msg);
 }
 
-static int parse_upsample(struct builder *b, const struct section *s, struct eng_layer *l)
+static int parse_upsample(struct builder *b, const struct eng_cfg_section *s, struct eng_layer *l)
 {
-    if (get_int(b, s, "stride", 2, -64, 64, &l->p.upsample.stride) ||
-        get_float(b, s, "scale", 1.0f, -1e6f, 1e6f, &l->p.upsample.scale))
+    if (eng_cfg_int(b->cfg, s, "stride", 2, -64, 64, &l->p.upsample.stride) ||
+        eng_cfg_float(b->cfg, s, "scale", 1.0f, -1e6f, 1e6f, &l->p.upsample.scale))
         return -1;
     return eng_upsample_setup(l, b->err->msg, sizeof b->err->msg);
 }
@@ -444,12 +160,12 @@ static int add_anchors(struct builder *b, const float *src, int pairs, size_t *o
     return 0;
 }
 
-static int parse_anchors(struct builder *b, const struct section *s, float *anchors, int *num)
+static int parse_anchors(struct builder *b, const struct eng_cfg_section *s, float *anchors, int *num)
 {
     int n_vals, num_decl;
-    if (get_list(b, s, "anchors", 1, anchors, MAX_LIST, &n_vals))
+    if (eng_cfg_list(b->cfg, s, "anchors", 1, anchors, MAX_LIST, &n_vals))
         return -1;
-    if (get_int(b, s, "num", n_vals / 2, 1, MAX_LIST / 2, &num_decl))
+    if (eng_cfg_int(b->cfg, s, "num", n_vals / 2, 1, MAX_LIST / 2, &num_decl))
         return -1;
     if (n_vals == 0 || n_vals % 2 || n_vals / 2 < num_decl)
         return eng_err_set_line(b->err, ENG_ERR_INVALID, b->cfg->name, s->line,
@@ -463,15 +179,15 @@ static int parse_anchors(struct builder *b, const struct section *s, float *anch
     return 0;
 }
 
-static int parse_yolo(struct builder *b, const struct section *s, struct eng_layer *l, size_t *aoff)
+static int parse_yolo(struct builder *b, const struct eng_cfg_section *s, struct eng_layer *l, size_t *aoff)
 {
     struct eng_head *h = &l->p.head;
     float anchors[MAX_LIST], picked[MAX_LIST];
     int mask[MAX_LIST], num, n_mask;
-    if (get_int(b, s, "classes", 20, 1, 100000, &h->classes) || parse_anchors(b, s, anchors, &num) ||
-        get_list(b, s, "mask", 0, mask, MAX_LIST / 2, &n_mask) ||
-        get_float(b, s, "scale_x_y", 1.0f, 0.5f, 4.0f, &h->scale_x_y) ||
-        require_default(b, s, "new_coords", 0))
+    if (eng_cfg_int(b->cfg, s, "classes", 20, 1, 100000, &h->classes) || parse_anchors(b, s, anchors, &num) ||
+        eng_cfg_list(b->cfg, s, "mask", 0, mask, MAX_LIST / 2, &n_mask) ||
+        eng_cfg_float(b->cfg, s, "scale_x_y", 1.0f, 0.5f, 4.0f, &h->scale_x_y) ||
+        eng_cfg_require_default(b->cfg, s, "new_coords", 0))
         return -1;
     if (n_mask == 0) {
         for (n_mask = 0; n_mask < num; n_mask++)
@@ -490,15 +206,15 @@ static int parse_yolo(struct builder *b, const struct section *s, struct eng_lay
     return eng_yolo_setup(l, b->err->msg, sizeof b->err->msg);
 }
 
-static int parse_region(struct builder *b, const struct section *s, struct eng_layer *l, size_t *aoff)
+static int parse_region(struct builder *b, const struct eng_cfg_section *s, struct eng_layer *l, size_t *aoff)
 {
     struct eng_head *h = &l->p.head;
     float anchors[MAX_LIST];
     int num;
     h->scale_x_y = 1.0f;
-    if (get_int(b, s, "classes", 20, 1, 100000, &h->classes) || parse_anchors(b, s, anchors, &num) ||
-        require_default(b, s, "coords", 4) || require_default(b, s, "softmax", 1) ||
-        require_default(b, s, "background", 0))
+    if (eng_cfg_int(b->cfg, s, "classes", 20, 1, 100000, &h->classes) || parse_anchors(b, s, anchors, &num) ||
+        eng_cfg_require_default(b->cfg, s, "coords", 4) || eng_cfg_require_default(b->cfg, s, "softmax", 1) ||
+        eng_cfg_require_default(b->cfg, s, "background", 0))
         return -1;
     h->anchors_n = num;
     if (add_anchors(b, anchors, num, aoff))
@@ -528,7 +244,7 @@ static int section_kind(const char *name)
 }
 
 /* Builds layer i from section s; *aoff receives a head's offset among the anchors. */
-static int build_layer(struct builder *b, const struct section *s, int i, size_t *aoff)
+static int build_layer(struct builder *b, const struct eng_cfg_section *s, int i, size_t *aoff)
 {
     struct eng_net *net = b->net;
     struct eng_layer *l = &net->layers[i];
@@ -643,12 +359,12 @@ static int finish_net(struct builder *b)
 
 static int build_net(struct builder *b, size_t *anchor_off)
 {
-    struct cfg *c = b->cfg;
+    struct eng_cfg *c = b->cfg;
     if (parse_net(b, &c->secs[0]))
         return -1;
-    warn_unused(b, &c->secs[0]);
+    eng_cfg_warn_unused(b->cfg, &c->secs[0], b->opts);
     for (int i = 0; i < b->net->n_layers; i++) {
-        const struct section *s = &c->secs[i + 1];
+        const struct eng_cfg_section *s = &c->secs[i + 1];
         if (build_layer(b, s, i, &anchor_off[i]))
             return -1;
         const enum eng_layer_kind k = b->net->layers[i].kind;
@@ -658,7 +374,7 @@ static int build_net(struct builder *b, size_t *anchor_off)
                                         "more than %d detection heads", ENG_NET_MAX_HEADS);
             b->net->heads[b->net->n_heads++] = i;
         }
-        warn_unused(b, s);
+        eng_cfg_warn_unused(b->cfg, s, b->opts);
     }
     if (finish_net(b))
         return -1;
@@ -668,7 +384,7 @@ static int build_net(struct builder *b, size_t *anchor_off)
     if (allocate_params(b, anchors_n))
         return -1;
     link_params(b, anchor_off);
-    return 0;
+    return eng_darknet_conv_prepare(b->net, b->err, b->cfg->name);
 }
 
 int eng_darknet_parse_cfg(const char *text, size_t len, const char *name,
@@ -679,11 +395,11 @@ int eng_darknet_parse_cfg(const char *text, size_t len, const char *name,
     if (!err)
         err = &local;
     memset(err, 0, sizeof *err);
-    struct cfg c = {.name = name};
+    struct eng_cfg c = {.name = name, .err = err};
     struct builder b = {.cfg = &c, .opts = opts, .err = err};
     size_t *anchor_off = NULL;
     int rc = -1;
-    if (cfg_parse(&c, text, len, err))
+    if (eng_cfg_parse(&c, text, len))
         goto done;
     const int n_layers = c.n_secs - 1;
     if (n_layers > MAX_LAYERS) {
@@ -709,6 +425,6 @@ done:
     free(anchor_off);
     free(b.param_off);
     free(b.anchors);
-    cfg_free(&c);
+    eng_cfg_free(&c);
     return rc;
 }

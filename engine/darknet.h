@@ -38,6 +38,10 @@ int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data,
 int eng_darknet_load(const char *cfg_path, const char *weights_path, const char *names_path,
                      const struct eng_darknet_opts *opts, struct eng_net **out, struct eng_err *err);
 
+/* Once the weights are final (parsed as zeros, or loaded): the weights' load-time transforms
+ * (conv_wino.h). Returns 0, or -1 with err (ENG_ERR_NOMEM). */
+int eng_darknet_conv_prepare(struct eng_net *net, struct eng_err *err, const char *name);
+
 /* The weights of a convolutional layer (filters x in/groups x size x size), bias and batch norm aside. */
 size_t eng_darknet_conv_weights(const struct eng_layer *l);
 

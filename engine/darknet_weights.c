@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conv_wino.h"
 #include "darknet.h"
 #include "detect.h"
 
@@ -103,7 +104,15 @@ int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data,
         if (net->layers[i].kind == ENG_LAYER_CONV)
             rc = load_conv(&net->layers[i], &cur, tmp, name, err);
     free(tmp);
-    return rc;
+    return rc ? rc : eng_darknet_conv_prepare(net, err, name);
+}
+
+int eng_darknet_conv_prepare(struct eng_net *net, struct eng_err *err, const char *name)
+{
+    for (int i = 0; i < net->n_layers; i++)
+        if (eng_conv_wino_prepare(&net->layers[i]))
+            return eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory for layer %d's Winograd weights", i);
+    return 0;
 }
 
 int eng_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,

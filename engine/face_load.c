@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_wino.h"
 #include "face.h"
 #include "face_models.h"
 #include "net.h"
@@ -152,6 +153,8 @@ static int add_conv(struct builder *b, const char *filters, const char *bias_nam
         keep_live_tap(b, c, in);
     char why[ENG_ERR_MSG_MAX] = "";
     const int rc = eng_conv_setup(l, why, sizeof why);
+    if (rc == 0 && eng_conv_wino_prepare(l))
+        return eng_err_set(b->err, ENG_ERR_NOMEM, filters, "out of memory for the Winograd weights");
     return finish_layer(b, l, rc, why, filters);
 }
 

@@ -99,6 +99,38 @@ struct eng_gemm {
 /* Output widths the small-n GEMM takes: B's rows are this many floats, zero beyond n. */
 #define ENG_KERN_SMALL_N 16
 
+/* Winograd F(mxm,3x3), m = 2 or 4 (conv_wino.c): a stride-1 3x3 convolution computed per m x m output
+ * tile as A^T [(G g G^T) . (B^T d B)] A from the n x n input patch d (n = m + 2). Tile (ty, tx) reads
+ * input rows from m ty - pad_top and columns from m tx - pad_left (zero outside h x w) and writes
+ * output rows m ty .. m ty + m - 1 and columns m tx .. m tx + m - 1 (those inside oh x ow). Element xi
+ * (0..n n - 1, xi = n a + b, a the vertical index) of tile t = (ty - ty0) tw + tx of channel ch is at
+ * [xi * mstride + ch * ld + t]: n n matrices [channel][tile] that are the B (input) and C (output) of
+ * n n GEMMs with the transformed weights. */
+struct eng_wino_in {
+    const float *in; /* channel ch's h x w plane at in + ch h w */
+    int m;           /* 2 or 4 */
+    int h, w, pad_top, pad_left, tw;
+    float *v;
+    size_t ld, mstride;
+};
+struct eng_wino_out {
+    const float *m;
+    size_t ld, mstride;
+    int tile; /* m: 2 or 4 */
+    int tw;
+    float *out; /* channel o's oh x ow plane at out + o oh ow */
+    int oh, ow;
+    const float *bias, *post_w, *post_b; /* [o], or NULL */
+    enum eng_act act;
+};
+/* Scratch floats either transform needs per concurrent call for tw tiles a row (24 rows of tw + 1 tiles
+ * and a vector: F(4x4)'s 6 input rows split into 4 phases), and the columns of padding (beyond a block's
+ * tiles) each row of the n n matrices needs: whole vectors are written and read. */
+#define ENG_WINO_ROW(tw)                                                                               \
+    (((size_t)(tw) + 1 + ENG_KERN_MAX_VL - 1) / ENG_KERN_MAX_VL * ENG_KERN_MAX_VL + ENG_KERN_MAX_VL)
+#define ENG_WINO_SCRATCH_FLOATS(tw) (24 * ENG_WINO_ROW(tw))
+#define ENG_WINO_LD_PAD ENG_KERN_MAX_VL
+
 struct eng_kern {
     enum eng_isa isa;
     const char *name;
@@ -141,6 +173,13 @@ struct eng_kern {
      * where OpenBLAS's sgemm does this. Each element is bias + its products in the order of k, so a
      * caller may cut m and n freely. */
     void (*gemm)(const struct eng_gemm *g, float *scratch);
+    /* Winograd transforms (struct eng_wino_in/out) of channels [c0, c1) over tile rows [ty0, ty1),
+     * with `scratch` of ENG_WINO_SCRATCH_FLOATS(tw) floats. The input transform writes whole vectors
+     * (up to ENG_WINO_LD_PAD floats past a row's last tile); the output transform adds bias, then
+     * applies the post affine and act, as it stores. Each element is a fixed sequence of operations
+     * whatever the range, so a caller may cut channels and tile rows freely. */
+    void (*wino_in)(const struct eng_wino_in *a, int c0, int c1, int ty0, int ty1, float *scratch);
+    void (*wino_out)(const struct eng_wino_out *a, int o0, int o1, int ty0, int ty1, float *scratch);
 };
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */

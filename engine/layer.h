@@ -56,6 +56,8 @@ struct eng_conv {
      * post_bias). The face recognizer's "scale" layers (conv, bias, scale, relu) run here, in the
      * output pass, instead of as a layer of their own. Not for depthwise layers. */
     const float *post_scale, *post_bias;
+    float *wino; /* owned (freed with the net): the Winograd-transformed weights, or NULL (conv_wino.h) */
+    int wino_m;  /* their output tile side, 2 or 4 */
 };
 
 /* maxpool: darknet's `padding` is the total, split as pad/2 before (so pad = TensorFlow's total 'same'

@@ -19,6 +19,9 @@ void eng_net_free(struct eng_net *net)
             free(net->class_names[i]);
         free(net->class_names);
     }
+    for (int i = 0; net->layers && i < net->n_layers; i++)
+        if (net->layers[i].kind == ENG_LAYER_CONV)
+            free(net->layers[i].p.conv.wino);
     free(net->layers);
     free(net->params);
     free(net->name);

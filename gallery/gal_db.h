@@ -55,6 +55,17 @@ extern const struct gal_db_ops gal_pg_ops;
 void *gal_sqlite_open(const char *path, struct gal_err *err);
 void *gal_pg_open(const char *uri, struct gal_err *err);
 
+/* Row readers for gal_db_ops.exec (gal_store.c): the row's integer columns into an int64_t array (-1 for
+ * NULL); the first column as text into a GAL_NAME_MAX + 1 buffer ("" if not text). */
+int gal_row_int(void *user, const struct gal_val *c, int n, struct gal_err *err);
+int gal_row_text(void *user, const struct gal_val *c, int n, struct gal_err *err);
+
+/* What every backend's migrate does inside its migration transaction, once it has read the schema's
+ * version v: refuses a newer schema (a newer visiond's: never downgraded) with version_stmt as the
+ * place, else runs migrations[v..n-1] through script (the backend's runner of several statements). */
+int gal_migrate_steps(void *db, int64_t v, const char *const *migrations, int n, const char *version_stmt,
+                      int (*script)(void *db, const char *sql, struct gal_err *err), struct gal_err *err);
+
 /* Shared statements over the sequence row. */
 #define GAL_SQL_SEQ "SELECT seq FROM gal_state WHERE id = 1"
 

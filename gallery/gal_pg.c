@@ -172,8 +172,9 @@ static int pg_exec(void *h, const char *sql, const struct gal_val *params, int n
     return rc;
 }
 
-static int simple(struct pg *p, const char *sql, struct gal_err *err)
+static int simple(void *h, const char *sql, struct gal_err *err)
 {
+    struct pg *p = h;
     if (ensure(p, sql, err))
         return -1;
     PGresult *r = PQexec(p->conn, sql);
@@ -208,16 +209,10 @@ static void pg_rollback(void *h)
     p->in_tx = 0;
 }
 
-static int row_seq(void *user, const struct gal_val *c, int n, struct gal_err *err)
-{
-    (void)err;
-    *(int64_t *)user = n > 0 && c[0].t == GAL_V_INT ? c[0].i : -1;
-    return 0;
-}
-
 static int pg_bump(void *h, int64_t *seq, struct gal_err *err)
 {
-    if (pg_exec(h, "UPDATE gal_state SET seq = seq + 1 WHERE id = 1 RETURNING seq", NULL, 0, row_seq, seq, NULL, err))
+    if (pg_exec(h, "UPDATE gal_state SET seq = seq + 1 WHERE id = 1 RETURNING seq", NULL, 0, gal_row_int, seq, NULL,
+                err))
         return -1;
     char s[32];
     snprintf(s, sizeof s, "%lld", (long long)*seq);
@@ -235,7 +230,7 @@ static int pg_wait(void *h, int64_t known, int timeout_ms, int64_t *seq, struct 
             return -1;
         p->listening = 1;
     }
-    if (pg_exec(p, GAL_SQL_SEQ, NULL, 0, row_seq, seq, NULL, err))
+    if (pg_exec(p, GAL_SQL_SEQ, NULL, 0, gal_row_int, seq, NULL, err))
         return -1;
     if (*seq != known || timeout_ms <= 0)
         return 0;
@@ -247,14 +242,7 @@ static int pg_wait(void *h, int64_t known, int timeout_ms, int64_t *seq, struct 
         while ((n = PQnotifies(p->conn)) != NULL)
             PQfreemem(n);
     }
-    return pg_exec(p, GAL_SQL_SEQ, NULL, 0, row_seq, seq, NULL, err);
-}
-
-static int row_version(void *user, const struct gal_val *c, int n, struct gal_err *err)
-{
-    (void)err;
-    *(int *)user = n > 0 && c[0].t == GAL_V_INT ? (int)c[0].i : -1;
-    return 0;
+    return pg_exec(p, GAL_SQL_SEQ, NULL, 0, gal_row_int, seq, NULL, err);
 }
 
 static int pg_migrate(void *h, struct gal_err *err)
@@ -264,25 +252,18 @@ static int pg_migrate(void *h, struct gal_err *err)
     snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%d)", MIGRATE_LOCK);
     if (pg_begin(p, 1, err))
         return -1;
-    int v = -1;
+    int64_t v = -1;
     if (pg_exec(p, lock, NULL, 0, NULL, NULL, NULL, err) ||
         simple(p, "CREATE TABLE IF NOT EXISTS gal_schema (version integer NOT NULL)", err) ||
-        pg_exec(p, "SELECT version FROM gal_schema", NULL, 0, row_version, &v, NULL, err))
+        pg_exec(p, "SELECT version FROM gal_schema", NULL, 0, gal_row_int, &v, NULL, err))
         goto fail;
     if (v < 0) {
         if (simple(p, "INSERT INTO gal_schema (version) VALUES (0)", err))
             goto fail;
         v = 0;
     }
-    if (v > SCHEMA_VERSION) {
-        gal_err_set(err, GAL_ERR_DB, "SELECT version FROM gal_schema",
-                    "the gallery's schema is version %d, newer than this visiond's (%d): use a newer visiond", v,
-                    SCHEMA_VERSION);
+    if (gal_migrate_steps(p, v, migrations, SCHEMA_VERSION, "SELECT version FROM gal_schema", simple, err))
         goto fail;
-    }
-    for (; v < SCHEMA_VERSION; v++)
-        if (simple(p, migrations[v], err))
-            goto fail;
     struct gal_val ver[1] = {gal_int(SCHEMA_VERSION)};
     if (pg_exec(p, "UPDATE gal_schema SET version = $1", ver, 1, NULL, NULL, NULL, err))
         goto fail;

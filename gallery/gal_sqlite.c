@@ -48,7 +48,7 @@ static int fail(sqlite3 *db, int rc, const char *sql, struct gal_err *err)
     return gal_err_set(err, kind, sql, "sqlite: %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
-static int run(sqlite3 *db, const char *sql, struct gal_err *err)
+static int run(void *db, const char *sql, struct gal_err *err)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
@@ -149,17 +149,10 @@ static int sq_commit(void *h, struct gal_err *err)
 
 static void sq_rollback(void *h) { sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL); }
 
-static int row_seq(void *user, const struct gal_val *c, int n, struct gal_err *err)
-{
-    (void)err;
-    *(int64_t *)user = n > 0 && c[0].t == GAL_V_INT ? c[0].i : -1;
-    return 0;
-}
-
 static int sq_bump(void *h, int64_t *seq, struct gal_err *err)
 {
-    return sq_exec(h, "UPDATE gal_state SET seq = seq + 1 WHERE id = 1 RETURNING seq", NULL, 0, row_seq, seq, NULL,
-                   err);
+    return sq_exec(h, "UPDATE gal_state SET seq = seq + 1 WHERE id = 1 RETURNING seq", NULL, 0, gal_row_int, seq,
+                   NULL, err);
 }
 
 /* SQLite has no notifications: poll the sequence (a read of one page, usually from the page cache). */
@@ -168,7 +161,7 @@ static int sq_wait(void *h, int64_t known, int timeout_ms, int64_t *seq, struct 
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        if (sq_exec(h, GAL_SQL_SEQ, NULL, 0, row_seq, seq, NULL, err))
+        if (sq_exec(h, GAL_SQL_SEQ, NULL, 0, gal_row_int, seq, NULL, err))
             return -1;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long el = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
@@ -180,30 +173,15 @@ static int sq_wait(void *h, int64_t known, int timeout_ms, int64_t *seq, struct 
     }
 }
 
-static int row_version(void *user, const struct gal_val *c, int n, struct gal_err *err)
-{
-    (void)err;
-    *(int *)user = n > 0 && c[0].t == GAL_V_INT ? (int)c[0].i : -1;
-    return 0;
-}
-
 static int sq_migrate(void *h, struct gal_err *err)
 {
     sqlite3 *db = h;
     if (run(db, "BEGIN IMMEDIATE", err))
         return -1;
-    int v = -1;
-    if (sq_exec(db, "PRAGMA user_version", NULL, 0, row_version, &v, NULL, err))
+    int64_t v = -1;
+    if (sq_exec(db, "PRAGMA user_version", NULL, 0, gal_row_int, &v, NULL, err) ||
+        gal_migrate_steps(db, v, migrations, SCHEMA_VERSION, "PRAGMA user_version", run, err))
         goto fail;
-    if (v > SCHEMA_VERSION) {
-        gal_err_set(err, GAL_ERR_DB, "PRAGMA user_version",
-                    "the gallery's schema is version %d, newer than this visiond's (%d): use a newer visiond", v,
-                    SCHEMA_VERSION);
-        goto fail;
-    }
-    for (; v < SCHEMA_VERSION; v++)
-        if (run(db, migrations[v], err))
-            goto fail;
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
     if (run(db, sql, err) || run(db, "COMMIT", err))

@@ -175,6 +175,21 @@ int gal_row_text(void *user, const struct gal_val *c, int n, struct gal_err *err
     return 0;
 }
 
+int gal_migrate_steps(void *db, int64_t v, const char *const *migrations, int n, const char *version_stmt,
+                      int (*script)(void *db, const char *sql, struct gal_err *err), struct gal_err *err)
+{
+    if (v < 0) /* no version recorded: a new database */
+        v = 0;
+    if (v > n)
+        return gal_err_set(err, GAL_ERR_DB, version_stmt,
+                           "the gallery's schema is version %lld, newer than this visiond's (%d): use a newer visiond",
+                           (long long)v, n);
+    for (; v < n; v++)
+        if (script(db, migrations[v], err))
+            return -1;
+    return 0;
+}
+
 /* ---- open ---- */
 
 const char *gal_store_backend(const struct gal_store *s) { return s->ops->name; }

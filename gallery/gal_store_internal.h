@@ -18,10 +18,6 @@ struct gal_store {
 };
 
 int64_t gal_now_ms(void); /* Unix time in ms */
-/* Row readers for gal_db_ops.exec: the row's integer columns into an int64_t array (-1 for NULL);
- * the first column as text into a GAL_NAME_MAX + 1 buffer ("" if not text). */
-int gal_row_int(void *user, const struct gal_val *c, int n, struct gal_err *err);
-int gal_row_text(void *user, const struct gal_val *c, int n, struct gal_err *err);
 /* The subject's row id, or -1 with GAL_ERR_NOT_FOUND. */
 int gal_subject_id(struct gal_store *s, const char *name, int64_t *id, struct gal_err *err);
 

@@ -39,8 +39,9 @@ struct srv_app {
     struct eng_face_models *faces; /* NULL when the face models are not installed or broken */
     char faces_error[512];         /* why installed face models did not load ("" if they did) */
     char models_error[512];        /* the first model folder that did not load, and why ("" if none) */
-    struct srv_gallery *gallery;   /* NULL when it could not be opened (srv_gallery.h) */
-    char gallery_error[512];       /* why not ("" if it opened) */
+    struct srv_gallery *_Atomic gallery; /* NULL until it opens: srv_gallery_get (srv_gallery.h) */
+    char gallery_error[512];       /* why it did not open at start-up ("" if it did) */
+    struct srv_gallery_retry *gallery_retry; /* the database was unreachable: tried again on requests */
     struct srv_keys *keys;
     struct eng_workers *pool;
     struct eng_cores *cores;       /* the cores the workers' teams share (threading = auto), or NULL */

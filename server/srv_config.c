@@ -1,4 +1,5 @@
-/* srv_config.c - the settings table and its four sources (the value parsers: srv_config_value.c).
+/* srv_config.c - the settings table and its four sources (the value parsers: srv_config_value.c;
+ * --print-config and --help: srv_config_print.c).
  *
  * Design (after redis's config.c): every setting is one row of `settings[]` with its type, bounds,
  * default and the offset of its field in struct srv_config. One parser per type turns text into a
@@ -123,6 +124,12 @@ static void *field(struct srv_config *cfg, size_t offset)
 static const void *cfield(const struct srv_config *cfg, size_t offset)
 {
     return (const char *)cfg + offset;
+}
+
+const struct setting *srv_config_settings(size_t *n)
+{
+    *n = N_SETTINGS;
+    return settings;
 }
 
 static const struct setting *find_setting(const char *name, size_t len)
@@ -577,11 +584,9 @@ int srv_config_validate(const struct srv_config *cfg, long online_cores, char *w
     return 0;
 }
 
-/* ---- printing ---- */
+/* ---- the printed form ---- */
 
-#define VALUE_MAX 8192
-
-static void format_value(const struct srv_config *cfg, const struct setting *s, char *buf, size_t size)
+void srv_config_format_value(const struct srv_config *cfg, const struct setting *s, char *buf, size_t size)
 {
     const void *f = cfield(cfg, s->offset);
     switch (s->type) {
@@ -622,58 +627,6 @@ static void format_value(const struct srv_config *cfg, const struct setting *s, 
     }
 }
 
-void srv_config_print(const struct srv_config *cfg, FILE *out)
-{
-    char value[VALUE_MAX];
-    int name_w = 0, value_w = 0;
-    for (size_t i = 0; i < N_SETTINGS; i++) {
-        format_value(cfg, &settings[i], value, sizeof value);
-        int nl = (int)strlen(settings[i].name), vl = (int)strlen(value);
-        name_w = nl > name_w ? nl : name_w;
-        value_w = vl > value_w && vl <= 40 ? vl : value_w; /* a long path does not push every comment */
-    }
-    fprintf(out, "# visiond effective configuration; config file: %s\n",
-            cfg->config_path[0] ? cfg->config_path : "none");
-    for (size_t i = 0; i < N_SETTINGS; i++) {
-        char where[ENG_ERR_WHERE_MAX];
-        format_value(cfg, &settings[i], value, sizeof value);
-        srv_config_where(cfg, settings[i].name, where, sizeof where);
-        bool cores = (settings[i].flags & F_CORES) && cfg->origin[i].source == SRV_CONFIG_FROM_DEFAULT;
-        fprintf(out, "%-*s = %-*s  # %s%s\n", name_w, settings[i].name, value_w, value, where,
-                cores ? " (online cores)" : "");
-    }
-}
-
-void srv_config_usage(FILE *out)
-{
-    fprintf(out, "options (each also VISIOND_<NAME> in the environment, or `name = value` in the config file;\n"
-                 "flags override the environment, which overrides the file):\n");
-    fprintf(out, "  %-30s %s\n", "--config FILE",
-            "config file (default " SRV_CONFIG_DEFAULT_PATH ", if present; also VISIOND_CONFIG)");
-    for (size_t i = 0; i < N_SETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        char flag[64], left[160], extra[96] = "";
-        srv_config_flag_name(s, flag, sizeof flag);
-        if (s->type == T_BOOL)
-            snprintf(left, sizeof left, "%s, --no-%s", flag, flag + 2);
-        else
-            snprintf(left, sizeof left, "%s %s", flag, s->arg);
-        if (s->type == T_INT || s->type == T_LONG || s->type == T_SIZE || s->type == T_FLOAT) {
-            char bounds[80];
-            srv_config_format_bounds(s, bounds, sizeof bounds);
-            if (s->flags & F_CORES)
-                snprintf(extra, sizeof extra, " [%s]", bounds);
-            else
-                snprintf(extra, sizeof extra, " [default %s; %s]", s->dflt, bounds);
-        } else if (s->dflt && s->dflt[0]) {
-            snprintf(extra, sizeof extra, " [default %s]", s->dflt);
-        }
-        fprintf(out, "  %-30s %s%s\n", left, s->help, extra);
-    }
-    fprintf(out, "  %-30s %s\n", "--print-config", "print the effective settings and their sources, then exit");
-    fprintf(out, "  %-30s %s\n", "-h, --help", "this help");
-}
-
 const char *srv_config_name(size_t i)
 {
     return i < N_SETTINGS ? settings[i].name : NULL;
@@ -687,14 +640,14 @@ int srv_config_keep(struct srv_config *to, const struct srv_config *from, const 
     const struct setting *s = find_setting(name, strlen(name));
     if (!s)
         return eng_err_set(err, ENG_ERR_INVALID, name, "no such setting");
-    char *a = malloc(VALUE_MAX), *b = malloc(VALUE_MAX);
+    char *a = malloc(SRV_CONFIG_VALUE_MAX), *b = malloc(SRV_CONFIG_VALUE_MAX);
     int rc = -1;
     if (!a || !b) {
         eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory");
         goto out;
     }
-    format_value(to, s, a, VALUE_MAX);
-    format_value(from, s, b, VALUE_MAX);
+    srv_config_format_value(to, s, a, SRV_CONFIG_VALUE_MAX);
+    srv_config_format_value(from, s, b, SRV_CONFIG_VALUE_MAX);
     rc = 0;
     if (strcmp(a, b) != 0) {
         const struct srv_config_origin *o = &from->origin[s - settings];

@@ -1,5 +1,6 @@
-/* srv_config_setting.h - what srv_config.c (the settings table, its sources, printing) and
- * srv_config_value.c (parsing and checking one value) share. Private to server/. */
+/* srv_config_setting.h - what srv_config.c (the settings table, its sources), srv_config_value.c
+ * (parsing and checking one value) and srv_config_print.c (--print-config, --help) share. Private to
+ * server/. */
 #ifndef SRV_CONFIG_SETTING_H
 #define SRV_CONFIG_SETTING_H
 
@@ -71,6 +72,13 @@ int srv_config_parse_value(const struct setting *s, const char *text, const stru
                            struct eng_err *err);
 int srv_config_parse_int(const char *text, long long *out);
 int srv_config_parse_bool(const char *text, bool *out);
+
+/* The settings table (static, srv_config.c): *n rows. */
+const struct setting *srv_config_settings(size_t *n);
+
+#define SRV_CONFIG_VALUE_MAX 8192 /* the printed form of any value, with its NUL */
+/* s's value in cfg as --print-config prints it (a gallery URI without its password) into buf. */
+void srv_config_format_value(const struct srv_config *cfg, const struct setting *s, char *buf, size_t size);
 
 /* 20M rather than 20971520 when exact; "min..max" of a setting, for messages and --help. */
 void srv_config_format_size(long long v, char *buf, size_t size);

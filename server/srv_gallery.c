@@ -107,10 +107,13 @@ int srv_gallery_spec(const struct srv_config *cfg, char *buf, size_t size, char 
     return 0;
 }
 
-struct srv_gallery *srv_gallery_open(const char *spec, const char *fingerprint, char *why, size_t why_size)
+struct srv_gallery *srv_gallery_open(const char *spec, const char *fingerprint, char *why, size_t why_size,
+                                     enum gal_err_kind *kind)
 {
     struct gal_err err = {0};
     struct srv_gallery *g = calloc(1, sizeof *g);
+    if (kind)
+        *kind = GAL_ERR_NOMEM;
     if (!g || !(g->ix = gal_index_new())) {
         snprintf(why, why_size, "out of memory");
         free(g);
@@ -125,6 +128,8 @@ struct srv_gallery *srv_gallery_open(const char *spec, const char *fingerprint, 
         char line[600], red[512];
         snprintf(why, why_size, "gallery %s: %s", gal_spec_redact(spec, red, sizeof red),
                  gal_err_format(&err, line, sizeof line));
+        if (kind)
+            *kind = err.kind;
         srv_gallery_free(g);
         return NULL;
     }
@@ -142,6 +147,32 @@ void srv_gallery_free(struct srv_gallery *g)
     free(g);
 }
 
+/* The gallery could not be opened because its database was unreachable: what to try again, when. */
+struct srv_gallery_retry {
+    char spec[4200];
+    char fingerprint[GAL_FP_HEX + 1];
+    pthread_mutex_t mu; /* guards what follows; held briefly, never during an attempt */
+    int connecting;     /* an attempt is running on some request's thread */
+    double next_ms;     /* srv_now_ms() before which no attempt starts */
+    int delay_ms;       /* the back-off after the next failure */
+    int attempts;
+    int gave_up;   /* the database answered, but the gallery cannot open (e.g. another model's) */
+    char why[480]; /* the last failure */
+};
+
+#define RETRY_FIRST_MS 500
+#define RETRY_MAX_MS 10000
+
+static void log_loaded(const struct srv_gallery *g, const char *spec, const char *fp, int attempts)
+{
+    char red[512];
+    struct gal_snap *snap = gal_index_acquire(g->ix);
+    SRV_LOG(SRV_LOG_INFO, "gallery %s: %zu faces of %zu subjects loaded (model fingerprint %.12s)%s",
+            gal_spec_redact(spec, red, sizeof red), gal_snap_faces(snap), gal_snap_subjects(snap), fp,
+            attempts ? ", its database reached at last" : "");
+    gal_snap_release(snap);
+}
+
 void srv_gallery_load(struct srv_app *app)
 {
     char dir[4096], fp[GAL_FP_HEX + 1], spec[4200], why[480];
@@ -151,17 +182,95 @@ void srv_gallery_load(struct srv_app *app)
         return;
     }
     snprintf(dir, sizeof dir, "%s/faces", app->cfg->models);
+    enum gal_err_kind kind = GAL_ERR_INVALID;
+    struct srv_gallery *g = NULL;
     if (srv_gallery_fingerprint(dir, fp, why, sizeof why) || srv_gallery_spec(app->cfg, spec, sizeof spec, why, sizeof why) ||
-        !(app->gallery = srv_gallery_open(spec, fp, why, sizeof why))) {
-        snprintf(app->gallery_error, sizeof app->gallery_error, "gallery not available: %.470s", why);
+        !(g = srv_gallery_open(spec, fp, why, sizeof why, &kind))) {
+        struct srv_gallery_retry *r = kind == GAL_ERR_UNAVAILABLE ? calloc(1, sizeof *r) : NULL;
+        snprintf(app->gallery_error, sizeof app->gallery_error, "gallery not available: %.440s%s", why,
+                 r ? " (tried again on requests)" : "");
         SRV_LOG(SRV_LOG_WARN, "%s", app->gallery_error);
+        if (r) {
+            snprintf(r->spec, sizeof r->spec, "%s", spec);
+            snprintf(r->fingerprint, sizeof r->fingerprint, "%s", fp);
+            snprintf(r->why, sizeof r->why, "%s", why);
+            pthread_mutex_init(&r->mu, NULL);
+            r->next_ms = srv_now_ms() + RETRY_FIRST_MS;
+            r->delay_ms = 2 * RETRY_FIRST_MS;
+            app->gallery_retry = r;
+        }
         return;
     }
-    char red[512];
-    struct gal_snap *snap = gal_index_acquire(app->gallery->ix);
-    SRV_LOG(SRV_LOG_INFO, "gallery %s: %zu faces of %zu subjects loaded (model fingerprint %.12s)",
-            gal_spec_redact(spec, red, sizeof red), gal_snap_faces(snap), gal_snap_subjects(snap), fp);
-    gal_snap_release(snap);
+    atomic_store_explicit(&app->gallery, g, memory_order_release);
+    log_loaded(g, spec, fp, 0);
+}
+
+void srv_gallery_retry_free(struct srv_gallery_retry *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* One attempt, if none is running and the back-off allows; the gallery if it opened. */
+static struct srv_gallery *retry_open(struct srv_app *app, struct srv_gallery_retry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    const int go = !r->connecting && !r->gave_up && srv_now_ms() >= r->next_ms;
+    r->connecting |= go;
+    pthread_mutex_unlock(&r->mu);
+    if (!go)
+        return NULL;
+    char why[480];
+    enum gal_err_kind kind = GAL_ERR_UNAVAILABLE;
+    struct srv_gallery *g = srv_gallery_open(r->spec, r->fingerprint, why, sizeof why, &kind);
+    pthread_mutex_lock(&r->mu);
+    const int attempts = ++r->attempts;
+    if (g) {
+        atomic_store_explicit(&app->gallery, g, memory_order_release);
+    } else {
+        snprintf(r->why, sizeof r->why, "%s", why);
+        r->gave_up = kind != GAL_ERR_UNAVAILABLE;
+        r->next_ms = srv_now_ms() + r->delay_ms;
+        if (r->gave_up)
+            SRV_LOG(SRV_LOG_WARN, "gallery not available (attempt %d; not tried again before a reload): %s",
+                    attempts, why);
+        else
+            SRV_LOG(SRV_LOG_WARN, "gallery not available (attempt %d; the next in %d ms at the earliest): %s",
+                    attempts, r->delay_ms, why);
+        r->delay_ms = r->delay_ms * 2 < RETRY_MAX_MS ? r->delay_ms * 2 : RETRY_MAX_MS;
+    }
+    r->connecting = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (g)
+        log_loaded(g, r->spec, r->fingerprint, attempts);
+    return g;
+}
+
+struct srv_gallery *srv_gallery_get(struct srv_app *app, struct proto_err *e)
+{
+    struct srv_gallery *g = atomic_load_explicit(&app->gallery, memory_order_acquire);
+    struct srv_gallery_retry *r = app->gallery_retry;
+    if (g || (r && (g = retry_open(app, r)) != NULL))
+        return g;
+    if ((g = atomic_load_explicit(&app->gallery, memory_order_acquire)) != NULL) /* opened by another */
+        return g;
+    if (!r) {
+        proto_err_set(e, PROTO_ERR_NOT_READY, NULL, "%s",
+                      app->gallery_error[0] ? app->gallery_error : "the gallery is not available on this server");
+        return NULL;
+    }
+    pthread_mutex_lock(&r->mu);
+    if (r->gave_up)
+        proto_err_set(e, PROTO_ERR_NOT_READY, NULL, "gallery not available: %.440s", r->why);
+    else
+        proto_err_set(e, PROTO_ERR_GALLERY_UNAVAILABLE, NULL,
+                      "the gallery's database is unreachable (%d attempts since start-up; tried again on requests, "
+                      "with a back-off): %.300s",
+                      r->attempts + 1, r->why);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
 }
 
 void srv_gallery_settle(struct srv_gallery *g, int64_t seq)
@@ -173,19 +282,14 @@ void srv_gallery_settle(struct srv_gallery *g, int64_t seq)
 
 /* ---- shared by the routes ------------------------------------------------------------------ */
 
-static int gallery_ready(struct srv_req *req, struct srv_app *app)
-{
-    if (app->gallery)
-        return 1;
-    srv_req_reply_code(req, PROTO_ERR_NOT_READY, NULL,
-                   app->gallery_error[0] ? app->gallery_error : "the gallery is not available on this server");
-    return 0;
-}
-
 /* The generation's gallery, or NULL after answering 503. */
 static struct srv_gallery *gallery_of(struct srv_req *req, struct srv_app *app)
 {
-    return gallery_ready(req, app) ? app->gallery : NULL;
+    struct proto_err e;
+    struct srv_gallery *g = srv_gallery_get(app, &e);
+    if (!g)
+        srv_req_reply_error(req, &e);
+    return g;
 }
 
 int srv_gallery_err(struct proto_err *e, const struct gal_err *ge, enum proto_code not_found, const char *field)

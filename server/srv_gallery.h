@@ -15,6 +15,7 @@
 
 struct srv_app;
 struct srv_config;
+struct srv_gallery_retry; /* srv_gallery.c: a gallery whose database was unreachable, to try again */
 
 struct srv_gallery {
     struct gal_store *store; /* the handlers' connection: one at a time, under mu */
@@ -33,13 +34,25 @@ int srv_gallery_fingerprint(const char *faces_dir, char out[GAL_FP_HEX + 1], cha
 int srv_gallery_spec(const struct srv_config *cfg, char *buf, size_t size, char *why, size_t why_size);
 
 /* Opens the store, loads the index and starts its follower. New (srv_gallery_free), or NULL with why
- * (which never holds a password). */
-struct srv_gallery *srv_gallery_open(const char *spec, const char *fingerprint, char *why, size_t why_size);
+ * (which never holds a password) and *kind (may be NULL): GAL_ERR_UNAVAILABLE when the database could
+ * not be reached, a failure that may pass. */
+struct srv_gallery *srv_gallery_open(const char *spec, const char *fingerprint, char *why, size_t why_size,
+                                     enum gal_err_kind *kind);
 void srv_gallery_free(struct srv_gallery *g);
 
 /* Opens the generation's gallery (once its face models are loaded): app->gallery, or a warning and
- * app->gallery_error (the gallery routes then answer 503; the other routes serve). */
+ * app->gallery_error (the gallery routes then answer 503; the other routes serve). When the database
+ * was unreachable, app->gallery_retry is set: srv_gallery_get tries again. */
 void srv_gallery_load(struct srv_app *app);
+/* The generation's gallery, or NULL with *e set (503: NOT_READY, or GALLERY_UNAVAILABLE while its
+ * database has not been reached yet). While it has not opened for an unreachable database, a call
+ * opens it on the caller's thread, at most one at a time and with a back-off between attempts
+ * (0.5 s doubling to 10 s): a database that starts after the daemon (docker compose) is taken up by the
+ * first request after it is up, without a reload; if it then fails otherwise (another model's gallery),
+ * it is not tried again (NOT_READY with why). Borrowed: valid while the generation is. Any thread. */
+struct srv_gallery *srv_gallery_get(struct srv_app *app, struct proto_err *e);
+/* Frees the retry state (srv_serve.c's app_free; NULL is a no-op). */
+void srv_gallery_retry_free(struct srv_gallery_retry *r);
 
 /* After a write of ours committed at seq: wait (bounded) until our index holds it, so the client's
  * next identify sees its own write. */

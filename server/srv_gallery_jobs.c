@@ -291,11 +291,12 @@ static int job_run(struct srv_job *h, struct srv_worker_state *ws, char **body, 
 
 /* ---- HTTP side ----------------------------------------------------------------------------- */
 
+/* The generation is const to job kinds; its gallery slot is the one part made to change (atomically,
+ * once: srv_gallery_get opens a gallery whose database was unreachable at start-up). */
 static int job_ready(const struct srv_app *app, struct proto_err *e)
 {
-    if (!app->gallery)
-        return proto_err_set(e, PROTO_ERR_NOT_READY, NULL, "%s",
-                             app->gallery_error[0] ? app->gallery_error : "the gallery is not available");
+    if (!srv_gallery_get((struct srv_app *)app, e))
+        return -1;
     if (!app->faces)
         return proto_err_set(e, PROTO_ERR_NOT_READY, NULL, "%s",
                              app->faces_error[0] ? app->faces_error : "the face models are not installed");

@@ -33,7 +33,6 @@
 #define POST_BUFFER 65536
 #define MAX_FIELDS 64
 #define MAX_QUERY 64
-#define MAX_CAPTURES 4 /* "{name}" segments in one route pattern */
 
 struct srv_req {
     struct srv_http *h;
@@ -41,12 +40,7 @@ struct srv_req {
     const struct srv_route *route;
     const struct srv_route *path_row; /* the first row of the path, whatever the method (405) */
     enum proto_dialect dialect; /* the route's, or the prefix row's the path falls under */
-    struct {
-        const char *name; /* in the route's pattern, name_len bytes */
-        size_t name_len;
-        char *value;
-    } caps[MAX_CAPTURES];
-    int n_caps;
+    struct srv_caps caps; /* the path's "{name}" segments */
     char id[72];
     char *path;
     enum srv_method method;
@@ -87,23 +81,6 @@ double srv_now_ms(void)
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-static enum srv_method parse_method(const char *m)
-{
-    if (strcmp(m, "GET") == 0)
-        return SRV_GET;
-    if (strcmp(m, "POST") == 0)
-        return SRV_POST;
-    if (strcmp(m, "OPTIONS") == 0)
-        return SRV_OPTIONS;
-    if (strcmp(m, "HEAD") == 0)
-        return SRV_HEAD;
-    if (strcmp(m, "PATCH") == 0)
-        return SRV_PATCH;
-    if (strcmp(m, "DELETE") == 0)
-        return SRV_DELETE;
-    return 0;
-}
-
 /* Client-chosen request ids are echoed in logs and headers, so only a safe alphabet is accepted. */
 static int safe_request_id(const char *s)
 {
@@ -136,69 +113,6 @@ static void refuse(struct srv_req *r, enum proto_code code, const char *field, c
     r->early.code = code;
     snprintf(r->early.field, sizeof r->early.field, "%s", field ? field : "");
     snprintf(r->early.msg, sizeof r->early.msg, "%s", msg);
-}
-
-/* Whether path matches the route's pattern; with r, the "{name}" segments are captured into it. On the
- * DeepStack dialect's rows one trailing slash is accepted ("/v1/vision/detection/", as DeepStack does);
- * native paths stay exact. */
-static int path_matches(const struct srv_route *row, const char *path, struct srv_req *r)
-{
-    const char *pattern = row->path;
-    int n = 0;
-    while (*pattern && *path) {
-        if (*pattern != '{') {
-            if (*pattern++ != *path++)
-                return 0;
-            continue;
-        }
-        const char *close = strchr(pattern, '}');
-        const size_t seg = strcspn(path, "/");
-        if (!close || seg == 0 || n >= MAX_CAPTURES)
-            return 0;
-        if (r) {
-            r->caps[n].name = pattern + 1;
-            r->caps[n].name_len = (size_t)(close - pattern - 1);
-            if (!(r->caps[n].value = strndup(path, seg)))
-                return 0;
-            r->n_caps = n + 1;
-        }
-        n++;
-        pattern = close + 1;
-        path += seg;
-    }
-    return !*pattern &&
-           (!*path || (row->dialect == PROTO_DIALECT_DEEPSTACK && path[0] == '/' && !path[1]));
-}
-
-static int is_prefix_row(const struct srv_route *row)
-{
-    return row->methods == 0;
-}
-
-/* The row for the request's path and method. None: r->route stays NULL, and r->path_row says whether
- * another method would have matched (405 rather than 404); r->dialect is then the prefix row's. */
-static void find_route(struct srv_req *r)
-{
-    const struct srv_http *h = r->h;
-    for (int i = 0; i < h->n_routes; i++) {
-        const struct srv_route *row = &h->routes[i];
-        if (is_prefix_row(row)) {
-            if (strncmp(r->path, row->path, strlen(row->path)) == 0 && !r->path_row)
-                r->dialect = row->dialect;
-            continue;
-        }
-        if (!path_matches(row, r->path, NULL))
-            continue;
-        r->dialect = row->dialect;
-        if (!r->path_row)
-            r->path_row = row;
-        if ((row->methods & r->method) || (r->method == SRV_OPTIONS && !r->route))
-            r->route = row; /* OPTIONS: the first row of the path, for its preflight */
-        if (row->methods & r->method)
-            break;
-    }
-    if (r->route && !path_matches(r->route, r->path, r))
-        refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
 }
 
 static int origin_allowed(const struct srv_http *h, const char *origin)
@@ -322,8 +236,8 @@ static void req_free(struct srv_req *r)
     free_fields(r);
     free(r->body);
     free(r->path);
-    for (int i = 0; i < r->n_caps; i++)
-        free(r->caps[i].value);
+    for (int i = 0; i < r->caps.n; i++)
+        free(r->caps.v[i].value);
     free(r->resp_body);
     for (int i = 0; i < r->n_resp_headers; i++)
         free(r->resp_headers[i]);
@@ -384,7 +298,7 @@ static struct srv_req *req_new(struct srv_http *h, struct MHD_Connection *conn, 
     r->h = h;
     r->conn = conn;
     r->arrival = srv_now_ms();
-    r->method = parse_method(method);
+    r->method = srv_http_parse_method(method);
     r->path = strdup(url);
     if (!r->path) {
         req_free(r);
@@ -395,7 +309,9 @@ static struct srv_req *req_new(struct srv_http *h, struct MHD_Connection *conn, 
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_iter, r);
     lower_media_type(r->content_type, sizeof r->content_type,
                      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"));
-    find_route(r);
+    srv_http_find_route(r->h, r->path, r->method, &r->route, &r->path_row, &r->dialect);
+    if (r->route && !srv_http_path_matches(r->route, r->path, &r->caps))
+        refuse(r, PROTO_ERR_INTERNAL, NULL, "out of memory");
     if (!r->route) {
         if (r->path_row)
             refuse(r, PROTO_ERR_METHOD_NOT_ALLOWED, NULL, "method not allowed on this route");
@@ -476,26 +392,6 @@ void srv_req_reply(struct srv_req *r, int status, const char *content_type, char
         MHD_resume_connection(resume);
 }
 
-/* "GET, HEAD, OPTIONS": the methods the rows of the request's path answer, for the Allow header a
- * 405 must carry. */
-static void allowed_methods(const struct srv_req *r, char *buf, size_t size)
-{
-    static const struct {
-        enum srv_method method;
-        const char *name;
-    } names[] = {{SRV_GET, "GET"},     {SRV_HEAD, "HEAD"},       {SRV_POST, "POST"},
-                 {SRV_PATCH, "PATCH"}, {SRV_DELETE, "DELETE"}, {SRV_OPTIONS, "OPTIONS"}};
-    unsigned methods = SRV_OPTIONS;
-    for (int i = 0; i < r->h->n_routes; i++)
-        if (!is_prefix_row(&r->h->routes[i]) && path_matches(&r->h->routes[i], r->path, NULL))
-            methods |= r->h->routes[i].methods;
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && used < size; i++)
-        if (methods & names[i].method)
-            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", names[i].name);
-}
-
 void srv_req_reply_json(struct srv_req *r, int status, char *body, const char *const *headers)
 {
     if (!body) { /* out of memory encoding it: an INTERNAL error, without the body it could not build */
@@ -513,7 +409,7 @@ void srv_req_reply_error(struct srv_req *r, const struct proto_err *e)
     static const char *const retry[] = {"Retry-After", "1", NULL};
     const char *const *headers = NULL;
     if (e->code == PROTO_ERR_METHOD_NOT_ALLOWED) {
-        allowed_methods(r, allow, sizeof allow);
+        srv_http_allowed_methods(r->h, r->path, allow, sizeof allow);
         headers = allow_header;
     } else if (e->code == PROTO_ERR_QUEUE_FULL || e->code == PROTO_ERR_NOT_READY ||
                e->code == PROTO_ERR_GALLERY_UNAVAILABLE) {
@@ -660,9 +556,10 @@ struct srv_http *srv_req_server(const struct srv_req *r) { return r->h; }
 const struct srv_route *srv_req_route(const struct srv_req *r) { return r->route; }
 const char *srv_req_path_param(const struct srv_req *r, const char *name)
 {
-    for (int i = 0; i < r->n_caps; i++)
-        if (strlen(name) == r->caps[i].name_len && strncmp(name, r->caps[i].name, r->caps[i].name_len) == 0)
-            return r->caps[i].value;
+    for (int i = 0; i < r->caps.n; i++)
+        if (strlen(name) == r->caps.v[i].name_len &&
+            strncmp(name, r->caps.v[i].name, r->caps.v[i].name_len) == 0)
+            return r->caps.v[i].value;
     return NULL;
 }
 enum proto_code srv_req_error_code(const struct srv_req *r) { return r->err_code; }

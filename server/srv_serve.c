@@ -288,6 +288,7 @@ static void app_free(struct srv_app *app)
         free(app->models[i].name);
     }
     srv_gallery_free(app->gallery);
+    srv_gallery_retry_free(app->gallery_retry);
     eng_face_models_free(app->faces);
     srv_keys_free(app->keys);
     srv_config_free(app->cfg);

@@ -33,10 +33,8 @@ import daemon  # noqa: E402
 ROOT = daemon.ROOT
 SUPP = ROOT / "tests" / "valgrind" / "visiond.supp"
 ERROR_EXIT = 97
-# test_gallery is left out: under memcheck (threads serialized) one of its tests ran for over 17 minutes
-# of CPU without finishing (0.8 s natively), most likely a reader/writer loop that waits on another
-# thread's progress; ASan and TSan run it in full. To investigate before it comes back here.
-UNIT = ["test_box", "test_config", "test_proto", "test_proto_face", "test_proto_gallery", "test_tfjs", "test_workers"]
+UNIT = ["test_box", "test_config", "test_proto", "test_proto_face", "test_proto_gallery", "test_gallery", "test_tfjs",
+        "test_workers"]
 # Bad requests refused before inference (each folder of tests/bad/).
 BAD = ["truncated_jpeg", "random_bytes_as_jpeg", "text_as_png", "png_100000x100000", "jpeg_too_many_pixels",
        "json_malformed", "json_bad_base64", "json_duplicate_member", "json_unknown_member",
