@@ -199,6 +199,11 @@ int eng_conv_direct_ok(const struct eng_layer *l);
 size_t eng_conv_direct_work_floats(const struct eng_layer *l);
 void eng_conv_direct_forward(const struct eng_layer *l, const struct eng_fwd *f);
 void eng_conv_pointwise_forward(const struct eng_layer *l, const struct eng_fwd *f);
+/* For a layer that eng_conv_direct_forward computes from its input itself (stride 1, unpadded, row
+ * mode): folds a following 2x2 stride-2 TF 'same' max-pool into it (out becomes the pooled grid,
+ * ceil(n / 2) each way; forward, work_floats and flops change) and returns 1; else changes nothing
+ * and returns 0. The results are the bits of the conv layer followed by that maxpool layer. */
+int eng_conv_direct_pool2_setup(struct eng_layer *l);
 
 /* Activations (activation.c). */
 void eng_activate(float *x, size_t n, enum eng_act act);
