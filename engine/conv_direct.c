@@ -19,7 +19,6 @@
  * input stretches and weights stay in L1 at any k. The face recognizer's 17x17 and 8x8 layers
  * (k = 576, 1152) gain over im2col + sgemm; its 35x35 layers (k = 288) run the same either way
  * (docs/PERFORMANCE.md, Kernels). */
-#include <float.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -305,7 +304,7 @@ static void pool2_task(void *arg, int task, int slot)
     const struct pool2_run *r = arg;
     const struct eng_layer *l = r->l;
     const struct eng_conv *c = &l->p.conv;
-    const int ow = r->conv_w, half = ow / 2, m = c->filters;
+    const int ow = r->conv_w, m = c->filters;
     float *rows = r->f->work + (size_t)slot * r->f->work_stride; /* 2 rows of m x ow */
     int y0, y1;
     eng_team_split(l->out.h, r->n_tasks, task, 1, &y0, &y1);
@@ -321,19 +320,9 @@ static void pool2_task(void *arg, int task, int slot)
                                       .post_w = c->post_scale, .post_b = c->post_bias};
             kern->pointwise(&pw, 0, m, 0, (size_t)ow);
         }
-        for (int o = 0; o < m; o++) {
-            const float *a = rows + (size_t)o * ow, *b = rows + ((size_t)(n_rows - 1) * m + o) * ow;
-            float *dst = r->f->out + ((size_t)o * l->out.h + py) * l->out.w;
-            kern->maxpool2(a, b, dst, half);
-            if (ow % 2) { /* the last column's window half in the padding: pool.c's max_point */
-                float best = -FLT_MAX;
-                if (a[ow - 1] > best)
-                    best = a[ow - 1];
-                if (n_rows == 2 && b[ow - 1] > best)
-                    best = b[ow - 1];
-                dst[half] = best;
-            }
-        }
+        for (int o = 0; o < m; o++)
+            eng_maxpool2_rows(rows + (size_t)o * ow, n_rows == 2 ? rows + ((size_t)m + o) * ow : NULL, ow,
+                              r->f->out + ((size_t)o * l->out.h + py) * l->out.w);
     }
 }
 

@@ -124,6 +124,20 @@ static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f,
     }
 }
 
+void eng_maxpool2_rows(const float *r0, const float *r1, int w, float *out)
+{
+    const int half = w / 2;
+    eng_kern_best()->maxpool2(r0, r1 ? r1 : r0, out, half);
+    if (w % 2) { /* the last window's column in the padding: max_point's order */
+        float best = -FLT_MAX;
+        if (r0[w - 1] > best)
+            best = r0[w - 1];
+        if (r1 && r1[w - 1] > best)
+            best = r1[w - 1];
+        out[half] = best;
+    }
+}
+
 static void maxpool_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     eng_fwd_split(l, f, l->out.c, maxpool_channels);

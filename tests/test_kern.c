@@ -231,72 +231,102 @@ static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
     assert_true(l.forward != eng_conv_pointwise_forward);
 }
 
-/* A direct stride-1 unpadded conv with a 2x2 stride-2 TF 'same' max-pool folded into its output pass
- * (conv_direct.c): exactly the bits of the conv layer then the maxpool layer, and within 1e-5 of a
- * naive double conv + pool; even and odd conv outputs (the odd row and column pooled alone). Layers
- * the fold does not take (padded) are left as they are. */
+/* A conv with a 2x2 stride-2 TF 'same' max-pool folded into its output pass by `fold` (conv_direct.c,
+ * conv_pw.c): exactly the bits of the conv layer then the maxpool layer, and within 1e-5 of a naive
+ * double conv + pool. The conv output's height and width must be alike odd or even (the maxpool
+ * layer pads both ways alike). */
+static void pool2_fold_case(int c, int h, int w, int filters, int k, int (*fold)(struct eng_layer *))
+{
+    float *wt = floats_random((size_t)filters * c * k * k), *bias = floats_random((size_t)filters);
+    float *in = floats_random((size_t)c * h * w);
+    struct eng_layer conv = layer_new(ENG_LAYER_CONV, 0, c, h, w);
+    conv.p.conv = (struct eng_conv){.filters = filters, .size = k, .stride = 1, .groups = 1,
+                                    .act = ENG_ACT_LEAKY, .weights = wt, .bias = bias};
+    char why[256] = "";
+    setup_ok(eng_conv_setup(&conv, why, sizeof why), why);
+    struct eng_layer fused = conv;
+    assert_int_equal(fold(&fused), 1);
+    struct eng_layer pool = layer_new(ENG_LAYER_MAXPOOL, 1, filters, conv.out.h, conv.out.w);
+    int o, before, after;
+    eng_tf_same_pad(conv.out.h, 2, 2, &o, &before, &after);
+    pool.p.pool = (struct eng_pool){.size = 2, .stride = 2, .pad = before + after};
+    setup_ok(eng_maxpool_setup(&pool, why, sizeof why), why);
+    assert_int_equal(fused.out.c, pool.out.c);
+    assert_int_equal(fused.out.h, pool.out.h);
+    assert_int_equal(fused.out.w, pool.out.w);
+    float *conv_out = run(&conv, in, NULL), *want = run(&pool, conv_out, NULL), *got = run(&fused, in, NULL);
+    const int oh = conv.out.h, ow = conv.out.w;
+    for (int f = 0; f < filters; f++)
+        for (int py = 0; py < pool.out.h; py++)
+            for (int px = 0; px < pool.out.w; px++) {
+                double best = -INFINITY;
+                for (int y = 2 * py; y < 2 * py + 2 && y < oh; y++)
+                    for (int x = 2 * px; x < 2 * px + 2 && x < ow; x++) {
+                        double sum = bias[f];
+                        for (int ch = 0; ch < c; ch++)
+                            for (int ky = 0; ky < k; ky++)
+                                for (int kx = 0; kx < k; kx++)
+                                    sum += (double)wt[((f * c + ch) * k + ky) * k + kx] *
+                                           in[((size_t)ch * h + y + ky) * w + x + kx];
+                        sum = sum > 0 ? sum : 0.1 * sum;
+                        best = sum > best ? sum : best;
+                    }
+                const size_t j = ((size_t)f * pool.out.h + py) * pool.out.w + px;
+                if (memcmp(&got[j], &want[j], sizeof got[j]) != 0 || !(fabs(got[j] - best) <= 1e-5))
+                    fail_msg("%dx%dx%d -> %d, %dx%d: out[%d][%d][%d] = %.9g, conv + pool %.9g, naive %.9g", c,
+                             h, w, filters, k, k, f, py, px, (double)got[j], (double)want[j], best);
+            }
+    free(conv_out);
+    free(want);
+    free(got);
+    free(wt);
+    free(bias);
+    free(in);
+}
+
+/* Layers a fold does not take are left as they are. */
+static void pool2_fold_refused(struct eng_layer l, int (*fold)(struct eng_layer *))
+{
+    static const float w[16 * 128 * 9];
+    l.p.conv.weights = w;
+    char why[256] = "";
+    setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+    const struct eng_layer before = l;
+    assert_int_equal(fold(&l), 0);
+    assert_memory_equal(&l, &before, sizeof l);
+}
+
+/* The direct stride-1 unpadded conv (the face detector's first layer): even and odd outputs. */
 static void test_kern_conv_direct_pool2_matches_conv_then_pool(void **state)
 {
     (void)state;
     rng_state = 37;
-    /* c, h, w, filters, size; the conv output's height and width alike odd or even (the maxpool
-     * layer pads both ways alike) */
-    const int shapes[][5] = {{3, 20, 70, 16, 3}, {3, 21, 69, 5, 3}, {2, 11, 35, 9, 3}, {1, 5, 37, 8, 5}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const int c = shapes[i][0], h = shapes[i][1], w = shapes[i][2], filters = shapes[i][3], k = shapes[i][4];
-        float *wt = floats_random((size_t)filters * c * k * k), *bias = floats_random((size_t)filters);
-        float *in = floats_random((size_t)c * h * w);
-        struct eng_layer conv = layer_new(ENG_LAYER_CONV, 0, c, h, w);
-        conv.p.conv = (struct eng_conv){.filters = filters, .size = k, .stride = 1, .groups = 1,
-                                        .act = ENG_ACT_LEAKY, .weights = wt, .bias = bias};
-        char why[256] = "";
-        setup_ok(eng_conv_setup(&conv, why, sizeof why), why);
-        struct eng_layer fused = conv;
-        assert_int_equal(eng_conv_direct_pool2_setup(&fused), 1);
-        struct eng_layer pool = layer_new(ENG_LAYER_MAXPOOL, 1, filters, conv.out.h, conv.out.w);
-        int o, before, after;
-        eng_tf_same_pad(conv.out.h, 2, 2, &o, &before, &after);
-        pool.p.pool = (struct eng_pool){.size = 2, .stride = 2, .pad = before + after};
-        setup_ok(eng_maxpool_setup(&pool, why, sizeof why), why);
-        assert_int_equal(fused.out.c, pool.out.c);
-        assert_int_equal(fused.out.h, pool.out.h);
-        assert_int_equal(fused.out.w, pool.out.w);
-        float *conv_out = run(&conv, in, NULL), *want = run(&pool, conv_out, NULL), *got = run(&fused, in, NULL);
-        const int oh = conv.out.h, ow = conv.out.w;
-        for (int f = 0; f < filters; f++)
-            for (int py = 0; py < pool.out.h; py++)
-                for (int px = 0; px < pool.out.w; px++) {
-                    double best = -INFINITY;
-                    for (int y = 2 * py; y < 2 * py + 2 && y < oh; y++)
-                        for (int x = 2 * px; x < 2 * px + 2 && x < ow; x++) {
-                            double sum = bias[f];
-                            for (int ch = 0; ch < c; ch++)
-                                for (int ky = 0; ky < k; ky++)
-                                    for (int kx = 0; kx < k; kx++)
-                                        sum += (double)wt[((f * c + ch) * k + ky) * k + kx] *
-                                               in[((size_t)ch * h + y + ky) * w + x + kx];
-                            sum = sum > 0 ? sum : 0.1 * sum;
-                            best = sum > best ? sum : best;
-                        }
-                    const size_t j = ((size_t)f * pool.out.h + py) * pool.out.w + px;
-                    if (memcmp(&got[j], &want[j], sizeof got[j]) != 0 || !(fabs(got[j] - best) <= 1e-5))
-                        fail_msg("shape %zu: out[%d][%d][%d] = %.9g, conv + pool %.9g, naive %.9g", i, f, py,
-                                 px, (double)got[j], (double)want[j], best);
-                }
-        free(conv_out);
-        free(want);
-        free(got);
-        struct eng_layer padded = layer_new(ENG_LAYER_CONV, 0, c, h, w);
-        padded.p.conv = (struct eng_conv){.filters = filters, .size = k, .stride = 1, .pad = 1, .groups = 1,
-                                          .weights = wt};
-        setup_ok(eng_conv_setup(&padded, why, sizeof why), why);
-        const struct eng_layer before_fold = padded;
-        assert_int_equal(eng_conv_direct_pool2_setup(&padded), 0);
-        assert_memory_equal(&padded, &before_fold, sizeof padded);
-        free(wt);
-        free(bias);
-        free(in);
-    }
+    pool2_fold_case(3, 20, 70, 16, 3, eng_conv_direct_pool2_setup);
+    pool2_fold_case(3, 21, 69, 5, 3, eng_conv_direct_pool2_setup);
+    pool2_fold_case(2, 11, 35, 9, 3, eng_conv_direct_pool2_setup);
+    pool2_fold_case(1, 5, 37, 8, 5, eng_conv_direct_pool2_setup);
+    struct eng_layer padded = layer_new(ENG_LAYER_CONV, 0, 3, 20, 40);
+    padded.p.conv = (struct eng_conv){.filters = 8, .size = 3, .stride = 1, .pad = 1, .groups = 1};
+    pool2_fold_refused(padded, eng_conv_direct_pool2_setup);
+}
+
+/* The direct pointwise conv (the face detector's 1x1 layers before a pool): rows of whole vectors,
+ * partial ones, one row; refused below ENG_KERN_MAX_VL columns and where sgemm computes the layer. */
+static void test_kern_conv_pointwise_pool2_matches_conv_then_pool(void **state)
+{
+    (void)state;
+    rng_state = 41;
+    pool2_fold_case(16, 8, 32, 32, 1, eng_conv_pointwise_pool2_setup);
+    pool2_fold_case(7, 9, 35, 13, 1, eng_conv_pointwise_pool2_setup);
+    pool2_fold_case(64, 3, 17, 9, 1, eng_conv_pointwise_pool2_setup);
+    pool2_fold_case(5, 1, 33, 3, 1, eng_conv_pointwise_pool2_setup);
+    struct eng_layer narrow = layer_new(ENG_LAYER_CONV, 0, 8, 10, ENG_KERN_MAX_VL - 1);
+    narrow.p.conv = (struct eng_conv){.filters = 8, .size = 1, .stride = 1, .groups = 1};
+    pool2_fold_refused(narrow, eng_conv_pointwise_pool2_setup);
+    struct eng_layer deep = layer_new(ENG_LAYER_CONV, 0, 128, 10, 40);
+    deep.p.conv = (struct eng_conv){.filters = 16, .size = 1, .stride = 1, .groups = 1};
+    pool2_fold_refused(deep, eng_conv_pointwise_pool2_setup);
+    pool2_fold_refused(deep, eng_conv_direct_pool2_setup);
 }
 
 /* The pointwise kernel reading input planes in_plane apart (an im2col tile) and writing planes plane
@@ -662,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_sub_range_writes_only_its_range),
         cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
         cmocka_unit_test(test_kern_conv_direct_pool2_matches_conv_then_pool),
+        cmocka_unit_test(test_kern_conv_pointwise_pool2_matches_conv_then_pool),
         cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
         cmocka_unit_test(test_kern_gemm_small_n_matches_naive_every_set),
         cmocka_unit_test(test_kern_maxpool2_matches_naive_every_set),
