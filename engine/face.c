@@ -168,7 +168,8 @@ static void prepare_input(const struct view *v, int n, const float mean[3], floa
         return;
     }
     /* The same sums as view_px's bilinear in double, read through row pointers: the per-tap checks
-     * and libm's floor/ceil calls were most of a 1920x1280 photo's detector step (docs/PERFORMANCE.md). */
+     * and libm's floor/ceil calls were most of a 1920x1280 photo's detector step
+     * (docs/PERFORMANCE.md, Kernels). */
     for (int r = 0; r < n; r++) {
         const double fr = ratio * r;
         const int r0 = floor_nonneg(fr);
