@@ -469,57 +469,33 @@ static void test_kern_dw_rows_match_naive_exactly_every_set(void **state)
     free(w);
 }
 
-/* 2x2 stride-2 max pooling of two rows, every length up to 70 (vector bodies and tails), every set,
- * with a guard after the output: exactly the largest of the four inputs. */
+/* 2x2 max pooling of two rows at stride 2 and 1, every length up to 70 (vector bodies and tails),
+ * every set, with a guard after the output: exactly the largest of the four inputs; at stride 1 (all
+ * of whose bits pool.c's scalar loop must match) also the zero it picks among signed zeros. */
 static void test_kern_maxpool2_matches_naive_every_set(void **state)
 {
     (void)state;
     const struct eng_kern *sets[ENG_ISA_COUNT];
     const int n_sets = kern_sets(sets);
     rng_state = 23;
-    float *r0 = floats_random(140), *r1 = floats_random(140), out[71];
+    float *r0 = floats_random(142), *r1 = floats_random(142), out[71];
+    r0[5] = 0.0f, r0[6] = -0.0f, r1[5] = -0.0f, r1[6] = -0.0f; /* stride 1, window 5: zeros of both signs */
     for (int s = 0; s < n_sets; s++)
-        for (int n = 0; n <= 70; n++) {
-            for (int i = 0; i <= n; i++)
-                out[i] = GUARD;
-            sets[s]->maxpool2(r0, r1, out, n);
-            for (int i = 0; i < n; i++) {
-                const float a = fmaxf(r0[2 * i], r0[2 * i + 1]), b = fmaxf(r1[2 * i], r1[2 * i + 1]);
-                if (out[i] != fmaxf(a, b))
-                    fail_msg("%s n=%d: out[%d] = %g, expected %g", sets[s]->name, n, i, (double)out[i],
-                             (double)fmaxf(a, b));
+        for (int stride = 1; stride <= 2; stride++)
+            for (int n = 0; n <= 70; n++) {
+                for (int i = 0; i <= n; i++)
+                    out[i] = GUARD;
+                (stride == 2 ? sets[s]->maxpool2 : sets[s]->maxpool2_s1)(r0, r1, out, n);
+                for (int i = 0; i < n; i++) {
+                    const float *p = r0 + stride * i, *q = r1 + stride * i;
+                    const float a = p[1] > p[0] ? p[1] : p[0], b = q[1] > q[0] ? q[1] : q[0];
+                    const float want = b > a ? b : a;
+                    if (stride == 2 ? out[i] != want : memcmp(&out[i], &want, sizeof want) != 0)
+                        fail_msg("%s stride %d n=%d: out[%d] = %g, expected %g", sets[s]->name, stride, n, i,
+                                 (double)out[i], (double)want);
+                }
+                assert_true(out[n] == GUARD);
             }
-            assert_true(out[n] == GUARD);
-        }
-    free(r0);
-    free(r1);
-}
-
-/* 2x2 stride-1 max pooling of two rows, every length up to 70, every set, guard after the output:
- * the largest of the four, and for a signed zero the one pool.c's scalar loop picks. */
-static void test_kern_maxpool2_s1_matches_naive_every_set(void **state)
-{
-    (void)state;
-    const struct eng_kern *sets[ENG_ISA_COUNT];
-    const int n_sets = kern_sets(sets);
-    rng_state = 29;
-    float *r0 = floats_random(72), *r1 = floats_random(72), out[71];
-    r0[5] = 0.0f, r0[6] = -0.0f, r1[5] = -0.0f, r1[6] = -0.0f; /* window 5: all zero, mixed signs */
-    for (int s = 0; s < n_sets; s++)
-        for (int n = 0; n <= 70; n++) {
-            for (int i = 0; i <= n; i++)
-                out[i] = GUARD;
-            sets[s]->maxpool2_s1(r0, r1, out, n);
-            for (int i = 0; i < n; i++) {
-                const float a = r0[i + 1] > r0[i] ? r0[i + 1] : r0[i];
-                const float b = r1[i + 1] > r1[i] ? r1[i + 1] : r1[i];
-                const float want = b > a ? b : a;
-                if (memcmp(&out[i], &want, sizeof want) != 0)
-                    fail_msg("%s n=%d: out[%d] = %g, expected %g", sets[s]->name, n, i, (double)out[i],
-                             (double)want);
-            }
-            assert_true(out[n] == GUARD);
-        }
     free(r0);
     free(r1);
 }
@@ -696,7 +672,6 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
         cmocka_unit_test(test_kern_gemm_small_n_matches_naive_every_set),
         cmocka_unit_test(test_kern_maxpool2_matches_naive_every_set),
-        cmocka_unit_test(test_kern_maxpool2_s1_matches_naive_every_set),
         cmocka_unit_test(test_kern_add_act_matches_naive_every_set),
         cmocka_unit_test(test_kern_dw_rows_match_naive_exactly_every_set),
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
