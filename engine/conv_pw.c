@@ -5,7 +5,8 @@
  * K, OpenBLAS's packing of both operands and its separate beta pass over C cost more than the
  * multiply-adds, and bias and activation took one more pass. The direct kernel (kern.h) keeps a
  * K x 32-pixel tile of the input in L1, accumulates 8 output channels x 32 pixels in registers, and
- * writes each output once with bias and activation applied. */
+ * writes each output once with bias and activation applied. It also takes 1x1 layers with few outputs
+ * at any K (layer.h, ENG_CONV_PW_MAX_M), where the GEMM's packing of the input costs more than it saves. */
 #include "kern.h"
 #include "layer.h"
 
@@ -13,7 +14,8 @@
 
 int eng_conv_pointwise_direct(const struct eng_layer *l)
 {
-    return l->in.c / l->p.conv.groups <= ENG_CONV_DIRECT_MAX_K;
+    const int k = l->in.c / l->p.conv.groups, m = l->p.conv.filters / l->p.conv.groups;
+    return k <= ENG_CONV_DIRECT_MAX_K || m <= ENG_CONV_PW_MAX_M;
 }
 
 /* Pixels [32 * b0, 32 * b1) of every group: ranges in whole 32-pixel tiles of the kernel, so a

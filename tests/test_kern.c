@@ -155,8 +155,8 @@ static void test_kern_pointwise_matches_naive_every_set(void **state)
     const struct eng_kern *sets[ENG_ISA_COUNT];
     const int n_sets = kern_sets(sets);
     rng_state = 5;
-    const int ms[] = {1, 3, 4, 7, 8, 9, 16, 17};
-    const int ks[] = {1, 2, 8, 13, 32, 64};
+    const int ms[] = {1, 3, 4, 7, 8, 9, 16, 17, 48};
+    const int ks[] = {1, 2, 8, 13, 32, 64, 97, 193}; /* past 64: the small-m layers (conv_pw.c) */
     const size_t planes[] = {1, 3, 4, 8, 15, 16, 17, 31, 32, 33, 47, 64, 70, 100};
     const enum eng_act acts[] = {ENG_ACT_LINEAR, ENG_ACT_LEAKY, ENG_ACT_RELU, ENG_ACT_LOGISTIC};
     for (int s = 0; s < n_sets; s++)
@@ -185,13 +185,14 @@ static void test_kern_pointwise_sub_range_writes_only_its_range(void **state)
     }
 }
 
-/* The conv layer routes pointwise layers of up to 64 input channels per group to the direct kernel,
- * and its output (groups included) matches the naive reference. */
+/* The conv layer routes pointwise layers of up to 64 input channels or up to 48 outputs per group to
+ * the direct kernel, and its output (groups included) matches the naive reference. */
 static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
 {
     (void)state;
     rng_state = 21;
-    const int shapes[][4] = {{8, 48, 1, 13}, {16, 20, 2, 9}, {64, 16, 1, 7}, {3, 5, 1, 1}};
+    const int shapes[][4] = {{8, 48, 1, 13}, {16, 20, 2, 9}, {64, 16, 1, 7}, {3, 5, 1, 1},
+                             {193, 48, 1, 11}, {272, 33, 1, 5}, {130, 96, 2, 9}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int c = shapes[i][0], filters = shapes[i][1], groups = shapes[i][2], hw = shapes[i][3];
         float *w = floats_random((size_t)filters * (c / groups)), *bias = floats_random((size_t)filters);
@@ -222,10 +223,10 @@ static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
         free(bias);
         free(in);
     }
-    /* more input channels go to sgemm */
-    const float w[65] = {0};
+    /* more input channels and outputs go to the GEMM */
+    const float w[65 * 49] = {0};
     struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, 65, 4, 4);
-    l.p.conv = (struct eng_conv){.filters = 1, .size = 1, .stride = 1, .groups = 1, .weights = w};
+    l.p.conv = (struct eng_conv){.filters = 49, .size = 1, .stride = 1, .groups = 1, .weights = w};
     char why[256] = "";
     setup_ok(eng_conv_setup(&l, why, sizeof why), why);
     assert_true(l.forward != eng_conv_pointwise_forward);
