@@ -192,7 +192,8 @@ static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
     (void)state;
     rng_state = 21;
     const int shapes[][4] = {{8, 48, 1, 13}, {16, 20, 2, 9}, {64, 16, 1, 7}, {3, 5, 1, 1},
-                             {193, 48, 1, 11}, {272, 33, 1, 5}, {130, 96, 2, 9}};
+                             {193, 48, 1, 11}, {272, 33, 1, 5}, {130, 96, 2, 9}, {8, 48, 1, 41},
+                             {3, 13, 1, 70}, {24, 64, 2, 37}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int c = shapes[i][0], filters = shapes[i][1], groups = shapes[i][2], hw = shapes[i][3];
         float *w = floats_random((size_t)filters * (c / groups)), *bias = floats_random((size_t)filters);
@@ -230,6 +231,40 @@ static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
     char why[256] = "";
     setup_ok(eng_conv_setup(&l, why, sizeof why), why);
     assert_true(l.forward != eng_conv_pointwise_forward);
+}
+
+/* conv_pw.c runs layers with few outputs in stretches of pixels, a few channels at a time: the bits
+ * are those of one kernel call over the whole plane (planes long enough for several stretches, tails
+ * shorter than a tile, channel counts not a multiple of the pass). */
+static void test_kern_conv_layer_pointwise_stretches_same_bits(void **state)
+{
+    (void)state;
+    rng_state = 23;
+    const int shapes[][3] = {{8, 48, 41}, {3, 13, 70}, {16, 64, 45}, {33, 9, 29}, {64, 17, 23}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int c = shapes[i][0], filters = shapes[i][1], hw = shapes[i][2];
+        float *w = floats_random((size_t)filters * c), *bias = floats_random((size_t)filters);
+        float *in = floats_random((size_t)c * hw * hw);
+        struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, c, hw, hw);
+        l.p.conv = (struct eng_conv){.filters = filters, .size = 1, .stride = 1, .groups = 1,
+                                     .act = ENG_ACT_LEAKY, .weights = w, .bias = bias};
+        char why[256] = "";
+        setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+        assert_true(l.forward == eng_conv_pointwise_forward);
+        float *got = run(&l, in, NULL);
+        const size_t plane = (size_t)hw * hw;
+        float *want = floats_new((size_t)filters * plane);
+        const struct eng_pw pw = {.w = w, .bias = bias, .in = in, .out = want, .m = filters, .k = c,
+                                  .plane = plane, .act = ENG_ACT_LEAKY};
+        eng_kern_best()->pointwise(&pw, 0, filters, 0, plane);
+        if (memcmp(got, want, sizeof(float) * (size_t)filters * plane) != 0)
+            fail_msg("shape %zu: the layer's bits differ from one call's", i);
+        free(want);
+        free(got);
+        free(w);
+        free(bias);
+        free(in);
+    }
 }
 
 /* The pointwise kernel reading input planes in_plane apart (an im2col tile) and writing planes plane
@@ -525,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_pointwise_sub_range_writes_only_its_range),
         cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
+        cmocka_unit_test(test_kern_conv_layer_pointwise_stretches_same_bits),
         cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
         cmocka_unit_test(test_kern_gemm_small_n_matches_naive_every_set),
         cmocka_unit_test(test_kern_maxpool2_matches_naive_every_set),
