@@ -48,38 +48,43 @@ static double time_layer(const struct eng_layer *l, const float *in, float *out,
 
 static void bench_layer(const char *model, const struct eng_layer *src, int runs)
 {
-    struct eng_layer plain = *src, w2 = *src, w4 = *src;
+    struct eng_layer plain = *src, w2 = *src, w4 = *src, w2i = *src, w4i = *src;
     const struct eng_conv *c = &src->p.conv;
     float *w = random_floats((size_t)c->filters * src->in.c * 9), *bias = random_floats((size_t)c->filters);
-    struct eng_layer *all[3] = {&plain, &w2, &w4};
+    /* conv.c, F(2x2), F(4x4) with U as the engine keeps it, then F(2x2), F(4x4) with U in place */
+    struct eng_layer *all[5] = {&plain, &w2, &w4, &w2i, &w4i};
     char why[256] = "";
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         all[i]->p.conv.weights = w;
         all[i]->p.conv.bias = bias;
         all[i]->p.conv.wino = NULL;
-        if (eng_conv_setup(all[i], why, sizeof why) || (i > 0 && eng_conv_wino_transform(all[i], 2 * i))) {
+        if (eng_conv_setup(all[i], why, sizeof why) ||
+            (i > 0 && (i < 3 ? eng_conv_wino_transform(all[i], 2 * i) : eng_conv_wino_transform_as(all[i], 2 * (i - 2), 0)))) {
             fprintf(stderr, "visiond_winobench: %s layer %d: %s\n", model, src->index, why);
             exit(1);
         }
     }
     size_t work_n = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         work_n = all[i]->work_floats > work_n ? all[i]->work_floats : work_n;
     float *in = random_floats(eng_shape_size(src->in)), *out = random_floats(eng_shape_size(src->out));
     float *work = random_floats(work_n);
-    double best[3] = {1e9, 1e9, 1e9};
+    double best[5] = {1e9, 1e9, 1e9, 1e9, 1e9};
     for (int r = 0; r < runs; r++)
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 5; i++) {
             const double t = time_layer(all[i], in, out, work);
             best[i] = t < best[i] ? t : best[i];
         }
     const int rule = eng_conv_wino_ok(src);
-    printf("| %s | %d | %dx%dx%d -> %d | %.3f | %.3f | %.2f | %.3f | %.2f | %s |\n", model, src->index, src->in.c,
-           src->in.h, src->in.w, c->filters, best[0] * 1e3, best[1] * 1e3, best[1] / best[0], best[2] * 1e3,
-           best[2] / best[0], rule == 4 ? "F(4x4)" : rule == 2 ? "F(2x2)" : "no");
+    printf("| %s | %d | %dx%dx%d -> %d | %.3f | %.3f | %.2f | %.3f | %.2f | %.3f | %.3f | %s |\n", model, src->index,
+           src->in.c, src->in.h, src->in.w, c->filters, best[0] * 1e3, best[1] * 1e3, best[1] / best[0],
+           best[2] * 1e3, best[2] / best[0], best[3] * 1e3, best[4] * 1e3,
+           rule == 4 ? "F(4x4)" : rule == 2 ? "F(2x2)" : "no");
     fflush(stdout);
     free(w2.p.conv.wino);
     free(w4.p.conv.wino);
+    free(w2i.p.conv.wino);
+    free(w4i.p.conv.wino);
     free(w);
     free(bias);
     free(in);
@@ -101,8 +106,10 @@ int main(int argc, char **argv)
     runs = runs < 1 ? 1 : runs;
     openblas_set_num_threads(1); /* its work must be on this thread's CPU clock */
     printf("kernel set %s, best of %d runs (thread CPU time)\n\n", eng_kern_best()->name, runs);
-    printf("| model | layer | input -> filters | conv.c ms | F(2x2) ms | ratio | F(4x4) ms | ratio | rule |\n");
-    printf("|---|---|---|---|---|---|---|---|---|\n");
+    /* U as the engine keeps it (packed for our GEMM where the set has one), then in place */
+    printf("| model | layer | input -> filters | conv.c ms | F(2x2) ms | ratio | F(4x4) ms | ratio | F(2x2) U in "
+           "place ms | F(4x4) U in place ms | rule |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = first; i < argc; i++) {
         int c, h, w, filters;
         if (sscanf(argv[i], "%dx%dx%d:%d", &c, &h, &w, &filters) == 4) { /* a shape: 'same' padding */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kern.h"
 #include "layer.h"
 
 /* Adds `in` (shape is) into `out` (shape os, at least as large in every dimension) at the origin. */
@@ -24,7 +25,8 @@ static void add_into(float *out, struct eng_shape os, const float *in, struct en
         }
 }
 
-static void add_forward(const struct eng_layer *l, const struct eng_fwd *f)
+/* Inputs of different shapes (zero_extend): cleared, each added in turn, then activated. */
+static void add_extend_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     const struct eng_add *a = &l->p.add;
     memset(f->out, 0, sizeof(float) * eng_shape_size(l->out));
@@ -33,6 +35,23 @@ static void add_forward(const struct eng_layer *l, const struct eng_fwd *f)
         add_into(f->out, l->out, f->outs[k], a->shapes[i]);
     }
     eng_activate(f->out, eng_shape_size(l->out), a->act);
+}
+
+/* Channels [c0, c1) of inputs all of the output's shape: one pass of the kernel, the same sums in
+ * the same order as add_extend_forward's. */
+static void add_channels(const struct eng_layer *l, const struct eng_fwd *f, int c0, int c1)
+{
+    const struct eng_add *a = &l->p.add;
+    const size_t plane = (size_t)l->out.h * l->out.w, at = (size_t)c0 * plane;
+    const float *in[ENG_ADD_MAX_INPUTS];
+    for (int i = 0; i < a->n; i++)
+        in[i] = f->outs[a->inputs[i]] + at;
+    eng_kern_best()->add_act(f->out + at, in, a->n, (size_t)(c1 - c0) * plane, a->act);
+}
+
+static void add_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_fwd_split(l, f, l->out.c, add_channels);
 }
 
 int eng_add_setup(struct eng_layer *l, const struct eng_layer *layers, char *why, size_t why_size)
@@ -62,6 +81,9 @@ int eng_add_setup(struct eng_layer *l, const struct eng_layer *layers, char *why
     }
     l->out = o;
     l->forward = add_forward;
+    for (int i = 0; i < a->n; i++)
+        if (a->shapes[i].c != o.c || a->shapes[i].h != o.h || a->shapes[i].w != o.w)
+            l->forward = add_extend_forward;
     l->flops = (double)a->n * (double)eng_shape_size(o);
     return 0;
 }

@@ -305,3 +305,72 @@ void eng_conv_direct_forward(const struct eng_layer *l, const struct eng_fwd *f)
     }
     eng_team_for(f->team, r.n_tasks, direct_task, &r);
 }
+
+/* ---- a 2x2 stride-2 max-pool in the output pass ---------------------------------------------------
+ * The face detector's first layer wrote 16 planes of 414x414 (11 MB, past the caches) that its pool
+ * then read back; here each pair of output rows is computed into the slot's scratch (L1/L2) and
+ * pooled from there, so only the pooled grid reaches memory (docs/PERFORMANCE.md, Kernels). The
+ * same pointwise call per row and the same pool kernel and border order as pool.c: the same bits
+ * as the conv layer followed by the maxpool layer. */
+struct pool2_run {
+    const struct eng_layer *l;
+    const struct eng_fwd *f;
+    const size_t *offsets;
+    int conv_h, conv_w, n_tasks;
+};
+
+static void pool2_task(void *arg, int task, int slot)
+{
+    const struct pool2_run *r = arg;
+    const struct eng_layer *l = r->l;
+    const struct eng_conv *c = &l->p.conv;
+    const int ow = r->conv_w, m = c->filters;
+    float *rows = r->f->work + (size_t)slot * r->f->work_stride; /* 2 rows of m x ow */
+    int y0, y1;
+    eng_team_split(l->out.h, r->n_tasks, task, 1, &y0, &y1);
+    const struct eng_kern *kern = eng_kern_best();
+    for (int py = y0; py < y1; py++) {
+        const int n_rows = 2 * py + 1 < r->conv_h ? 2 : 1;
+        for (int i = 0; i < n_rows; i++) {
+            const struct eng_pw pw = {.w = c->weights, .bias = c->bias,
+                                      .in = r->f->in + (size_t)(2 * py + i) * l->in.w,
+                                      .out = rows + (size_t)i * m * ow, .m = m,
+                                      .k = l->in.c * c->size * c->size, .plane = (size_t)ow,
+                                      .in_offsets = r->offsets, .act = c->act,
+                                      .post_w = c->post_scale, .post_b = c->post_bias};
+            kern->pointwise(&pw, 0, m, 0, (size_t)ow);
+        }
+        for (int o = 0; o < m; o++)
+            eng_maxpool2_rows(rows + (size_t)o * ow, n_rows == 2 ? rows + ((size_t)m + o) * ow : NULL, ow,
+                              r->f->out + ((size_t)o * l->out.h + py) * l->out.w);
+    }
+}
+
+static void pool2_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    const struct eng_conv *c = &l->p.conv;
+    size_t offsets[DIRECT_MAX_K];
+    for (int ch = 0; ch < l->in.c; ch++) /* unpadded, stride 1: taps read the input itself */
+        for (int ky = 0; ky < c->size; ky++)
+            for (int kx = 0; kx < c->size; kx++)
+                offsets[(ch * c->size + ky) * c->size + kx] = ((size_t)ch * l->in.h + ky) * l->in.w + kx;
+    struct pool2_run r = {.l = l, .f = f, .offsets = offsets, .conv_h = l->in.h - c->size + 1,
+                          .conv_w = l->in.w - c->size + 1};
+    const int width = eng_team_width(f->team);
+    r.n_tasks = width > 1 ? (4 * width < l->out.h ? 4 * width : l->out.h) : 1;
+    eng_team_for(f->team, r.n_tasks, pool2_task, &r);
+}
+
+int eng_conv_direct_pool2_setup(struct eng_layer *l)
+{
+    const struct eng_conv *c = &l->p.conv;
+    if (l->forward != eng_conv_direct_forward || !row_ok(l) || !unpadded(c))
+        return 0;
+    const int oh = l->out.h, ow = l->out.w;
+    l->out.h = (oh + 1) / 2; /* TF 'same': ceil(n / 2), the odd row and column padded after */
+    l->out.w = (ow + 1) / 2;
+    l->forward = pool2_forward;
+    l->work_floats = 2 * (size_t)c->filters * ow;
+    l->flops += 4.0 * (double)eng_shape_size(l->out);
+    return 1;
+}

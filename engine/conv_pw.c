@@ -9,6 +9,7 @@
  * at any K (layer.h, ENG_CONV_PW_MAX_M), where the GEMM's packing of the input costs more than it saves. */
 #include "kern.h"
 #include "layer.h"
+#include "team.h"
 
 #define PIXEL_BLOCK 32 /* the kernel's pixel tile: thread ranges start at multiples of it */
 
@@ -74,4 +75,61 @@ void eng_conv_pointwise_forward(const struct eng_layer *l, const struct eng_fwd 
 {
     const int n = l->out.h * l->out.w;
     eng_fwd_split(l, f, (n + PIXEL_BLOCK - 1) / PIXEL_BLOCK, pointwise_blocks);
+}
+
+/* ---- a 2x2 stride-2 max-pool in the output pass ---------------------------------------------------
+ * The face detector's pointwise layers before a pool wrote 32x207x207 (5.5 MB) and smaller outputs
+ * that the pool read back; here each pair of output rows goes to the slot's scratch and is pooled
+ * from there (as conv_direct.c does for the first layer): the same pointwise call on those pixels,
+ * the same pool kernel, the bits of the two layers. */
+struct pool2_run {
+    const struct eng_layer *l;
+    const struct eng_fwd *f;
+    int n_tasks;
+};
+
+static void pool2_task(void *arg, int task, int slot)
+{
+    const struct pool2_run *r = arg;
+    const struct eng_layer *l = r->l;
+    const struct eng_conv *c = &l->p.conv;
+    const int h = l->in.h, w = l->in.w, m = c->filters;
+    float *rows = r->f->work + (size_t)slot * r->f->work_stride; /* m planes of 2 rows */
+    int y0, y1;
+    eng_team_split(l->out.h, r->n_tasks, task, 1, &y0, &y1);
+    const struct eng_kern *kern = eng_kern_best();
+    for (int py = y0; py < y1; py++) {
+        const int n_rows = 2 * py + 1 < h ? 2 : 1;
+        const struct eng_pw pw = {.w = c->weights, .bias = c->bias, .in = r->f->in + (size_t)2 * py * w,
+                                  .in_plane = (size_t)h * w, .out = rows, .m = m, .k = l->in.c,
+                                  .plane = 2 * (size_t)w, .act = c->act, .post_w = c->post_scale,
+                                  .post_b = c->post_bias};
+        kern->pointwise(&pw, 0, m, 0, (size_t)n_rows * w);
+        for (int o = 0; o < m; o++) {
+            const float *a = rows + (size_t)o * 2 * w;
+            eng_maxpool2_rows(a, n_rows == 2 ? a + w : NULL, w,
+                              r->f->out + ((size_t)o * l->out.h + py) * l->out.w);
+        }
+    }
+}
+
+static void pool2_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    struct pool2_run r = {.l = l, .f = f, .n_tasks = 1};
+    const int width = eng_team_width(f->team);
+    if (width > 1)
+        r.n_tasks = 4 * width < l->out.h ? 4 * width : l->out.h;
+    eng_team_for(f->team, r.n_tasks, pool2_task, &r);
+}
+
+int eng_conv_pointwise_pool2_setup(struct eng_layer *l)
+{
+    if (l->forward != eng_conv_pointwise_forward || l->p.conv.groups != 1 || l->in.w < ENG_KERN_MAX_VL)
+        return 0;
+    l->out.h = (l->in.h + 1) / 2; /* TF 'same': ceil(n / 2), the odd row and column padded after */
+    l->out.w = (l->in.w + 1) / 2;
+    l->forward = pool2_forward;
+    l->work_floats = 2 * (size_t)l->p.conv.filters * l->in.w;
+    l->flops += 4.0 * (double)eng_shape_size(l->out);
+    return 1;
 }

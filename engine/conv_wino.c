@@ -107,8 +107,15 @@ int eng_conv_wino_ok(const struct eng_layer *l)
     return !f2 ? 0 : wino_f4(l, isa) ? 4 : 2;
 }
 
-/* U[xi][o][ch] = (G g G^T)[a][b] for xi = n a + b (n = m + 2), in double, rounded once. */
-static void wino_weights(const struct eng_conv *c, int in_c, int m, float *u)
+/* Floats of one U_xi (filters x in_c): packed for the GEMM (rows rounded up to its panels) or in place. */
+static size_t u_plane(int filters, int in_c, int packed)
+{
+    return packed ? eng_gemm_packed_floats(filters, in_c) : (size_t)filters * in_c;
+}
+
+/* U_xi[o][ch] = (G g G^T)[a][b] for xi = n a + b (n = m + 2), in double, rounded once; written straight
+ * into the packed layout when `packed` (no in-place copy is made, even for a moment). */
+static void wino_weights(const struct eng_conv *c, int in_c, int m, int packed, float *u)
 {
     static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     static const double G4[6][3] = {{1.0 / 4, 0, 0},
@@ -119,9 +126,10 @@ static void wino_weights(const struct eng_conv *c, int in_c, int m, float *u)
                                     {0, 0, 1}};
     const int n = m + 2;
     const double(*G)[3] = m == 4 ? G4 : G2;
-    const size_t plane = (size_t)c->filters * in_c;
+    const size_t plane = u_plane(c->filters, in_c, packed);
     for (int o = 0; o < c->filters; o++) {
         for (int ch = 0; ch < in_c; ch++) {
+            const size_t at = packed ? eng_gemm_packed_index(c->filters, in_c, o, ch) : (size_t)o * in_c + ch;
             const float *g = c->weights + ((size_t)o * in_c + ch) * 9;
             double t[6][3]; /* G g */
             for (int a = 0; a < n; a++)
@@ -129,38 +137,48 @@ static void wino_weights(const struct eng_conv *c, int in_c, int m, float *u)
                     t[a][j] = G[a][0] * g[j] + G[a][1] * g[3 + j] + G[a][2] * g[6 + j];
             for (int a = 0; a < n; a++)
                 for (int b = 0; b < n; b++)
-                    u[(size_t)(n * a + b) * plane + (size_t)o * in_c + ch] =
+                    u[(size_t)(n * a + b) * plane + at] =
                         (float)(t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]);
         }
     }
 }
 
-int eng_conv_wino_transform(struct eng_layer *l, int m)
+int eng_conv_wino_transform_as(struct eng_layer *l, int m, int packed)
 {
     struct eng_conv *c = &l->p.conv;
-    if (c->wino && c->wino_m != m) {
+    packed = packed != 0;
+    if (!c->weights) /* dropped once transformed (eng_darknet_load): U is final */
+        return c->wino && c->wino_m == m && c->wino_packed == packed ? 0 : -1;
+    if (c->wino && (c->wino_m != m || c->wino_packed != packed)) {
         free(c->wino);
         c->wino = NULL;
     }
     const size_t nw = (size_t)c->filters * l->in.c * 9;
     int fresh = 0;
     if (!c->wino) {
-        if (!(c->wino = calloc((size_t)((m + 2) * (m + 2)) * c->filters * l->in.c, sizeof(float))))
+        /* calloc: the packed layout's rows past the filters stay zero */
+        if (!(c->wino = calloc((size_t)((m + 2) * (m + 2)) * u_plane(c->filters, l->in.c, packed), sizeof(float))))
             return -1;
         fresh = 1;
     }
     c->wino_m = m;
+    c->wino_packed = packed;
     /* A cfg is parsed with zero weights and prepared again once they are loaded: a fresh (zeroed) U is
      * already their transform, and the double-precision pass is most of the load time it adds. */
     size_t nonzero = 0;
     while (fresh && nonzero < nw && c->weights[nonzero] == 0.0f)
         nonzero++;
     if (!fresh || nonzero < nw)
-        wino_weights(c, l->in.c, m, c->wino);
+        wino_weights(c, l->in.c, m, packed, c->wino);
     const struct wino_plan p = wino_plan(l);
     l->forward = eng_conv_wino_forward;
     l->work_floats = wino_work_floats(&p);
     return 0;
+}
+
+int eng_conv_wino_transform(struct eng_layer *l, int m)
+{
+    return eng_conv_wino_transform_as(l, m, eng_kern_best()->gemm != NULL);
 }
 
 int eng_conv_wino_prepare(struct eng_layer *l)
@@ -184,20 +202,24 @@ static void zero_pad(const struct wino_plan *p, float *v, int c0, int c1, int n)
             memset(v + ((size_t)xi * p->in_c + ch) * p->ld + n, 0, sizeof(float) * (size_t)(gemm_n(n) - n));
 }
 
-/* Rows [m0, m1) of the nm GEMMs of a block of n tiles: M_xi = U_xi V_xi. */
-static void wino_gemms(const struct eng_layer *l, const struct wino_plan *p, const struct eng_kern *k,
-                       const float *v, float *m, int n, int m0, int m1, float *scratch)
+/* Rows [m0, m1) of the nm GEMMs of a block of n tiles: M_xi = U_xi V_xi, with our GEMM (reading U
+ * packed, one stream a register tile, or in place) or else sgemm (U in place). */
+static void wino_gemms(const struct eng_layer *l, const struct wino_plan *p,
+                       void (*gemm)(const struct eng_gemm *, float *), const float *v, float *m, int n, int m0,
+                       int m1, float *scratch)
 {
-    const float *u = l->p.conv.wino;
+    const struct eng_conv *conv = &l->p.conv;
+    const size_t plane = u_plane(p->out_c, p->in_c, conv->wino_packed);
     for (int xi = 0; xi < p->nm; xi++) {
-        const float *a = u + ((size_t)xi * p->out_c + m0) * p->in_c;
+        const float *u = conv->wino + (size_t)xi * plane;
+        const float *a = conv->wino_packed ? NULL : u + (size_t)m0 * p->in_c;
         const float *b = v + (size_t)xi * p->in_c * p->ld;
         float *c = m + ((size_t)xi * p->out_c + m0) * p->ld;
-        if (k->gemm) {
-            const struct eng_gemm g = {.a = a, .b = b, .c = c, .lda = (size_t)p->in_c, .ldb = p->ld,
-                                       .ldc = p->ld, .m = m1 - m0, .n = n, .k = p->in_c,
-                                       .act = ENG_ACT_LINEAR};
-            k->gemm(&g, scratch);
+        if (gemm) {
+            const struct eng_gemm g = {.a = a, .ap = conv->wino_packed ? u : NULL, .a_row = m0, .ap_m = p->out_c,
+                                       .b = b, .c = c, .lda = (size_t)p->in_c, .ldb = p->ld, .ldc = p->ld,
+                                       .m = m1 - m0, .n = n, .k = p->in_c, .act = ENG_ACT_LINEAR};
+            gemm(&g, scratch);
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, n, p->in_c, 1.0f, a, p->in_c, b,
                         (int)p->ld, 0.0f, c, (int)p->ld);
@@ -210,6 +232,7 @@ struct wino_run {
     const struct eng_layer *l;
     const struct eng_fwd *f;
     const struct eng_kern *k;
+    void (*gemm)(const struct eng_gemm *g, float *scratch); /* k's, or NULL for sgemm */
     struct wino_plan p;
     int block;     /* the block being cut by channels (few blocks) */
     int row_parts; /* tasks of a block's GEMMs (few blocks) */
@@ -262,7 +285,7 @@ static void block_task(void *arg, int block, int slot)
     const struct eng_wino_in in = in_args(r, v_of(r, w));
     r->k->wino_in(&in, 0, r->p.in_c, ty0, ty1, rows_of(r, w));
     zero_pad(&r->p, v_of(r, w), 0, r->p.in_c, (ty1 - ty0) * r->p.tw);
-    wino_gemms(r->l, &r->p, r->k, v_of(r, w), m_of(r, w), gemm_n((ty1 - ty0) * r->p.tw), 0, r->p.out_c,
+    wino_gemms(r->l, &r->p, r->gemm, v_of(r, w), m_of(r, w), gemm_n((ty1 - ty0) * r->p.tw), 0, r->p.out_c,
                gemm_of(r, w));
     const struct eng_wino_out out = out_args(r, m_of(r, w));
     r->k->wino_out(&out, 0, r->p.out_c, ty0, ty1, rows_of(r, w));
@@ -292,7 +315,7 @@ static void rows_task(void *arg, int task, int slot)
         return;
     block_rows(r, r->block, &ty0, &ty1);
     float *w0 = slot_work(r, 0), *w = slot_work(r, slot);
-    wino_gemms(r->l, &r->p, r->k, v_of(r, w0), m_of(r, w0), gemm_n((ty1 - ty0) * r->p.tw), m0, m1,
+    wino_gemms(r->l, &r->p, r->gemm, v_of(r, w0), m_of(r, w0), gemm_n((ty1 - ty0) * r->p.tw), m0, m1,
                gemm_of(r, w));
     const struct eng_wino_out out = out_args(r, m_of(r, w0));
     r->k->wino_out(&out, m0, m1, ty0, ty1, rows_of(r, w));
@@ -300,7 +323,11 @@ static void rows_task(void *arg, int task, int slot)
 
 void eng_conv_wino_run(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_kern *k)
 {
-    struct wino_run r = {.l = l, .f = f, .k = k, .p = wino_plan(l)};
+    struct wino_run r = {.l = l, .f = f, .k = k, .gemm = k->gemm, .p = wino_plan(l)};
+    /* U packed (the process's set has our GEMM) run with a set without one (a test's choice): sgemm
+     * cannot read it, the widest set's GEMM can (the engine's set had one, so that one has too). */
+    if (!r.gemm && l->p.conv.wino_packed)
+        r.gemm = eng_kern_widest()->gemm;
     if (r.p.blocks >= WINO_BLOCK_TASKS) {
         eng_team_for(f->team, r.p.blocks, block_task, &r);
         return;
@@ -308,7 +335,7 @@ void eng_conv_wino_run(const struct eng_layer *l, const struct eng_fwd *f, const
     /* Our GEMM sums each element the same way whatever the cut of its rows, so the cut may follow the
      * team (each task packs the block's V again: a task per thread, no more); sgemm's sums depend on the
      * shape of the call, so its cut is fixed. */
-    const int parts = k->gemm ? eng_team_width(f->team) : 4, most = (r.p.out_c + 15) / 16;
+    const int parts = r.gemm ? eng_team_width(f->team) : 4, most = (r.p.out_c + 15) / 16;
     r.row_parts = parts < most ? parts : most;
     for (r.block = 0; r.block < r.p.blocks; r.block++) {
         eng_team_for(f->team, r.p.in_parts, in_task, &r);

@@ -25,6 +25,12 @@ int eng_conv_wino_prepare(struct eng_layer *l);
  * (tests, bench/winobench.c). */
 int eng_conv_wino_transform(struct eng_layer *l, int m);
 
+/* U's layout: each U_xi packed for our GEMM (kern.h, eng_gemm_pack_a; its register tiles then stream
+ * one contiguous panel) where the engine's kernel set has that GEMM, else in place (filters x channels,
+ * for sgemm). Only one copy is kept. The same bits either way (tests/test_wino.c). This variant picks
+ * the layout (tests, benchmarks); `packed` needs a set with .gemm to run. */
+int eng_conv_wino_transform_as(struct eng_layer *l, int m, int packed);
+
 void eng_conv_wino_forward(const struct eng_layer *l, const struct eng_fwd *f);
 
 /* The forward pass with kernel set k instead of the engine's (tests run every set). */

@@ -30,6 +30,7 @@ struct builder {
     struct eng_net *net;
     size_t *param_off; /* per layer: offset of its weights in net->params */
     float *anchors;    /* every head's anchors, one block; owned by net->params afterwards */
+    int unprepared;    /* leave eng_darknet_conv_prepare to the caller (weights to come) */
 };
 
 /* ---- sections to layers --------------------------------------------------------------------- */
@@ -384,19 +385,18 @@ static int build_net(struct builder *b, size_t *anchor_off)
     if (allocate_params(b, anchors_n))
         return -1;
     link_params(b, anchor_off);
-    return eng_darknet_conv_prepare(b->net, b->err, b->cfg->name);
+    return b->unprepared ? 0 : eng_darknet_conv_prepare(b->net, b->err, b->cfg->name);
 }
 
-int eng_darknet_parse_cfg(const char *text, size_t len, const char *name,
-                          const struct eng_darknet_opts *opts, struct eng_net **out,
-                          struct eng_err *err)
+static int parse_cfg(const char *text, size_t len, const char *name, const struct eng_darknet_opts *opts,
+                     int unprepared, struct eng_net **out, struct eng_err *err)
 {
     struct eng_err local;
     if (!err)
         err = &local;
     memset(err, 0, sizeof *err);
     struct eng_cfg c = {.name = name, .err = err};
-    struct builder b = {.cfg = &c, .opts = opts, .err = err};
+    struct builder b = {.cfg = &c, .opts = opts, .err = err, .unprepared = unprepared};
     size_t *anchor_off = NULL;
     int rc = -1;
     if (eng_cfg_parse(&c, text, len))
@@ -427,4 +427,18 @@ done:
     free(b.anchors);
     eng_cfg_free(&c);
     return rc;
+}
+
+int eng_darknet_parse_cfg(const char *text, size_t len, const char *name,
+                          const struct eng_darknet_opts *opts, struct eng_net **out,
+                          struct eng_err *err)
+{
+    return parse_cfg(text, len, name, opts, 0, out, err);
+}
+
+int eng_darknet_parse_cfg_unprepared(const char *text, size_t len, const char *name,
+                                     const struct eng_darknet_opts *opts, struct eng_net **out,
+                                     struct eng_err *err)
+{
+    return parse_cfg(text, len, name, opts, 1, out, err);
 }

@@ -29,12 +29,23 @@ int eng_darknet_parse_cfg(const char *text, size_t len, const char *name,
                           const struct eng_darknet_opts *opts, struct eng_net **out,
                           struct eng_err *err);
 
+/* The same, without the load-time transforms of the zero weights (Winograd's, the packing): for a
+ * caller that loads the weights next, then calls eng_darknet_conv_prepare. The
+ * net must not run before that. */
+int eng_darknet_parse_cfg_unprepared(const char *text, size_t len, const char *name,
+                                     const struct eng_darknet_opts *opts, struct eng_net **out,
+                                     struct eng_err *err);
+
 /* Reads a darknet .weights image from memory into net (layout per conv layer: biases, then scales,
- * rolling mean, rolling variance if batch-normalized, then weights), folding batch norm. */
+ * rolling mean, rolling variance if batch-normalized, then weights), folding batch norm, then prepares
+ * them (eng_darknet_conv_prepare). */
 int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data, size_t len,
                                  const char *name, struct eng_err *err);
 
-/* Files: cfg, weights (NULL: leave zero weights), names (NULL: numeric labels). *out is new. */
+/* Files: cfg, weights (NULL: leave zero weights), names (NULL: numeric labels). *out is new. Its
+ * Winograd layers (conv_wino.h) keep only their transformed weights: their c->weights is NULL (a net
+ * whose weights are to be changed or read back is made with eng_darknet_parse_cfg and
+ * eng_darknet_load_weights_mem, which keep them). */
 int eng_darknet_load(const char *cfg_path, const char *weights_path, const char *names_path,
                      const struct eng_darknet_opts *opts, struct eng_net **out, struct eng_err *err);
 

@@ -40,13 +40,14 @@ static void copy_floats(float *dst, const float *src, size_t n)
     memcpy(dst, src, n * sizeof(float));
 }
 
-static int load_conv(struct eng_layer *l, const unsigned char **cur, float *tmp, const char *name,
+/* Layer l's parameters from *cur, its weights into w (c->weights, or a caller's buffer). */
+static int load_conv(struct eng_layer *l, float *w, const unsigned char **cur, float *tmp, const char *name,
                      struct eng_err *err)
 {
     struct eng_conv *c = &l->p.conv;
     const size_t nw = eng_darknet_conv_weights(l);
     const size_t per_filter = nw / (size_t)c->filters;
-    float *bias = (float *)c->bias, *w = (float *)c->weights;
+    float *bias = (float *)c->bias;
     copy_floats(bias, take(cur, c->filters), c->filters);
     float *scale = tmp, *mean = tmp + c->filters, *var = tmp + 2 * (size_t)c->filters;
     if (c->batch_normalize) {
@@ -72,8 +73,36 @@ static int load_conv(struct eng_layer *l, const unsigned char **cur, float *tmp,
     return 0;
 }
 
+static int read_weights(struct eng_net *net, const unsigned char *data, size_t len, const char *name,
+                        int drop_wino, struct eng_err *err);
+
 int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data, size_t len,
                                  const char *name, struct eng_err *err)
+{
+    return read_weights(net, data, len, name, 0, err) ? -1 : eng_darknet_conv_prepare(net, err, name);
+}
+
+/* Layer l's weights through a buffer of their own, transformed for Winograd (which then reads only U)
+ * and dropped: their place in net->params is never written (its pages are never touched), c->weights
+ * is NULL. A Winograd layer of yolov3-tiny or yolov4-tiny otherwise kept both, 9 and 16 (or 36) floats
+ * per weight. */
+static int load_conv_wino(struct eng_layer *l, const unsigned char **cur, float *tmp, const char *name,
+                          struct eng_err *err)
+{
+    float *own = malloc(eng_darknet_conv_weights(l) * sizeof(float));
+    if (!own)
+        return eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory for layer %d's weights", l->index);
+    l->p.conv.weights = own;
+    int rc = load_conv(l, own, cur, tmp, name, err);
+    if (rc == 0 && eng_conv_wino_prepare(l))
+        rc = eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory for layer %d's Winograd weights", l->index);
+    l->p.conv.weights = NULL;
+    free(own);
+    return rc;
+}
+
+static int read_weights(struct eng_net *net, const unsigned char *data, size_t len, const char *name,
+                        int drop_wino, struct eng_err *err)
 {
     if (len < 12)
         return eng_err_set(err, ENG_ERR_INVALID, name,
@@ -100,11 +129,14 @@ int eng_darknet_load_weights_mem(struct eng_net *net, const unsigned char *data,
         return eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory");
     const unsigned char *cur = data + header;
     int rc = 0;
-    for (int i = 0; i < net->n_layers && rc == 0; i++)
-        if (net->layers[i].kind == ENG_LAYER_CONV)
-            rc = load_conv(&net->layers[i], &cur, tmp, name, err);
+    for (int i = 0; i < net->n_layers && rc == 0; i++) {
+        struct eng_layer *l = &net->layers[i];
+        if (l->kind == ENG_LAYER_CONV)
+            rc = drop_wino && eng_conv_wino_ok(l) ? load_conv_wino(l, &cur, tmp, name, err)
+                                                  : load_conv(l, (float *)l->p.conv.weights, &cur, tmp, name, err);
+    }
     free(tmp);
-    return rc ? rc : eng_darknet_conv_prepare(net, err, name);
+    return rc;
 }
 
 int eng_darknet_conv_prepare(struct eng_net *net, struct eng_err *err, const char *name)
@@ -166,8 +198,10 @@ int eng_darknet_load(const char *cfg_path, const char *weights_path, const char 
     size_t text_len, weights_len;
     struct eng_net *net = NULL;
     int rc = -1;
+    /* Prepared once, on the final weights, and after the weights file's buffer is freed: the peak of
+     * a load is then the parameters and their transforms, not also the file (docs/PERFORMANCE.md). */
     if (eng_read_file(cfg_path, ENG_DARKNET_MAX_CFG_BYTES, &text, &text_len, err) ||
-        eng_darknet_parse_cfg((const char *)text, text_len, cfg_path, opts, &net, err))
+        eng_darknet_parse_cfg_unprepared((const char *)text, text_len, cfg_path, opts, &net, err))
         goto done;
     if (!(net->name = model_name_from_path(cfg_path))) {
         eng_err_set(err, ENG_ERR_NOMEM, cfg_path, "out of memory");
@@ -175,7 +209,11 @@ int eng_darknet_load(const char *cfg_path, const char *weights_path, const char 
     }
     if (weights_path &&
         (eng_read_file(weights_path, (size_t)ENG_DARKNET_MAX_PARAMS * 4 + 64, &weights, &weights_len, err) ||
-         eng_darknet_load_weights_mem(net, weights, weights_len, weights_path, err)))
+         read_weights(net, weights, weights_len, weights_path, 1, err)))
+        goto done;
+    free(weights);
+    weights = NULL;
+    if (eng_darknet_conv_prepare(net, err, weights_path ? weights_path : cfg_path))
         goto done;
     if (names_path && eng_net_load_names(net, names_path, err))
         goto done;

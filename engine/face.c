@@ -132,6 +132,28 @@ static double view_px(const struct view *v, int r, int c, int ch)
     return v->img->rgb[((size_t)(v->y + r) * v->img->width + (size_t)(v->x + c)) * 3 + (size_t)ch];
 }
 
+/* floor and ceil of a non-negative double below INT_MAX, as libm's (source coordinates are). */
+static inline int floor_nonneg(double x)
+{
+    return (int)x;
+}
+
+static inline int ceil_nonneg(double x)
+{
+    const int i = (int)x;
+    return i + ((double)i < x);
+}
+
+/* Row r of the canvas: its first pixel of the view's columns (column ox of the canvas), or NULL
+ * where the row is padding. */
+static const uint8_t *view_row(const struct view *v, int r)
+{
+    r -= v->oy;
+    if (r < 0 || r >= v->h)
+        return NULL;
+    return v->img->rgb + ((size_t)(v->y + r) * v->img->width + (size_t)v->x) * 3;
+}
+
 static void prepare_input(const struct view *v, int n, const float mean[3], float *dst)
 {
     const double ratio = (double)v->side / (double)n;
@@ -145,23 +167,46 @@ static void prepare_input(const struct view *v, int n, const float mean[3], floa
                 }
         return;
     }
+    /* The same sums as view_px's bilinear in double, read through row pointers: the per-tap checks
+     * and libm's floor/ceil calls were most of a 1920x1280 photo's detector step
+     * (docs/PERFORMANCE.md, Kernels). */
     for (int r = 0; r < n; r++) {
         const double fr = ratio * r;
-        const int r0 = (int)floor(fr) > 0 ? (int)floor(fr) : 0;
-        const int r1 = (int)ceil(fr) < v->side - 1 ? (int)ceil(fr) : v->side - 1;
+        const int r0 = floor_nonneg(fr);
+        const int r1 = ceil_nonneg(fr) < v->side - 1 ? ceil_nonneg(fr) : v->side - 1;
         const double rf = fr - r0;
+        const uint8_t *p0 = view_row(v, r0), *p1 = view_row(v, r1);
+        float *d = dst + (size_t)r * n;
+        if (!p0 && !p1) { /* a row of the padding (a third of a landscape photo's): every tap 0 */
+            for (int ch = 0; ch < 3; ch++) {
+                const float centred = (float)((double)0.0f - (double)mean[ch]);
+                const float value = (float)((double)centred / 255.0);
+                for (int c = 0; c < n; c++)
+                    d[(size_t)ch * plane + c] = value;
+            }
+            continue;
+        }
         for (int c = 0; c < n; c++) {
             const double fc = ratio * c;
-            const int c0 = (int)floor(fc) > 0 ? (int)floor(fc) : 0;
-            const int c1 = (int)ceil(fc) < v->side - 1 ? (int)ceil(fc) : v->side - 1;
+            const int c0 = floor_nonneg(fc);
+            const int c1 = ceil_nonneg(fc) < v->side - 1 ? ceil_nonneg(fc) : v->side - 1;
             const double cf = fc - c0;
+            const int k0 = c0 - v->ox, k1 = c1 - v->ox;
+            const int in0 = k0 >= 0 && k0 < v->w, in1 = k1 >= 0 && k1 < v->w;
             for (int ch = 0; ch < 3; ch++) {
-                const double tl = view_px(v, r0, c0, ch), tr = view_px(v, r0, c1, ch);
-                const double bl = view_px(v, r1, c0, ch), br = view_px(v, r1, c1, ch);
+                double tl = 0.0, tr = 0.0, bl = 0.0, br = 0.0;
+                if (p0 && in0)
+                    tl = p0[(size_t)k0 * 3 + ch];
+                if (p0 && in1)
+                    tr = p0[(size_t)k1 * 3 + ch];
+                if (p1 && in0)
+                    bl = p1[(size_t)k0 * 3 + ch];
+                if (p1 && in1)
+                    br = p1[(size_t)k1 * 3 + ch];
                 const double top = tl + (tr - tl) * cf, bottom = bl + (br - bl) * cf;
                 const float px = (float)(top + (bottom - top) * rf);
                 const float centred = (float)((double)px - (double)mean[ch]);
-                dst[(size_t)ch * plane + (size_t)r * n + c] = (float)((double)centred / 255.0);
+                d[(size_t)ch * plane + c] = (float)((double)centred / 255.0);
             }
         }
     }

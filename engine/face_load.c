@@ -230,6 +230,20 @@ static int add_dense(struct builder *b, const char *weights, const char *bias_na
     return finish_layer(b, l, rc, why, weights);
 }
 
+/* Folds the 2x2 stride-2 'same' pool that follows layer i into its output pass where its kernel
+ * allows (conv_direct.c, conv_pw.c), so that its full-size output never reaches memory: the face
+ * detector's first layer wrote 11 MB at 416 for the pool to read back. The same bits as the pool
+ * layer. Returns 1 if folded (the caller then adds no pool). */
+static int fold_pool2(struct builder *b, int i)
+{
+    struct eng_layer *l = &b->net->layers[i];
+    if (!eng_conv_direct_pool2_setup(l) && !eng_conv_pointwise_pool2_setup(l))
+        return 0;
+    b->net->flops += 4.0 * (double)eng_shape_size(l->out);
+    b->cur = l->out;
+    return 1;
+}
+
 /* TinyYolov2Base.runMobilenet with TinyFaceDetector's config: conv0 is a plain 3x3 'valid' conv
  * (isFirstLayerConv2d), filter sizes [3, 16, 32, 64, 128, 256, 512] so conv6 and conv7 are absent,
  * every pooling is 2x2 'same', the last one with stride 1. tinyYolov2/depthwiseSeparableConv.ts pads
@@ -238,15 +252,20 @@ static int build_detector(struct builder *b, int side)
 {
     char name[64];
     snprintf(name, sizeof name, "tiny_face_detector@%d", side);
-    if (begin_net(b, name, side) || add_conv(b, "conv0/filters", "conv0/bias", 3, 16, 1, 0, 0,
-                                              ENG_ACT_LEAKY) < 0)
+    int conv0;
+    if (begin_net(b, name, side) || (conv0 = add_conv(b, "conv0/filters", "conv0/bias", 3, 16, 1, 0, 0,
+                                                       ENG_ACT_LEAKY)) < 0)
         return -1;
+    int pooled = fold_pool2(b, conv0);
     static const int filters[] = {32, 64, 128, 256, 512};
     for (int i = 0; i < 5; i++) {
         char prefix[32];
         snprintf(prefix, sizeof prefix, "conv%d", i + 1);
-        if (add_maxpool(b, 2, 2, 1) < 0 || add_separable(b, prefix, filters[i], 1, 1, ENG_ACT_LEAKY) < 0)
+        int pw;
+        if ((!pooled && add_maxpool(b, 2, 2, 1) < 0) ||
+            (pw = add_separable(b, prefix, filters[i], 1, 1, ENG_ACT_LEAKY)) < 0)
             return -1;
+        pooled = i < 4 && fold_pool2(b, pw); /* the last pool has stride 1 */
     }
     if (add_maxpool(b, 2, 1, 1) < 0 ||
         add_conv(b, "conv8/filters", "conv8/bias", 1, DET_ANCHORS * DET_BOX, 1, 0, 0,

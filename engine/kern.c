@@ -28,6 +28,14 @@ size_t eng_gemm_packed_floats(int m, int k)
     return (size_t)(m + ENG_GEMM_MR - 1) / ENG_GEMM_MR * ENG_GEMM_MR * (size_t)k;
 }
 
+size_t eng_gemm_packed_index(int m, int k, int i, int kk)
+{
+    const size_t mp = (size_t)(m + ENG_GEMM_MR - 1) / ENG_GEMM_MR * ENG_GEMM_MR;
+    const int kk0 = kk / ENG_GEMM_KC * ENG_GEMM_KC, kc = k - kk0 < ENG_GEMM_KC ? k - kk0 : ENG_GEMM_KC;
+    return (size_t)kk0 * mp + (size_t)(i / ENG_GEMM_MR) * kc * ENG_GEMM_MR +
+           (size_t)(kk - kk0) * ENG_GEMM_MR + (size_t)(i % ENG_GEMM_MR);
+}
+
 void eng_gemm_pack_a(const float *a, size_t lda, int m, int k, float *dst)
 {
     const int mp = (m + ENG_GEMM_MR - 1) / ENG_GEMM_MR * ENG_GEMM_MR;

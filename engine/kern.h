@@ -110,6 +110,8 @@ struct eng_gemm {
  * set a process runs. */
 size_t eng_gemm_packed_floats(int m, int k);
 void eng_gemm_pack_a(const float *a, size_t lda, int m, int k, float *dst);
+/* Where element (i, kk) of an m x k matrix lies in that layout (for writers that make it directly). */
+size_t eng_gemm_packed_index(int m, int k, int i, int kk);
 
 /* Output widths the small-n GEMM takes: B's rows are this many floats, zero beyond n. */
 #define ENG_KERN_SMALL_N 16
@@ -178,6 +180,11 @@ struct eng_kern {
     /* 2x2 max pooling at stride 2 of two input rows: out[i] = the largest of r0[2i], r0[2i + 1],
      * r1[2i], r1[2i + 1] for i in [0, n). */
     void (*maxpool2)(const float *r0, const float *r1, float *out, int n);
+    /* The same at stride 1: out[i] = the largest of r0[i], r0[i + 1], r1[i], r1[i + 1], i in [0, n). */
+    void (*maxpool2_s1)(const float *r0, const float *r1, float *out, int n);
+    /* out[i] = act(0 + in[0][i] + in[1][i] + ... + in[k - 1][i]) for i in [0, n), summed in that order
+     * (the bits of add.c's plain loop); out may not overlap an input. */
+    void (*add_act)(float *out, const float *const *in, int k, size_t n, enum eng_act act);
     /* The packed, register-blocked GEMM of struct eng_gemm, using `scratch` of
      * ENG_GEMM_SCRATCH_FLOATS floats no other call uses at the same time; NULL in the plain set,
      * where OpenBLAS's sgemm does this. Each element is bias + its products in the order of k, so a

@@ -50,7 +50,8 @@ struct eng_conv {
     int pad_top, pad_left, pad_bottom, pad_right; /* filled by setup from pad or same */
     enum eng_act act;
     int batch_normalize;  /* the weights file carries BN parameters for it (folded when loaded) */
-    const float *weights; /* [filters][c/groups][size][size], batch norm already folded in */
+    const float *weights; /* [filters][c/groups][size][size], batch norm already folded in; NULL in a
+                           * Winograd layer loaded by eng_darknet_load (only c->wino is kept) */
     const float *bias;    /* [filters], or NULL for none */
     /* A per-channel affine after the bias and before act, or NULL: act((conv + bias) * post_scale +
      * post_bias). The face recognizer's "scale" layers (conv, bias, scale, relu) run here, in the
@@ -58,6 +59,7 @@ struct eng_conv {
     const float *post_scale, *post_bias;
     float *wino; /* owned (freed with the net): the Winograd-transformed weights, or NULL (conv_wino.h) */
     int wino_m;  /* their output tile side, 2 or 4 */
+    int wino_packed; /* each U_xi in the GEMM's packed layout (eng_gemm_pack_a), else in place (conv_wino.h) */
     /* The weights packed for the GEMM's register tiles (kern.h, eng_gemm_pack_a; per group), or NULL:
      * set at load by eng_net_pack_weights, owned by the net. */
     const float *packed;
@@ -167,6 +169,10 @@ void eng_fwd_split(const struct eng_layer *l, const struct eng_fwd *f, int n, en
 int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_maxpool_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_avgpool_setup(struct eng_layer *l, char *why, size_t why_size);
+/* One output row of a 2x2 stride-2 TF 'same' max-pool (pool.c's bits): out[0 .. ceil(w / 2)) from
+ * input rows r0 and r1 (NULL: r0 is the last row, the one below it padding), each w wide. For layers
+ * that pool in their output pass (conv_direct.c, conv_pw.c). */
+void eng_maxpool2_rows(const float *r0, const float *r1, int w, float *out);
 int eng_upsample_setup(struct eng_layer *l, char *why, size_t why_size);
 int eng_route_setup(struct eng_layer *l, const struct eng_layer *layers, char *why, size_t why_size);
 int eng_shortcut_setup(struct eng_layer *l, const struct eng_layer *layers, char *why, size_t why_size);
@@ -207,6 +213,14 @@ int eng_conv_direct_ok(const struct eng_layer *l);
 size_t eng_conv_direct_work_floats(const struct eng_layer *l);
 void eng_conv_direct_forward(const struct eng_layer *l, const struct eng_fwd *f);
 void eng_conv_pointwise_forward(const struct eng_layer *l, const struct eng_fwd *f);
+/* For a layer that eng_conv_direct_forward computes from its input itself (stride 1, unpadded, row
+ * mode): folds a following 2x2 stride-2 TF 'same' max-pool into it (out becomes the pooled grid,
+ * ceil(n / 2) each way; forward, work_floats and flops change) and returns 1; else changes nothing
+ * and returns 0. The results are the bits of the conv layer followed by that maxpool layer. */
+int eng_conv_direct_pool2_setup(struct eng_layer *l);
+/* The same for a layer eng_conv_pointwise_forward computes (one group, rows at least
+ * ENG_KERN_MAX_VL wide, so that no row falls to the kernel's scalar tail). */
+int eng_conv_pointwise_pool2_setup(struct eng_layer *l);
 
 /* The weights packed once at load for the packed GEMM (conv.c): floats layer l needs for them (0 when
  * its forward does not run that GEMM in this process's kernel set), and the packing into dst (that

@@ -73,8 +73,9 @@ static float max_point(const float *in, int h, int w, int size, int iy0, int ix0
 }
 
 /* Interior columns row by row of the window (the per-element checks of a plain loop made maxpool a
- * quarter of the face pipeline's time), 2x2 windows at stride 2 by the vector kernel; borders with
- * checks. Padding never wins: max of what is inside, as darknet. */
+ * quarter of the face pipeline's time), 2x2 windows at stride 2 or 1 by the vector kernels, also
+ * where one of the two rows is padding; borders with checks. Padding never wins: max of what is
+ * inside, as darknet. */
 static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f, int c0, int c1)
 {
     const struct eng_pool *p = &l->p.pool;
@@ -82,16 +83,34 @@ static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f,
     int lo, hi;
     pool_interior(p->size, p->stride, off, w, ow, &lo, &hi);
     const struct eng_kern *kern = eng_kern_best();
-    const int pair_rows = p->size == 2 && p->stride == 2; /* the vector kernel's case */
+    /* the vector kernels' cases: 2x2 windows at stride 2 or 1 (the face detector's last pool) */
+    void (*pool2)(const float *, const float *, float *, int) =
+        p->size != 2 ? NULL : p->stride == 2 ? kern->maxpool2 : p->stride == 1 ? kern->maxpool2_s1 : NULL;
+    /* Stride 1 with the padding after (the output the input's size): all rows but the last as one
+     * stretch of the plane, whose last column (read across into the next row) is then redone. The
+     * face detector's 13-wide rows are shorter than an AVX-512 vector. */
+    const int flat = pool2 && p->stride == 1 && off == 0 && ow == w && l->out.h == h && h >= 2 && w >= 2;
     for (int c = c0; c < c1; c++) {
         const float *in = f->in + (size_t)c * h * w;
         float *out = f->out + (size_t)c * l->out.h * ow;
+        if (flat) {
+            pool2(in, in + w, out, (h - 1) * w - 1);
+            const float *last = in + (size_t)(h - 1) * w;
+            pool2(last, last, out + (size_t)(h - 1) * w, w - 1);
+            for (int oy = 0; oy < h; oy++)
+                out[(size_t)oy * w + w - 1] = max_point(in, h, w, 2, oy, w - 1);
+            continue;
+        }
         for (int oy = 0; oy < l->out.h; oy++) {
             float *orow = out + (size_t)oy * ow;
             const int iy0 = off + oy * p->stride;
-            if (pair_rows && iy0 >= 0 && iy0 + 1 < h) {
-                const float *r0 = in + (size_t)iy0 * w + off + 2 * lo;
-                kern->maxpool2(r0, r0 + w, orow + lo, hi - lo);
+            const int top = iy0 >= 0 && iy0 < h, bottom = iy0 + 1 >= 0 && iy0 + 1 < h;
+            if (pool2 && (top || bottom)) {
+                /* a window's row in the padding: the other row twice (the max of a row with itself
+                 * is that row's, as max_rows gives) */
+                const float *r0 = in + (size_t)(top ? iy0 : iy0 + 1) * w + off + p->stride * lo;
+                const float *r1 = in + (size_t)(bottom ? iy0 + 1 : iy0) * w + off + p->stride * lo;
+                pool2(r0, r1, orow + lo, hi - lo);
             } else {
                 max_rows(p, in, h, w, iy0, off, lo, hi, orow);
             }
@@ -102,6 +121,20 @@ static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f,
                     orow[ox] = max_point(in, h, w, p->size, iy0, off + ox * p->stride);
             }
         }
+    }
+}
+
+void eng_maxpool2_rows(const float *r0, const float *r1, int w, float *out)
+{
+    const int half = w / 2;
+    eng_kern_best()->maxpool2(r0, r1 ? r1 : r0, out, half);
+    if (w % 2) { /* the last window's column in the padding: max_point's order */
+        float best = -FLT_MAX;
+        if (r0[w - 1] > best)
+            best = r0[w - 1];
+        if (r1 && r1[w - 1] > best)
+            best = r1[w - 1];
+        out[half] = best;
     }
 }
 

@@ -267,6 +267,105 @@ static void test_kern_conv_layer_pointwise_stretches_same_bits(void **state)
     }
 }
 
+/* A conv with a 2x2 stride-2 TF 'same' max-pool folded into its output pass by `fold` (conv_direct.c,
+ * conv_pw.c): exactly the bits of the conv layer then the maxpool layer, and within 1e-5 of a naive
+ * double conv + pool. The conv output's height and width must be alike odd or even (the maxpool
+ * layer pads both ways alike). */
+static void pool2_fold_case(int c, int h, int w, int filters, int k, int (*fold)(struct eng_layer *))
+{
+    float *wt = floats_random((size_t)filters * c * k * k), *bias = floats_random((size_t)filters);
+    float *in = floats_random((size_t)c * h * w);
+    struct eng_layer conv = layer_new(ENG_LAYER_CONV, 0, c, h, w);
+    conv.p.conv = (struct eng_conv){.filters = filters, .size = k, .stride = 1, .groups = 1,
+                                    .act = ENG_ACT_LEAKY, .weights = wt, .bias = bias};
+    char why[256] = "";
+    setup_ok(eng_conv_setup(&conv, why, sizeof why), why);
+    struct eng_layer fused = conv;
+    assert_int_equal(fold(&fused), 1);
+    struct eng_layer pool = layer_new(ENG_LAYER_MAXPOOL, 1, filters, conv.out.h, conv.out.w);
+    int o, before, after;
+    eng_tf_same_pad(conv.out.h, 2, 2, &o, &before, &after);
+    pool.p.pool = (struct eng_pool){.size = 2, .stride = 2, .pad = before + after};
+    setup_ok(eng_maxpool_setup(&pool, why, sizeof why), why);
+    assert_int_equal(fused.out.c, pool.out.c);
+    assert_int_equal(fused.out.h, pool.out.h);
+    assert_int_equal(fused.out.w, pool.out.w);
+    float *conv_out = run(&conv, in, NULL), *want = run(&pool, conv_out, NULL), *got = run(&fused, in, NULL);
+    const int oh = conv.out.h, ow = conv.out.w;
+    for (int f = 0; f < filters; f++)
+        for (int py = 0; py < pool.out.h; py++)
+            for (int px = 0; px < pool.out.w; px++) {
+                double best = -INFINITY;
+                for (int y = 2 * py; y < 2 * py + 2 && y < oh; y++)
+                    for (int x = 2 * px; x < 2 * px + 2 && x < ow; x++) {
+                        double sum = bias[f];
+                        for (int ch = 0; ch < c; ch++)
+                            for (int ky = 0; ky < k; ky++)
+                                for (int kx = 0; kx < k; kx++)
+                                    sum += (double)wt[((f * c + ch) * k + ky) * k + kx] *
+                                           in[((size_t)ch * h + y + ky) * w + x + kx];
+                        sum = sum > 0 ? sum : 0.1 * sum;
+                        best = sum > best ? sum : best;
+                    }
+                const size_t j = ((size_t)f * pool.out.h + py) * pool.out.w + px;
+                if (memcmp(&got[j], &want[j], sizeof got[j]) != 0 || !(fabs(got[j] - best) <= 1e-5))
+                    fail_msg("%dx%dx%d -> %d, %dx%d: out[%d][%d][%d] = %.9g, conv + pool %.9g, naive %.9g", c,
+                             h, w, filters, k, k, f, py, px, (double)got[j], (double)want[j], best);
+            }
+    free(conv_out);
+    free(want);
+    free(got);
+    free(wt);
+    free(bias);
+    free(in);
+}
+
+/* Layers a fold does not take are left as they are. */
+static void pool2_fold_refused(struct eng_layer l, int (*fold)(struct eng_layer *))
+{
+    static const float w[16 * 128 * 9];
+    l.p.conv.weights = w;
+    char why[256] = "";
+    setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+    const struct eng_layer before = l;
+    assert_int_equal(fold(&l), 0);
+    assert_memory_equal(&l, &before, sizeof l);
+}
+
+/* The direct stride-1 unpadded conv (the face detector's first layer): even and odd outputs. */
+static void test_kern_conv_direct_pool2_matches_conv_then_pool(void **state)
+{
+    (void)state;
+    rng_state = 37;
+    pool2_fold_case(3, 20, 70, 16, 3, eng_conv_direct_pool2_setup);
+    pool2_fold_case(3, 21, 69, 5, 3, eng_conv_direct_pool2_setup);
+    pool2_fold_case(2, 11, 35, 9, 3, eng_conv_direct_pool2_setup);
+    pool2_fold_case(1, 5, 37, 8, 5, eng_conv_direct_pool2_setup);
+    struct eng_layer padded = layer_new(ENG_LAYER_CONV, 0, 3, 20, 40);
+    padded.p.conv = (struct eng_conv){.filters = 8, .size = 3, .stride = 1, .pad = 1, .groups = 1};
+    pool2_fold_refused(padded, eng_conv_direct_pool2_setup);
+}
+
+/* The direct pointwise conv (the face detector's 1x1 layers before a pool): rows of whole vectors,
+ * partial ones, one row; refused below ENG_KERN_MAX_VL columns and where sgemm computes the layer. */
+static void test_kern_conv_pointwise_pool2_matches_conv_then_pool(void **state)
+{
+    (void)state;
+    rng_state = 41;
+    pool2_fold_case(16, 8, 32, 32, 1, eng_conv_pointwise_pool2_setup);
+    pool2_fold_case(7, 9, 35, 13, 1, eng_conv_pointwise_pool2_setup);
+    pool2_fold_case(64, 3, 17, 9, 1, eng_conv_pointwise_pool2_setup);
+    pool2_fold_case(5, 1, 33, 3, 1, eng_conv_pointwise_pool2_setup);
+    struct eng_layer narrow = layer_new(ENG_LAYER_CONV, 0, 8, 10, ENG_KERN_MAX_VL - 1);
+    narrow.p.conv = (struct eng_conv){.filters = 8, .size = 1, .stride = 1, .groups = 1};
+    pool2_fold_refused(narrow, eng_conv_pointwise_pool2_setup);
+    pool2_fold_case(128, 6, 20, 16, 1, eng_conv_pointwise_pool2_setup); /* few outputs: any k (conv_pw.c) */
+    struct eng_layer deep = layer_new(ENG_LAYER_CONV, 0, 128, 10, 40);
+    deep.p.conv = (struct eng_conv){.filters = ENG_CONV_PW_MAX_M + 1, .size = 1, .stride = 1, .groups = 1};
+    pool2_fold_refused(deep, eng_conv_pointwise_pool2_setup);
+    pool2_fold_refused(deep, eng_conv_direct_pool2_setup);
+}
+
 /* The pointwise kernel reading input planes in_plane apart (an im2col tile) and writing planes plane
  * apart (the layer's output), as conv.c uses it for GEMMs with k <= 64. */
 static void test_kern_pointwise_input_stride_every_set(void **state)
@@ -407,30 +506,75 @@ static void test_kern_dw_rows_match_naive_exactly_every_set(void **state)
     free(w);
 }
 
-/* 2x2 stride-2 max pooling of two rows, every length up to 70 (vector bodies and tails), every set,
- * with a guard after the output: exactly the largest of the four inputs. */
+/* 2x2 max pooling of two rows at stride 2 and 1, every length up to 70 (vector bodies and tails),
+ * every set, with a guard after the output: exactly the largest of the four inputs; at stride 1 (all
+ * of whose bits pool.c's scalar loop must match) also the zero it picks among signed zeros. */
 static void test_kern_maxpool2_matches_naive_every_set(void **state)
 {
     (void)state;
     const struct eng_kern *sets[ENG_ISA_COUNT];
     const int n_sets = kern_sets(sets);
     rng_state = 23;
-    float *r0 = floats_random(140), *r1 = floats_random(140), out[71];
+    float *r0 = floats_random(142), *r1 = floats_random(142), out[71];
+    r0[5] = 0.0f, r0[6] = -0.0f, r1[5] = -0.0f, r1[6] = -0.0f; /* stride 1, window 5: zeros of both signs */
     for (int s = 0; s < n_sets; s++)
-        for (int n = 0; n <= 70; n++) {
-            for (int i = 0; i <= n; i++)
-                out[i] = GUARD;
-            sets[s]->maxpool2(r0, r1, out, n);
-            for (int i = 0; i < n; i++) {
-                const float a = fmaxf(r0[2 * i], r0[2 * i + 1]), b = fmaxf(r1[2 * i], r1[2 * i + 1]);
-                if (out[i] != fmaxf(a, b))
-                    fail_msg("%s n=%d: out[%d] = %g, expected %g", sets[s]->name, n, i, (double)out[i],
-                             (double)fmaxf(a, b));
+        for (int stride = 1; stride <= 2; stride++)
+            for (int n = 0; n <= 70; n++) {
+                for (int i = 0; i <= n; i++)
+                    out[i] = GUARD;
+                (stride == 2 ? sets[s]->maxpool2 : sets[s]->maxpool2_s1)(r0, r1, out, n);
+                for (int i = 0; i < n; i++) {
+                    const float *p = r0 + stride * i, *q = r1 + stride * i;
+                    const float a = p[1] > p[0] ? p[1] : p[0], b = q[1] > q[0] ? q[1] : q[0];
+                    const float want = b > a ? b : a;
+                    if (stride == 2 ? out[i] != want : memcmp(&out[i], &want, sizeof want) != 0)
+                        fail_msg("%s stride %d n=%d: out[%d] = %g, expected %g", sets[s]->name, stride, n, i,
+                                 (double)out[i], (double)want);
+                }
+                assert_true(out[n] == GUARD);
             }
-            assert_true(out[n] == GUARD);
-        }
     free(r0);
     free(r1);
+}
+
+/* The one-pass sum of 1..8 inputs with every activation, lengths around the vector widths, every
+ * set: the bits of zero plus each input in turn, then the reference activation; nothing written
+ * after n. A -0 input alone must come out +0 (the zero the sum starts from). */
+static void test_kern_add_act_matches_naive_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 31;
+    enum { MAXN = 67 };
+    float *ins[ENG_ADD_MAX_INPUTS];
+    for (int j = 0; j < ENG_ADD_MAX_INPUTS; j++)
+        ins[j] = floats_random(MAXN);
+    ins[0][3] = -0.0f;
+    float out[MAXN + 1], want[MAXN];
+    const int lengths[] = {0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 47, MAXN};
+    for (int s = 0; s < n_sets; s++)
+        for (size_t a = 0; a < sizeof all_acts / sizeof all_acts[0]; a++)
+            for (int k = 1; k <= ENG_ADD_MAX_INPUTS; k++)
+                for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+                    const int n = lengths[li];
+                    for (int i = 0; i <= n; i++)
+                        out[i] = GUARD;
+                    for (int i = 0; i < n; i++) {
+                        want[i] = 0.0f;
+                        for (int j = 0; j < k; j++)
+                            want[i] += ins[j][i];
+                    }
+                    eng_act_ref(want, (size_t)n, all_acts[a]);
+                    sets[s]->add_act(out, (const float *const *)ins, k, (size_t)n, all_acts[a]);
+                    for (int i = 0; i < n; i++)
+                        if (memcmp(&out[i], &want[i], sizeof want[i]) != 0)
+                            fail_msg("%s %s k=%d n=%d: out[%d] = %.9g, expected %.9g", sets[s]->name,
+                                     eng_act_name(all_acts[a]), k, n, i, (double)out[i], (double)want[i]);
+                    assert_true(out[n] == GUARD);
+                }
+    for (int j = 0; j < ENG_ADD_MAX_INPUTS; j++)
+        free(ins[j]);
 }
 
 /* Depthwise convolution in double, channels [c0, c1), zero padding outside the input. */
@@ -561,9 +705,12 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_sub_range_writes_only_its_range),
         cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
         cmocka_unit_test(test_kern_conv_layer_pointwise_stretches_same_bits),
+        cmocka_unit_test(test_kern_conv_direct_pool2_matches_conv_then_pool),
+        cmocka_unit_test(test_kern_conv_pointwise_pool2_matches_conv_then_pool),
         cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
         cmocka_unit_test(test_kern_gemm_small_n_matches_naive_every_set),
         cmocka_unit_test(test_kern_maxpool2_matches_naive_every_set),
+        cmocka_unit_test(test_kern_add_act_matches_naive_every_set),
         cmocka_unit_test(test_kern_dw_rows_match_naive_exactly_every_set),
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),

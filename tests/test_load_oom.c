@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "conv_wino.h"
 #include "darknet.h"
 #include "face.h"
 #include "failing_alloc.h"
@@ -201,6 +203,65 @@ static void test_load_oom_darknet_region_and_v4_cfgs_fail_cleanly(void **state)
     }
 }
 
+/* A cfg whose second layer takes Winograd in every kernel set (128 -> 128 channels on 32x32), with its
+ * weights file: eng_darknet_load reads that layer's weights through a buffer of its own, transforms
+ * and drops them (darknet_weights.c). Written in the current directory. */
+#define WINO_CFG "wino_oom.cfg"
+#define WINO_WEIGHTS "wino_oom.weights"
+
+static void write_wino_model(void)
+{
+    static const char cfg[] = "[net]\nwidth=32\nheight=32\nchannels=3\n\n[convolutional]\nbatch_normalize=1\n"
+                              "filters=128\nsize=1\nstride=1\npad=0\nactivation=leaky\n\n[convolutional]\n"
+                              "batch_normalize=1\nfilters=128\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n"
+                              "[convolutional]\nfilters=18\nsize=1\nstride=1\npad=0\nactivation=linear\n\n"
+                              "[yolo]\nmask=0,1,2\nanchors=10,14,23,27,37,58\nclasses=1\nnum=3\n";
+    FILE *f = fopen(WINO_CFG, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(cfg, 1, sizeof cfg - 1, f), sizeof cfg - 1);
+    assert_int_equal(fclose(f), 0);
+    const int header[3] = {0, 2, 5};
+    const long long seen = 0;
+    /* per layer: bias, scale, mean, variance, weights */
+    const size_t n = 4 * 128 + 128 * 3 + 4 * 128 + (size_t)128 * 128 * 9 + 18 + 18 * 128;
+    float *v = malloc(n * sizeof(float));
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = 0.5f + (float)(i % 7) * 0.01f; /* a variance >= 0 */
+    assert_non_null(f = fopen(WINO_WEIGHTS, "wb"));
+    assert_int_equal(fwrite(header, sizeof header, 1, f), 1);
+    assert_int_equal(fwrite(&seen, sizeof seen, 1, f), 1);
+    assert_int_equal(fwrite(v, sizeof(float), n, f), n);
+    assert_int_equal(fclose(f), 0);
+    free(v);
+}
+
+static int load_wino(struct eng_err *err)
+{
+    struct eng_net *net = NULL;
+    const int rc = eng_darknet_load(WINO_CFG, WINO_WEIGHTS, NULL, NULL, &net, err);
+    if (rc != 0 && net)
+        fail_msg("failure left a net behind");
+    if (rc == 0) {
+        /* the layer keeps U only */
+        const struct eng_layer *l = &net->layers[1];
+        assert_true(l->forward == eng_conv_wino_forward);
+        assert_non_null(l->p.conv.wino);
+        assert_null(l->p.conv.weights);
+    }
+    eng_net_free(net);
+    return rc;
+}
+
+static void test_load_oom_darknet_winograd_weights_fail_cleanly(void **state)
+{
+    (void)state;
+    write_wino_model();
+    sweep(load_wino, 100000);
+    unlink(WINO_CFG);
+    unlink(WINO_WEIGHTS);
+}
+
 static struct eng_net *loaded_net;
 
 static int new_ctx(struct eng_err *err)
@@ -282,6 +343,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_oom_darknet_cfg_weights_names_fail_cleanly),
         cmocka_unit_test(test_load_oom_darknet_region_and_v4_cfgs_fail_cleanly),
+        cmocka_unit_test(test_load_oom_darknet_winograd_weights_fail_cleanly),
         cmocka_unit_test(test_load_oom_darknet_ctx_fails_cleanly),
         cmocka_unit_test(test_load_oom_face_manifests_and_nets_fail_cleanly),
         cmocka_unit_test(test_load_oom_tfjs_manifest_json_oom_is_nomem),

@@ -2,8 +2,9 @@
  * engine/wino_isa.inc) in every kernel set the processor runs, against a naive direct convolution in
  * double: odd and even output sizes (edge tiles), odd channel counts, padding on every side or none,
  * one block and several blocks of tiles (both ways of cutting a layer into tasks), bias or none, the
- * post affine, vector and scalar activations; bit-identical outputs on teams of 1 to 3 threads; and
- * the rule (eng_conv_wino_ok) applied by eng_conv_wino_prepare. */
+ * post affine, vector and scalar activations; bit-identical outputs on teams of 1 to 3 threads; with
+ * U packed for our GEMM (each set that has one) the same bits as with U in place; and the rule
+ * (eng_conv_wino_ok) applied by eng_conv_wino_prepare. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -66,8 +67,18 @@ static void build(struct built *b, const struct wino_case *k, int m)
                                     .bias = b->bias, .post_scale = b->post_w, .post_bias = b->post_b};
     char why[256] = "";
     setup_ok(eng_conv_setup(&b->l, why, sizeof why), why);
-    assert_int_equal(eng_conv_wino_transform(&b->l, m), 0);
+    assert_int_equal(eng_conv_wino_transform_as(&b->l, m, 0), 0); /* U in place: every set reads it */
     assert_true(b->l.forward == eng_conv_wino_forward);
+}
+
+/* The layer of b with U packed for our GEMM instead (its own copy of U: free l.p.conv.wino). */
+static struct built packed_copy(const struct built *b, int m)
+{
+    struct built p = *b;
+    p.l.p.conv.wino = NULL;
+    assert_int_equal(eng_conv_wino_transform_as(&p.l, m, 1), 0);
+    assert_true(p.l.p.conv.wino_packed);
+    return p;
 }
 
 static void built_free(struct built *b)
@@ -172,6 +183,24 @@ static void check_case_m(const struct wino_case *k, const char *name, int m)
         }
         print_message("%s, F(%dx%d), set %s: largest error %.3g of the terms' magnitude\n", name, m, m,
                       sets[s]->name, worst);
+        /* U packed (sets with our GEMM): the same bits, on any team */
+        if (sets[s]->gemm) {
+            struct built p = packed_copy(&b, m);
+            for (int threads = 1; threads <= 3; threads++) {
+                struct eng_err err = {0};
+                struct eng_team *t = threads > 1 ? eng_team_new(threads, NULL, &err) : NULL;
+                if (threads > 1 && !t)
+                    fail_msg("eng_team_new(%d): %s", threads, err.msg);
+                float *packed = run_with(&p, sets[s], t, threads);
+                for (size_t i = 0; i < n_out; i++)
+                    if (memcmp(&packed[i], &got[i], sizeof(float)) != 0)
+                        fail_msg("%s, F(%dx%d), set %s, %d threads: U packed gives %.9g at output %zu, in place "
+                                 "%.9g", name, m, m, sets[s]->name, threads, (double)packed[i], i, (double)got[i]);
+                free(packed);
+                eng_team_free(t);
+            }
+            free(p.l.p.conv.wino);
+        }
         /* the same bits on any team */
         for (int threads = 2; threads <= 3; threads++) {
             struct eng_err err = {0};
@@ -272,8 +301,10 @@ static void test_wino_rule(void **state)
         assert_int_equal(eng_conv_wino_prepare(&l), 0);
         assert_int_equal(l.forward == eng_conv_wino_forward, want != 0);
         assert_int_equal(l.p.conv.wino != NULL, want != 0);
-        if (want)
+        if (want) {
             assert_int_equal(l.p.conv.wino_m, want);
+            assert_int_equal(l.p.conv.wino_packed, eng_kern_best()->gemm != NULL); /* one copy of U */
+        }
         free(l.p.conv.wino);
         free(w);
     }
