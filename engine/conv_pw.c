@@ -5,7 +5,8 @@
  * K, OpenBLAS's packing of both operands and its separate beta pass over C cost more than the
  * multiply-adds, and bias and activation took one more pass. The direct kernel (kern.h) keeps a
  * K x 32-pixel tile of the input in L1, accumulates 8 output channels x 32 pixels in registers, and
- * writes each output once with bias and activation applied. */
+ * writes each output once with bias and activation applied. It also takes 1x1 layers with few outputs
+ * at any K (layer.h, ENG_CONV_PW_MAX_M), where the GEMM's packing of the input costs more than it saves. */
 #include "kern.h"
 #include "layer.h"
 #include "team.h"
@@ -14,7 +15,23 @@
 
 int eng_conv_pointwise_direct(const struct eng_layer *l)
 {
-    return l->in.c / l->p.conv.groups <= ENG_CONV_DIRECT_MAX_K;
+    const int k = l->in.c / l->p.conv.groups, m = l->p.conv.filters / l->p.conv.groups;
+    return k <= ENG_CONV_DIRECT_MAX_K || m <= ENG_CONV_PW_MAX_M;
+}
+
+/* Layers with up to PW_STRETCH_MAX_M outputs run in stretches of pixels, PW_CHANNELS outputs at a
+ * time (pointwise_blocks): Yolo-Fastest-XL's 8 -> 48 on 160x160 ran 2.5x faster so; layers with more
+ * outputs (192 from 32) ran ~4% slower, and keep one call (docs/PERFORMANCE.md, "Yolo-Fastest-XL's
+ * 1x1 layers"). */
+#define PW_STRETCH_MAX_M 64
+#define PW_CHANNELS 8        /* output channels per pass along a stretch */
+#define PW_CHUNK_FLOATS 4096 /* input floats per stretch (k x chunk pixels): 16 KB of L1 */
+
+/* Pixels per stretch for k input channels: whole tiles, as many as fit PW_CHUNK_FLOATS. */
+static size_t pointwise_chunk(int k)
+{
+    const size_t tiles = (size_t)PW_CHUNK_FLOATS / ((size_t)k * PIXEL_BLOCK);
+    return (tiles ? tiles : 1) * PIXEL_BLOCK;
 }
 
 /* Pixels [32 * b0, 32 * b1) of every group: ranges in whole 32-pixel tiles of the kernel, so a
@@ -34,7 +51,21 @@ static void pointwise_blocks(const struct eng_layer *l, const struct eng_fwd *f,
                                   .m = out_c, .k = in_c, .plane = n, .act = c->act,
                                   .post_w = c->post_scale ? c->post_scale + (size_t)g * out_c : NULL,
                                   .post_b = c->post_scale ? c->post_bias + (size_t)g * out_c : NULL};
-        kern->pointwise(&pw, 0, out_c, p0, p1);
+        if (out_c > PW_STRETCH_MAX_M) {
+            kern->pointwise(&pw, 0, out_c, p0, p1);
+            continue;
+        }
+        /* Stretches of chunk pixels (whole tiles, the last one taking the rest so the kernel's tail
+         * is as in one call), PW_CHANNELS output channels at a time along each: the same sums in the
+         * same order as one call over [p0, p1), with fewer output planes written at once (a 160x160
+         * layer's planes are a multiple of 4 KB apart: a tile's channels all fall in one L1 set). */
+        const size_t chunk = pointwise_chunk(in_c);
+        for (size_t q0 = p0; q0 < p1;) {
+            const size_t q1 = p1 - q0 < 2 * chunk ? p1 : q0 + chunk;
+            for (int m = 0; m < out_c; m += PW_CHANNELS)
+                kern->pointwise(&pw, m, out_c - m < PW_CHANNELS ? out_c : m + PW_CHANNELS, q0, q1);
+            q0 = q1;
+        }
     }
 }
 

@@ -199,6 +199,11 @@ int eng_conv_pointwise_direct(const struct eng_layer *l);
  * measured on Yolo-Fastest-XL's 1x1 shapes (docs/PERFORMANCE.md, Kernels): the kernel wins clearly at
  * K = 8..32, evenly at 48, still at 64 with 16 outputs; from K = 96 sgemm is slightly faster. */
 #define ENG_CONV_DIRECT_MAX_K 64
+/* Outputs per group up to which the pointwise kernel takes a 1x1 layer at any K: Yolo-Fastest-XL's
+ * projections (32 or 48 outputs from 192 or 272 channels) ran the packed GEMM at about half its speed
+ * on the expansions, its per-call packing of B amortised over few rows; the pointwise kernel reads the
+ * input in place and ran them about 1.3x faster (docs/PERFORMANCE.md, "Yolo-Fastest-XL's 1x1 layers"). */
+#define ENG_CONV_PW_MAX_M 48
 
 /* Stride-1 and stride-2 convolutions of one group computed from a padded copy of the input without
  * im2col (conv_direct.c): rows at least 32 wide with k = channels x size x size up to 160, or narrower

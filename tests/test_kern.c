@@ -155,8 +155,8 @@ static void test_kern_pointwise_matches_naive_every_set(void **state)
     const struct eng_kern *sets[ENG_ISA_COUNT];
     const int n_sets = kern_sets(sets);
     rng_state = 5;
-    const int ms[] = {1, 3, 4, 7, 8, 9, 16, 17};
-    const int ks[] = {1, 2, 8, 13, 32, 64};
+    const int ms[] = {1, 3, 4, 7, 8, 9, 16, 17, 48};
+    const int ks[] = {1, 2, 8, 13, 32, 64, 97, 193}; /* past 64: the small-m layers (conv_pw.c) */
     const size_t planes[] = {1, 3, 4, 8, 15, 16, 17, 31, 32, 33, 47, 64, 70, 100};
     const enum eng_act acts[] = {ENG_ACT_LINEAR, ENG_ACT_LEAKY, ENG_ACT_RELU, ENG_ACT_LOGISTIC};
     for (int s = 0; s < n_sets; s++)
@@ -185,13 +185,15 @@ static void test_kern_pointwise_sub_range_writes_only_its_range(void **state)
     }
 }
 
-/* The conv layer routes pointwise layers of up to 64 input channels per group to the direct kernel,
- * and its output (groups included) matches the naive reference. */
+/* The conv layer routes pointwise layers of up to 64 input channels or up to 48 outputs per group to
+ * the direct kernel, and its output (groups included) matches the naive reference. */
 static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
 {
     (void)state;
     rng_state = 21;
-    const int shapes[][4] = {{8, 48, 1, 13}, {16, 20, 2, 9}, {64, 16, 1, 7}, {3, 5, 1, 1}};
+    const int shapes[][4] = {{8, 48, 1, 13}, {16, 20, 2, 9}, {64, 16, 1, 7}, {3, 5, 1, 1},
+                             {193, 48, 1, 11}, {272, 33, 1, 5}, {130, 96, 2, 9}, {8, 48, 1, 41},
+                             {3, 13, 1, 70}, {24, 64, 2, 37}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int c = shapes[i][0], filters = shapes[i][1], groups = shapes[i][2], hw = shapes[i][3];
         float *w = floats_random((size_t)filters * (c / groups)), *bias = floats_random((size_t)filters);
@@ -222,13 +224,47 @@ static void test_kern_conv_layer_pointwise_direct_matches_naive(void **state)
         free(bias);
         free(in);
     }
-    /* more input channels go to sgemm */
-    const float w[65] = {0};
+    /* more input channels and outputs go to the GEMM */
+    const float w[65 * 49] = {0};
     struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, 65, 4, 4);
-    l.p.conv = (struct eng_conv){.filters = 1, .size = 1, .stride = 1, .groups = 1, .weights = w};
+    l.p.conv = (struct eng_conv){.filters = 49, .size = 1, .stride = 1, .groups = 1, .weights = w};
     char why[256] = "";
     setup_ok(eng_conv_setup(&l, why, sizeof why), why);
     assert_true(l.forward != eng_conv_pointwise_forward);
+}
+
+/* conv_pw.c runs layers with few outputs in stretches of pixels, a few channels at a time: the bits
+ * are those of one kernel call over the whole plane (planes long enough for several stretches, tails
+ * shorter than a tile, channel counts not a multiple of the pass). */
+static void test_kern_conv_layer_pointwise_stretches_same_bits(void **state)
+{
+    (void)state;
+    rng_state = 23;
+    const int shapes[][3] = {{8, 48, 41}, {3, 13, 70}, {16, 64, 45}, {33, 9, 29}, {64, 17, 23}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int c = shapes[i][0], filters = shapes[i][1], hw = shapes[i][2];
+        float *w = floats_random((size_t)filters * c), *bias = floats_random((size_t)filters);
+        float *in = floats_random((size_t)c * hw * hw);
+        struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, c, hw, hw);
+        l.p.conv = (struct eng_conv){.filters = filters, .size = 1, .stride = 1, .groups = 1,
+                                     .act = ENG_ACT_LEAKY, .weights = w, .bias = bias};
+        char why[256] = "";
+        setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+        assert_true(l.forward == eng_conv_pointwise_forward);
+        float *got = run(&l, in, NULL);
+        const size_t plane = (size_t)hw * hw;
+        float *want = floats_new((size_t)filters * plane);
+        const struct eng_pw pw = {.w = w, .bias = bias, .in = in, .out = want, .m = filters, .k = c,
+                                  .plane = plane, .act = ENG_ACT_LEAKY};
+        eng_kern_best()->pointwise(&pw, 0, filters, 0, plane);
+        if (memcmp(got, want, sizeof(float) * (size_t)filters * plane) != 0)
+            fail_msg("shape %zu: the layer's bits differ from one call's", i);
+        free(want);
+        free(got);
+        free(w);
+        free(bias);
+        free(in);
+    }
 }
 
 /* A conv with a 2x2 stride-2 TF 'same' max-pool folded into its output pass by `fold` (conv_direct.c,
@@ -323,8 +359,9 @@ static void test_kern_conv_pointwise_pool2_matches_conv_then_pool(void **state)
     struct eng_layer narrow = layer_new(ENG_LAYER_CONV, 0, 8, 10, ENG_KERN_MAX_VL - 1);
     narrow.p.conv = (struct eng_conv){.filters = 8, .size = 1, .stride = 1, .groups = 1};
     pool2_fold_refused(narrow, eng_conv_pointwise_pool2_setup);
+    pool2_fold_case(128, 6, 20, 16, 1, eng_conv_pointwise_pool2_setup); /* few outputs: any k (conv_pw.c) */
     struct eng_layer deep = layer_new(ENG_LAYER_CONV, 0, 128, 10, 40);
-    deep.p.conv = (struct eng_conv){.filters = 16, .size = 1, .stride = 1, .groups = 1};
+    deep.p.conv = (struct eng_conv){.filters = ENG_CONV_PW_MAX_M + 1, .size = 1, .stride = 1, .groups = 1};
     pool2_fold_refused(deep, eng_conv_pointwise_pool2_setup);
     pool2_fold_refused(deep, eng_conv_direct_pool2_setup);
 }
@@ -667,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_kern_pointwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_pointwise_sub_range_writes_only_its_range),
         cmocka_unit_test(test_kern_conv_layer_pointwise_direct_matches_naive),
+        cmocka_unit_test(test_kern_conv_layer_pointwise_stretches_same_bits),
         cmocka_unit_test(test_kern_conv_direct_pool2_matches_conv_then_pool),
         cmocka_unit_test(test_kern_conv_pointwise_pool2_matches_conv_then_pool),
         cmocka_unit_test(test_kern_pointwise_input_stride_every_set),
