@@ -144,9 +144,11 @@ static struct gal_face tagged(int64_t tag)
 static void writer(const char *spec, int w, int fd, int64_t first)
 {
     struct gal_err err;
-    struct gal_store *s = gal_store_open(spec, FP_A, &err);
-    if (!s)
-        _exit(3);
+    struct gal_store *s;
+    /* The server may go down before a writer has connected (a loaded machine starts the 4 forks late):
+     * connecting is retried like a write, so only SIGKILL ends a writer. */
+    while (!(s = gal_store_open(spec, FP_A, &err)))
+        nanosleep(&(struct timespec){0, 20 * 1000000L}, NULL);
     char name[16];
     snprintf(name, sizeof name, "w%d", w);
     for (int64_t tag = first;; tag++) {

@@ -136,8 +136,9 @@ class Daemon:
             check(False, f"{self.tag}: daemon did not exit within {60 * self.scale} s of SIGTERM (killed)")
         self.err.close()
         self.checked = True
-        check(rc == 0, f"{self.tag}: daemon exited {rc}, expected 0")
         text = self.final_log = self.log()
+        if not check(rc == 0, f"{self.tag}: daemon exited {rc}, expected 0 (log kept: {self.log_path})"):
+            print("\n".join(text.splitlines()[-40:]))
         m = re.search(r"stopped \((\d+) requests unfinished\)", text)
         check(m is not None and m.group(1) == "0",
               f"{self.tag}: daemon did not finish every request: {m.group(0) if m else 'no stopped line'}")
@@ -146,7 +147,7 @@ class Daemon:
             lines = text.splitlines()
             first = next(i for i, line in enumerate(lines) if SANITIZER_RE.search(line))
             print("\n".join(lines[max(0, first - 2):first + 60]))
-        else:
+        elif rc == 0:
             self.log_path.unlink()
         return rc
 
