@@ -129,12 +129,13 @@ int eng_heif_decode(const uint8_t *data, size_t size, uint64_t max_pixels, struc
         eng_err_set(err, kind, where, "%s", msg);
         goto done;
     }
-    /* A grid image's output size comes from the grid item, not ispe (image_heif_grid.c says why) */
+    /* A grid's or an overlay's output size comes from its item, not ispe (image_heif_grid.c says why) */
     uint64_t gw, gh;
-    if (eng_heif_grid_size(data, size, &gw, &gh)) {
+    const int derived = eng_heif_grid_size(data, size, &gw, &gh);
+    if (derived) {
         kind = eng_image_dims_problem(fmt, gw, gh, max_pixels, msg, sizeof msg);
         if (kind != ENG_ERR_NONE) {
-            eng_err_set(err, kind, where, "%s (its grid)", msg);
+            eng_err_set(err, kind, where, "%s (its %s)", msg, derived == ENG_HEIF_GRID ? "grid" : "overlay");
             goto done;
         }
     }

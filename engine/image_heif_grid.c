@@ -1,15 +1,19 @@
-/* image_heif_grid.c - the output size a HEIF file's primary 'grid' item declares, read from the bytes.
+/* image_heif_grid.c - the output size a HEIF file's primary 'grid' or 'iovl' item declares, read from the
+ * bytes.
  *
  * Why: libheif sizes a grid image's pixel buffer from the grid item's own header, not from the ispe
  * property it reports (heif_image_handle_get_ispe_*), and allocates it before decoding the tiles. A
  * hostile file (fuzz/regressions/heif/grid-larger-than-ispe.heif: ispe 231x23313, grid 6144x9488) can
  * so make libheif allocate far more than the declared size, and tiles sharing one coded extent can
- * fill it from a few bytes. Reading the grid header first keeps the pixel limit ahead of any buffer.
+ * fill it from a few bytes. Reading the grid header first keeps the pixel limit ahead of any buffer. An
+ * overlay ('iovl') is the same case: libheif allocates its canvas from the item's header (fuzz_heif:
+ * fuzz/regressions/heif/iovl-larger-than-ispe.heif, ispe 24x16, an 872 MB canvas).
  *
  * ISO/IEC 14496-12 boxes: meta (FullBox) holds pitm (the primary item), iinf/infe (item types), iloc
  * (where each item's data is: in the file, or in idat) and idat. ISO/IEC 23008-12 6.6.2.3: the grid's
  * data is version, flags, rows-1, columns-1, then output width and height (32-bit if flags & 1, else
- * 16-bit). Every read is bounds-checked; anything malformed is left to libheif (returns 0). */
+ * 16-bit); 6.6.2.3's overlay has version, flags, four 16-bit fill values, then the same two fields.
+ * Every read is bounds-checked; anything malformed is left to libheif (returns 0). */
 #include <stdint.h>
 #include <string.h>
 
@@ -61,8 +65,8 @@ struct meta {
     uint64_t iinf, iinf_end, iloc, iloc_end, idat, idat_end;
 };
 
-/* Item type of item `id` from iinf, or 0. */
-static int item_is_grid(const uint8_t *p, const struct meta *m, uint64_t id)
+/* Whether item `id` is a grid (ENG_HEIF_GRID) or an overlay (ENG_HEIF_OVERLAY) by iinf, else 0. */
+static int item_kind(const uint8_t *p, const struct meta *m, uint64_t id)
 {
     struct rd r = {p, m->iinf_end, m->iinf, 0};
     unsigned version = (unsigned)rd_uint(&r, 1);
@@ -81,7 +85,9 @@ static int item_is_grid(const uint8_t *p, const struct meta *m, uint64_t id)
         uint64_t item = rd_uint(&e, v == 2 ? 2 : 4);
         rd_uint(&e, 2); /* protection index */
         if (!e.bad && item == id && e.n - e.at >= 4)
-            return memcmp(p + e.at, "grid", 4) == 0;
+            return memcmp(p + e.at, "grid", 4) == 0   ? ENG_HEIF_GRID
+                   : memcmp(p + e.at, "iovl", 4) == 0 ? ENG_HEIF_OVERLAY
+                                                      : 0;
     }
     return 0;
 }
@@ -155,15 +161,15 @@ int eng_heif_grid_size(const uint8_t *data, size_t size, uint64_t *w, uint64_t *
         }
     }
     uint64_t off, len;
-    if (!m.have_primary || !m.iinf_end || !m.iloc_end || !item_is_grid(data, &m, m.primary) ||
-        !item_data(data, size, &m, m.primary, &off, &len))
+    const int kind = m.have_primary && m.iinf_end && m.iloc_end ? item_kind(data, &m, m.primary) : 0;
+    if (!kind || !item_data(data, size, &m, m.primary, &off, &len))
         return 0;
     struct rd g = {data, off + len, off, 0};
     rd_uint(&g, 1); /* version */
     unsigned flags = (unsigned)rd_uint(&g, 1);
-    rd_uint(&g, 2); /* rows - 1, columns - 1 */
+    rd_uint(&g, kind == ENG_HEIF_GRID ? 2 : 8); /* rows - 1, columns - 1; or the four fill values */
     unsigned field = flags & 1 ? 4 : 2;
     *w = rd_uint(&g, field);
     *h = rd_uint(&g, field);
-    return g.bad ? 0 : 1;
+    return g.bad ? 0 : kind;
 }

@@ -32,8 +32,10 @@ struct eng_decoded {
     int applied;     /* nonzero: the container's own transforms already made the pixels upright */
 };
 
-/* The output size of a HEIF file's primary item when it is a 'grid' (image_heif_grid.c): 1 with *w, *h;
- * 0 when it is not a grid or the boxes cannot be read (libheif then decides). */
+/* The output size of a HEIF file's primary item when it is a 'grid' or an 'iovl' overlay
+ * (image_heif_grid.c): ENG_HEIF_GRID or ENG_HEIF_OVERLAY with *w, *h; 0 when it is neither or the boxes
+ * cannot be read (libheif then decides). */
+enum { ENG_HEIF_GRID = 1, ENG_HEIF_OVERLAY = 2 };
 int eng_heif_grid_size(const uint8_t *data, size_t size, uint64_t *w, uint64_t *h);
 
 int eng_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, struct eng_image *out,

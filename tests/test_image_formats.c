@@ -387,6 +387,20 @@ static void test_heic_grid_larger_than_ispe_refused_before_decoding(void **state
     assert_fails(buf, n, 40000000, ENG_ERR_TOO_LARGE, "(its grid)");
 }
 
+/* fuzz_heif's finding: a primary 'iovl' overlay item whose ispe says 24x16 while its canvas makes
+ * libheif allocate 872 MB before decoding anything. The overlay's size is checked first. */
+static void test_heic_overlay_larger_than_ispe_refused_before_decoding(void **state)
+{
+    (void)state;
+    FILE *f = fopen(VISIOND_SOURCE_DIR "/fuzz/regressions/heif/iovl-larger-than-ispe.heif", "rb");
+    assert_non_null(f);
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(n > 100 && n < sizeof buf);
+    assert_fails(buf, n, 40000000, ENG_ERR_TOO_LARGE, "(its overlay)");
+}
+
 /* The daemon's workers decode at once: four threads, each its own libheif context, give the pixels one
  * thread gives (TSan builds check the first-use plugin registration, heif_init once). */
 struct decode_arg {
@@ -461,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_avif_irot_applied_exif_not_twice),
         cmocka_unit_test(test_heic_limits_and_corruption),
         cmocka_unit_test(test_heic_grid_larger_than_ispe_refused_before_decoding),
+        cmocka_unit_test(test_heic_overlay_larger_than_ispe_refused_before_decoding),
         cmocka_unit_test(test_heif_concurrent_decodes_equal),
         cmocka_unit_test(test_heif_sniffing_by_brand),
     };
