@@ -209,6 +209,10 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self._finish()
+        if self.returncode not in (0, None) and self.returncode != -signal.SIGKILL:
+            # a daemon that crashed on SIGTERM says why only here: keep its last words in the test's output
+            print(f"visiond exited {self.returncode} on SIGTERM; its stderr ends:\n{self.stderr()[-2000:]}",
+                  flush=True)
         return self.returncode, self.stderr()
 
     def kill(self):
