@@ -372,17 +372,26 @@ static void test_heic_limits_and_corruption(void **state)
     free(px);
 }
 
+/* A small file of fuzz/regressions/heif/ read into buf (4096 bytes); its length. */
+static size_t read_heif_regression(const char *name, uint8_t buf[4096])
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/fuzz/regressions/heif/%s", VISIOND_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, 4096, f);
+    fclose(f);
+    assert_true(n > 100 && n < 4096);
+    return n;
+}
+
 /* fuzz_heif's finding: a primary 'grid' item whose header says 6144x9488 (58 MP) while its ispe says
  * 231x23313 (5.4 MP); libheif sizes the buffer from the grid. The grid's size is checked first. */
 static void test_heic_grid_larger_than_ispe_refused_before_decoding(void **state)
 {
     (void)state;
-    FILE *f = fopen(VISIOND_SOURCE_DIR "/fuzz/regressions/heif/grid-larger-than-ispe.heif", "rb");
-    assert_non_null(f);
     uint8_t buf[4096];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    assert_true(n > 100 && n < sizeof buf);
+    const size_t n = read_heif_regression("grid-larger-than-ispe.heif", buf);
     assert_fails(buf, n, 40000000, ENG_ERR_TOO_LARGE, "HEIC image is 6144x9488 (58294272 pixels)");
     assert_fails(buf, n, 40000000, ENG_ERR_TOO_LARGE, "(its grid)");
 }
@@ -392,12 +401,8 @@ static void test_heic_grid_larger_than_ispe_refused_before_decoding(void **state
 static void test_heic_overlay_larger_than_ispe_refused_before_decoding(void **state)
 {
     (void)state;
-    FILE *f = fopen(VISIOND_SOURCE_DIR "/fuzz/regressions/heif/iovl-larger-than-ispe.heif", "rb");
-    assert_non_null(f);
     uint8_t buf[4096];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    assert_true(n > 100 && n < sizeof buf);
+    const size_t n = read_heif_regression("iovl-larger-than-ispe.heif", buf);
     assert_fails(buf, n, 40000000, ENG_ERR_TOO_LARGE, "(its overlay)");
 }
 
