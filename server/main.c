@@ -7,6 +7,8 @@
 #include "proto_output.h"
 #include "srv_blas.h"
 #include "srv_cli.h"
+#include "srv_http.h"
+#include "srv_log.h"
 #include "srv_route.h"
 #include "srv_serve.h"
 #include "srv_version.h"
@@ -27,6 +29,13 @@ static const struct {
     {"routes", srv_routes_print, "print the HTTP route table (methods, path, API key scope, dialect)"},
 };
 
+/* The HTTP library's fatal errors (srv_http_on_fatal): one log line saying where, then the abort. */
+static void die(const char *what)
+{
+    srv_log_write(SRV_LOG_ERROR, "fatal: %s", what);
+    abort();
+}
+
 static int usage(FILE *f, int status)
 {
     fprintf(f, "usage: visiond COMMAND [OPTIONS]\n\ncommands:\n");
@@ -39,6 +48,7 @@ static int usage(FILE *f, int status)
 int main(int argc, char **argv)
 {
     srv_blas_ensure_best_core(argv);
+    srv_http_on_fatal(die);
     if (argc < 2)
         return usage(stderr, 2);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
