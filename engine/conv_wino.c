@@ -59,7 +59,7 @@ static struct wino_plan wino_plan(const struct eng_layer *l)
 
 static size_t wino_work_floats(const struct wino_plan *p)
 {
-    return p->v_floats + p->m_floats + ENG_GEMM_SCRATCH_FLOATS + ENG_WINO_SCRATCH_FLOATS(p->tw);
+    return p->v_floats + p->m_floats + ENG_GEMM_SCRATCH_FLOATS + ENG_WINO_SCRATCH_FLOATS(p->tw, p->rows);
 }
 
 /* The rule, per kernel set, from bench/winobench.c's figures (docs/PERFORMANCE.md, "Winograd"): the
