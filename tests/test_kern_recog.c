@@ -1,8 +1,8 @@
 /* test_kern_recog.c - the face recognizer's kernels of issue #17 against naive references: gemm_dot
  * (engine/dot_isa.inc) in every set the processor runs, on sizes that hit its 8-row and 2-row tiles,
  * the 1-row remainder, column groups past 9 and k tails, with NaN past every row so an over-read fails;
- * the convolution layer that runs it (engine/conv_dot.c) against a naive direct convolution in double,
- * odd channel counts, stride 2 'valid' and 'same' padding, bias, post affine and activations, the same
+ * the convolution layers of engine/conv_dot.c (dot products up to 4 pixels, the small-n kernel on a
+ * staged window up to 16) against a naive direct convolution in double, odd channel counts, stride 2 'valid' and 'same' padding, bias, post affine and activations, the same
  * bits on teams of 1 to 3 threads; and the 3x3 stride-2 max pool's row pass (engine/pool.c) against the
  * window maximum, exactly. The layers run the set eng_kern_best picks (scripts/test runs the suite
  * once per set with VISIOND_KERNELS). */
@@ -175,7 +175,9 @@ static void check_dot_case(const struct dot_case *k)
     char why[256] = "";
     setup_ok(eng_conv_setup(&l, why, sizeof why), why);
     const int n = l.out.h * l.out.w;
-    const int want_dot = n <= (eng_kern_best()->isa == ENG_ISA_C ? 1 : 4) && k->c * k->size * k->size >= ENG_KERN_MAX_VL;
+    const int pw1 = k->size == 1 && k->stride == 1 && k->pad == 0; /* conv.c reads its input as B */
+    const int want_dot = (n <= (eng_kern_best()->isa == ENG_ISA_C ? 1 : 4) || (n <= ENG_KERN_SMALL_N && !pw1)) &&
+                         k->c * k->size * k->size >= ENG_KERN_MAX_VL;
     if ((l.forward == eng_conv_dot_forward) != want_dot)
         fail_msg("%dx%dx%d -> %dx%dx%d (%s): dot %d, expected %d", k->c, k->h, k->w, l.out.c, l.out.h, l.out.w,
                  eng_kern_best()->name, l.forward == eng_conv_dot_forward, want_dot);
@@ -217,8 +219,14 @@ static void test_kern_conv_dot_layer_matches_naive(void **state)
         {7, 1, 3, 9, 3, 2, 1, 0, 1, 1, ENG_ACT_LINEAR},
         {97, 1, 1, 67, 1, 1, 0, 0, 1, 0, ENG_ACT_LOGISTIC}, /* past conv_pw.c's limits (k > 64, m > 48) */
         {5, 3, 3, 11, 3, 1, 0, 0, 0, 0, ENG_ACT_RELU}, /* k = 45, 1x1 output */
-        /* not taken (more pixels, or k under a vector): conv.c's way, still checked against naive */
+        /* 5..16 pixels, the staged small-n way: the recognizer's 4x4 and 3x3 layers, odd shapes */
+        {256, 4, 4, 256, 3, 1, 0, 1, 1, 1, ENG_ACT_RELU},
+        {128, 8, 8, 256, 3, 2, 0, 0, 1, 1, ENG_ACT_RELU},
         {17, 3, 3, 8, 3, 1, 0, 1, 1, 0, ENG_ACT_LINEAR},
+        {19, 5, 7, 13, 3, 2, 0, 1, 0, 1, ENG_ACT_LEAKY}, /* 3x4, 'same' pads bottom/right only */
+        {7, 3, 3, 9, 3, 1, 1, 0, 1, 0, ENG_ACT_TANH},
+        /* not taken (more pixels, or k under a vector): conv.c's way, still checked against naive */
+        {9, 4, 5, 8, 3, 1, 0, 1, 1, 0, ENG_ACT_LINEAR},
         {1, 2, 2, 5, 3, 1, 0, 1, 1, 0, ENG_ACT_LINEAR},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
