@@ -2,10 +2,11 @@
  * (engine/dot_isa.inc) in every set the processor runs, on sizes that hit its 8-row and 2-row tiles,
  * the 1-row remainder, column groups past 9 and k tails, with NaN past every row so an over-read fails;
  * the convolution layers of engine/conv_dot.c (dot products up to 4 pixels, the small-n kernel on a
- * staged window up to 16) against a naive direct convolution in double, odd channel counts, stride 2 'valid' and 'same' padding, bias, post affine and activations, the same
- * bits on teams of 1 to 3 threads; and the 3x3 stride-2 max pool's row pass (engine/pool.c) against the
- * window maximum, exactly. The layers run the set eng_kern_best picks (scripts/test runs the suite
- * once per set with VISIOND_KERNELS). */
+ * staged window up to 16) against a naive direct convolution in double, odd channel counts, stride 2
+ * 'valid' and 'same' padding, bias, post affine and activations, the same bits on teams of 1 to 3
+ * threads; the 3x3 stride-2 max pool's row pass (engine/pool.c) against the window maximum, and the 2x2
+ * stride-2 average pool against the general loop's sums, exactly. The layers run the set eng_kern_best
+ * picks (scripts/test runs the suite once per set with VISIOND_KERNELS). */
 #include <float.h>
 #include <math.h>
 #include <setjmp.h>
@@ -277,12 +278,44 @@ static void test_kern_maxpool3_s2_matches_naive(void **state)
     }
 }
 
+/* TF 'valid' 2x2 stride-2 average pooling (the recognizer's down blocks, odd and even sizes): exactly the
+ * general window loop's sums, 0 + the top row's pair + the bottom row's pair, over 4. */
+static void test_kern_avgpool2_s2_matches_naive_exactly(void **state)
+{
+    (void)state;
+    rng_state = 41;
+    const struct { int c, h, w; } shapes[] = {{32, 35, 35}, {3, 4, 4}, {2, 5, 8}, {5, 2, 3}, {1, 17, 2}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        struct eng_layer l = layer_new(ENG_LAYER_AVGPOOL, 0, shapes[i].c, shapes[i].h, shapes[i].w);
+        l.p.pool = (struct eng_pool){.size = 2, .stride = 2};
+        char why[256] = "";
+        setup_ok(eng_avgpool_setup(&l, why, sizeof why), why);
+        float *in = floats_random(eng_shape_size(l.in));
+        float *got = run_team(&l, in, 1);
+        for (int c = 0; c < l.out.c; c++)
+            for (int oy = 0; oy < l.out.h; oy++)
+                for (int ox = 0; ox < l.out.w; ox++) {
+                    float sum = 0.0f;
+                    for (int ky = 0; ky < 2; ky++)
+                        for (int kx = 0; kx < 2; kx++)
+                            sum += in[((size_t)c * l.in.h + 2 * oy + ky) * l.in.w + 2 * ox + kx];
+                    const float want = sum / 4.0f, g = got[((size_t)c * l.out.h + oy) * l.out.w + ox];
+                    if (memcmp(&g, &want, sizeof g) != 0)
+                        fail_msg("%dx%dx%d: out[%d][%d][%d] = %.9g, expected %.9g", l.in.c, l.in.h, l.in.w, c, oy,
+                                 ox, (double)g, (double)want);
+                }
+        free(got);
+        free(in);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kern_gemm_dot_matches_naive_every_set),
         cmocka_unit_test(test_kern_conv_dot_layer_matches_naive),
         cmocka_unit_test(test_kern_maxpool3_s2_matches_naive),
+        cmocka_unit_test(test_kern_avgpool2_s2_matches_naive_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
