@@ -486,12 +486,15 @@ int eng_conv_setup(struct eng_layer *l, char *why, size_t why_size)
         l->forward = eng_conv_pointwise_forward;
     else if (!depthwise && eng_conv_direct_ok(l))
         l->forward = eng_conv_direct_forward;
+    else if (!depthwise && eng_conv_dot_ok(l))
+        l->forward = eng_conv_dot_forward;
     const size_t k = (size_t)(l->in.c / c->groups) * c->size * c->size;
     const int tile = column_tile(c->filters / c->groups, (int)k, oh * ow);
     const int tile_floats = tile < ENG_KERN_SMALL_N ? ENG_KERN_SMALL_N : tile; /* see conv_columns */
     l->work_floats = depthwise                                 ? (size_t)l->in.w
                      : l->forward == eng_conv_direct_forward ? eng_conv_direct_work_floats(l)
                      : l->forward == eng_conv_pointwise_forward ? 0
+                     : l->forward == eng_conv_dot_forward ? eng_conv_dot_work_floats(l)
                      : (is_pointwise(c) ? 0 : k * (size_t)tile_floats) + ENG_GEMM_SCRATCH_FLOATS;
     if (depthwise)
         eng_conv_depthwise_plane_setup(l);

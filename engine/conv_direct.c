@@ -57,7 +57,10 @@ static int unpadded(const struct eng_conv *c)
 /* Narrow planes (plane_ok) are computed whole over the padded width, in chunks of PLANE_CHUNK_K taps,
  * into a scratch of PLANE_ROUND-rounded planes; see plane_forward. */
 #define PLANE_CHUNK_K 144
-#define PLANE_ROUND 32
+/* Planes are rounded to a whole AVX-512 vector (accumulating chunks may not use the pointwise kernel's
+ * overlapping tail, so no pixel falls to its scalar loop): rounded to 32, the recognizer's 8x8 layers
+ * (80 pixels over the padded width) computed 96, and ran about 8% slower (issue #17). */
+#define PLANE_ROUND 16
 #define PLANE_MIN_WIDTH 8
 #define PLANE_MAX_PIXELS 4096
 #define PLANE_MAX_WEIGHTS (1 << 20) /* bytes: every pixel tile reads them all, from L2 */
@@ -133,7 +136,9 @@ static void pad_input(const struct eng_layer *l, const float *in, float *pad, in
     }
 }
 
-/* Stride 2: channels [ch0, ch1) each split into its four phase planes, zeros where the padding is. */
+/* Stride 2: channels [ch0, ch1) each split into its four phase planes, zeros where the padding is. A
+ * phase row is a zero stretch, every other input column, a zero stretch: the copy in the middle has no
+ * per-element check (one cost the recognizer's stride-2 layers 10-25 us of staging each, issue #17). */
 static void split_phases(const struct eng_layer *l, const float *in, float *dst, int ch0, int ch1)
 {
     const struct eng_conv *c = &l->p.conv;
@@ -141,15 +146,27 @@ static void split_phases(const struct eng_layer *l, const float *in, float *dst,
     dst += (size_t)ch0 * 4 * hp * wp;
     for (int ch = ch0; ch < ch1; ch++)
         for (int py = 0; py < 2; py++)
-            for (int px = 0; px < 2; px++)
-                for (int r = 0; r < hp; r++) {
+            for (int px = 0; px < 2; px++) {
+                /* columns q with 0 <= 2 q + x0 < w, x0 = px - pad_left: [q0, q1) */
+                const int x0 = px - c->pad_left;
+                int q0 = x0 >= 0 ? 0 : (-x0 + 1) / 2, q1 = w - x0 <= 0 ? 0 : (w - x0 + 1) / 2;
+                q1 = q1 < wp ? q1 : wp;
+                q0 = q0 < q1 ? q0 : q1;
+                for (int r = 0; r < hp; r++, dst += wp) {
                     const int iy = 2 * r + py - c->pad_top;
-                    const float *src = in + ((size_t)ch * h + (iy >= 0 && iy < h ? iy : 0)) * w;
-                    for (int q = 0; q < wp; q++) {
-                        const int ix = 2 * q + px - c->pad_left;
-                        *dst++ = iy >= 0 && iy < h && ix >= 0 && ix < w ? src[ix] : 0.0f;
+                    if (iy < 0 || iy >= h) {
+                        memset(dst, 0, sizeof(float) * (size_t)wp);
+                        continue;
                     }
+                    const float *src = in + ((size_t)ch * h + iy) * w + x0;
+                    for (int q = 0; q < q0; q++)
+                        dst[q] = 0.0f;
+                    for (int q = q0; q < q1; q++)
+                        dst[q] = src[2 * q];
+                    for (int q = q1; q < wp; q++)
+                        dst[q] = 0.0f;
                 }
+            }
 }
 
 struct stage_run {

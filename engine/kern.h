@@ -198,6 +198,12 @@ struct eng_kern {
      * whatever the range, so a caller may cut channels and tile rows freely. */
     void (*wino_in)(const struct eng_wino_in *a, int c0, int c1, int ty0, int ty1, float *scratch);
     void (*wino_out)(const struct eng_wino_out *a, int o0, int o1, int ty0, int ty1, float *scratch);
+    /* C = A B^T for convolutions of very few output pixels (conv_dot.c): A is m x k (rows lda apart),
+     * B^T is n rows of k floats (ldb apart: each pixel's unfolded patch), C is m x n (rows ldc apart),
+     * written, not added to. Vectors run along k (dot_isa.inc); each element is summed in a fixed
+     * order whatever m and n, so a caller may split rows freely. */
+    void (*gemm_dot)(const float *a, size_t lda, const float *bt, size_t ldb, float *c, size_t ldc, int m,
+                     int n, int k);
 };
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */

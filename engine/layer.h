@@ -222,6 +222,12 @@ int eng_conv_direct_pool2_setup(struct eng_layer *l);
  * ENG_KERN_MAX_VL wide, so that no row falls to the kernel's scalar tail). */
 int eng_conv_pointwise_pool2_setup(struct eng_layer *l);
 
+/* Convolutions of one group with at most 4 output pixels (1 in the plain set; the face recognizer's 1x1
+ * outputs) as dot products along k (conv_dot.c): whether conv uses it for layer l, its scratch and forward. */
+int eng_conv_dot_ok(const struct eng_layer *l);
+size_t eng_conv_dot_work_floats(const struct eng_layer *l);
+void eng_conv_dot_forward(const struct eng_layer *l, const struct eng_fwd *f);
+
 /* The weights packed once at load for the packed GEMM (conv.c): floats layer l needs for them (0 when
  * its forward does not run that GEMM in this process's kernel set), and the packing into dst (that
  * many floats, owned by the caller), which sets l->p.conv.packed. Call after the weights are final. */

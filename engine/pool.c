@@ -6,6 +6,7 @@
  * it is TensorFlow's 'valid' average pooling: size x size windows moved by stride, no padding. */
 #include <float.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "kern.h"
 #include "layer.h"
@@ -72,6 +73,39 @@ static float max_point(const float *in, int h, int w, int size, int iy0, int ix0
     return best;
 }
 
+/* The face recognizer's 3x3 stride-2 pool (32 x 72 x 72 -> 35 x 35) ran max_row's scalar loop at a
+ * sixth of ONNX Runtime's speed (docs/PERFORMANCE.md, "Face recognizer"). A window's three rows are
+ * reduced first, a vector pass over the row (t = max of rows iy0 .. iy0 + 2), and t's 3-wide windows at
+ * stride 2 are the 2x2 stride-2 kernel's windows of t and t shifted by one: max(t[2i], t[2i + 1],
+ * t[2i + 1], t[2i + 2]). Max is exact, so these are the values of max_rows (up to which of two equal
+ * values, +0 and -0, is kept). Rows up to POOL3_MAX_W wide; interior rows and columns only. */
+#define POOL3_MAX_W 1024
+
+static void max3_rows_s2(const float *r0, const float *r1, const float *r2, int from, int to, int lo, int hi,
+                         void (*pool2)(const float *, const float *, float *, int), float *orow)
+{
+    typedef float v4 __attribute__((vector_size(16))); /* the baseline's SSE: this file is built for any x86-64 */
+    typedef int v4i __attribute__((vector_size(16)));
+    float t[POOL3_MAX_W];
+    int x = from;
+    for (; x + 4 <= to + 1; x += 4) { /* -O2 leaves the plain loop scalar (its trip count is unknown) */
+        v4 a, b, c;
+        memcpy(&a, r0 + x, sizeof a);
+        memcpy(&b, r1 + x, sizeof b);
+        memcpy(&c, r2 + x, sizeof c);
+        v4i gt = b > a;
+        a = (v4)(((v4i)b & gt) | ((v4i)a & ~gt));
+        gt = c > a;
+        a = (v4)(((v4i)c & gt) | ((v4i)a & ~gt));
+        memcpy(t + x, &a, sizeof a);
+    }
+    for (; x <= to; x++) {
+        const float a = r1[x] > r0[x] ? r1[x] : r0[x];
+        t[x] = r2[x] > a ? r2[x] : a;
+    }
+    pool2(t + from, t + from + 1, orow + lo, hi - lo);
+}
+
 /* Interior columns row by row of the window (the per-element checks of a plain loop made maxpool a
  * quarter of the face pipeline's time), 2x2 windows at stride 2 or 1 by the vector kernels, also
  * where one of the two rows is padding; borders with checks. Padding never wins: max of what is
@@ -89,6 +123,7 @@ static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f,
     /* Stride 1 with the padding after (the output the input's size): all rows but the last as one
      * stretch of the plane, whose last column (read across into the next row) is then redone. The
      * face detector's 13-wide rows are shorter than an AVX-512 vector. */
+    const int pool3 = p->size == 3 && p->stride == 2 && w <= POOL3_MAX_W;
     const int flat = pool2 && p->stride == 1 && off == 0 && ow == w && l->out.h == h && h >= 2 && w >= 2;
     for (int c = c0; c < c1; c++) {
         const float *in = f->in + (size_t)c * h * w;
@@ -105,7 +140,10 @@ static void maxpool_channels(const struct eng_layer *l, const struct eng_fwd *f,
             float *orow = out + (size_t)oy * ow;
             const int iy0 = off + oy * p->stride;
             const int top = iy0 >= 0 && iy0 < h, bottom = iy0 + 1 >= 0 && iy0 + 1 < h;
-            if (pool2 && (top || bottom)) {
+            if (pool3 && iy0 >= 0 && iy0 + 2 < h && hi > lo) {
+                const float *r0 = in + (size_t)iy0 * w;
+                max3_rows_s2(r0, r0 + w, r0 + 2 * w, off + 2 * lo, off + 2 * hi, lo, hi, kern->maxpool2, orow);
+            } else if (pool2 && (top || bottom)) {
                 /* a window's row in the padding: the other row twice (the max of a row with itself
                  * is that row's, as max_rows gives) */
                 const float *r0 = in + (size_t)(top ? iy0 : iy0 + 1) * w + off + p->stride * lo;
@@ -180,9 +218,34 @@ static void avgpool_forward(const struct eng_layer *l, const struct eng_fwd *f)
     }
 }
 
+/* 2x2 windows at stride 2 (the recognizer's down blocks): the general loop's sums in its order, with
+ * the window loops unrolled (they were most of its time on 17..2-wide outputs). */
+static void avgpool2_s2(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    for (int c = 0; c < l->out.c; c++) {
+        const float *in = f->in + (size_t)c * l->in.h * l->in.w;
+        float *out = f->out + (size_t)c * l->out.h * l->out.w;
+        for (int oy = 0; oy < l->out.h; oy++) {
+            const float *r0 = in + (size_t)(2 * oy) * l->in.w, *r1 = r0 + l->in.w;
+            for (int ox = 0; ox < l->out.w; ox++) {
+                float sum = 0.0f;
+                sum += r0[2 * ox];
+                sum += r0[2 * ox + 1];
+                sum += r1[2 * ox];
+                sum += r1[2 * ox + 1];
+                out[(size_t)oy * l->out.w + ox] = sum / 4.0f;
+            }
+        }
+    }
+}
+
 static void avgpool_window_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     const struct eng_pool *p = &l->p.pool;
+    if (p->size == 2 && p->stride == 2) {
+        avgpool2_s2(l, f);
+        return;
+    }
     const float count = (float)(p->size * p->size);
     for (int c = 0; c < l->out.c; c++) {
         const float *in = f->in + (size_t)c * l->in.h * l->in.w;
