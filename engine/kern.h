@@ -197,6 +197,10 @@ struct eng_kern {
      * whatever the range, so a caller may cut channels and tile rows freely. */
     void (*wino_in)(const struct eng_wino_in *a, int c0, int c1, int ty0, int ty1, float *scratch);
     void (*wino_out)(const struct eng_wino_out *a, int o0, int o1, int ty0, int ty1, float *scratch);
+    /* x[i] = logistic(x[i]) * scale + shift for i in [0, n) (kern_logistic.inc): the yolo heads'
+     * activation, within a few ulp of darknet's 1 / (1 + expf(-x)); each element alike wherever a
+     * range starts, so a caller may cut ranges freely. */
+    void (*logistic)(float *x, size_t n, float scale, float shift);
 };
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */
