@@ -201,7 +201,17 @@ struct eng_kern {
      * activation, within a few ulp of darknet's 1 / (1 + expf(-x)); each element alike wherever a
      * range starts, so a caller may cut ranges freely. */
     void (*logistic)(float *x, size_t n, float scale, float shift);
+    /* A 3x3 depthwise channel at stride 1 or 2 from a plane already zero-padded on every side
+     * (kern_expdw.inc): out[y ldo + x] = act(bias + sum over ky, kx of w[3 ky + kx] plane[(stride y +
+     * ky) wp + stride x + kx]) for y < oh, x < ow. Reads (stride (oh - 1) + 3) rows, each up to
+     * ENG_DW3P_ROW(ow, stride) floats (what lies beyond the taps is read but never used); writes
+     * only those outputs. */
+    void (*dw3_padded)(const float *plane, size_t wp, float *out, size_t ldo, int oh, int ow, int stride,
+                       const float *w, float bias, enum eng_act act);
 };
+/* Floats of each padded row the dw3_padded kernel may read for ow outputs at stride s (rows narrower
+ * than a vector are computed as one whole vector). */
+#define ENG_DW3P_ROW(ow, s) ((size_t)(s) * ((size_t)(ow) > ENG_KERN_MAX_VL ? (size_t)(ow) : ENG_KERN_MAX_VL) + 2)
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */
 const struct eng_kern *eng_kern_for(enum eng_isa isa);

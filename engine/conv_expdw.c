@@ -1,0 +1,164 @@
+/* conv_expdw.c - a 1x1 expansion fused with the depthwise layer after it (MobileNetV2's inverted
+ * residual: 1x1 expand -> 3x3 depthwise -> 1x1 project, as in Yolo-Fastest(-XL)).
+ *
+ * Unfused, the expansion writes C x H x W floats (192x40x40 is 1.2 MB, more than L2) that the
+ * depthwise layer reads straight back; the depthwise layers ran at a fifth of their compute bound
+ * (docs/PERFORMANCE.md, "Per-layer profile"). Fused, a task computes the expansion for a block of
+ * EXPDW_CB channels over a band of input rows into its slot's scratch (EXPDW_BUDGET floats, which stays
+ * in L2), then runs the depthwise kernel on it: the expanded tensor is never written whole. The two
+ * layers are also one team dispatch instead of two, which matters at 2 threads on these small layers.
+ *
+ * The expansion layer keeps its place in the net (routes and shortcuts count layers) but gets no forward
+ * function: like a dropout its output then aliases its input (net.c), which is what the fused depthwise
+ * layer reads. Bands overlap by k - stride input rows, which are computed in both; the plan (bands and
+ * channel blocks) depends on the shapes alone, never on the thread count, so every team computes the
+ * same bits. */
+#include <string.h>
+
+#include "kern.h"
+#include "layer.h"
+#include "net.h"
+#include "team.h"
+
+#define EXPDW_CB 8            /* expanded channels per task: the pointwise kernel's register tile */
+#define EXPDW_BUDGET (32 * 1024) /* floats of expanded rows per task (128 KB, stays in L2) */
+
+static int block_channels(const struct eng_layer *d)
+{
+    return d->out.c < EXPDW_CB ? d->out.c : EXPDW_CB;
+}
+
+/* Floats per padded row: the left padding, the input row, zeros up to what the kernel reads. */
+static size_t padded_row(const struct eng_layer *d)
+{
+    const size_t data = (size_t)d->p.conv.pad_left + d->in.w, need = ENG_DW3P_ROW(d->out.w, d->p.conv.stride);
+    return data > need ? data : need;
+}
+
+/* Output rows per band, so that a block's padded rows fit EXPDW_BUDGET: a band of r output rows reads
+ * (r - 1) * stride + 3 rows. */
+static int band_rows(const struct eng_layer *d)
+{
+    const int s = d->p.conv.stride;
+    int r = ((int)(EXPDW_BUDGET / ((size_t)block_channels(d) * padded_row(d))) - 3) / s + 1;
+    r = r < 1 ? 1 : r;
+    return r < d->out.h ? r : d->out.h;
+}
+
+/* Scratch floats of a task: the block's padded planes. */
+static size_t task_floats(const struct eng_layer *d)
+{
+    const size_t rows = (size_t)(band_rows(d) - 1) * d->p.conv.stride + 3;
+    return (size_t)block_channels(d) * rows * padded_row(d);
+}
+
+struct expdw_run {
+    const struct eng_layer *d;
+    const struct eng_fwd *f;
+    int rows, bands, blocks;
+};
+
+/* Band `task / blocks` of output rows, block `task % blocks` of channels: the expansion of the band's
+ * input rows (with the depthwise layer's padding around them) into the slot's scratch, then the
+ * depthwise rows straight into the output. */
+static void expdw_task(void *arg, int task, int slot)
+{
+    const struct expdw_run *r = arg;
+    const struct eng_layer *d = r->d, *e = d->p.conv.expand;
+    const struct eng_conv *ec = &e->p.conv, *dc = &d->p.conv;
+    const int s = dc->stride, pl = dc->pad_left, w = d->in.w, h = d->in.h;
+    const int c0 = task % r->blocks * EXPDW_CB, c1 = c0 + EXPDW_CB < d->out.c ? c0 + EXPDW_CB : d->out.c;
+    const int oy0 = task / r->blocks * r->rows, oy1 = oy0 + r->rows < d->out.h ? oy0 + r->rows : d->out.h;
+    const int iy0 = oy0 * s - dc->pad_top, hp = (oy1 - oy0 - 1) * s + 3;
+    const size_t wp = padded_row(d), plane = (size_t)hp * wp;
+    float *buf = r->f->work + (size_t)slot * r->f->work_stride;
+    const struct eng_kern *kern = eng_kern_best();
+    for (int j = 0; j < hp; j++) {
+        const int iy = iy0 + j;
+        float *row = buf + (size_t)j * wp;
+        const int inside = iy >= 0 && iy < h;
+        for (int c = 0; c < c1 - c0; c++) { /* zeros around the data (the kernel reads no further) */
+            float *pr = row + c * plane;
+            for (size_t x = 0; x < (inside ? (size_t)pl : wp); x++)
+                pr[x] = 0.0f;
+            for (size_t x = (size_t)pl + w; inside && x < wp; x++)
+                pr[x] = 0.0f;
+        }
+        if (!inside)
+            continue;
+        /* expanded channels [c0, c1) of input row iy, at column pl of row j of their planes */
+        const struct eng_pw pw = {.w = ec->weights + (size_t)c0 * e->in.c, .bias = ec->bias ? ec->bias + c0 : NULL,
+                                  .in = r->f->in + (size_t)iy * w, .in_plane = (size_t)h * w, .out = row + pl,
+                                  .m = c1 - c0, .k = e->in.c, .plane = plane, .act = ec->act};
+        kern->pointwise(&pw, 0, c1 - c0, 0, (size_t)w);
+    }
+    const size_t out_plane = (size_t)d->out.h * d->out.w;
+    for (int ch = c0; ch < c1; ch++)
+        kern->dw3_padded(buf + (size_t)(ch - c0) * plane, wp, r->f->out + ch * out_plane + (size_t)oy0 * d->out.w,
+                         (size_t)d->out.w, oy1 - oy0, d->out.w, s, dc->weights + (size_t)ch * 9,
+                         dc->bias ? dc->bias[ch] : 0.0f, dc->act);
+}
+
+static void expdw_forward(const struct eng_layer *d, const struct eng_fwd *f)
+{
+    struct expdw_run r = {.d = d, .f = f, .rows = band_rows(d), .blocks = (d->out.c + EXPDW_CB - 1) / EXPDW_CB};
+    r.bands = (d->out.h + r.rows - 1) / r.rows;
+    eng_team_for(f->team, r.bands * r.blocks, expdw_task, &r);
+}
+
+/* Whether layer i's output is read by any layer but i + 1, or after the pass. */
+static int read_elsewhere(const struct eng_net *net, int i)
+{
+    if (i == net->n_layers - 1)
+        return 1;
+    for (int j = 0; j < net->n_layers; j++) {
+        const struct eng_layer *l = &net->layers[j];
+        if (l->kind == ENG_LAYER_ROUTE) {
+            for (int k = 0; k < l->p.route.n; k++)
+                if (l->p.route.inputs[k] == i)
+                    return 1;
+        } else if (l->kind == ENG_LAYER_SHORTCUT && l->p.shortcut.from == i) {
+            return 1;
+        } else if (l->kind == ENG_LAYER_ADD) {
+            for (int k = 0; k < l->p.add.n; k++)
+                if (l->p.add.inputs[k] == i)
+                    return 1;
+        }
+    }
+    return 0;
+}
+
+/* The fixed rule: e is a 1x1 stride-1 layer of one group run by the pointwise kernel (conv_pw.c: few
+ * input channels or outputs), with no post affine; d the 3x3 depthwise layer right after it, at stride
+ * 1 on rows at least EXPDW_MIN_W wide or at stride 2 onto rows at least a vector wide. The expansion is
+ * computed row by row (its rows land in padded planes), so on narrower rows the pointwise kernel's
+ * overlapping last vector and single-vector tiles made the pair slower than unfused: measured on
+ * Yolo-Fastest-XL (CPU time per layer, docs/PERFORMANCE.md), fused 160- and 80-wide pairs and the
+ * stride-2 pairs onto 80, 40 and 20 columns ran 10-45% faster, 40- and 20-wide stride-1 pairs 10% and
+ * 65% slower. */
+#define EXPDW_MIN_W 64
+static int fusable(const struct eng_layer *e, const struct eng_layer *d)
+{
+    const struct eng_conv *ec = &e->p.conv, *dc = &d->p.conv;
+    return e->kind == ENG_LAYER_CONV && d->kind == ENG_LAYER_CONV && e->forward == eng_conv_pointwise_forward &&
+           ec->groups == 1 && !ec->post_scale && dc->groups == d->in.c && dc->filters == d->in.c &&
+           d->forward && d->forward != expdw_forward && dc->size == 3 && (dc->stride == 1 || dc->stride == 2) &&
+           !dc->post_scale && d->in.c == e->out.c && d->out.w >= ENG_KERN_MAX_VL &&
+           (dc->stride == 2 || d->in.w >= EXPDW_MIN_W);
+}
+
+void eng_conv_expdw_fuse(struct eng_net *net)
+{
+    for (int i = 0; i + 1 < net->n_layers; i++) {
+        struct eng_layer *e = &net->layers[i], *d = &net->layers[i + 1];
+        if (!fusable(e, d) || read_elsewhere(net, i))
+            continue;
+        d->p.conv.expand = e;
+        d->forward = expdw_forward;
+        d->work_floats = task_floats(d);
+        d->flops += e->flops; /* the profile shows the pair on the depthwise layer */
+        e->flops = 0;
+        e->forward = NULL;
+        e->work_floats = 0;
+    }
+}
