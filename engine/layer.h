@@ -115,6 +115,9 @@ struct eng_route {
 struct eng_shortcut {
     int from; /* absolute layer index */
     enum eng_act act;
+    /* The 1x1 projection fused into this layer (conv_resadd.c), whose output is then never written, or
+     * NULL. */
+    const struct eng_layer *project;
 };
 
 /* [yolo] (YOLOv3/v4) and [region] (YOLOv2) heads. Output layout is darknet's:
@@ -200,6 +203,9 @@ void eng_conv_depthwise_plane_setup(struct eng_layer *l);
  * both. Call once the layers are set up, before contexts are made. */
 struct eng_net;
 void eng_conv_expdw_fuse(struct eng_net *net);
+/* Fuses each 1x1 projection into the [shortcut] that adds a residual to it (through dropouts) where
+ * the rule of conv_resadd.c holds: the projection loses its forward, the shortcut computes both. */
+void eng_conv_resadd_fuse(struct eng_net *net);
 
 /* Pointwise convolution computed directly (conv_pw.c): whether conv should use it for layer l (a 1x1,
  * stride-1, unpadded, non-depthwise convolution), and its forward function. */

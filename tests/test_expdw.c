@@ -1,5 +1,6 @@
 /* test_expdw.c - the fused 1x1 expansion + depthwise layer (engine/conv_expdw.c) and its kernel
- * (kern.h, dw3_padded) against naive double-precision references: the kernel in every instruction set
+ * (kern.h, dw3_padded), and the 1x1 projection fused into its [shortcut] (engine/conv_resadd.c), against
+ * naive double-precision references: the kernel in every instruction set
  * this processor runs, on widths around whole vectors and narrower than one, both strides, the
  * activations, with guard values around each output row; the fused layers in a hand-built net on shapes
  * with several bands, a partial channel block and odd channel counts, on one thread and on two (the
@@ -217,12 +218,91 @@ static void test_fuse_rule_leaves_other_layers(void **state)
     free(p.params);
 }
 
+/* The projection fused into its shortcut: a 1x1 k -> m (leaky) makes the residual R, a 1x1 m -> m
+ * (linear) projects it, a dropout, then the shortcut adds R (act). Planes of one stretch, of several
+ * with a longer last one, and narrower than a vector; odd channel counts; 1 and 2 threads. */
+static void test_fused_projection_shortcut_matches_naive_and_threads(void **state)
+{
+    (void)state;
+    const int shapes[][4] = {{5, 11, 17, 19}, {3, 33, 40, 40}, {8, 5, 3, 5}, {16, 8, 26, 11}}; /* k, m, h, w */
+    const enum eng_act acts[] = {ENG_ACT_LINEAR, ENG_ACT_LEAKY, ENG_ACT_RELU, ENG_ACT_LINEAR};
+    struct eng_err err = {0};
+    struct eng_team *team = eng_team_new(2, NULL, &err);
+    assert_non_null(team);
+    rng_state = 53;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int k = shapes[t][0], m = shapes[t][1], h = shapes[t][2], w = shapes[t][3];
+        float *params = floats_random((size_t)m * k + m + (size_t)m * m + m);
+        const float *w0 = params, *b0 = params + (size_t)m * k, *w1 = b0 + m, *b1 = w1 + (size_t)m * m;
+        struct eng_layer layers[4];
+        char why[256] = "";
+        layers[0] = layer_new(ENG_LAYER_CONV, 0, k, h, w);
+        layers[0].p.conv = (struct eng_conv){.filters = m, .size = 1, .stride = 1, .groups = 1, .act = ENG_ACT_LEAKY,
+                                             .weights = w0, .bias = b0};
+        setup_ok(eng_conv_setup(&layers[0], why, sizeof why), why);
+        layers[1] = layer_new(ENG_LAYER_CONV, 1, m, h, w);
+        layers[1].p.conv = (struct eng_conv){.filters = m, .size = 1, .stride = 1, .groups = 1, .act = ENG_ACT_LINEAR,
+                                             .weights = w1, .bias = b1};
+        setup_ok(eng_conv_setup(&layers[1], why, sizeof why), why);
+        layers[2] = layer_new(ENG_LAYER_DROPOUT, 2, m, h, w);
+        setup_ok(eng_dropout_setup(&layers[2], why, sizeof why), why);
+        layers[3] = layer_new(ENG_LAYER_SHORTCUT, 3, m, h, w);
+        layers[3].p.shortcut = (struct eng_shortcut){.from = 0, .act = acts[t]};
+        setup_ok(eng_shortcut_setup(&layers[3], layers, why, sizeof why), why);
+        char name[] = "resadd";
+        struct eng_net net = {.name = name, .input = {k, h, w}, .n_layers = 4, .layers = layers};
+        eng_conv_resadd_fuse(&net);
+        assert_null(layers[1].forward);
+        assert_ptr_equal(layers[3].p.shortcut.project, &layers[1]);
+        struct eng_ctx *ctx = eng_ctx_new(&net, &err);
+        assert_non_null(ctx);
+        const size_t plane = (size_t)h * w, outn = (size_t)m * plane;
+        float *in = floats_random((size_t)k * plane);
+        memcpy(ctx->input, in, sizeof(float) * (size_t)k * plane);
+        eng_net_forward(&net, ctx);
+        float *one = floats_new(outn);
+        memcpy(one, ctx->outs[3], sizeof(float) * outn);
+        double *r = calloc(outn, sizeof *r);
+        assert_non_null(r);
+        for (int o = 0; o < m; o++)
+            for (size_t p = 0; p < plane; p++) {
+                double x = b0[o];
+                for (int kk = 0; kk < k; kk++)
+                    x += (double)w0[(size_t)o * k + kk] * in[kk * plane + p];
+                r[o * plane + p] = act_d(x, ENG_ACT_LEAKY);
+            }
+        for (int o = 0; o < m; o++)
+            for (size_t p = 0; p < plane; p++) {
+                double y = b1[o], mag = fabs(b1[o]);
+                for (int kk = 0; kk < m; kk++) {
+                    y += w1[(size_t)o * m + kk] * r[kk * plane + p];
+                    mag += fabs(w1[(size_t)o * m + kk] * r[kk * plane + p]);
+                }
+                const double want = act_d(y + r[o * plane + p], acts[t]);
+                const float got = one[o * plane + p];
+                if (!(fabs(got - want) <= 1e-5 * (1.0 + mag + fabs(r[o * plane + p]))))
+                    fail_msg("shape %zu: out[%d][%zu] = %.9g, expected %.9g", t, o, p, (double)got, want);
+            }
+        assert_int_equal(eng_ctx_set_team(ctx, team, &err), 0);
+        memset(ctx->outs[3], 0, sizeof(float) * outn);
+        eng_net_forward(&net, ctx);
+        assert_memory_equal(ctx->outs[3], one, sizeof(float) * outn);
+        eng_ctx_free(ctx);
+        free(r);
+        free(one);
+        free(in);
+        free(params);
+    }
+    eng_team_free(team);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dw3_padded_matches_naive_every_set),
         cmocka_unit_test(test_fused_pair_matches_naive_and_threads),
         cmocka_unit_test(test_fuse_rule_leaves_other_layers),
+        cmocka_unit_test(test_fused_projection_shortcut_matches_naive_and_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
