@@ -15,6 +15,17 @@
 #include "team.h"
 
 #define RESADD_PIXELS 256 /* pixels per stretch: K x 256 input floats and M x 256 sums stay in L1/L2 */
+#define RESADD_MIN_TASKS 4 /* planes under 4 stretches are cut in 4 (whole vectors): a 20x20 or 10x10
+                            * layer as one stretch left the second thread of a team idle */
+
+/* Pixels per stretch for a plane of n: a constant of the shape, never of the thread count. */
+static size_t stretch(size_t n)
+{
+    if (n >= RESADD_MIN_TASKS * RESADD_PIXELS)
+        return RESADD_PIXELS;
+    const size_t v = ENG_KERN_MAX_VL, s = (n / RESADD_MIN_TASKS + v - 1) / v * v;
+    return s ? s : v;
+}
 
 struct resadd_run {
     const struct eng_layer *s;
@@ -22,15 +33,15 @@ struct resadd_run {
     int n_tasks;
 };
 
-/* Stretch `task` of RESADD_PIXELS pixels (the last takes the rest, so no stretch is shorter than one
- * vector unless the plane is). */
+/* Stretch `task` (the last takes the rest, so no stretch is shorter than one vector unless the plane
+ * is). */
 static void resadd_task(void *arg, int task, int slot)
 {
     const struct resadd_run *r = arg;
     const struct eng_layer *s = r->s, *p = s->p.shortcut.project;
     const struct eng_conv *c = &p->p.conv;
-    const size_t n = (size_t)s->out.h * s->out.w, p0 = (size_t)task * RESADD_PIXELS;
-    const size_t p1 = task == r->n_tasks - 1 ? n : p0 + RESADD_PIXELS, len = p1 - p0;
+    const size_t n = (size_t)s->out.h * s->out.w, p0 = (size_t)task * stretch(n);
+    const size_t p1 = task == r->n_tasks - 1 ? n : p0 + stretch(n), len = p1 - p0;
     float *sums = r->f->work + (size_t)slot * r->f->work_stride; /* m rows of len */
     const struct eng_pw pw = {.w = c->weights, .bias = c->bias, .in = r->f->in + p0, .in_plane = n, .out = sums,
                               .m = s->out.c, .k = p->in.c, .plane = len, .act = c->act};
@@ -46,7 +57,7 @@ static void resadd_task(void *arg, int task, int slot)
 static void resadd_forward(const struct eng_layer *s, const struct eng_fwd *f)
 {
     const size_t n = (size_t)s->out.h * s->out.w;
-    struct resadd_run r = {.s = s, .f = f, .n_tasks = n / RESADD_PIXELS > 1 ? (int)(n / RESADD_PIXELS) : 1};
+    struct resadd_run r = {.s = s, .f = f, .n_tasks = n / stretch(n) > 1 ? (int)(n / stretch(n)) : 1};
     eng_team_for(f->team, r.n_tasks, resadd_task, &r);
 }
 
@@ -104,7 +115,7 @@ void eng_conv_resadd_fuse(struct eng_net *net)
             continue;
         s->p.shortcut.project = p;
         s->forward = resadd_forward;
-        s->work_floats = (size_t)s->out.c * (2 * RESADD_PIXELS); /* the last stretch: under 2 x */
+        s->work_floats = (size_t)s->out.c * 2 * stretch((size_t)s->out.h * s->out.w); /* the last: under 2 x */
         s->flops += p->flops; /* the profile shows the pair on the shortcut */
         p->flops = 0;
         p->forward = NULL;
