@@ -142,13 +142,21 @@ static void split_phases(const struct eng_layer *l, const float *in, float *dst,
     for (int ch = ch0; ch < ch1; ch++)
         for (int py = 0; py < 2; py++)
             for (int px = 0; px < 2; px++)
-                for (int r = 0; r < hp; r++) {
-                    const int iy = 2 * r + py - c->pad_top;
+                for (int r = 0; r < hp; r++, dst += wp) {
+                    /* zeros, the columns [q0, q1) whose source 2 q + px - pad_left lies in the row,
+                     * zeros: a test per element made this copy a third of Yolo-Fastest-XL's first
+                     * layer */
+                    const int iy = 2 * r + py - c->pad_top, off = px - c->pad_left;
+                    int q0 = off < 0 ? (1 - off) / 2 : 0, q1 = w - 1 - off < 0 ? 0 : (w - 1 - off) / 2 + 1;
+                    q1 = iy < 0 || iy >= h ? 0 : q1 < wp ? q1 : wp;
+                    q0 = q0 < q1 ? q0 : q1;
                     const float *src = in + ((size_t)ch * h + (iy >= 0 && iy < h ? iy : 0)) * w;
-                    for (int q = 0; q < wp; q++) {
-                        const int ix = 2 * q + px - c->pad_left;
-                        *dst++ = iy >= 0 && iy < h && ix >= 0 && ix < w ? src[ix] : 0.0f;
-                    }
+                    for (int q = 0; q < q0; q++)
+                        dst[q] = 0.0f;
+                    for (int q = q0; q < q1; q++)
+                        dst[q] = src[2 * q + off];
+                    for (int q = q1; q < wp; q++)
+                        dst[q] = 0.0f;
                 }
 }
 
