@@ -28,28 +28,22 @@ static int block_channels(const struct eng_layer *d)
     return d->out.c < EXPDW_CB ? d->out.c : EXPDW_CB;
 }
 
-/* Floats per padded row: the left padding, the input row, zeros up to what the kernel reads. */
-static size_t padded_row(const struct eng_layer *d)
-{
-    const size_t data = (size_t)d->p.conv.pad_left + d->in.w, need = ENG_DW3P_ROW(d->out.w, d->p.conv.stride);
-    return data > need ? data : need;
-}
-
-/* Output rows per band, so that a block's padded rows fit EXPDW_BUDGET: a band of r output rows reads
- * (r - 1) * stride + 3 rows. */
+/* Output rows per band, so that a block's expanded rows fit EXPDW_BUDGET: a band of r output rows reads
+ * (r - 1) * stride + 3 input rows. */
 static int band_rows(const struct eng_layer *d)
 {
     const int s = d->p.conv.stride;
-    int r = ((int)(EXPDW_BUDGET / ((size_t)block_channels(d) * padded_row(d))) - 3) / s + 1;
+    int r = ((int)(EXPDW_BUDGET / ((size_t)block_channels(d) * d->in.w)) - 3) / s + 1;
     r = r < 1 ? 1 : r;
     return r < d->out.h ? r : d->out.h;
 }
 
-/* Scratch floats of a task: the block's padded planes. */
+/* Scratch floats of a task: a vector of slack, the block's planes of band rows, the kernel's reach past
+ * the last row (kern.h, dw3_padded). */
 static size_t task_floats(const struct eng_layer *d)
 {
     const size_t rows = (size_t)(band_rows(d) - 1) * d->p.conv.stride + 3;
-    return (size_t)block_channels(d) * rows * padded_row(d);
+    return ENG_KERN_MAX_VL + (size_t)block_channels(d) * rows * d->in.w + ENG_DW3P_ROW(d->out.w, d->p.conv.stride);
 }
 
 struct expdw_run {
@@ -59,43 +53,37 @@ struct expdw_run {
 };
 
 /* Band `task / blocks` of output rows, block `task % blocks` of channels: the expansion of the band's
- * input rows (with the depthwise layer's padding around them) into the slot's scratch, then the
- * depthwise rows straight into the output. */
+ * input rows in one pointwise call into the slot's scratch (zero rows where the band reaches past the
+ * input), then the depthwise rows straight into the output (the kernel masks the columns outside). */
 static void expdw_task(void *arg, int task, int slot)
 {
     const struct expdw_run *r = arg;
     const struct eng_layer *d = r->d, *e = d->p.conv.expand;
     const struct eng_conv *ec = &e->p.conv, *dc = &d->p.conv;
-    const int s = dc->stride, pl = dc->pad_left, w = d->in.w, h = d->in.h;
+    const int s = dc->stride, w = d->in.w, h = d->in.h;
     const int c0 = task % r->blocks * EXPDW_CB, c1 = c0 + EXPDW_CB < d->out.c ? c0 + EXPDW_CB : d->out.c;
     const int oy0 = task / r->blocks * r->rows, oy1 = oy0 + r->rows < d->out.h ? oy0 + r->rows : d->out.h;
     const int iy0 = oy0 * s - dc->pad_top, hp = (oy1 - oy0 - 1) * s + 3;
-    const size_t wp = padded_row(d), plane = (size_t)hp * wp;
-    float *buf = r->f->work + (size_t)slot * r->f->work_stride;
-    const struct eng_kern *kern = eng_kern_best();
-    for (int j = 0; j < hp; j++) {
-        const int iy = iy0 + j;
-        float *row = buf + (size_t)j * wp;
-        const int inside = iy >= 0 && iy < h;
-        for (int c = 0; c < c1 - c0; c++) { /* zeros around the data (the kernel reads no further) */
-            float *pr = row + c * plane;
-            for (size_t x = 0; x < (inside ? (size_t)pl : wp); x++)
-                pr[x] = 0.0f;
-            for (size_t x = (size_t)pl + w; inside && x < wp; x++)
-                pr[x] = 0.0f;
-        }
-        if (!inside)
-            continue;
-        /* expanded channels [c0, c1) of input row iy, at column pl of row j of their planes */
-        const struct eng_pw pw = {.w = ec->weights + (size_t)c0 * e->in.c, .bias = ec->bias ? ec->bias + c0 : NULL,
-                                  .in = r->f->in + (size_t)iy * w, .in_plane = (size_t)h * w, .out = row + pl,
-                                  .m = c1 - c0, .k = e->in.c, .plane = plane, .act = ec->act};
-        kern->pointwise(&pw, 0, c1 - c0, 0, (size_t)w);
+    const int ylo = iy0 < 0 ? 0 : iy0, yhi = iy0 + hp < h ? iy0 + hp : h;
+    const size_t plane = (size_t)hp * w;
+    float *buf = r->f->work + (size_t)slot * r->f->work_stride + ENG_KERN_MAX_VL;
+    for (int c = 0; c < c1 - c0; c++) {
+        float *pc = buf + c * plane;
+        if (ylo > iy0)
+            memset(pc, 0, sizeof(float) * (size_t)(ylo - iy0) * w);
+        if (iy0 + hp > yhi)
+            memset(pc + (size_t)(yhi - iy0) * w, 0, sizeof(float) * (size_t)(iy0 + hp - yhi) * w);
     }
+    const struct eng_kern *kern = eng_kern_best();
+    const struct eng_pw pw = {.w = ec->weights + (size_t)c0 * e->in.c, .bias = ec->bias ? ec->bias + c0 : NULL,
+                              .in = r->f->in + (size_t)ylo * w, .in_plane = (size_t)h * w,
+                              .out = buf + (size_t)(ylo - iy0) * w, .m = c1 - c0, .k = e->in.c, .plane = plane,
+                              .act = ec->act};
+    kern->pointwise(&pw, 0, c1 - c0, 0, (size_t)(yhi - ylo) * w);
     const size_t out_plane = (size_t)d->out.h * d->out.w;
     for (int ch = c0; ch < c1; ch++)
-        kern->dw3_padded(buf + (size_t)(ch - c0) * plane, wp, r->f->out + ch * out_plane + (size_t)oy0 * d->out.w,
-                         (size_t)d->out.w, oy1 - oy0, d->out.w, s, dc->weights + (size_t)ch * 9,
+        kern->dw3_padded(buf + (size_t)(ch - c0) * plane, (size_t)w, r->f->out + ch * out_plane + (size_t)oy0 * d->out.w,
+                         (size_t)d->out.w, oy1 - oy0, d->out.w, s, dc->pad_left, w, dc->weights + (size_t)ch * 9,
                          dc->bias ? dc->bias[ch] : 0.0f, dc->act);
 }
 
@@ -129,22 +117,17 @@ static int read_elsewhere(const struct eng_net *net, int i)
 }
 
 /* The fixed rule: e is a 1x1 stride-1 layer of one group run by the pointwise kernel (conv_pw.c: few
- * input channels or outputs), with no post affine; d the 3x3 depthwise layer right after it, at stride
- * 1 on rows at least EXPDW_MIN_W wide or at stride 2 onto rows at least a vector wide. The expansion is
- * computed row by row (its rows land in padded planes), so on narrower rows the pointwise kernel's
- * overlapping last vector and single-vector tiles made the pair slower than unfused: measured on
- * Yolo-Fastest-XL (CPU time per layer, docs/PERFORMANCE.md), fused 160- and 80-wide pairs and the
- * stride-2 pairs onto 80, 40 and 20 columns ran 10-45% faster, 40- and 20-wide stride-1 pairs 10% and
- * 65% slower. */
-#define EXPDW_MIN_W 64
+ * input channels or outputs), with no post affine; d the 3x3 depthwise layer right after it, at stride 1
+ * or 2. Measured on Yolo-Fastest(-XL) (CPU time per layer, docs/PERFORMANCE.md), every such pair ran
+ * faster fused or the same (the 20-wide stride-1 pairs), and an expansion by the GEMM (more inputs and
+ * outputs) is left alone. */
 static int fusable(const struct eng_layer *e, const struct eng_layer *d)
 {
     const struct eng_conv *ec = &e->p.conv, *dc = &d->p.conv;
     return e->kind == ENG_LAYER_CONV && d->kind == ENG_LAYER_CONV && e->forward == eng_conv_pointwise_forward &&
            ec->groups == 1 && !ec->post_scale && dc->groups == d->in.c && dc->filters == d->in.c &&
            d->forward && d->forward != expdw_forward && dc->size == 3 && (dc->stride == 1 || dc->stride == 2) &&
-           !dc->post_scale && d->in.c == e->out.c && d->out.w >= ENG_KERN_MAX_VL &&
-           (dc->stride == 2 || d->in.w >= EXPDW_MIN_W);
+           !dc->post_scale && d->in.c == e->out.c;
 }
 
 void eng_conv_expdw_fuse(struct eng_net *net)
