@@ -94,28 +94,6 @@ static void expdw_forward(const struct eng_layer *d, const struct eng_fwd *f)
     eng_team_for(f->team, r.bands * r.blocks, expdw_task, &r);
 }
 
-/* Whether layer i's output is read by any layer but i + 1, or after the pass. */
-static int read_elsewhere(const struct eng_net *net, int i)
-{
-    if (i == net->n_layers - 1)
-        return 1;
-    for (int j = 0; j < net->n_layers; j++) {
-        const struct eng_layer *l = &net->layers[j];
-        if (l->kind == ENG_LAYER_ROUTE) {
-            for (int k = 0; k < l->p.route.n; k++)
-                if (l->p.route.inputs[k] == i)
-                    return 1;
-        } else if (l->kind == ENG_LAYER_SHORTCUT && l->p.shortcut.from == i) {
-            return 1;
-        } else if (l->kind == ENG_LAYER_ADD) {
-            for (int k = 0; k < l->p.add.n; k++)
-                if (l->p.add.inputs[k] == i)
-                    return 1;
-        }
-    }
-    return 0;
-}
-
 /* The fixed rule: e is a 1x1 stride-1 layer of one group run by the pointwise kernel (conv_pw.c: few
  * input channels or outputs), with no post affine; d the 3x3 depthwise layer right after it, at stride 1
  * or 2. Measured on Yolo-Fastest(-XL) (CPU time per layer, docs/PERFORMANCE.md), every such pair ran
@@ -134,7 +112,7 @@ void eng_conv_expdw_fuse(struct eng_net *net)
 {
     for (int i = 0; i + 1 < net->n_layers; i++) {
         struct eng_layer *e = &net->layers[i], *d = &net->layers[i + 1];
-        if (!fusable(e, d) || read_elsewhere(net, i))
+        if (!fusable(e, d) || eng_net_read_by_other(net, i, i + 1))
             continue;
         d->p.conv.expand = e;
         d->forward = expdw_forward;

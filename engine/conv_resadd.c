@@ -61,8 +61,7 @@ static void resadd_forward(const struct eng_layer *s, const struct eng_fwd *f)
     eng_team_for(f->team, r.n_tasks, resadd_task, &r);
 }
 
-/* Whether any layer but `reader` reads layer i's output (routes, shortcuts, adds), or the net's caller. */
-static int read_by_other(const struct eng_net *net, int i, int reader)
+int eng_net_read_by_other(const struct eng_net *net, int i, int reader)
 {
     if (i == net->n_layers - 1)
         return 1;
@@ -110,7 +109,7 @@ void eng_conv_resadd_fuse(struct eng_net *net)
             continue;
         int other = 0;
         for (int j = pi; j < i && !other; j++)
-            other = read_by_other(net, j, i);
+            other = eng_net_read_by_other(net, j, i);
         if (other)
             continue;
         s->p.shortcut.project = p;

@@ -206,6 +206,10 @@ void eng_conv_expdw_fuse(struct eng_net *net);
 /* Fuses each 1x1 projection into the [shortcut] that adds a residual to it (through dropouts) where
  * the rule of conv_resadd.c holds: the projection loses its forward, the shortcut computes both. */
 void eng_conv_resadd_fuse(struct eng_net *net);
+/* Whether a layer other than `reader` reads layer i's output: as its input (the layer after it, if that
+ * has a forward), a route's, shortcut's or add's operand, a head's input, or the net's caller (the last
+ * layer). For the fusions above (conv_resadd.c). */
+int eng_net_read_by_other(const struct eng_net *net, int i, int reader);
 
 /* Pointwise convolution computed directly (conv_pw.c): whether conv should use it for layer l (a 1x1,
  * stride-1, unpadded, non-depthwise convolution), and its forward function. */
