@@ -144,6 +144,8 @@ int eng_darknet_conv_prepare(struct eng_net *net, struct eng_err *err, const cha
     for (int i = 0; i < net->n_layers; i++)
         if (eng_conv_wino_prepare(&net->layers[i]))
             return eng_err_set(err, ENG_ERR_NOMEM, name, "out of memory for layer %d's Winograd weights", i);
+    eng_conv_expdw_fuse(net);
+    eng_conv_resadd_fuse(net);
     return eng_net_pack_weights(net, err); /* after Winograd took its layers */
 }
 

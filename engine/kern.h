@@ -204,7 +204,22 @@ struct eng_kern {
      * order whatever m and n, so a caller may split rows freely. */
     void (*gemm_dot)(const float *a, size_t lda, const float *bt, size_t ldb, float *c, size_t ldc, int m,
                      int n, int k);
+    /* x[i] = logistic(x[i]) * scale + shift for i in [0, n) (kern_logistic.inc): the yolo heads'
+     * activation, within a few ulp of darknet's 1 / (1 + expf(-x)); each element alike wherever a
+     * range starts, so a caller may cut ranges freely. */
+    void (*logistic)(float *x, size_t n, float scale, float shift);
+    /* A 3x3 depthwise channel at stride 1 or 2 from a plane (kern_expdw.inc): out[y ldo + x] =
+     * act(bias + sum over ky, kx of w[3 ky + kx] P(stride y + ky, stride x + kx - pl)) for y < oh,
+     * x < ow, where P(r, c) = plane[r wp + c] for 0 <= c < w and 0 elsewhere (rows above and below the
+     * input are the caller's zero rows). Reads (stride (oh - 1) + 3) rows from column -pl up to
+     * ENG_DW3P_ROW(ow, stride) - pl (values outside [0, w) are read, never used: rows wp < that apart
+     * need that much readable memory before and after the plane); writes only those outputs. */
+    void (*dw3_padded)(const float *plane, size_t wp, float *out, size_t ldo, int oh, int ow, int stride, int pl,
+                       int w, const float *wt, float bias, enum eng_act act);
 };
+/* Floats of each padded row the dw3_padded kernel may read for ow outputs at stride s (rows narrower
+ * than a vector are computed as one whole vector). */
+#define ENG_DW3P_ROW(ow, s) ((size_t)(s) * ((size_t)(ow) > ENG_KERN_MAX_VL ? (size_t)(ow) : ENG_KERN_MAX_VL) + 2)
 
 /* The kernels for `isa`, or NULL if this build or processor cannot run them. Borrowed, static. */
 const struct eng_kern *eng_kern_for(enum eng_isa isa);

@@ -63,6 +63,9 @@ struct eng_conv {
     /* The weights packed for the GEMM's register tiles (kern.h, eng_gemm_pack_a; per group), or NULL:
      * set at load by eng_net_pack_weights, owned by the net. */
     const float *packed;
+    /* A depthwise layer fused with the 1x1 expansion before it (conv_expdw.c): that layer (whose
+     * output is then never written), or NULL. */
+    const struct eng_layer *expand;
 };
 
 /* maxpool: darknet's `padding` is the total, split as pad/2 before (so pad = TensorFlow's total 'same'
@@ -112,6 +115,9 @@ struct eng_route {
 struct eng_shortcut {
     int from; /* absolute layer index */
     enum eng_act act;
+    /* The 1x1 projection fused into this layer (conv_resadd.c), whose output is then never written, or
+     * NULL. */
+    const struct eng_layer *project;
 };
 
 /* [yolo] (YOLOv3/v4) and [region] (YOLOv2) heads. Output layout is darknet's:
@@ -191,6 +197,19 @@ void eng_conv_depthwise_forward(const struct eng_layer *l, const struct eng_fwd 
  * forward and work_floats to the padded-plane kernel (conv_dw_plane.c); leaves other layers as they
  * are. */
 void eng_conv_depthwise_plane_setup(struct eng_layer *l);
+
+/* Fuses each 1x1 expansion with the depthwise layer after it where the rule of conv_expdw.c holds:
+ * the expansion loses its forward (its output aliases its input) and the depthwise layer computes
+ * both. Call once the layers are set up, before contexts are made. */
+struct eng_net;
+void eng_conv_expdw_fuse(struct eng_net *net);
+/* Fuses each 1x1 projection into the [shortcut] that adds a residual to it (through dropouts) where
+ * the rule of conv_resadd.c holds: the projection loses its forward, the shortcut computes both. */
+void eng_conv_resadd_fuse(struct eng_net *net);
+/* Whether a layer other than `reader` reads layer i's output: as its input (the layer after it, if that
+ * has a forward), a route's, shortcut's or add's operand, a head's input, or the net's caller (the last
+ * layer). For the fusions above (conv_resadd.c). */
+int eng_net_read_by_other(const struct eng_net *net, int i, int reader);
 
 /* Pointwise convolution computed directly (conv_pw.c): whether conv should use it for layer l (a 1x1,
  * stride-1, unpadded, non-depthwise convolution), and its forward function. */

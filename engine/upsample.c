@@ -1,5 +1,6 @@
 /* upsample.c - [upsample]: nearest-neighbour by an integer stride, times `scale` (darknet's). */
 #include <stdio.h>
+#include <string.h>
 
 #include "layer.h"
 
@@ -10,11 +11,21 @@ static void upsample_channels(const struct eng_layer *l, const struct eng_fwd *f
     for (int c = c0; c < c1; c++) {
         const float *in = f->in + (size_t)c * l->in.h * l->in.w;
         float *out = f->out + (size_t)c * l->out.h * l->out.w;
-        for (int oy = 0; oy < l->out.h; oy++) {
-            const float *src = in + (size_t)(oy / s) * l->in.w;
-            float *dst = out + (size_t)oy * l->out.w;
-            for (int ox = 0; ox < l->out.w; ox++)
-                dst[ox] = scale * src[ox / s];
+        /* each input row makes one output row, copied s - 1 times below it: a division per element
+         * (ox / s) made this layer cost as much as the convolution after it (docs/PERFORMANCE.md) */
+        for (int iy = 0; iy < l->in.h; iy++) {
+            const float *src = in + (size_t)iy * l->in.w;
+            float *dst = out + (size_t)iy * s * l->out.w;
+            if (s == 2) {
+                for (int ix = 0; ix < l->in.w; ix++)
+                    dst[2 * ix] = dst[2 * ix + 1] = scale * src[ix];
+            } else {
+                for (int ix = 0; ix < l->in.w; ix++)
+                    for (int k = 0; k < s; k++)
+                        dst[ix * s + k] = scale * src[ix];
+            }
+            for (int k = 1; k < s; k++)
+                memcpy(dst + (size_t)k * l->out.w, dst, sizeof(float) * (size_t)l->out.w);
         }
     }
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "detect.h"
+#include "kern.h"
 #include "layer.h"
 
 static inline float logistic(float x)
@@ -29,12 +30,11 @@ static void yolo_anchors(const struct eng_layer *l, const struct eng_fwd *f, int
     const float sxy = h->scale_x_y;
     const size_t block = (size_t)entries(h) * plane;
     memcpy(f->out + a0 * block, f->in + a0 * block, sizeof(float) * block * (size_t)(a1 - a0));
+    const struct eng_kern *kern = eng_kern_best(); /* the vector logistic (kern_logistic.inc) */
     for (int a = a0; a < a1; a++) {
         float *base = f->out + (size_t)a * entries(h) * plane;
-        for (size_t i = 0; i < 2 * plane; i++)
-            base[i] = logistic(base[i]) * sxy - 0.5f * (sxy - 1.0f);
-        for (size_t i = 4 * plane; i < (size_t)entries(h) * plane; i++)
-            base[i] = logistic(base[i]);
+        kern->logistic(base, 2 * plane, sxy, -0.5f * (sxy - 1.0f));
+        kern->logistic(base + 4 * plane, (size_t)(entries(h) - 4) * plane, 1.0f, 0.0f);
     }
 }
 

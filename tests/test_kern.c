@@ -672,6 +672,62 @@ static void test_kern_depthwise_sub_range_writes_only_its_channels(void **state)
 }
 
 /* Every row gets its bias (or 0) over exactly cols columns; the gap between rows is untouched. */
+/* The heads' vector logistic against 1 / (1 + exp(-x)) in double, scaled and shifted as a [yolo]
+ * layer's x and y (scale_x_y 1 and 2): every length up to past four AVX-512 vectors (the padded
+ * tail), values across the clamp (+-87, +-88, +-100, +-inf), signed zeros and NaN; nothing past n
+ * written; and each element the same bits whether computed in the body or in a tail. */
+static void test_kern_logistic_matches_double_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    const float scales[][2] = {{1.0f, 0.0f}, {2.0f, -0.5f}};
+    const float special[] = {0.0f, -0.0f, 87.0f, -87.0f, 88.0f, -88.0f, 100.0f, -100.0f, INFINITY, -INFINITY,
+                             1e-8f, -17.3f, 0.34657359f};
+    float x[72], got[72];
+    rng_state = 29;
+    for (int s = 0; s < n_sets; s++) {
+        for (size_t k = 0; k < 2; k++) {
+            const float sc = scales[k][0], sh = scales[k][1];
+            for (size_t n = 0; n <= 70; n++) {
+                for (size_t i = 0; i < n; i++)
+                    x[i] = i % 5 == 2 ? special[(i / 5 + n) % (sizeof special / sizeof special[0])]
+                                      : rnd() * (i % 3 ? 10.0f : 40.0f);
+                if (n == 9)
+                    x[4] = NAN;
+                for (size_t i = n; i < 72; i++)
+                    x[i] = GUARD;
+                memcpy(got, x, sizeof x);
+                sets[s]->logistic(got, n, sc, sh);
+                for (size_t i = 0; i < 72; i++) {
+                    if (i >= n) {
+                        if (got[i] != GUARD)
+                            fail_msg("%s n=%zu: element %zu past the end written", sets[s]->name, n, i);
+                        continue;
+                    }
+                    if (isnan(x[i])) {
+                        if (!isnan(got[i]))
+                            fail_msg("%s: logistic(NaN) = %g", sets[s]->name, (double)got[i]);
+                        continue;
+                    }
+                    const double want = 1.0 / (1.0 + exp(-(double)x[i])) * sc + sh;
+                    if (!(fabs(got[i] - want) <= 1e-6 * (fabs(want) + fabs(sh)) + 1e-37))
+                        fail_msg("%s scale %g n=%zu x[%zu] = %.9g: %.9g, expected %.9g", sets[s]->name,
+                                 (double)sc, n, i, (double)x[i], (double)got[i], want);
+                }
+                /* the same values one at a time (all tails): the same bits */
+                for (size_t i = 0; i < n; i++) {
+                    float one = x[i];
+                    sets[s]->logistic(&one, 1, sc, sh);
+                    if (memcmp(&one, &got[i], sizeof one))
+                        fail_msg("%s n=%zu element %zu: %.9g alone, %.9g in the range", sets[s]->name, n,
+                                 i, (double)one, (double)got[i]);
+                }
+            }
+        }
+    }
+}
+
 static void test_kern_fill_rows_writes_bias_rows_only(void **state)
 {
     (void)state;
@@ -715,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
         cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),
         cmocka_unit_test(test_kern_fill_rows_writes_bias_rows_only),
+        cmocka_unit_test(test_kern_logistic_matches_double_every_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

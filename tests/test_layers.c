@@ -710,18 +710,19 @@ static void test_maxpool_spp_sizes_keep_size_and_match_reference(void **state)
     free(in);
 }
 
-/* Sizes 2 and 3 (the fast interior path) and 4, strides 1-3, every padding darknet allows, widths
- * around the interior's edges: against the window maximum of what lies inside the input. */
+/* Sizes 2 and 3 (the fast interior path), 4 and 5 (at stride 1 the separable path, pool.c), strides
+ * 1-3, every padding darknet allows, widths around the interior's edges and beyond the separable
+ * path's stack row (300): against the window maximum of what lies inside the input. */
 static void test_maxpool_random_shapes_match_reference(void **state)
 {
     (void)state;
     rng_state = 17;
-    const int widths[] = {2, 3, 4, 7, 13, 26, 70, 99}; /* 70, 99: whole vectors of the 2x2 kernel */
-    for (int size = 2; size <= 4; size++)
+    const int widths[] = {2, 3, 4, 7, 13, 26, 70, 99, 300}; /* 70, 99: whole vectors of the 2x2 kernel */
+    for (int size = 2; size <= 5; size++)
         for (int stride = 1; stride <= 3; stride++)
             for (int pad = 0; pad <= 2 * (size - 1); pad++)
                 for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
-                    const int c = 2, w = widths[wi], h = widths[(wi + 2) % 8];
+                    const int c = 2, w = widths[wi], h = widths[(wi + 2) % 8]; /* h <= 99 */
                     if (pad / 2 >= size || pad - pad / 2 >= size || w + pad < size || h + pad < size)
                         continue;
                     struct eng_layer l = pool_new(ENG_LAYER_MAXPOOL, c, h, w, size, stride, pad);
