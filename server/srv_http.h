@@ -78,6 +78,13 @@ struct srv_http_opts {
     const char *const *cors_origins; /* NULL-terminated allow-list; NULL = none */
 };
 
+/* Where the HTTP library's internal-consistency failures (libmicrohttpd's MHD_PANIC) end: `fatal`
+ * gets "libmicrohttpd FILE:LINE: REASON", on the thread that failed, and must not return (it ends the
+ * process: server/main.c's). Not NULL. Process-wide; call before srv_http_start. Without it the
+ * library's own handler prints one line and aborts. */
+typedef void (*srv_http_fatal_fn)(const char *what);
+void srv_http_on_fatal(srv_http_fatal_fn fatal);
+
 /* Starts serving. Routes must outlive the server. Returns NULL with a message in `why`. */
 struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct srv_route *routes,
                                 int n_routes, const struct srv_http_hooks *hooks, void *app,

@@ -104,6 +104,32 @@ unsigned long srv_http_read_timeouts(const struct srv_http *h)
     return atomic_load(&((struct srv_http *)h)->read_timeouts);
 }
 
+/* ---- the library's fatal errors ---------------------------------------------------------- */
+
+static srv_http_fatal_fn fatal_fn;
+
+/* MHD calls this on an internal inconsistency (MHD_PANIC), on whichever thread found it. Its default
+ * prints one line and aborts; ours hands the place and reason to the application's fatal function,
+ * which logs them and ends the process (only server/main.c may). MHD allows a panic function to
+ * return, but then carries on in a state it has just called broken: fatal_fn must not return. */
+static void on_mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
+{
+    (void)cls;
+    char what[256];
+    snprintf(what, sizeof what, "libmicrohttpd %s:%u: %s", file ? file : "?", line,
+             reason ? reason : "internal error");
+    size_t n = strlen(what);
+    while (n > 0 && (what[n - 1] == '\n' || what[n - 1] == '.' || what[n - 1] == ' '))
+        what[--n] = '\0'; /* MHD's reasons end in ".\n" */
+    fatal_fn(what);
+}
+
+void srv_http_on_fatal(srv_http_fatal_fn fatal)
+{
+    fatal_fn = fatal;
+    MHD_set_panic_func(on_mhd_panic, NULL); /* 0.9.75 takes NULL as the function, not the default */
+}
+
 /* ---- daemon -------------------------------------------------------------------------------- */
 
 static int make_addr(const char *bind, int port, struct sockaddr_storage *ss, char *why, size_t n)
@@ -146,7 +172,11 @@ struct srv_http *srv_http_start(const struct srv_http_opts *opts, const struct s
     h->id_salt = (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16);
     pthread_mutex_init(&h->conn_lock, NULL);
     h->quiesced_fd = -1;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll(), not epoll: with epoll and a thread pool, MHD 0.9.75's MHD_quiesce_daemon races its own
+     * polling threads to remove the listening socket from each thread's epoll set, and the loser's
+     * epoll_ctl() fails with ENOENT, which MHD_PANICs on (daemon.c:5531 in quiesce, :4976 in MHD_epoll):
+     * a rare abort on SIGTERM. With poll() quiescing only sets a flag and wakes the threads. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (opts->listen_fd < 0 && ss.ss_family == AF_INET6) /* ss is only filled without a socket */
         flags |= MHD_USE_IPv6;
@@ -188,9 +218,10 @@ int srv_http_port(const struct srv_http *h)
 void srv_http_quiesce(struct srv_http *h)
 {
     atomic_store(&h->stopping, 1);
-    /* MHD's threads may still touch the socket (epoll_ctl when a connection slot frees at the
-     * max_connections limit), so it is closed only once they are gone, in srv_http_stop; shutting it
-     * down now makes the kernel refuse new connections meanwhile instead of queueing them. */
+    /* A polling thread may still be inside a poll() that includes the socket (quiescing wakes it to
+     * drop it), so it is closed only once MHD's threads are gone, in srv_http_stop, lest a reused
+     * descriptor number be polled; shutting it down now makes the kernel refuse new connections
+     * meanwhile instead of queueing them. */
     const int fd = MHD_quiesce_daemon(h->d);
     if (fd >= 0 && h->opts.listen_fd < 0) {
         shutdown(fd, SHUT_RDWR);

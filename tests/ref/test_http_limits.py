@@ -152,10 +152,14 @@ def keep_alive_clock_restarts(c, d):
 
 def queued_requests_not_cut(c, d, dog):
     # Enough requests that the last one queues well past the read deadline on any machine: the
-    # count follows from one request's time here, never fewer than 24.
-    t0 = time.monotonic()
-    d.post_raw("/v1/detect", dog, "image/jpeg", timeout=600)
-    single = max(time.monotonic() - t0, 1e-3)
+    # count follows from one request's time here, never fewer than 24. The fastest of three: a fresh
+    # daemon's first detect is several times slower (cold caches, first touch of the workspace), and
+    # calibrating on it once gave 32 requests that all finished within 0.65 s, under the deadline.
+    single = 1e9
+    for _ in range(3):
+        t0 = time.monotonic()
+        d.post_raw("/v1/detect", dog, "image/jpeg", timeout=600)
+        single = max(min(single, time.monotonic() - t0), 1e-3)
     n = min(max(24, int(2.5 * QUEUED_READ_TIMEOUT_MS / 1000 / single) + 1), 400)
     out = [None] * n
     barrier = threading.Barrier(len(out))
