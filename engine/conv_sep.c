@@ -90,17 +90,26 @@ static void sep_task(void *arg, int task, int slot)
     kern->pointwise(&pw, m0, m1, 0, n);
 }
 
-/* Bands across the team; with fewer bands than two per thread, the output channels are cut too (each
- * such task recomputes its band's depthwise rows, a ninth of a 1x1 layer's work per input channel
- * at most). */
+/* Bands across the team, as many as a multiple of its width (a team of two ran 5 bands of the landmark
+ * net's 56x56 pairs 3 : 2); where those bands would be under SEP_MIN_TEAM_PIXELS, the output channels
+ * are cut instead, each task then redoing its band's depthwise rows (7x7 planes). The cut changes no
+ * bit (see the top of this file), and band_rows at one thread bounds every band, hence the scratch. */
+#define SEP_MIN_TEAM_PIXELS 64
+
 static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
-    struct sep_run r = {.l = l, .f = f, .rows = band_rows(l->in.c, l->out.h, l->out.w), .n_mblocks = 1};
-    r.n_bands = (l->out.h + r.rows - 1) / r.rows;
-    const int width = eng_team_width(f->team);
-    if (width > 1 && r.n_bands < 2 * width) {
-        const int want = (2 * width + r.n_bands - 1) / r.n_bands, most = (l->p.conv.filters + 7) / 8;
-        r.n_mblocks = want < most ? want : most;
+    const int oh = l->out.h, ow = l->out.w, width = eng_team_width(f->team);
+    struct sep_run r = {.l = l, .f = f, .rows = band_rows(l->in.c, oh, ow), .n_mblocks = 1};
+    r.n_bands = (oh + r.rows - 1) / r.rows;
+    if (width > 1 && r.n_bands % width) {
+        const int want = (r.n_bands + width - 1) / width * width, rows = (oh + want - 1) / want;
+        if (rows * ow >= SEP_MIN_TEAM_PIXELS && want <= oh) {
+            r.rows = rows;
+            r.n_bands = (oh + rows - 1) / rows;
+        } else {
+            const int most = (l->p.conv.filters + 7) / 8;
+            r.n_mblocks = width < most ? width : most;
+        }
     }
     eng_team_for(f->team, r.n_bands * r.n_mblocks, sep_task, &r);
 }
