@@ -16,7 +16,7 @@
  * The depthwise layer keeps its place in the net with no forward function (its output "aliases" its
  * input, as a dropout's does), so the 1x1 layer's input is the depthwise layer's input, which the
  * arena's liveness keeps until then; the 1x1 layer finds the depthwise parameters one layer back.
- * Measured per layer and why only stride 1: docs/PERFORMANCE.md, "Per-layer profile". */
+ * Measured per layer and why only stride 1: docs/PERFORMANCE.md, "Kernels". */
 #include <string.h>
 
 #include "conv_sep.h"
