@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "kern.h"
 #include "layer.h"
@@ -37,6 +40,21 @@ void eng_tf_same_pad(int n, int size, int stride, int *out, int *before, int *af
     *after = total - total / 2;
 }
 
+/* dst[t] = src[2 t] for t in [0, n): the stride-2 layers' unfolding (yolov4-tiny's second layer, 32 ->
+ * 64 channels at 104x104, unfolds 3.1 M floats this way per pass: ~5 % of the model's time one by one),
+ * four at a time by SSE2 (every x86-64 has it). A copy: the same bits either way. */
+static void im2col_run2(float *dst, const float *src, int n)
+{
+    int t = 0;
+#ifdef __SSE2__
+    for (; t + 4 < n; t += 4) /* reads src[2 t .. 2 t + 7], within [0, 2 n - 1) while t + 4 < n */
+        _mm_storeu_ps(dst + t, _mm_shuffle_ps(_mm_loadu_ps(src + 2 * t), _mm_loadu_ps(src + 2 * t + 4),
+                                              _MM_SHUFFLE(2, 0, 2, 0)));
+#endif
+    for (; t < n; t++)
+        dst[t] = src[2 * t];
+}
+
 /* dst[t] = src[x0 + t * s] for t in [0, n), 0 where that falls outside [0, w). The zero ends are
  * cut off first, so the middle is a copy without checks: the per-element check it replaces made
  * im2col a third of yolov3-tiny's time. Runs are often short (the face ResNet's planes are 9..75
@@ -61,6 +79,8 @@ static void im2col_run(float *dst, const float *src, int w, int x0, int s, int n
     else if (s == 1)
         for (int t = t0; t < t1; t++)
             dst[t] = src[x0 + t];
+    else if (s == 2)
+        im2col_run2(dst + t0, src + x0 + 2 * t0, t1 - t0);
     else
         for (int t = t0; t < t1; t++)
             dst[t] = src[x0 + t * s];

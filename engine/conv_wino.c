@@ -59,7 +59,7 @@ static struct wino_plan wino_plan(const struct eng_layer *l)
 
 static size_t wino_work_floats(const struct wino_plan *p)
 {
-    return p->v_floats + p->m_floats + ENG_GEMM_SCRATCH_FLOATS + ENG_WINO_SCRATCH_FLOATS(p->tw);
+    return p->v_floats + p->m_floats + ENG_GEMM_SCRATCH_FLOATS + ENG_WINO_SCRATCH_FLOATS(p->tw, p->rows);
 }
 
 /* The rule, per kernel set, from bench/winobench.c's figures (docs/PERFORMANCE.md, "Winograd"): the
@@ -78,19 +78,22 @@ static const struct {
 };
 
 /* F(4x4,3x3) instead (36 matrices, 16 outputs a tile: 2.25 multiplies an output instead of 4) where it ran
- * faster than F(2x2) in the same runs: on AVX-512 only on 52x52 outputs and larger with enough channels (on
- * 26x26 and 13x13 its GEMMs are 64 and 16 tiles wide, one panel or one vector, and stream 4x the weights);
- * on AVX2 also on 13x13 outputs with many channels (16 tiles are two of its vectors). Never in the plain
- * set (sgemm there: no shape of yolov3/v4-tiny or the recognizer ran faster than F(2x2)). Its error is about 10x F(2x2)'s (tests/test_wino.c), well inside the
- * differential tests' tolerances (docs/PERFORMANCE.md). */
+ * faster than F(2x2) in the same runs (bench/winobench.c, docs/PERFORMANCE.md "Winograd"). Since the
+ * transforms split their rows by vector shuffles, on AVX-512 on every 52x52 or larger output with 32 or
+ * more input channels (yolov4-tiny's 32 -> 32 and 64 -> 64 layers too: 0.72-0.85 of F(2x2)'s time), not
+ * on 26x26 and 13x13 (its GEMMs are then 64 and 16 tiles wide, one panel or one vector, and stream 4x
+ * the weights); on AVX2 also on 9 or more 4x4 tiles with 128 or more input channels (yolov3/v4-tiny's
+ * 26x26 and 13x13 layers: 0.70-0.95; 16 tiles are two of its vectors). Never in the plain set (sgemm
+ * there: no shape of yolov3/v4-tiny or the recognizer ran faster than F(2x2)). Its error is about 10x
+ * F(2x2)'s (tests/test_wino.c), well inside the differential tests' tolerances (docs/PERFORMANCE.md). */
 static int wino_f4(const struct eng_layer *l, enum eng_isa isa)
 {
     const int tiles4 = ((l->out.h + 3) / 4) * ((l->out.w + 3) / 4);
-    const int large = l->in.c >= 64 && l->out.c >= 128 && tiles4 >= 169;
+    const int large = l->in.c >= 32 && l->out.c >= 32 && tiles4 >= 169;
     if (isa == ENG_ISA_AVX512)
         return large;
     if (isa == ENG_ISA_AVX2)
-        return large || (l->in.c >= 256 && tiles4 >= 9 && tiles4 <= 16);
+        return large || (l->in.c >= 128 && tiles4 >= 9);
     return 0;
 }
 

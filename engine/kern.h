@@ -140,12 +140,13 @@ struct eng_wino_out {
     const float *bias, *post_w, *post_b; /* [o], or NULL */
     enum eng_act act;
 };
-/* Scratch floats either transform needs per concurrent call for tw tiles a row (24 rows of tw + 1 tiles
- * and a vector: F(4x4)'s 6 input rows split into 4 phases), and the columns of padding (beyond a block's
- * tiles) each row of the n n matrices needs: whole vectors are written and read. */
+/* Scratch floats either transform needs per concurrent call for tw tiles a row and up to `rows` tile rows
+ * (36 rows of tw + 1 tiles and a vector: F(4x4)'s 6 input rows split into 6 phases; then two channels'
+ * zero-padded input rows, 4 rows + 2 of up to 4 such rows each), and the columns of padding (beyond a
+ * block's tiles) each row of the n n matrices needs: whole vectors are written and read. */
 #define ENG_WINO_ROW(tw)                                                                               \
     (((size_t)(tw) + 1 + ENG_KERN_MAX_VL - 1) / ENG_KERN_MAX_VL * ENG_KERN_MAX_VL + ENG_KERN_MAX_VL)
-#define ENG_WINO_SCRATCH_FLOATS(tw) (24 * ENG_WINO_ROW(tw))
+#define ENG_WINO_SCRATCH_FLOATS(tw, rows) ((36 + 8 * (4 * (size_t)(rows) + 2)) * ENG_WINO_ROW(tw))
 #define ENG_WINO_LD_PAD ENG_KERN_MAX_VL
 
 /* A band of output rows [y0, y1) of a depthwise 3x3 stride-1 layer with no activation (conv_sep.c):
@@ -216,8 +217,8 @@ struct eng_kern {
      * caller may cut m and n freely. */
     void (*gemm)(const struct eng_gemm *g, float *scratch);
     /* Winograd transforms (struct eng_wino_in/out) of channels [c0, c1) over tile rows [ty0, ty1),
-     * with `scratch` of ENG_WINO_SCRATCH_FLOATS(tw) floats. The input transform writes whole vectors
-     * (up to ENG_WINO_LD_PAD floats past a row's last tile); the output transform adds bias, then
+     * with `scratch` of ENG_WINO_SCRATCH_FLOATS(tw, ty1 - ty0) floats. The input transform writes
+     * whole vectors (up to ENG_WINO_LD_PAD floats past a row's last tile); the output transform adds bias, then
      * applies the post affine and act, as it stores. Each element is a fixed sequence of operations
      * whatever the range, so a caller may cut channels and tile rows freely. */
     void (*wino_in)(const struct eng_wino_in *a, int c0, int c1, int ty0, int ty1, float *scratch);

@@ -269,8 +269,8 @@ static void test_wino_large_shapes_every_set(void **state)
 }
 
 /* The rule (for the engine's kernel set; scripts/test runs the suite once per set): yolov*-tiny's
- * large 3x3 layers take Winograd, F(4x4) on 52x52 outputs (and on AVX2 on 13x13 ones with many
- * channels); other kernel sizes, strides, groups, a first layer's 3 channels and a 3x3 output (4 tiles)
+ * large 3x3 layers take Winograd, F(4x4) on 52x52 and larger outputs (and on AVX2 on 26x26 and 13x13
+ * ones with many channels); other kernel sizes, strides, groups, a first layer's 3 channels and a 3x3 output (4 tiles)
  * do not; eng_conv_wino_prepare applies it. */
 static void test_wino_rule(void **state)
 {
@@ -278,8 +278,10 @@ static void test_wino_rule(void **state)
     struct {
         int c, filters, size, stride, groups, hw, want[ENG_ISA_COUNT]; /* c, avx2, avx512 */
     } rules[] = {
-        {128, 256, 3, 1, 1, 26, {2, 2, 2}},  {512, 1024, 3, 1, 1, 13, {2, 4, 2}},
-        {384, 256, 3, 1, 1, 26, {2, 2, 2}},  {64, 128, 3, 1, 1, 52, {2, 4, 4}},
+        {128, 256, 3, 1, 1, 26, {2, 4, 2}},  {512, 1024, 3, 1, 1, 13, {2, 4, 2}},
+        {384, 256, 3, 1, 1, 26, {2, 4, 2}},  {64, 128, 3, 1, 1, 52, {2, 4, 4}},
+        {32, 32, 3, 1, 1, 104, {2, 4, 4}},   {64, 64, 3, 1, 1, 52, {2, 4, 4}},
+        {64, 64, 3, 1, 1, 17, {2, 2, 0}},
         {128, 256, 3, 2, 1, 26, {0, 0, 0}},  {128, 256, 1, 1, 1, 26, {0, 0, 0}},
         {128, 256, 3, 1, 2, 26, {0, 0, 0}},  {3, 16, 3, 1, 1, 416, {0, 0, 0}},
         {256, 256, 3, 1, 1, 3, {0, 0, 0}},   {128, 128, 3, 1, 1, 8, {2, 2, 0}},
