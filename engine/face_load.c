@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_sep.h"
 #include "conv_wino.h"
 #include "face.h"
 #include "face_models.h"
@@ -455,6 +456,7 @@ static int build_part(struct builder *b, struct eng_face_models *m, int part)
     int rc = 0;
     for (int i = 0; part == PART_DET && i < m->n_det && rc == 0; i++) {
         if ((rc = build_detector(b, 32 * (i + 1))) == 0) {
+            eng_conv_sep_fuse(b->net); /* depthwise + 1x1 pairs as one layer (conv_sep.c) */
             trim_layers(b->net);
             m->det[i] = b->net;
         } else
@@ -463,6 +465,8 @@ static int build_part(struct builder *b, struct eng_face_models *m, int part)
     }
     if (part != PART_DET) {
         rc = part == PART_LM ? build_landmarks(b) : build_recognition(b);
+        if (rc == 0 && part == PART_LM)
+            eng_conv_sep_fuse(b->net); /* depthwise + 1x1 pairs as one layer (conv_sep.c) */
         /* Weights packed for the GEMM in these two nets only: the detectors (one net per input size)
          * share one copy of their weights, which packing would repeat per size. */
         if (rc == 0)

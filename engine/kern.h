@@ -149,6 +149,31 @@ struct eng_wino_out {
 #define ENG_WINO_SCRATCH_FLOATS(tw, rows) ((36 + 8 * (4 * (size_t)(rows) + 2)) * ENG_WINO_ROW(tw))
 #define ENG_WINO_LD_PAD ENG_KERN_MAX_VL
 
+/* A band of output rows [y0, y1) of a depthwise 3x3 stride-1 layer with no activation (conv_sep.c):
+ * channel c's input plane (h x w_in) at in + c h w_in, zero-padded by pad_top / pad_left before and as
+ * needed after; its output rows are written compact, (y1 - y0) x ow, at out + c (y1 - y0) ow, as
+ * bias[c] (0 if bias is NULL) + the nine products in the order of the taps. The kernel writes up to
+ * ENG_KERN_MAX_VL floats past a channel's rows (the next channel's, or slack the caller provides after
+ * the last one) and reads no input at or past in_end. */
+struct eng_dw_band {
+    const float *in, *in_end;
+    const float *w, *bias; /* [c][9], [c] or NULL */
+    int h, w_in, pad_top, pad_left, y0, y1, ow;
+    float *out;
+};
+/* The padded plane's width, and the scratch floats dw3_band needs per concurrent call. */
+static inline int eng_dw_band_wp(const struct eng_dw_band *b)
+{
+    const int wp = b->w_in + b->pad_left > b->ow + 2 ? b->w_in + b->pad_left : b->ow + 2;
+    return (wp + ENG_KERN_MAX_VL - 1) / ENG_KERN_MAX_VL * ENG_KERN_MAX_VL; /* rows start aligned */
+}
+static inline size_t eng_dw_band_scratch_floats(const struct eng_dw_band *b)
+{
+    const size_t oh = (size_t)(b->y1 - b->y0), wp = (size_t)eng_dw_band_wp(b);
+    /* two padded planes, the stretch of outputs, and room to align the planes to 64 bytes */
+    return 2 * ((oh + 2) * wp + 3 * ENG_KERN_MAX_VL + 2) + oh * wp + 2 * ENG_KERN_MAX_VL + 16;
+}
+
 struct eng_kern {
     enum eng_isa isa;
     const char *name;
@@ -216,6 +241,9 @@ struct eng_kern {
      * need that much readable memory before and after the plane); writes only those outputs. */
     void (*dw3_padded)(const float *plane, size_t wp, float *out, size_t ldo, int oh, int ow, int stride, int pl,
                        int w, const float *wt, float bias, enum eng_act act);
+    /* Depthwise 3x3 stride-1 rows of channels [c0, c1) for a fused separable pair (struct
+     * eng_dw_band, sep_isa.inc), with `scratch` of eng_dw_band_scratch_floats floats. */
+    void (*dw3_band)(const struct eng_dw_band *b, int c0, int c1, float *scratch);
 };
 /* Floats of each padded row the dw3_padded kernel may read for ow outputs at stride s (rows narrower
  * than a vector are computed as one whole vector). */

@@ -1,0 +1,174 @@
+/* conv_sep.c - a depthwise 3x3 stride-1 layer fused with the 1x1 layer after it (separable pairs).
+ *
+ * The face nets are built of depthwise 3x3 layers each followed by a 1x1 layer that alone reads its
+ * output (face-api's separableConv2d: the landmark net has 12 stride-1 pairs, the detector 5, of
+ * which 2 have no pool folded into the 1x1 layer). Run as two layers, the depthwise output of the
+ * whole layer goes through L2 and back and each layer has its own dispatch and, with a team, barrier.
+ *
+ * Fused, a task takes a band of output rows: the band kernel (kern.h dw3_band, sep_isa.inc) writes
+ * the band's depthwise rows of every channel into a scratch of channels x band pixels (L2-sized),
+ * and the pointwise kernel reads them from there into the output rows, bias and activation in its
+ * store. A depthwise output is bias + its nine products in tap order whatever the band (a band's rows
+ * outside the input are the zeros the padding holds), and the pointwise kernel sums each output in the
+ * order of k whatever its pixel range or channel block, so the results are the same at any team size.
+ * They are not the bits of the unfused pair (the 1x1 layers with k >= 128 ran the packed GEMM).
+ *
+ * The depthwise layer keeps its place in the net with no forward function (its output "aliases" its
+ * input, as a dropout's does), so the 1x1 layer's input is the depthwise layer's input, which the
+ * arena's liveness keeps until then; the 1x1 layer finds the depthwise parameters one layer back.
+ * Measured per layer and why only stride 1: docs/PERFORMANCE.md, "Kernels". */
+#include <string.h>
+
+#include "conv_sep.h"
+#include "kern.h"
+#include "layer.h"
+#include "team.h"
+
+/* Band scratch of about SEP_BAND_FLOATS (channels x band pixels; 96 KB, in L2): of 24 / 48 / 96 KB,
+ * the largest ran the landmark net's pairs fastest (fewer bands, each re-reading two rows of input
+ * and paying the kernel's set-up). Bands have at least SEP_MIN_PIXELS pixels where the plane allows,
+ * so that the pointwise kernel's 32-pixel tiles are not mostly empty (7x7, 14x14: one band). */
+#define SEP_BAND_FLOATS 24576
+#define SEP_MIN_PIXELS 128
+
+static const struct eng_layer *dw_of(const struct eng_layer *pw)
+{
+    return pw - 1;
+}
+
+/* Output rows per band, for a layer with c channels in and an oh x ow output: the plane cut into
+ * equal bands (a fixed rule of the shape). */
+static int band_rows(int c, int oh, int ow)
+{
+    int rows = SEP_BAND_FLOATS / (c * ow);
+    const int min_rows = (SEP_MIN_PIXELS + ow - 1) / ow;
+    rows = rows < min_rows ? min_rows : rows;
+    rows = rows < 1 ? 1 : rows > oh ? oh : rows;
+    const int n_bands = (oh + rows - 1) / rows;
+    return (oh + n_bands - 1) / n_bands;
+}
+
+/* The band kernel's view of output rows [y0, y1) of depthwise layer dw, channels of `in` to `out`. */
+static struct eng_dw_band band_of(const struct eng_layer *dw, const float *in, int y0, int y1, float *out)
+{
+    const struct eng_conv *c = &dw->p.conv;
+    return (struct eng_dw_band){.in = in, .in_end = in ? in + eng_shape_size(dw->in) : NULL,
+                                .w = c->weights, .bias = c->bias, .h = dw->in.h, .w_in = dw->in.w,
+                                .pad_top = c->pad_top, .pad_left = c->pad_left, .y0 = y0, .y1 = y1,
+                                .ow = dw->out.w, .out = out};
+}
+
+struct sep_run {
+    const struct eng_layer *l;
+    const struct eng_fwd *f;
+    int rows, n_bands, n_mblocks;
+};
+
+static void sep_task(void *arg, int task, int slot)
+{
+    const struct sep_run *r = arg;
+    const struct eng_layer *l = r->l, *dw = dw_of(l);
+    const struct eng_conv *c = &l->p.conv;
+    const int band = task % r->n_bands, mb = task / r->n_bands;
+    const int oh = l->out.h, ow = l->out.w, ch = l->in.c;
+    const int y0 = band * r->rows, y1 = y0 + r->rows < oh ? y0 + r->rows : oh;
+    int m0, m1;
+    eng_team_split(c->filters, r->n_mblocks, mb, 8, &m0, &m1);
+    if (y1 <= y0 || m1 <= m0)
+        return;
+    const size_t n = (size_t)(y1 - y0) * ow;
+    /* ch x n floats and the band kernel's spill, then the kernel's scratch */
+    float *buf = r->f->work + (size_t)slot * r->f->work_stride;
+    float *scratch = buf + (size_t)ch * r->rows * ow + ENG_KERN_MAX_VL;
+    const struct eng_kern *kern = eng_kern_best();
+    const struct eng_dw_band b = band_of(dw, r->f->in, y0, y1, buf);
+    kern->dw3_band(&b, 0, ch, scratch);
+    const struct eng_pw pw = {.w = c->weights, .bias = c->bias, .in = buf, .in_plane = n,
+                              .out = r->f->out + (size_t)y0 * ow, .plane = (size_t)oh * ow,
+                              .m = c->filters, .k = ch, .act = c->act, .post_w = c->post_scale,
+                              .post_b = c->post_bias};
+    kern->pointwise(&pw, m0, m1, 0, n);
+}
+
+/* Bands across the team, as many as a multiple of its width (a team of two ran 5 bands of the landmark
+ * net's 56x56 pairs 3 : 2); where those bands would be under SEP_MIN_TEAM_PIXELS, the output channels
+ * are cut instead, each task then redoing its band's depthwise rows (7x7 planes). The cut changes no
+ * bit (see the top of this file), and band_rows at one thread bounds every band, hence the scratch. */
+#define SEP_MIN_TEAM_PIXELS 64
+
+static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    const int oh = l->out.h, ow = l->out.w, width = eng_team_width(f->team);
+    struct sep_run r = {.l = l, .f = f, .rows = band_rows(l->in.c, oh, ow), .n_mblocks = 1};
+    r.n_bands = (oh + r.rows - 1) / r.rows;
+    if (width > 1 && r.n_bands % width) {
+        const int want = (r.n_bands + width - 1) / width * width, rows = (oh + want - 1) / want;
+        if (rows * ow >= SEP_MIN_TEAM_PIXELS && want <= oh) {
+            r.rows = rows;
+            r.n_bands = (oh + rows - 1) / rows;
+        } else {
+            const int most = (l->p.conv.filters + 7) / 8;
+            r.n_mblocks = width < most ? width : most;
+        }
+    }
+    eng_team_for(f->team, r.n_bands * r.n_mblocks, sep_task, &r);
+}
+
+/* Whether layers i (depthwise 3x3, stride 1, 'same'-sized output, no activation or post affine) and
+ * i + 1 (1x1 of one group, stride 1, unpadded, no pool folded in) form a pair whose depthwise output
+ * no other layer reads. Stride 2 stays unfused: the band kernel has no even/odd split (kern_isa.inc's
+ * depthwise kernel does), and fused through the plane kernel per band those pairs ran slower. */
+static int fusable(const struct eng_net *net, int i)
+{
+    if (i + 1 >= net->n_layers)
+        return 0;
+    const struct eng_layer *d = &net->layers[i], *p = &net->layers[i + 1];
+    if (d->kind != ENG_LAYER_CONV || p->kind != ENG_LAYER_CONV || !d->forward || !p->forward)
+        return 0;
+    const struct eng_conv *dc = &d->p.conv, *pc = &p->p.conv;
+    if (dc->groups != d->in.c || dc->filters != d->in.c || dc->size != 3 || dc->stride != 1 ||
+        dc->post_scale || dc->act != ENG_ACT_LINEAR || !dc->weights || d->out.h != d->in.h + dc->pad_top +
+        dc->pad_bottom - 2 || d->out.w != d->in.w + dc->pad_left + dc->pad_right - 2)
+        return 0;
+    if (pc->groups != 1 || pc->size != 1 || pc->stride != 1 || pc->pad_top || pc->pad_left ||
+        pc->pad_bottom || pc->pad_right || !pc->weights || p->out.h != d->out.h || p->out.w != d->out.w)
+        return 0; /* the output shape differs in a 1x1 layer with a pool folded in */
+    for (int j = 0; j < net->n_layers; j++) { /* no route, shortcut or add reads the depthwise output */
+        const struct eng_layer *x = &net->layers[j];
+        const int *inputs = x->kind == ENG_LAYER_ADD     ? x->p.add.inputs
+                            : x->kind == ENG_LAYER_ROUTE ? x->p.route.inputs
+                                                         : NULL;
+        const int n_in = x->kind == ENG_LAYER_ADD ? x->p.add.n : x->kind == ENG_LAYER_ROUTE ? x->p.route.n : 0;
+        for (int k = 0; k < n_in; k++)
+            if (inputs[k] == i)
+                return 0;
+        if (x->kind == ENG_LAYER_SHORTCUT && x->p.shortcut.from == i)
+            return 0;
+    }
+    return 1;
+}
+
+size_t eng_conv_sep_work_floats(const struct eng_layer *pw)
+{
+    const struct eng_layer *dw = dw_of(pw);
+    const int rows = band_rows(pw->in.c, pw->out.h, pw->out.w);
+    const struct eng_dw_band b = band_of(dw, NULL, 0, rows, NULL);
+    return (size_t)pw->in.c * rows * pw->out.w + ENG_KERN_MAX_VL + eng_dw_band_scratch_floats(&b);
+}
+
+int eng_conv_sep_fuse(struct eng_net *net)
+{
+    int fused = 0;
+    for (int i = 0; i + 1 < net->n_layers; i++) {
+        if (!fusable(net, i))
+            continue;
+        struct eng_layer *d = &net->layers[i], *p = &net->layers[i + 1];
+        d->forward = NULL;
+        d->work_floats = 0;
+        p->forward = sep_forward;
+        p->work_floats = eng_conv_sep_work_floats(p);
+        fused++;
+        i++;
+    }
+    return fused;
+}

@@ -1,0 +1,20 @@
+/* conv_sep.h - depthwise 3x3 layers fused with the 1x1 layer after them (conv_sep.c).
+ * Owns nothing: it rewires the forward functions of a net's layers in place. */
+#ifndef ENG_CONV_SEP_H
+#define ENG_CONV_SEP_H
+
+#include <stddef.h>
+
+#include "layer.h"
+#include "net.h"
+
+/* For every depthwise 3x3 layer (stride 1 or 2) followed by a 1x1 layer that alone reads its output:
+ * the depthwise layer loses its forward function and the 1x1 layer computes both (forward and
+ * work_floats change). Call once the net is built, before eng_net_pack_weights and before any context
+ * is made for it. Returns the number of pairs fused. */
+int eng_conv_sep_fuse(struct eng_net *net);
+
+/* Scratch floats per thread of the fused layer `pw` (the 1x1 layer of a fused pair). */
+size_t eng_conv_sep_work_floats(const struct eng_layer *pw);
+
+#endif
