@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern.h"
 #include "layer.h"
 
 /* A fixed-seed generator: the tests are the same on every run. */
@@ -61,6 +62,24 @@ static inline void setup_ok(int rc, const char *why)
 {
     if (rc != 0)
         fail_msg("setup failed: %s", why);
+}
+
+/* The kernel sets this build and processor run, into sets[] (ENG_ISA_COUNT entries); a set the processor
+ * lacks is reported, not tested (CI's processors run all three). */
+static inline int kern_sets(const struct eng_kern **sets)
+{
+    int n = 0;
+    for (int isa = 0; isa < ENG_ISA_COUNT; isa++) {
+        const struct eng_kern *k = eng_kern_for((enum eng_isa)isa);
+        if (k) {
+            assert_int_equal(k->isa, isa);
+            sets[n++] = k;
+        } else {
+            print_message("instruction set %d not supported here: not tested\n", isa);
+        }
+    }
+    assert_true(n >= 1);
+    return n;
 }
 
 #endif

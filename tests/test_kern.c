@@ -23,21 +23,6 @@ static const enum eng_act all_acts[] = {ENG_ACT_LINEAR, ENG_ACT_LEAKY,    ENG_AC
                                         ENG_ACT_TANH,   ENG_ACT_MISH,     ENG_ACT_SWISH};
 
 /* The sets to test; prints the ones this processor cannot run, so a skip is visible. */
-static int kern_sets(const struct eng_kern **sets)
-{
-    int n = 0;
-    for (int isa = 0; isa < ENG_ISA_COUNT; isa++) {
-        const struct eng_kern *k = eng_kern_for((enum eng_isa)isa);
-        if (k) {
-            assert_int_equal(k->isa, isa);
-            sets[n++] = k;
-        } else {
-            print_message("instruction set %d not supported here: not tested\n", isa);
-        }
-    }
-    assert_true(n >= 1);
-    return n;
-}
 
 /* eng_kern_widest is the widest set that runs; eng_kern_best is the set VISIOND_KERNELS forces (scripts/test
  * runs the suite once per set), else the widest. */

@@ -26,19 +26,6 @@
 
 #define GUARD 12345.0f
 
-static int kern_sets(const struct eng_kern **sets)
-{
-    int n = 0;
-    for (int isa = 0; isa < ENG_ISA_COUNT; isa++) {
-        const struct eng_kern *k = eng_kern_for((enum eng_isa)isa);
-        if (k)
-            sets[n++] = k;
-        else
-            print_message("instruction set %d not supported here: not tested\n", isa);
-    }
-    assert_true(n >= 1);
-    return n;
-}
 
 /* Float rounding of a sum of k products: a few epsilons of the sum of |terms|. A wrong term (a lane
  * dropped, a tail element skipped or doubled) is off by about one term's size, far more. */

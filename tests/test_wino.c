@@ -23,19 +23,6 @@
 #include "layer_harness.h"
 #include "team.h"
 
-static int kern_sets(const struct eng_kern **sets)
-{
-    int n = 0;
-    for (int isa = 0; isa < ENG_ISA_COUNT; isa++) {
-        const struct eng_kern *k = eng_kern_for((enum eng_isa)isa);
-        if (k)
-            sets[n++] = k;
-        else
-            print_message("instruction set %d not supported here: not tested\n", isa);
-    }
-    assert_true(n >= 1);
-    return n;
-}
 
 struct wino_case {
     int c, filters, h, w;
