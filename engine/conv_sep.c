@@ -133,19 +133,7 @@ static int fusable(const struct eng_net *net, int i)
     if (pc->groups != 1 || pc->size != 1 || pc->stride != 1 || pc->pad_top || pc->pad_left ||
         pc->pad_bottom || pc->pad_right || !pc->weights || p->out.h != d->out.h || p->out.w != d->out.w)
         return 0; /* the output shape differs in a 1x1 layer with a pool folded in */
-    for (int j = 0; j < net->n_layers; j++) { /* no route, shortcut or add reads the depthwise output */
-        const struct eng_layer *x = &net->layers[j];
-        const int *inputs = x->kind == ENG_LAYER_ADD     ? x->p.add.inputs
-                            : x->kind == ENG_LAYER_ROUTE ? x->p.route.inputs
-                                                         : NULL;
-        const int n_in = x->kind == ENG_LAYER_ADD ? x->p.add.n : x->kind == ENG_LAYER_ROUTE ? x->p.route.n : 0;
-        for (int k = 0; k < n_in; k++)
-            if (inputs[k] == i)
-                return 0;
-        if (x->kind == ENG_LAYER_SHORTCUT && x->p.shortcut.from == i)
-            return 0;
-    }
-    return 1;
+    return !eng_net_read_by_other(net, i, i + 1); /* no route, shortcut or add reads the depthwise output */
 }
 
 size_t eng_conv_sep_work_floats(const struct eng_layer *pw)
