@@ -123,15 +123,6 @@ struct view {
     int x, y, w, h, ox, oy, side;
 };
 
-static double view_px(const struct view *v, int r, int c, int ch)
-{
-    r -= v->oy;
-    c -= v->ox;
-    if (r < 0 || r >= v->h || c < 0 || c >= v->w)
-        return 0.0;
-    return v->img->rgb[((size_t)(v->y + r) * v->img->width + (size_t)(v->x + c)) * 3 + (size_t)ch];
-}
-
 /* floor and ceil of a non-negative double below INT_MAX, as libm's (source coordinates are). */
 static inline int floor_nonneg(double x)
 {
@@ -154,20 +145,41 @@ static const uint8_t *view_row(const struct view *v, int r)
     return v->img->rgb + ((size_t)(v->y + r) * v->img->width + (size_t)v->x) * 3;
 }
 
+/* Without a resize every value is a function of one byte and its channel: a table of the 3 x 256
+ * values (the bilinear's sums at ratio 1, computed once per call) replaces the per-value double
+ * arithmetic, which took about a sixth of the detector's step on a ready 416x416 input
+ * (docs/PERFORMANCE.md, work log, issue19d). The padding's taps are byte 0, as the bilinear's. */
+static void prepare_unresized(const struct view *v, int n, const float mean[3], float *dst)
+{
+    float lut[3][256];
+    for (int ch = 0; ch < 3; ch++)
+        for (int p = 0; p < 256; p++) {
+            const float centred = (float)((double)p - (double)mean[ch]);
+            lut[ch][p] = (float)((double)centred / 255.0);
+        }
+    const size_t plane = (size_t)n * n;
+    for (int r = 0; r < n; r++) {
+        const uint8_t *row = view_row(v, r);
+        for (int ch = 0; ch < 3; ch++) {
+            float *d = dst + (size_t)ch * plane + (size_t)r * n;
+            const float *t = lut[ch];
+            for (int c = 0; c < n; c++) {
+                const int k = c - v->ox;
+                d[c] = t[row && k >= 0 && k < v->w ? row[(size_t)k * 3 + ch] : 0];
+            }
+        }
+    }
+}
+
 static void prepare_input(const struct view *v, int n, const float mean[3], float *dst)
 {
     const double ratio = (double)v->side / (double)n;
     const size_t plane = (size_t)n * n;
     if (v->side == n) { /* no resize (toBatchTensor skips it too); below, ratio 1 gives these same bits */
-        for (int r = 0; r < n; r++)
-            for (int c = 0; c < n; c++)
-                for (int ch = 0; ch < 3; ch++) {
-                    const float centred = (float)(view_px(v, r, c, ch) - (double)mean[ch]);
-                    dst[(size_t)ch * plane + (size_t)r * n + c] = (float)((double)centred / 255.0);
-                }
+        prepare_unresized(v, n, mean, dst);
         return;
     }
-    /* The same sums as view_px's bilinear in double, read through row pointers: the per-tap checks
+    /* TF.js's bilinear sums in double, read through row pointers: the per-tap checks
      * and libm's floor/ceil calls were most of a 1920x1280 photo's detector step
      * (docs/PERFORMANCE.md, Kernels). */
     for (int r = 0; r < n; r++) {
