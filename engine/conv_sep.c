@@ -16,7 +16,15 @@
  * The depthwise layer keeps its place in the net with no forward function (its output "aliases" its
  * input, as a dropout's does), so the 1x1 layer's input is the depthwise layer's input, which the
  * arena's liveness keeps until then; the 1x1 layer finds the depthwise parameters one layer back.
- * Measured per layer and why only stride 1: docs/PERFORMANCE.md, "Kernels". */
+ * Measured per layer and why only stride 1: docs/PERFORMANCE.md, "Kernels".
+ *
+ * Pooled pairs: the face detector's 1x1 layers are followed by a 2x2 stride-2 max-pool, folded into the
+ * 1x1 layer (conv_pw.c) or a layer of its own (k = 128: the pointwise fold does not take it). Fused,
+ * bands start on even rows and the 1x1 rows go through a scratch to the pool kernel, as conv_pw.c's
+ * fold does; with a pool layer, the 1x1 layer loses its forward too and the pool layer computes the
+ * three. Unfused, the detector wrote its 16x207x207 depthwise output (2.7 MB) for the 1x1 layer to read
+ * back; fused, its three pooled pairs and the pool took about 0.15 ms less of 2.8 (docs/PERFORMANCE.md,
+ * work log, issue19d). */
 #include <string.h>
 
 #include "conv_sep.h"
@@ -31,9 +39,16 @@
 #define SEP_BAND_FLOATS 24576
 #define SEP_MIN_PIXELS 128
 
-static const struct eng_layer *dw_of(const struct eng_layer *pw)
+/* The layer that computes a fused pair is its 1x1 layer, or the max-pool after it when that is fused
+ * too (eng_conv_sep_fuse): the 1x1 layer of the computing layer l, and the depthwise layer before it. */
+static const struct eng_layer *pw_of(const struct eng_layer *l)
 {
-    return pw - 1;
+    return l->kind == ENG_LAYER_MAXPOOL ? l - 1 : l;
+}
+
+static const struct eng_layer *dw_of(const struct eng_layer *l)
+{
+    return pw_of(l) - 1;
 }
 
 /* Output rows per band, for a layer with c channels in and an oh x ow output: the plane cut into
@@ -46,6 +61,28 @@ static int band_rows(int c, int oh, int ow)
     rows = rows < 1 ? 1 : rows > oh ? oh : rows;
     const int n_bands = (oh + rows - 1) / rows;
     return (oh + n_bands - 1) / n_bands;
+}
+
+/* Whether computing layer l pools: a max-pool layer, or a 1x1 layer with a 2x2 stride-2 pool folded in
+ * (conv_pw.c, its output then the pooled grid). Either pool is 2x2 at stride 2, TF 'same' (fusable). */
+static int pooled(const struct eng_layer *l)
+{
+    return l->kind == ENG_LAYER_MAXPOOL || l->out.h != l->in.h || l->out.w != l->in.w;
+}
+
+/* A pooled layer's bands start on even rows, so that each pool window's two rows fall in one band. */
+static int whole_rows(const struct eng_layer *l, int rows)
+{
+    return pooled(l) ? rows + (rows & 1) : rows;
+}
+
+/* Row pairs per pointwise call in a pooled layer: about 4 SEP_MIN_PIXELS pixels. Of 64, 512 and 1024,
+ * 512 ran the detector's pooled pairs fastest (26 wide: 0.29 ms, 0.27, 0.28; 52 wide: 0.31, 0.29,
+ * 0.30), the scratch of a call's rows (about m x 512 floats) still in L2. */
+static int pool_pairs(int ow)
+{
+    const int pairs = (4 * SEP_MIN_PIXELS + 2 * ow - 1) / (2 * ow);
+    return pairs < 1 ? 1 : pairs;
 }
 
 /* The band kernel's view of output rows [y0, y1) of depthwise layer dw, channels of `in` to `out`. */
@@ -67,10 +104,10 @@ struct sep_run {
 static void sep_task(void *arg, int task, int slot)
 {
     const struct sep_run *r = arg;
-    const struct eng_layer *l = r->l, *dw = dw_of(l);
-    const struct eng_conv *c = &l->p.conv;
+    const struct eng_layer *l = r->l, *p = pw_of(l), *dw = dw_of(l);
+    const struct eng_conv *c = &p->p.conv;
     const int band = task % r->n_bands, mb = task / r->n_bands;
-    const int oh = l->out.h, ow = l->out.w, ch = l->in.c;
+    const int oh = p->in.h, ow = p->in.w, ch = p->in.c; /* the depthwise output's plane */
     const int y0 = band * r->rows, y1 = y0 + r->rows < oh ? y0 + r->rows : oh;
     int m0, m1;
     eng_team_split(c->filters, r->n_mblocks, mb, 8, &m0, &m1);
@@ -83,11 +120,32 @@ static void sep_task(void *arg, int task, int slot)
     const struct eng_kern *kern = eng_kern_best();
     const struct eng_dw_band b = band_of(dw, r->f->in, y0, y1, buf);
     kern->dw3_band(&b, 0, ch, scratch);
-    const struct eng_pw pw = {.w = c->weights, .bias = c->bias, .in = buf, .in_plane = n,
-                              .out = r->f->out + (size_t)y0 * ow, .plane = (size_t)oh * ow,
-                              .m = c->filters, .k = ch, .act = c->act, .post_w = c->post_scale,
-                              .post_b = c->post_bias};
-    kern->pointwise(&pw, m0, m1, 0, n);
+    struct eng_pw pw = {.w = c->weights, .bias = c->bias, .in = buf, .in_plane = n,
+                        .out = r->f->out + (size_t)y0 * ow, .plane = (size_t)oh * ow,
+                        .m = c->filters, .k = ch, .act = c->act, .post_w = c->post_scale,
+                        .post_b = c->post_bias};
+    if (!pooled(l)) {
+        kern->pointwise(&pw, m0, m1, 0, n);
+        return;
+    }
+    /* Rows in pairs (pool_pairs at a time) to the scratch after the band kernel's (it is done with it),
+     * then each pair pooled from there, as conv_pw.c's pool2_task does: the same pointwise sums and
+     * pool kernel, the bits of the 1x1 layer and the pool run apart. */
+    float *rows = scratch;
+    const int step = 2 * pool_pairs(ow);
+    pw.plane = (size_t)step * ow;
+    pw.out = rows;
+    for (int y = y0; y < y1; y += step) {
+        const int n_rows = y1 - y < step ? y1 - y : step;
+        pw.in = buf + (size_t)(y - y0) * ow;
+        kern->pointwise(&pw, m0, m1, 0, (size_t)n_rows * ow);
+        for (int o = m0; o < m1; o++)
+            for (int j = 0; j < n_rows; j += 2) {
+                const float *a = rows + (size_t)o * pw.plane + (size_t)j * ow;
+                eng_maxpool2_rows(a, j + 1 < n_rows ? a + ow : NULL, ow,
+                                  r->f->out + ((size_t)o * l->out.h + (y + j) / 2) * l->out.w);
+            }
+    }
 }
 
 /* Bands across the team, as many as a multiple of its width (a team of two ran 5 bands of the landmark
@@ -98,16 +156,18 @@ static void sep_task(void *arg, int task, int slot)
 
 static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
-    const int oh = l->out.h, ow = l->out.w, width = eng_team_width(f->team);
-    struct sep_run r = {.l = l, .f = f, .rows = band_rows(l->in.c, oh, ow), .n_mblocks = 1};
+    const struct eng_layer *p = pw_of(l);
+    const int oh = p->in.h, ow = p->in.w, width = eng_team_width(f->team);
+    struct sep_run r = {.l = l, .f = f, .rows = whole_rows(l, band_rows(p->in.c, oh, ow)), .n_mblocks = 1};
     r.n_bands = (oh + r.rows - 1) / r.rows;
     if (width > 1 && r.n_bands % width) {
-        const int want = (r.n_bands + width - 1) / width * width, rows = (oh + want - 1) / want;
+        const int want = (r.n_bands + width - 1) / width * width;
+        const int rows = whole_rows(l, (oh + want - 1) / want);
         if (rows * ow >= SEP_MIN_TEAM_PIXELS && want <= oh) {
             r.rows = rows;
             r.n_bands = (oh + rows - 1) / rows;
         } else {
-            const int most = (l->p.conv.filters + 7) / 8;
+            const int most = (p->p.conv.filters + 7) / 8;
             r.n_mblocks = width < most ? width : most;
         }
     }
@@ -115,8 +175,8 @@ static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
 }
 
 /* Whether layers i (depthwise 3x3, stride 1, 'same'-sized output, no activation or post affine) and
- * i + 1 (1x1 of one group, stride 1, unpadded, no pool folded in) form a pair whose depthwise output
- * no other layer reads. Stride 2 stays unfused: the band kernel has no even/odd split (kern_isa.inc's
+ * i + 1 (1x1 of one group, stride 1, unpadded, perhaps with conv_pw.c's pool folded in) form a pair
+ * whose depthwise output no other layer reads. Stride 2 stays unfused: the band kernel has no even/odd split (kern_isa.inc's
  * depthwise kernel does), and fused through the plane kernel per band those pairs ran slower. */
 static int fusable(const struct eng_net *net, int i)
 {
@@ -131,17 +191,41 @@ static int fusable(const struct eng_net *net, int i)
         dc->pad_bottom - 2 || d->out.w != d->in.w + dc->pad_left + dc->pad_right - 2)
         return 0;
     if (pc->groups != 1 || pc->size != 1 || pc->stride != 1 || pc->pad_top || pc->pad_left ||
-        pc->pad_bottom || pc->pad_right || !pc->weights || p->out.h != d->out.h || p->out.w != d->out.w)
-        return 0; /* the output shape differs in a 1x1 layer with a pool folded in */
+        pc->pad_bottom || pc->pad_right || !pc->weights || p->in.h != d->out.h || p->in.w != d->out.w)
+        return 0;
+    if (pooled(p) && (p->out.h != (d->out.h + 1) / 2 || p->out.w != (d->out.w + 1) / 2 ||
+                      d->out.w < ENG_KERN_MAX_VL))
+        return 0; /* a pool other than the 2x2 stride-2 'same' one conv_pw.c folds in */
     return !eng_net_read_by_other(net, i, i + 1); /* no route, shortcut or add reads the depthwise output */
 }
 
-size_t eng_conv_sep_work_floats(const struct eng_layer *pw)
+/* Whether layer j, after a fusable pair, is a 2x2 stride-2 max-pool with TF 'same' padding (none, or
+ * one row and column after: pool.c splits pad / 2 before) that alone reads the 1x1 layer's output, on
+ * rows at least a vector wide (as conv_pw.c's fold asks): the 1x1 layer then pools in its output pass
+ * too. The detector's 256-channel pair at 26x26, whose 1x1 layer (k = 128) the pointwise fold does not
+ * take, wrote 0.7 MB for that pool to read back. */
+static int pool_fusable(const struct eng_net *net, int j)
 {
-    const struct eng_layer *dw = dw_of(pw);
-    const int rows = band_rows(pw->in.c, pw->out.h, pw->out.w);
+    if (j >= net->n_layers)
+        return 0;
+    const struct eng_layer *q = &net->layers[j], *p = q - 1;
+    const struct eng_pool *pool = &q->p.pool;
+    if (q->kind != ENG_LAYER_MAXPOOL || !q->forward || pooled(p) || pool->size != 2 || pool->stride != 2 ||
+        pool->pad > 1 || q->out.h != (q->in.h + 1) / 2 || q->out.w != (q->in.w + 1) / 2 ||
+        q->in.w < ENG_KERN_MAX_VL)
+        return 0;
+    return !eng_net_read_by_other(net, j - 1, j);
+}
+
+size_t eng_conv_sep_work_floats(const struct eng_layer *l)
+{
+    const struct eng_layer *pw = pw_of(l), *dw = dw_of(l);
+    const int rows = whole_rows(l, band_rows(pw->in.c, pw->in.h, pw->in.w));
     const struct eng_dw_band b = band_of(dw, NULL, 0, rows, NULL);
-    return (size_t)pw->in.c * rows * pw->out.w + ENG_KERN_MAX_VL + eng_dw_band_scratch_floats(&b);
+    size_t scratch = eng_dw_band_scratch_floats(&b);
+    const size_t pool_rows = 2 * (size_t)pool_pairs(pw->in.w) * pw->p.conv.filters * pw->in.w;
+    scratch = pooled(l) && pool_rows > scratch ? pool_rows : scratch; /* one after the other */
+    return (size_t)pw->in.c * rows * pw->in.w + ENG_KERN_MAX_VL + scratch;
 }
 
 int eng_conv_sep_fuse(struct eng_net *net)
@@ -156,6 +240,16 @@ int eng_conv_sep_fuse(struct eng_net *net)
         p->forward = sep_forward;
         p->work_floats = eng_conv_sep_work_floats(p);
         fused++;
+        i++;
+        if (!pool_fusable(net, i + 1))
+            continue;
+        struct eng_layer *q = &net->layers[i + 1];
+        p->forward = NULL; /* its output now "aliases" the depthwise layer's input too */
+        p->work_floats = 0;
+        q->forward = sep_forward;
+        q->work_floats = eng_conv_sep_work_floats(q);
+        q->flops += p->flops; /* the profile shows the three on the pool */
+        p->flops = 0;
         i++;
     }
     return fused;

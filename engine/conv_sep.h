@@ -8,13 +8,15 @@
 #include "layer.h"
 #include "net.h"
 
-/* For every depthwise 3x3 layer (stride 1 or 2) followed by a 1x1 layer that alone reads its output:
+/* For every depthwise 3x3 layer (stride 1) followed by a 1x1 layer that alone reads its output:
  * the depthwise layer loses its forward function and the 1x1 layer computes both (forward and
- * work_floats change). Call once the net is built, before eng_net_pack_weights and before any context
+ * work_floats change); where a 2x2 stride-2 max-pool layer alone reads the 1x1 layer's output, the
+ * 1x1 layer loses its forward as well and the pool layer computes the three (and takes the 1x1
+ * layer's flops). Call once the net is built, before eng_net_pack_weights and before any context
  * is made for it. Returns the number of pairs fused. */
 int eng_conv_sep_fuse(struct eng_net *net);
 
-/* Scratch floats per thread of the fused layer `pw` (the 1x1 layer of a fused pair). */
-size_t eng_conv_sep_work_floats(const struct eng_layer *pw);
+/* Scratch floats per thread of the fused layer `l` (the 1x1 layer of a fused pair, or the pool). */
+size_t eng_conv_sep_work_floats(const struct eng_layer *l);
 
 #endif

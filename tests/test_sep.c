@@ -19,6 +19,7 @@
 #include "layer.h"
 #include "layer_harness.h"
 #include "net.h"
+#include "team.h"
 
 /* Output (y, x) of channel ch of a 3x3 stride-1 depthwise convolution padded by 1 ('same'). */
 static double dw_ref(const float *in, int h, int w, const float *wt, const float *bias, int ch, int y, int x)
@@ -167,12 +168,150 @@ static void test_not_fused_when_shared(void **state)
     free(dww);
 }
 
+/* Layer l run with a team of `threads` (work slots work_floats apart); caller frees the output. */
+static float *run_team(const struct eng_layer *l, const float *in, int threads)
+{
+    struct eng_team *team = eng_team_new(threads, NULL, NULL);
+    assert_non_null(team);
+    float *out = floats_new(eng_shape_size(l->out));
+    float *work = floats_new(l->work_floats * (size_t)threads);
+    const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = team, .work_stride = l->work_floats};
+    l->forward(l, &f);
+    free(work);
+    eng_team_free(team);
+    return out;
+}
+
+/* A depthwise layer, a 1x1 layer (c -> m, bias, leaky) and a 2x2 stride-2 TF 'same' max-pool, fused:
+ * with the pool folded into the 1x1 layer first (conv_pw.c, pool_layer 0) or as a max-pool layer of its
+ * own (pool_layer 1), against the double reference of the three; and bit-identical with teams of 2 and 3
+ * (bands re-cut, on even rows). */
+static void check_pooled(int c, int m, int h, int w, int pool_layer)
+{
+    struct eng_layer layers[3];
+    char why[128] = "";
+    float *dww = floats_random((size_t)c * 9), *pww = floats_random((size_t)m * c);
+    float *pwb = floats_random((size_t)m);
+    layers[0] = layer_new(ENG_LAYER_CONV, 0, c, h, w);
+    layers[0].p.conv = (struct eng_conv){.filters = c, .size = 3, .stride = 1, .groups = c, .same = 1,
+                                         .act = ENG_ACT_LINEAR, .weights = dww};
+    setup_ok(eng_conv_setup(&layers[0], why, sizeof why), why);
+    layers[1] = layer_new(ENG_LAYER_CONV, 1, c, h, w);
+    layers[1].p.conv = (struct eng_conv){.filters = m, .size = 1, .stride = 1, .groups = 1,
+                                         .act = ENG_ACT_LEAKY, .weights = pww, .bias = pwb};
+    setup_ok(eng_conv_setup(&layers[1], why, sizeof why), why);
+    int n_layers = 2;
+    if (pool_layer) {
+        int o, before, after;
+        eng_tf_same_pad(h, 2, 2, &o, &before, &after);
+        layers[2] = layer_new(ENG_LAYER_MAXPOOL, 2, m, h, w);
+        layers[2].p.pool = (struct eng_pool){.size = 2, .stride = 2, .pad = before + after};
+        setup_ok(eng_maxpool_setup(&layers[2], why, sizeof why), why);
+        n_layers = 3;
+    } else {
+        assert_int_equal(eng_conv_pointwise_pool2_setup(&layers[1]), 1);
+    }
+    struct eng_net net = {.n_layers = n_layers, .layers = layers};
+    assert_int_equal(eng_conv_sep_fuse(&net), 1);
+    const struct eng_layer *top = &layers[n_layers - 1];
+    assert_null(layers[0].forward);
+    if (pool_layer)
+        assert_null(layers[1].forward);
+    assert_int_equal(top->out.h, (h + 1) / 2);
+    assert_int_equal(top->out.w, (w + 1) / 2);
+
+    float *in = floats_random((size_t)c * h * w);
+    float *out = run(top, in, NULL);
+    double *mid = malloc(sizeof *mid * (size_t)c * h * w), *act = malloc(sizeof *act * (size_t)h * w);
+    assert_non_null(mid);
+    assert_non_null(act);
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                mid[((size_t)ch * h + y) * w + x] = dw_ref(in, h, w, dww, NULL, ch, y, x);
+    const int oh = (h + 1) / 2, ow = (w + 1) / 2;
+    for (int o = 0; o < m; o++) {
+        for (size_t p = 0; p < (size_t)h * w; p++) {
+            double acc = pwb[o];
+            for (int ch = 0; ch < c; ch++)
+                acc += (double)pww[(size_t)o * c + ch] * mid[(size_t)ch * h * w + p];
+            act[p] = acc > 0 ? acc : 0.1 * acc;
+        }
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                double want = -INFINITY; /* the window's cells inside the plane: TF 'same' pads after */
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++)
+                        if (2 * y + dy < h && 2 * x + dx < w && act[(size_t)(2 * y + dy) * w + 2 * x + dx] > want)
+                            want = act[(size_t)(2 * y + dy) * w + 2 * x + dx];
+                const float got = out[((size_t)o * oh + y) * ow + x];
+                if (!(fabs(got - want) <= 1e-5 * (1.0 + fabs(want))))
+                    fail_msg("%d -> %d channels %dx%d (pool layer %d): output %d (%d, %d) is %.8g, want %.8g",
+                             c, m, h, w, pool_layer, o, y, x, (double)got, want);
+            }
+    }
+    for (int threads = 2; threads <= 3; threads++) {
+        float *team_out = run_team(top, in, threads);
+        if (memcmp(team_out, out, sizeof(float) * eng_shape_size(top->out)) != 0)
+            fail_msg("%d -> %d channels %dx%d (pool layer %d): %d threads give other bits than one", c, m, h,
+                     w, pool_layer, threads);
+        free(team_out);
+    }
+    free(act);
+    free(mid);
+    free(out);
+    free(in);
+    free(pwb);
+    free(pww);
+    free(dww);
+}
+
+static void test_fused_pooled_matches_reference(void **state)
+{
+    (void)state;
+    rng_state = 13;
+    for (int pool_layer = 0; pool_layer <= 1; pool_layer++) {
+        check_pooled(5, 7, 9, 17, pool_layer);    /* odd plane: the last row and column pooled alone */
+        check_pooled(3, 9, 61, 37, pool_layer);   /* several bands, the last one ragged */
+        check_pooled(16, 32, 30, 26, pool_layer); /* even plane, pool_pairs' several pairs per call */
+        check_pooled(17, 13, 20, 16, pool_layer); /* rows one AVX-512 vector wide */
+        check_pooled(24, 40, 15, 50, pool_layer);
+    }
+}
+
+/* A max-pool that is not 2x2 stride 2 after a fused pair stays a layer of its own. */
+static void test_pool_not_fused_when_stride1(void **state)
+{
+    (void)state;
+    struct eng_layer layers[3];
+    char why[128] = "";
+    float *dww = floats_random(4 * 9), *pww = floats_random(4 * 4);
+    layers[0] = layer_new(ENG_LAYER_CONV, 0, 4, 16, 16);
+    layers[0].p.conv = (struct eng_conv){.filters = 4, .size = 3, .stride = 1, .groups = 4, .same = 1,
+                                         .weights = dww};
+    setup_ok(eng_conv_setup(&layers[0], why, sizeof why), why);
+    layers[1] = layer_new(ENG_LAYER_CONV, 1, 4, 16, 16);
+    layers[1].p.conv = (struct eng_conv){.filters = 4, .size = 1, .stride = 1, .groups = 1, .weights = pww};
+    setup_ok(eng_conv_setup(&layers[1], why, sizeof why), why);
+    layers[2] = layer_new(ENG_LAYER_MAXPOOL, 2, 4, 16, 16);
+    layers[2].p.pool = (struct eng_pool){.size = 2, .stride = 1, .pad = 1};
+    setup_ok(eng_maxpool_setup(&layers[2], why, sizeof why), why);
+    struct eng_net net = {.n_layers = 3, .layers = layers};
+    assert_int_equal(eng_conv_sep_fuse(&net), 1);
+    assert_non_null(layers[1].forward);
+    assert_non_null(layers[2].forward);
+    free(pww);
+    free(dww);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dw3_band_every_set),
         cmocka_unit_test(test_fused_pair_matches_reference),
         cmocka_unit_test(test_not_fused_when_shared),
+        cmocka_unit_test(test_fused_pooled_matches_reference),
+        cmocka_unit_test(test_pool_not_fused_when_stride1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
