@@ -13,6 +13,7 @@
 #include "face.h"
 #include "face_models.h"
 #include "net.h"
+#include "team.h"
 
 /* tinyFaceDetector/const.ts */
 static const double det_anchors[DET_ANCHORS][2] = {
@@ -148,35 +149,76 @@ static const uint8_t *view_row(const struct view *v, int r)
 /* Without a resize every value is a function of one byte and its channel: a table of the 3 x 256
  * values (the bilinear's sums at ratio 1, computed once per call) replaces the per-value double
  * arithmetic, which took about a sixth of the detector's step on a ready 416x416 input
- * (docs/PERFORMANCE.md, work log, issue19d). The padding's taps are byte 0, as the bilinear's. */
-static void prepare_unresized(const struct view *v, int n, const float mean[3], float *dst)
-{
+ * (docs/PERFORMANCE.md, work log, issue19d). The padding's taps are byte 0, as the bilinear's. Rows
+ * are cut across the context's team (each value is the same whichever thread writes it): alone, the
+ * 416x416 input was about a tenth of the detector's time at two threads. */
+struct unresized {
+    const struct view *v;
+    int n, n_tasks;
     float lut[3][256];
-    for (int ch = 0; ch < 3; ch++)
-        for (int p = 0; p < 256; p++) {
-            const float centred = (float)((double)p - (double)mean[ch]);
-            lut[ch][p] = (float)((double)centred / 255.0);
-        }
+    float *dst;
+};
+
+static void unresized_task(void *arg, int task, int slot)
+{
+    (void)slot;
+    const struct unresized *u = arg;
+    const struct view *v = u->v;
+    const int n = u->n;
     const size_t plane = (size_t)n * n;
-    for (int r = 0; r < n; r++) {
+    /* the view's columns inside the canvas: [c_lo, c_hi); the rest is padding */
+    const int c_lo = v->ox > 0 ? (v->ox < n ? v->ox : n) : 0;
+    const int c_hi = v->ox + v->w < n ? (v->ox + v->w > c_lo ? v->ox + v->w : c_lo) : n;
+    int r0, r1;
+    eng_team_split(n, u->n_tasks, task, 1, &r0, &r1);
+    for (int r = r0; r < r1; r++) {
         const uint8_t *row = view_row(v, r);
-        for (int ch = 0; ch < 3; ch++) {
-            float *d = dst + (size_t)ch * plane + (size_t)r * n;
-            const float *t = lut[ch];
-            for (int c = 0; c < n; c++) {
-                const int k = c - v->ox;
-                d[c] = t[row && k >= 0 && k < v->w ? row[(size_t)k * 3 + ch] : 0];
+        float *d0 = u->dst + (size_t)r * n, *d1 = d0 + plane, *d2 = d1 + plane;
+        const int lo = row ? c_lo : n, hi = row ? c_hi : n;
+        for (int c = 0; c < lo; c++) {
+            d0[c] = u->lut[0][0];
+            d1[c] = u->lut[1][0];
+            d2[c] = u->lut[2][0];
+        }
+        if (row) {
+            const uint8_t *px = row + (size_t)(lo - v->ox) * 3; /* one pass over the pixels */
+            for (int c = lo; c < hi; c++, px += 3) {
+                d0[c] = u->lut[0][px[0]];
+                d1[c] = u->lut[1][px[1]];
+                d2[c] = u->lut[2][px[2]];
             }
+        }
+        for (int c = hi; c < n; c++) {
+            d0[c] = u->lut[0][0];
+            d1[c] = u->lut[1][0];
+            d2[c] = u->lut[2][0];
         }
     }
 }
 
-static void prepare_input(const struct view *v, int n, const float mean[3], float *dst)
+static void prepare_unresized(const struct view *v, int n, const float mean[3], float *dst,
+                              struct eng_team *team)
+{
+    struct unresized u = {.v = v, .n = n, .n_tasks = 1, .dst = dst};
+    for (int ch = 0; ch < 3; ch++)
+        for (int p = 0; p < 256; p++) {
+            const float centred = (float)((double)p - (double)mean[ch]);
+            u.lut[ch][p] = (float)((double)centred / 255.0);
+        }
+    eng_team_begin(team); /* the cores a forward pass would take (team.h) */
+    const int width = eng_team_width(team);
+    u.n_tasks = width > 1 ? 2 * width : 1;
+    eng_team_for(team, u.n_tasks, unresized_task, &u);
+    eng_team_end(team);
+}
+
+static void prepare_input(const struct view *v, int n, const float mean[3], float *dst,
+                          struct eng_team *team)
 {
     const double ratio = (double)v->side / (double)n;
     const size_t plane = (size_t)n * n;
     if (v->side == n) { /* no resize (toBatchTensor skips it too); below, ratio 1 gives these same bits */
-        prepare_unresized(v, n, mean, dst);
+        prepare_unresized(v, n, mean, dst, team);
         return;
     }
     /* TF.js's bilinear sums in double, read through row pointers: the per-tap checks
@@ -316,7 +358,7 @@ int eng_face_detect(const struct eng_face_models *m, struct eng_face_ctx *ctx,
         return eng_err_set(err, ENG_ERR_INVALID, net->name, "context too small for this input size");
     const int big = img->width > img->height ? img->width : img->height;
     const struct view v = {img, 0, 0, img->width, img->height, 0, 0, big};
-    prepare_input(&v, side, det_mean, ctx->det->input);
+    prepare_input(&v, side, det_mean, ctx->det->input, ctx->det->team);
     eng_net_forward(net, ctx->det);
     const struct eng_layer *head = &net->layers[net->n_layers - 1];
     int n = decode_boxes(ctx, head, eng_ctx_output(ctx->det, head->index), img, side,
@@ -389,7 +431,7 @@ int eng_face_landmarks(const struct eng_face_models *m, struct eng_face_ctx *ctx
                            bx.y1, bx.x2, bx.y2, img->width, img->height);
     const struct view v = centred_view(img, crop);
     const int n = ENG_FACE_LANDMARK_INPUT;
-    prepare_input(&v, n, face_mean, ctx->lm->input);
+    prepare_input(&v, n, face_mean, ctx->lm->input, ctx->lm->team);
     eng_net_forward(m->lm, ctx->lm);
     const float *o = eng_ctx_output(ctx->lm, m->lm->n_layers - 1);
 
@@ -427,7 +469,7 @@ static void describe(const struct eng_face_models *m, struct eng_face_ctx *ctx,
                      float out[ENG_FACE_DESCRIPTOR])
 {
     const struct view v = centred_view(img, chip);
-    prepare_input(&v, ENG_FACE_CHIP, face_mean, ctx->rec->input);
+    prepare_input(&v, ENG_FACE_CHIP, face_mean, ctx->rec->input, ctx->rec->team);
     eng_net_forward(m->rec, ctx->rec);
     memcpy(out, eng_ctx_output(ctx->rec, m->rec->n_layers - 1), sizeof(float) * ENG_FACE_DESCRIPTOR);
 }
