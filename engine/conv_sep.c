@@ -99,7 +99,22 @@ struct sep_run {
     const struct eng_layer *l;
     const struct eng_fwd *f;
     int rows, n_bands, n_mblocks;
+    int n_pairs; /* pooled: the plane's row pairs, cut evenly into the bands (sep_forward); else 0 */
 };
+
+/* Rows [y0, y1) of band `band`: `rows` each, the last one ragged; or, pooled, an even share of the
+ * row pairs (shares differing by one pair at most). */
+static void band_bounds(const struct sep_run *r, int band, int oh, int *y0, int *y1)
+{
+    if (r->n_pairs) {
+        *y0 = 2 * (int)((long)band * r->n_pairs / r->n_bands);
+        *y1 = 2 * (int)((long)(band + 1) * r->n_pairs / r->n_bands);
+    } else {
+        *y0 = band * r->rows;
+        *y1 = *y0 + r->rows;
+    }
+    *y1 = *y1 < oh ? *y1 : oh;
+}
 
 static void sep_task(void *arg, int task, int slot)
 {
@@ -108,8 +123,8 @@ static void sep_task(void *arg, int task, int slot)
     const struct eng_conv *c = &p->p.conv;
     const int band = task % r->n_bands, mb = task / r->n_bands;
     const int oh = p->in.h, ow = p->in.w, ch = p->in.c; /* the depthwise output's plane */
-    const int y0 = band * r->rows, y1 = y0 + r->rows < oh ? y0 + r->rows : oh;
-    int m0, m1;
+    int y0, y1, m0, m1;
+    band_bounds(r, band, oh, &y0, &y1);
     eng_team_split(c->filters, r->n_mblocks, mb, 8, &m0, &m1);
     if (y1 <= y0 || m1 <= m0)
         return;
@@ -160,6 +175,20 @@ static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
     const int oh = p->in.h, ow = p->in.w, width = eng_team_width(f->team);
     struct sep_run r = {.l = l, .f = f, .rows = whole_rows(l, band_rows(p->in.c, oh, ow)), .n_mblocks = 1};
     r.n_bands = (oh + r.rows - 1) / r.rows;
+    if (pooled(l)) {
+        /* Even shares of the row pairs: cut in bands of r.rows, the detector's pooled planes left a
+         * team of two 4 bands of 8 rows, 8, 8, 2 (26 rows) or 7 bands (52 rows). As many bands as at
+         * one thread, or the next multiple of the width while a band keeps SEP_MIN_TEAM_PIXELS; no
+         * band is larger than r.rows, which sized the scratch. */
+        r.n_pairs = (oh + 1) / 2;
+        const int want = (r.n_bands + width - 1) / width * width;
+        if (want <= r.n_pairs && 2 * (r.n_pairs / want) * ow >= SEP_MIN_TEAM_PIXELS)
+            r.n_bands = want;
+        else if (width > 1 && r.n_bands % width)
+            r.n_mblocks = width < (p->p.conv.filters + 7) / 8 ? width : (p->p.conv.filters + 7) / 8;
+        eng_team_for(f->team, r.n_bands * r.n_mblocks, sep_task, &r);
+        return;
+    }
     if (width > 1 && r.n_bands % width) {
         const int want = (r.n_bands + width - 1) / width * width;
         const int rows = whole_rows(l, (oh + want - 1) / want);
