@@ -34,6 +34,18 @@ static double dw_ref(const float *in, int h, int w, const float *wt, const float
     return acc;
 }
 
+/* The whole depthwise output (no bias) of c channels, in double (caller frees). */
+static double *dw_plane_ref(const float *in, int c, int h, int w, const float *wt)
+{
+    double *mid = malloc(sizeof *mid * (size_t)c * h * w);
+    assert_non_null(mid);
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                mid[((size_t)ch * h + y) * w + x] = dw_ref(in, h, w, wt, NULL, ch, y, x);
+    return mid;
+}
+
 static void check_band(const struct eng_kern *k, int c, int h, int w, int y0, int y1, int with_bias)
 {
     const size_t n_in = (size_t)c * h * w;
@@ -87,23 +99,31 @@ static void test_dw3_band_every_set(void **state)
     assert_true(sets >= 1);
 }
 
+/* layers[0]: a depthwise 3x3 'same' layer on c x h x w (weights dww, no bias, linear); layers[1]: a 1x1
+ * layer c -> m (weights pww, bias pwb or NULL, act), both set up. */
+static void pair_new(struct eng_layer *layers, int c, int m, int h, int w, const float *dww, const float *pww,
+                     const float *pwb, enum eng_act act)
+{
+    char why[128] = "";
+    layers[0] = layer_new(ENG_LAYER_CONV, 0, c, h, w);
+    layers[0].p.conv = (struct eng_conv){.filters = c, .size = 3, .stride = 1, .groups = c, .same = 1,
+                                         .act = ENG_ACT_LINEAR, .weights = dww};
+    setup_ok(eng_conv_setup(&layers[0], why, sizeof why), why);
+    layers[1] = layer_new(ENG_LAYER_CONV, 1, c, h, w);
+    layers[1].p.conv = (struct eng_conv){.filters = m, .size = 1, .stride = 1, .groups = 1, .act = act,
+                                         .weights = pww, .bias = pwb};
+    setup_ok(eng_conv_setup(&layers[1], why, sizeof why), why);
+}
+
 /* A depthwise layer and a 1x1 layer (c -> m, bias, leaky) as a two-layer net, fused, against the
  * double reference of the pair; and the pair left unfused when a later layer reads the depthwise
  * output. */
 static void check_pair(int c, int m, int h, int w)
 {
     struct eng_layer layers[2];
-    char why[128] = "";
     float *dww = floats_random((size_t)c * 9), *pww = floats_random((size_t)m * c);
     float *pwb = floats_random((size_t)m);
-    layers[0] = layer_new(ENG_LAYER_CONV, 0, c, h, w);
-    layers[0].p.conv = (struct eng_conv){.filters = c, .size = 3, .stride = 1, .groups = c, .same = 1,
-                                         .act = ENG_ACT_LINEAR, .weights = dww};
-    setup_ok(eng_conv_setup(&layers[0], why, sizeof why), why);
-    layers[1] = layer_new(ENG_LAYER_CONV, 1, c, h, w);
-    layers[1].p.conv = (struct eng_conv){.filters = m, .size = 1, .stride = 1, .groups = 1,
-                                         .act = ENG_ACT_LEAKY, .weights = pww, .bias = pwb};
-    setup_ok(eng_conv_setup(&layers[1], why, sizeof why), why);
+    pair_new(layers, c, m, h, w, dww, pww, pwb, ENG_ACT_LEAKY);
     struct eng_net net = {.n_layers = 2, .layers = layers};
     assert_int_equal(eng_conv_sep_fuse(&net), 1);
     assert_null(layers[0].forward);
@@ -111,12 +131,7 @@ static void check_pair(int c, int m, int h, int w)
 
     float *in = floats_random((size_t)c * h * w);
     float *out = run(&layers[1], in, NULL);
-    double *mid = malloc(sizeof *mid * (size_t)c * h * w);
-    assert_non_null(mid);
-    for (int ch = 0; ch < c; ch++)
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                mid[((size_t)ch * h + y) * w + x] = dw_ref(in, h, w, dww, NULL, ch, y, x);
+    double *mid = dw_plane_ref(in, c, h, w, dww);
     for (int o = 0; o < m; o++)
         for (size_t p = 0; p < (size_t)h * w; p++) {
             double acc = pwb[o];
@@ -150,15 +165,8 @@ static void test_not_fused_when_shared(void **state)
 {
     (void)state;
     struct eng_layer layers[3];
-    char why[128] = "";
     float *dww = floats_random(4 * 9), *pww = floats_random(4 * 4);
-    layers[0] = layer_new(ENG_LAYER_CONV, 0, 4, 8, 8);
-    layers[0].p.conv = (struct eng_conv){.filters = 4, .size = 3, .stride = 1, .groups = 4, .same = 1,
-                                         .weights = dww};
-    setup_ok(eng_conv_setup(&layers[0], why, sizeof why), why);
-    layers[1] = layer_new(ENG_LAYER_CONV, 1, 4, 8, 8);
-    layers[1].p.conv = (struct eng_conv){.filters = 4, .size = 1, .stride = 1, .groups = 1, .weights = pww};
-    setup_ok(eng_conv_setup(&layers[1], why, sizeof why), why);
+    pair_new(layers, 4, 4, 8, 8, dww, pww, NULL, ENG_ACT_LINEAR);
     layers[2] = layer_new(ENG_LAYER_ADD, 2, 4, 8, 8);
     layers[2].p.add = (struct eng_add){.n = 2, .inputs = {0, 1}};
     struct eng_net net = {.n_layers = 3, .layers = layers};
@@ -192,14 +200,7 @@ static void check_pooled(int c, int m, int h, int w, int pool_layer)
     char why[128] = "";
     float *dww = floats_random((size_t)c * 9), *pww = floats_random((size_t)m * c);
     float *pwb = floats_random((size_t)m);
-    layers[0] = layer_new(ENG_LAYER_CONV, 0, c, h, w);
-    layers[0].p.conv = (struct eng_conv){.filters = c, .size = 3, .stride = 1, .groups = c, .same = 1,
-                                         .act = ENG_ACT_LINEAR, .weights = dww};
-    setup_ok(eng_conv_setup(&layers[0], why, sizeof why), why);
-    layers[1] = layer_new(ENG_LAYER_CONV, 1, c, h, w);
-    layers[1].p.conv = (struct eng_conv){.filters = m, .size = 1, .stride = 1, .groups = 1,
-                                         .act = ENG_ACT_LEAKY, .weights = pww, .bias = pwb};
-    setup_ok(eng_conv_setup(&layers[1], why, sizeof why), why);
+    pair_new(layers, c, m, h, w, dww, pww, pwb, ENG_ACT_LEAKY);
     int n_layers = 2;
     if (pool_layer) {
         int o, before, after;
@@ -222,13 +223,8 @@ static void check_pooled(int c, int m, int h, int w, int pool_layer)
 
     float *in = floats_random((size_t)c * h * w);
     float *out = run(top, in, NULL);
-    double *mid = malloc(sizeof *mid * (size_t)c * h * w), *act = malloc(sizeof *act * (size_t)h * w);
-    assert_non_null(mid);
+    double *mid = dw_plane_ref(in, c, h, w, dww), *act = malloc(sizeof *act * (size_t)h * w);
     assert_non_null(act);
-    for (int ch = 0; ch < c; ch++)
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                mid[((size_t)ch * h + y) * w + x] = dw_ref(in, h, w, dww, NULL, ch, y, x);
     const int oh = (h + 1) / 2, ow = (w + 1) / 2;
     for (int o = 0; o < m; o++) {
         for (size_t p = 0; p < (size_t)h * w; p++) {
@@ -286,13 +282,7 @@ static void test_pool_not_fused_when_stride1(void **state)
     struct eng_layer layers[3];
     char why[128] = "";
     float *dww = floats_random(4 * 9), *pww = floats_random(4 * 4);
-    layers[0] = layer_new(ENG_LAYER_CONV, 0, 4, 16, 16);
-    layers[0].p.conv = (struct eng_conv){.filters = 4, .size = 3, .stride = 1, .groups = 4, .same = 1,
-                                         .weights = dww};
-    setup_ok(eng_conv_setup(&layers[0], why, sizeof why), why);
-    layers[1] = layer_new(ENG_LAYER_CONV, 1, 4, 16, 16);
-    layers[1].p.conv = (struct eng_conv){.filters = 4, .size = 1, .stride = 1, .groups = 1, .weights = pww};
-    setup_ok(eng_conv_setup(&layers[1], why, sizeof why), why);
+    pair_new(layers, 4, 4, 16, 16, dww, pww, NULL, ENG_ACT_LINEAR);
     layers[2] = layer_new(ENG_LAYER_MAXPOOL, 2, 4, 16, 16);
     layers[2].p.pool = (struct eng_pool){.size = 2, .stride = 1, .pad = 1};
     setup_ok(eng_maxpool_setup(&layers[2], why, sizeof why), why);
