@@ -190,8 +190,7 @@ static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
         return;
     }
     if (width > 1 && r.n_bands % width) {
-        const int want = (r.n_bands + width - 1) / width * width;
-        const int rows = whole_rows(l, (oh + want - 1) / want);
+        const int want = (r.n_bands + width - 1) / width * width, rows = (oh + want - 1) / want;
         if (rows * ow >= SEP_MIN_TEAM_PIXELS && want <= oh) {
             r.rows = rows;
             r.n_bands = (oh + rows - 1) / rows;
@@ -205,8 +204,9 @@ static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
 
 /* Whether layers i (depthwise 3x3, stride 1, 'same'-sized output, no activation or post affine) and
  * i + 1 (1x1 of one group, stride 1, unpadded, perhaps with conv_pw.c's pool folded in) form a pair
- * whose depthwise output no other layer reads. Stride 2 stays unfused: the band kernel has no even/odd split (kern_isa.inc's
- * depthwise kernel does), and fused through the plane kernel per band those pairs ran slower. */
+ * whose depthwise output no other layer reads. Stride 2 stays unfused: the band kernel has no even/odd
+ * split (kern_isa.inc's depthwise kernel does), and fused through the plane kernel per band those
+ * pairs ran slower. */
 static int fusable(const struct eng_net *net, int i)
 {
     if (i + 1 >= net->n_layers)

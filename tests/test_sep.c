@@ -183,7 +183,8 @@ static float *run_team(const struct eng_layer *l, const float *in, int threads)
     assert_non_null(team);
     float *out = floats_new(eng_shape_size(l->out));
     float *work = floats_new(l->work_floats * (size_t)threads);
-    const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = team, .work_stride = l->work_floats};
+    const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = team,
+                              .work_stride = l->work_floats};
     l->forward(l, &f);
     free(work);
     eng_team_free(team);
@@ -237,9 +238,11 @@ static void check_pooled(int c, int m, int h, int w, int pool_layer)
             for (int x = 0; x < ow; x++) {
                 double want = -INFINITY; /* the window's cells inside the plane: TF 'same' pads after */
                 for (int dy = 0; dy < 2; dy++)
-                    for (int dx = 0; dx < 2; dx++)
-                        if (2 * y + dy < h && 2 * x + dx < w && act[(size_t)(2 * y + dy) * w + 2 * x + dx] > want)
-                            want = act[(size_t)(2 * y + dy) * w + 2 * x + dx];
+                    for (int dx = 0; dx < 2; dx++) {
+                        const int iy = 2 * y + dy, ix = 2 * x + dx;
+                        if (iy < h && ix < w && act[(size_t)iy * w + ix] > want)
+                            want = act[(size_t)iy * w + ix];
+                    }
                 const float got = out[((size_t)o * oh + y) * ow + x];
                 if (!(fabs(got - want) <= 1e-5 * (1.0 + fabs(want))))
                     fail_msg("%d -> %d channels %dx%d (pool layer %d): output %d (%d, %d) is %.8g, want %.8g",
