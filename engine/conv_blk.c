@@ -1,0 +1,153 @@
+/* conv_blk.c - 3x3 stride-1 convolutions on narrow planes with vectors along output channels.
+ *
+ * The face recognizer's residual stages are 3x3 'same' convolutions on 35x35, 17x17 and 8x8 planes
+ * with 32, 64 and 128 channels. conv_direct.c's plane mode runs vectors along pixels over the padded
+ * width (37, 19, 10 columns for 35, 17, 8: 6-20 % of its lanes multiply padding, plus rounding to whole
+ * vectors) and reloads its output planes between chunks of taps; ONNX Runtime's channel-blocked
+ * kernel wastes no lane and ran these layers about 20 % faster (docs/PERFORMANCE.md, "Face
+ * recognizer"). Here (kernel table entry conv3_blk, c3b_isa.inc) each register tile is a few pixels of
+ * one output row x 16 or 32 output channels: every lane is a real output, the sums stay in registers
+ * for the whole k, and the weights are packed once at load so that a tap's channel vectors are one
+ * contiguous load. The tile is transposed in registers for the store, so the net's layout (CHW) is
+ * unchanged and no other layer needs to know.
+ *
+ * The rule (eng_conv_blk_ok) is fixed in the code, from per-layer timings against conv.c's way on each
+ * kernel set (docs/PERFORMANCE.md); never a timing at run time, so every process computes the same
+ * bits. Tasks cut output rows and channel blocks; each element is computed the same way whatever the
+ * cut, so results do not depend on the thread count. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_blk.h"
+#include "team.h"
+
+static int pad_w(const struct eng_layer *l)
+{
+    return l->in.w + 2;
+}
+
+static size_t padded_floats(const struct eng_layer *l)
+{
+    return (size_t)l->in.c * (l->in.h + 2) * pad_w(l);
+}
+
+/* The shapes the kernel takes: 3x3, stride 1, padding 1 on every side (so out = in), one group,
+ * whole blocks of 16 filters. */
+int eng_conv_blk_shape_ok(const struct eng_layer *l)
+{
+    const struct eng_conv *c = &l->p.conv;
+    return l->kind == ENG_LAYER_CONV && c->size == 3 && c->stride == 1 && c->groups == 1 && c->pad_top == 1 &&
+           c->pad_left == 1 && c->pad_bottom == 1 && c->pad_right == 1 && c->filters % 16 == 0 &&
+           l->out.h == l->in.h && l->out.w == l->in.w && c->weights;
+}
+
+/* AVX-512 only, on planes 8..64 wide (the recognizer's 35, 17 and 8): where it was measured faster
+ * than the plane kernel. The AVX2 and plain sets run these layers through Winograd (conv_wino.c),
+ * which the per-layer figures there favour. */
+int eng_conv_blk_ok(const struct eng_layer *l)
+{
+    return eng_conv_blk_shape_ok(l) && eng_kern_best()->isa == ENG_ISA_AVX512 && l->out.w >= 8 &&
+           l->out.w <= 64 && l->in.c >= 16;
+}
+
+size_t eng_conv_blk_packed_floats(const struct eng_layer *l)
+{
+    return (size_t)l->p.conv.filters * l->in.c * 9;
+}
+
+void eng_conv_blk_pack(const struct eng_layer *l, float *dst)
+{
+    const struct eng_conv *c = &l->p.conv;
+    const int in_c = l->in.c;
+    for (int o = 0; o < c->filters; o++)
+        for (int ch = 0; ch < in_c; ch++)
+            for (int t = 0; t < 9; t++)
+                dst[(((size_t)(o / 16) * in_c + ch) * 9 + t) * 16 + o % 16] = c->weights[((size_t)o * in_c + ch) * 9 + t];
+}
+
+size_t eng_conv_blk_work_floats(const struct eng_layer *l)
+{
+    return padded_floats(l);
+}
+
+int eng_conv_blk_use(struct eng_layer *l)
+{
+    struct eng_conv *c = &l->p.conv;
+    if (!c->blk && !(c->blk = malloc(sizeof(float) * eng_conv_blk_packed_floats(l))))
+        return -1;
+    eng_conv_blk_pack(l, c->blk);
+    l->forward = eng_conv_blk_forward;
+    l->work_floats = eng_conv_blk_work_floats(l);
+    return 0;
+}
+
+int eng_conv_blk_prepare(struct eng_layer *l)
+{
+    return l->kind == ENG_LAYER_CONV && eng_conv_blk_ok(l) ? eng_conv_blk_use(l) : 0;
+}
+
+struct blk_run {
+    const struct eng_layer *l;
+    const float *in;
+    float *pad;
+    struct eng_c3b a;
+    const struct eng_kern *k;
+    int n_tasks, units;
+};
+
+/* Channels [ch0, ch1) of the input into the middle of zeroed (h + 2) x (w + 2) planes. */
+static void pad_task(void *arg, int task, int slot)
+{
+    (void)slot;
+    const struct blk_run *r = arg;
+    const int h = r->l->in.h, w = r->l->in.w, wp = pad_w(r->l);
+    int ch0, ch1;
+    eng_team_split(r->l->in.c, r->n_tasks, task, 1, &ch0, &ch1);
+    for (int ch = ch0; ch < ch1; ch++) {
+        float *p = r->pad + (size_t)ch * (h + 2) * wp;
+        const float *src = r->in + (size_t)ch * h * w;
+        memset(p, 0, sizeof(float) * (size_t)(wp + 1));
+        for (int y = 0; y < h; y++) {
+            float *row = p + (size_t)(y + 1) * wp + 1;
+            memcpy(row, src + (size_t)y * w, sizeof(float) * (size_t)w);
+            row[w] = row[w + 1] = 0.0f; /* this row's right pad, the next row's left */
+        }
+        memset(p + (size_t)(h + 1) * wp + 1, 0, sizeof(float) * (size_t)(wp - 1));
+    }
+}
+
+/* Units are (block pair, row) in that order, so a task's rows reuse one block pair's weights. */
+static void conv_task(void *arg, int task, int slot)
+{
+    (void)slot;
+    const struct blk_run *r = arg;
+    const int oh = r->l->out.h, nb = r->l->p.conv.filters / 16;
+    int u0, u1;
+    eng_team_split(r->units, r->n_tasks, task, 1, &u0, &u1);
+    for (int u = u0; u < u1;) {
+        const int pair = u / oh, y0 = u % oh, y1 = u1 - pair * oh < oh ? u1 - pair * oh : oh;
+        const int ob0 = 2 * pair, ob1 = ob0 + 2 < nb ? ob0 + 2 : nb;
+        r->k->conv3_blk(&r->a, ob0, ob1, y0, y1);
+        u += y1 - y0;
+    }
+}
+
+void eng_conv_blk_run(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_kern *k)
+{
+    const struct eng_conv *c = &l->p.conv;
+    const int width = eng_team_width(f->team), nb = c->filters / 16;
+    struct blk_run r = {.l = l, .in = f->in, .pad = f->work, .k = k};
+    r.n_tasks = width < l->in.c ? width : l->in.c;
+    eng_team_for(f->team, r.n_tasks, pad_task, &r);
+    r.a = (struct eng_c3b){.in = f->work, .in_plane = (size_t)(l->in.h + 2) * pad_w(l), .wp = pad_w(l),
+                           .c = l->in.c, .w = c->blk, .bias = c->bias, .post_w = c->post_scale,
+                           .post_b = c->post_bias, .act = c->act, .out = f->out, .oh = l->out.h, .ow = l->out.w};
+    r.units = (nb + 1) / 2 * l->out.h;
+    r.n_tasks = width < r.units ? width : r.units;
+    eng_team_for(f->team, r.n_tasks, conv_task, &r);
+}
+
+void eng_conv_blk_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_conv_blk_run(l, f, eng_kern_best());
+}
