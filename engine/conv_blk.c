@@ -21,53 +21,70 @@
 #include "conv_blk.h"
 #include "team.h"
 
+/* The staged input: per channel hp rows of wp floats, the input at (pad_top, pad_left), zeros around,
+ * as many rows and columns as the outputs' windows reach. */
+static int pad_h(const struct eng_layer *l)
+{
+    return (l->out.h - 1) * l->p.conv.stride + l->p.conv.size;
+}
+
 static int pad_w(const struct eng_layer *l)
 {
-    return l->in.w + 2;
+    return (l->out.w - 1) * l->p.conv.stride + l->p.conv.size;
 }
 
 static size_t padded_floats(const struct eng_layer *l)
 {
-    return (size_t)l->in.c * (l->in.h + 2) * pad_w(l);
+    return (size_t)l->in.c * pad_h(l) * pad_w(l);
 }
 
-/* The shapes the kernel takes: 3x3, stride 1, padding 1 on every side (so out = in), one group,
- * whole blocks of 16 filters. */
+/* Whether the windows read only the input itself ('valid': no padding before, none needed after), which is
+ * then read in place: the copy cost the recognizer's stem about 15 us (3 x 150 x 150 floats). */
+static int in_place(const struct eng_layer *l)
+{
+    return l->p.conv.pad_top == 0 && l->p.conv.pad_left == 0 && pad_h(l) <= l->in.h && pad_w(l) <= l->in.w;
+}
+
+/* The shapes the kernel takes: 3x3 at stride 1 or 2, 7x7 at stride 2, one group, whole blocks of 16
+ * filters. */
 int eng_conv_blk_shape_ok(const struct eng_layer *l)
 {
     const struct eng_conv *c = &l->p.conv;
-    return l->kind == ENG_LAYER_CONV && c->size == 3 && c->stride == 1 && c->groups == 1 && c->pad_top == 1 &&
-           c->pad_left == 1 && c->pad_bottom == 1 && c->pad_right == 1 && c->filters % 16 == 0 &&
-           l->out.h == l->in.h && l->out.w == l->in.w && c->weights;
+    return l->kind == ENG_LAYER_CONV && ((c->size == 3 && (c->stride == 1 || c->stride == 2)) ||
+                                         (c->size == 7 && c->stride == 2)) &&
+           c->groups == 1 && c->pad_top >= 0 && c->pad_left >= 0 && c->filters % 16 == 0 && c->weights;
 }
 
-/* AVX-512 only, on planes 8..64 wide (the recognizer's 35, 17 and 8): where it was measured faster
- * than the plane kernel. The AVX2 and plain sets run these layers through Winograd (conv_wino.c),
- * which the per-layer figures there favour. */
+/* AVX-512 only, on outputs 3..72 wide (the face recognizer's stem, 72 wide, and its 3x3 layers at stride
+ * 1 and 2 onto 35 .. 3-wide planes): where it was measured faster than conv.c's choices (conv_direct.c,
+ * the small-n kernel; docs/PERFORMANCE.md). The AVX2 and plain sets run the stride-1 layers through
+ * Winograd (conv_wino.c) and have no figures here. */
 int eng_conv_blk_ok(const struct eng_layer *l)
 {
-    return eng_conv_blk_shape_ok(l) && eng_kern_best()->isa == ENG_ISA_AVX512 && l->out.w >= 8 &&
-           l->out.w <= 64 && l->in.c >= 16;
+    return eng_conv_blk_shape_ok(l) && eng_kern_best()->isa == ENG_ISA_AVX512 && l->out.w >= 3 &&
+           l->out.w <= 72;
 }
 
 size_t eng_conv_blk_packed_floats(const struct eng_layer *l)
 {
-    return (size_t)l->p.conv.filters * l->in.c * 9;
+    return (size_t)l->p.conv.filters * l->in.c * l->p.conv.size * l->p.conv.size;
 }
 
 void eng_conv_blk_pack(const struct eng_layer *l, float *dst)
 {
     const struct eng_conv *c = &l->p.conv;
     const int in_c = l->in.c;
+    const int taps = c->size * c->size;
     for (int o = 0; o < c->filters; o++)
         for (int ch = 0; ch < in_c; ch++)
-            for (int t = 0; t < 9; t++)
-                dst[(((size_t)(o / 16) * in_c + ch) * 9 + t) * 16 + o % 16] = c->weights[((size_t)o * in_c + ch) * 9 + t];
+            for (int t = 0; t < taps; t++)
+                dst[(((size_t)(o / 16) * in_c + ch) * taps + t) * 16 + o % 16] =
+                    c->weights[((size_t)o * in_c + ch) * taps + t];
 }
 
 size_t eng_conv_blk_work_floats(const struct eng_layer *l)
 {
-    return padded_floats(l);
+    return in_place(l) ? 0 : padded_floats(l);
 }
 
 int eng_conv_blk_use(struct eng_layer *l)
@@ -95,24 +112,30 @@ struct blk_run {
     int n_tasks, units;
 };
 
-/* Channels [ch0, ch1) of the input into the middle of zeroed (h + 2) x (w + 2) planes. */
+/* Channels [ch0, ch1) of the input into zeroed hp x wp planes at (pad_top, pad_left). */
 static void pad_task(void *arg, int task, int slot)
 {
     (void)slot;
     const struct blk_run *r = arg;
-    const int h = r->l->in.h, w = r->l->in.w, wp = pad_w(r->l);
+    const struct eng_conv *c = &r->l->p.conv;
+    const int h = r->l->in.h, w = r->l->in.w, hp = pad_h(r->l), wp = pad_w(r->l);
+    const int cols = w < wp - c->pad_left ? w : wp - c->pad_left; /* 'valid' windows may leave columns */
     int ch0, ch1;
     eng_team_split(r->l->in.c, r->n_tasks, task, 1, &ch0, &ch1);
     for (int ch = ch0; ch < ch1; ch++) {
-        float *p = r->pad + (size_t)ch * (h + 2) * wp;
+        float *p = r->pad + (size_t)ch * hp * wp;
         const float *src = r->in + (size_t)ch * h * w;
-        memset(p, 0, sizeof(float) * (size_t)(wp + 1));
-        for (int y = 0; y < h; y++) {
-            float *row = p + (size_t)(y + 1) * wp + 1;
-            memcpy(row, src + (size_t)y * w, sizeof(float) * (size_t)w);
-            row[w] = row[w + 1] = 0.0f; /* this row's right pad, the next row's left */
+        for (int y = 0; y < hp; y++) {
+            float *row = p + (size_t)y * wp;
+            const int iy = y - c->pad_top;
+            if (iy < 0 || iy >= h || cols <= 0) {
+                memset(row, 0, sizeof(float) * (size_t)wp);
+                continue;
+            }
+            memset(row, 0, sizeof(float) * (size_t)c->pad_left);
+            memcpy(row + c->pad_left, src + (size_t)iy * w, sizeof(float) * (size_t)cols);
+            memset(row + c->pad_left + cols, 0, sizeof(float) * (size_t)(wp - c->pad_left - cols));
         }
-        memset(p + (size_t)(h + 1) * wp + 1, 0, sizeof(float) * (size_t)(wp - 1));
     }
 }
 
@@ -137,11 +160,17 @@ void eng_conv_blk_run(const struct eng_layer *l, const struct eng_fwd *f, const 
     const struct eng_conv *c = &l->p.conv;
     const int width = eng_team_width(f->team), nb = c->filters / 16;
     struct blk_run r = {.l = l, .in = f->in, .pad = f->work, .k = k};
-    r.n_tasks = width < l->in.c ? width : l->in.c;
-    eng_team_for(f->team, r.n_tasks, pad_task, &r);
-    r.a = (struct eng_c3b){.in = f->work, .in_plane = (size_t)(l->in.h + 2) * pad_w(l), .wp = pad_w(l),
-                           .c = l->in.c, .w = c->blk, .bias = c->bias, .post_w = c->post_scale,
+    r.a = (struct eng_c3b){.in = f->work, .in_plane = (size_t)pad_h(l) * pad_w(l), .wp = pad_w(l),
+                           .c = l->in.c, .size = c->size, .stride = c->stride, .w = c->blk, .bias = c->bias, .post_w = c->post_scale,
                            .post_b = c->post_bias, .act = c->act, .out = f->out, .oh = l->out.h, .ow = l->out.w};
+    if (in_place(l)) {
+        r.a.in = f->in;
+        r.a.in_plane = (size_t)l->in.h * l->in.w;
+        r.a.wp = l->in.w;
+    } else {
+        r.n_tasks = width < l->in.c ? width : l->in.c;
+        eng_team_for(f->team, r.n_tasks, pad_task, &r);
+    }
     r.units = (nb + 1) / 2 * l->out.h;
     r.n_tasks = width < r.units ? width : r.units;
     eng_team_for(f->team, r.n_tasks, conv_task, &r);

@@ -174,14 +174,15 @@ static inline size_t eng_dw_band_scratch_floats(const struct eng_dw_band *b)
     return 2 * ((oh + 2) * wp + 3 * ENG_KERN_MAX_VL + 2) + oh * wp + 2 * ENG_KERN_MAX_VL + 16;
 }
 
-/* A 3x3 stride-1 convolution, padding 1 on every side, with vectors along output channels (conv_blk.c,
- * c3b_isa.inc): channel ch of the zero-padded input is (oh + 2) rows of wp >= ow + 2 floats at
- * in + ch in_plane; w the weights packed as [filters / 16][c][3][3][16] (eng_conv_blk_pack); the output
- * filters planes of oh x ow. out[o][y][x] = act(post(bias[o] + sum over ch, ky, kx in that order)). */
+/* A size x size convolution at `stride` (3 at 1 or 2, 7 at 2) with vectors along output channels
+ * (conv_blk.c, c3b_isa.inc): channel ch of the zero-padded input is rows of wp floats at in + ch in_plane,
+ * output (y, x) reading rows stride y .. stride y + size - 1 from column stride x; w the weights packed as
+ * [filters / 16][c][size][size][16] (eng_conv_blk_pack); the output filters planes of oh x ow.
+ * out[o][y][x] = act(post(bias[o] + sum over ch, ky, kx in that order)). */
 struct eng_c3b {
     const float *in;
     size_t in_plane;
-    int wp, c;
+    int wp, c, size, stride;
     const float *w;
     const float *bias, *post_w, *post_b; /* [filters], or NULL */
     enum eng_act act;
