@@ -55,14 +55,16 @@ int eng_conv_blk_shape_ok(const struct eng_layer *l)
            c->groups == 1 && c->pad_top >= 0 && c->pad_left >= 0 && c->filters % 16 == 0 && c->weights;
 }
 
-/* AVX-512 only, on outputs 3..72 wide (the face recognizer's stem, 72 wide, and its 3x3 layers at stride
- * 1 and 2 onto 35 .. 3-wide planes): where it was measured faster than conv.c's choices (conv_direct.c,
- * the small-n kernel; docs/PERFORMANCE.md). The AVX2 and plain sets run the stride-1 layers through
- * Winograd (conv_wino.c) and have no figures here. */
+/* AVX-512 only, on outputs up to 72 wide (the face recognizer's stem) and at least 8 (stride 1) or 3
+ * (stride 2) wide: where it was measured faster than conv.c's choices (conv_direct.c, the small-n
+ * kernel; docs/PERFORMANCE.md). On the 256-channel 4x4 and 3x3 stride-1 layers it won in a harness with
+ * warm weights but lost in the net (0.127 -> 0.148 ms), where their 2.4 MB of weights stream from
+ * memory and a 4-pixel tile hides too little of it; the stride-2 layer onto 3x3 (1.2 MB) gained. The
+ * AVX2 and plain sets run the stride-1 layers through Winograd (conv_wino.c) and have no figures here. */
 int eng_conv_blk_ok(const struct eng_layer *l)
 {
-    return eng_conv_blk_shape_ok(l) && eng_kern_best()->isa == ENG_ISA_AVX512 && l->out.w >= 3 &&
-           l->out.w <= 72;
+    return eng_conv_blk_shape_ok(l) && eng_kern_best()->isa == ENG_ISA_AVX512 && l->out.w <= 72 &&
+           l->out.w >= (l->p.conv.stride == 1 ? 8 : 3);
 }
 
 size_t eng_conv_blk_packed_floats(const struct eng_layer *l)
@@ -112,14 +114,15 @@ struct blk_run {
     int n_tasks, units;
 };
 
-/* Channels [ch0, ch1) of the input into zeroed hp x wp planes at (pad_top, pad_left). */
+/* Channels [ch0, ch1) of the input into zeroed hp x wp planes at (pad_top, pad_left). (Plain loops
+ * instead of memcpy / memset per row ran slower: this file is built for the baseline set.) */
 static void pad_task(void *arg, int task, int slot)
 {
     (void)slot;
     const struct blk_run *r = arg;
     const struct eng_conv *c = &r->l->p.conv;
-    const int h = r->l->in.h, w = r->l->in.w, hp = pad_h(r->l), wp = pad_w(r->l);
-    const int cols = w < wp - c->pad_left ? w : wp - c->pad_left; /* 'valid' windows may leave columns */
+    const int h = r->l->in.h, w = r->l->in.w, hp = pad_h(r->l), wp = pad_w(r->l), pl = c->pad_left;
+    const int cols = w < wp - pl ? w : wp - pl; /* 'valid' windows may leave columns */
     int ch0, ch1;
     eng_team_split(r->l->in.c, r->n_tasks, task, 1, &ch0, &ch1);
     for (int ch = ch0; ch < ch1; ch++) {
@@ -132,9 +135,9 @@ static void pad_task(void *arg, int task, int slot)
                 memset(row, 0, sizeof(float) * (size_t)wp);
                 continue;
             }
-            memset(row, 0, sizeof(float) * (size_t)c->pad_left);
-            memcpy(row + c->pad_left, src + (size_t)iy * w, sizeof(float) * (size_t)cols);
-            memset(row + c->pad_left + cols, 0, sizeof(float) * (size_t)(wp - c->pad_left - cols));
+            memset(row, 0, sizeof(float) * (size_t)pl);
+            memcpy(row + pl, src + (size_t)iy * w, sizeof(float) * (size_t)cols);
+            memset(row + pl + cols, 0, sizeof(float) * (size_t)(wp - pl - cols));
         }
     }
 }
