@@ -74,7 +74,7 @@ static float *run_set(const struct eng_layer *l, const float *in, const struct e
     float *out = floats_new(eng_shape_size(l->out));
     for (size_t i = 0; i < eng_shape_size(l->out); i++)
         out[i] = NAN; /* every output must be written */
-    float *work = floats_new(l->work_floats);
+    float *work = floats_new(l->work_floats * (size_t)threads); /* a slot's scratch each, as the net gives */
     const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = t, .work_stride = l->work_floats};
     eng_conv_blk_run(l, &f, k);
     free(work);
