@@ -29,42 +29,6 @@ struct blk_case {
     enum eng_act act;
 };
 
-/* Naive convolution in double: bias, post affine, activation; and each output's sum of |terms|. */
-static void reference(const struct eng_layer *l, const float *in, double *want, double *mag)
-{
-    const struct eng_conv *c = &l->p.conv;
-    for (int o = 0; o < l->out.c; o++)
-        for (int oy = 0; oy < l->out.h; oy++)
-            for (int ox = 0; ox < l->out.w; ox++) {
-                double s = c->bias ? c->bias[o] : 0.0, m = fabs(s);
-                for (int ch = 0; ch < l->in.c; ch++)
-                    for (int ky = 0; ky < c->size; ky++)
-                        for (int kx = 0; kx < c->size; kx++) {
-                            const int iy = oy * c->stride - c->pad_top + ky, ix = ox * c->stride - c->pad_left + kx;
-                            if (iy < 0 || iy >= l->in.h || ix < 0 || ix >= l->in.w)
-                                continue;
-                            const double p =
-                                (double)c->weights[((o * l->in.c + ch) * c->size + ky) * c->size + kx] *
-                                             in[(ch * l->in.h + iy) * l->in.w + ix];
-                            s += p;
-                            m += fabs(p);
-                        }
-                if (c->post_scale) {
-                    s = s * c->post_scale[o] + c->post_bias[o];
-                    m = m * fabs(c->post_scale[o]) + fabs(c->post_bias[o]);
-                }
-                const size_t at = ((size_t)o * l->out.h + oy) * l->out.w + ox;
-                if (c->act == ENG_ACT_LINEAR) {
-                    want[at] = s;
-                } else {
-                    float v = (float)s;
-                    eng_act_ref(&v, 1, c->act);
-                    want[at] = v;
-                }
-                mag[at] = m;
-            }
-}
-
 static float *run_set(const struct eng_layer *l, const float *in, const struct eng_kern *k, int threads)
 {
     struct eng_err err;
@@ -101,7 +65,7 @@ static void check_case(const struct blk_case *k, const struct eng_kern *const *s
     double *want = malloc(sizeof(double) * n), *mag = malloc(sizeof(double) * n);
     assert_non_null(want);
     assert_non_null(mag);
-    reference(&l, in, want, mag);
+    conv_ref_f64(&l, in, want, mag);
     for (int s = 0; s < n_sets; s++) {
         float *got = run_set(&l, in, sets[s], 1);
         for (size_t i = 0; i < n; i++) /* float rounding: a few epsilons of the terms; one wrong term is far more */
