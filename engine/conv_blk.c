@@ -1,15 +1,17 @@
-/* conv_blk.c - 3x3 stride-1 convolutions on narrow planes with vectors along output channels.
+/* conv_blk.c - convolutions on narrow planes with vectors along output channels (3x3 at stride 1 or
+ * 2, the 7x7 stride-2 stem).
  *
  * The face recognizer's residual stages are 3x3 'same' convolutions on 35x35, 17x17 and 8x8 planes
  * with 32, 64 and 128 channels. conv_direct.c's plane mode runs vectors along pixels over the padded
  * width (37, 19, 10 columns for 35, 17, 8: 6-20 % of its lanes multiply padding, plus rounding to whole
  * vectors) and reloads its output planes between chunks of taps; ONNX Runtime's channel-blocked
- * kernel wastes no lane and ran these layers about 20 % faster (docs/PERFORMANCE.md, "Face
- * recognizer"). Here (kernel table entry conv3_blk, c3b_isa.inc) each register tile is a few pixels of
- * one output row x 16 or 32 output channels: every lane is a real output, the sums stay in registers
- * for the whole k, and the weights are packed once at load so that a tap's channel vectors are one
- * contiguous load. The tile is transposed in registers for the store, so the net's layout (CHW) is
- * unchanged and no other layer needs to know.
+ * kernel wastes no lane and ran these layers about 20 % faster (docs/PERFORMANCE.md, Kernels, the
+ * issue18r and issue19r rows). Here (kernel table entry conv3_blk, c3b_isa.inc) each register tile is
+ * a few pixels of one output row x 16 or 32 output channels: every lane is a real output, the sums stay
+ * in registers for the whole k, and the weights are packed once at load so that a tap's channel
+ * vectors are one contiguous load. The tile is transposed in registers for the store, so the net's
+ * layout (CHW) is unchanged and no other layer needs to know. The same kernel at stride 2 and 7x7 runs
+ * the recognizer's stride-2 layers and its stem.
  *
  * The rule (eng_conv_blk_ok) is fixed in the code, from per-layer timings against conv.c's way on each
  * kernel set (docs/PERFORMANCE.md); never a timing at run time, so every process computes the same

@@ -1,8 +1,10 @@
-/* conv_blk.h - 3x3 stride-1 convolutions with vectors along output channels (conv_blk.c).
+/* conv_blk.h - 3x3 (stride 1 or 2) and 7x7 stride-2 convolutions with vectors along output channels
+ * (conv_blk.c).
  *
  * The weights are packed once, when the loader has them, into c->blk (owned by the layer, freed by
  * eng_net_free); whether a layer takes this path is a fixed rule on its shape and the kernel set
- * (eng_conv_blk_ok), never a timing. */
+ * (eng_conv_blk_ok), never a timing. Only the face loader (face_load.c) asks for it: the darknet
+ * models' 3x3 layers were not measured through it. */
 #ifndef ENG_CONV_BLK_H
 #define ENG_CONV_BLK_H
 
