@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conv_sep.h"
+#include "conv_blk.h"
 #include "conv_wino.h"
 #include "face.h"
 #include "face_models.h"
@@ -156,6 +157,8 @@ static int add_conv(struct builder *b, const char *filters, const char *bias_nam
     const int rc = eng_conv_setup(l, why, sizeof why);
     if (rc == 0 && eng_conv_wino_prepare(l))
         return eng_err_set(b->err, ENG_ERR_NOMEM, filters, "out of memory for the Winograd weights");
+    if (rc == 0 && eng_conv_blk_prepare(l))
+        return eng_err_set(b->err, ENG_ERR_NOMEM, filters, "out of memory for the packed weights");
     return finish_layer(b, l, rc, why, filters);
 }
 

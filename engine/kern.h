@@ -174,6 +174,22 @@ static inline size_t eng_dw_band_scratch_floats(const struct eng_dw_band *b)
     return 2 * ((oh + 2) * wp + 3 * ENG_KERN_MAX_VL + 2) + oh * wp + 2 * ENG_KERN_MAX_VL + 16;
 }
 
+/* A size x size convolution at `stride` (3 at 1 or 2, 7 at 2) with vectors along output channels
+ * (conv_blk.c, c3b_isa.inc): channel ch of the zero-padded input is rows of wp floats at in + ch in_plane,
+ * output (y, x) reading rows stride y .. stride y + size - 1 from column stride x; w the weights packed as
+ * [filters / 16][c][size][size][16] (eng_conv_blk_pack); the output filters planes of oh x ow.
+ * out[o][y][x] = act(post(bias[o] + sum over ch, ky, kx in that order)). */
+struct eng_c3b {
+    const float *in;
+    size_t in_plane;
+    int wp, c, size, stride;
+    const float *w;
+    const float *bias, *post_w, *post_b; /* [filters], or NULL */
+    enum eng_act act;
+    float *out;
+    int oh, ow;
+};
+
 struct eng_kern {
     enum eng_isa isa;
     const char *name;
@@ -244,6 +260,9 @@ struct eng_kern {
     /* Depthwise 3x3 stride-1 rows of channels [c0, c1) for a fused separable pair (struct
      * eng_dw_band, sep_isa.inc), with `scratch` of eng_dw_band_scratch_floats floats. */
     void (*dw3_band)(const struct eng_dw_band *b, int c0, int c1, float *scratch);
+    /* Output channel blocks [ob0, ob1) (16 channels each) x rows [y0, y1) of struct eng_c3b; each
+     * element is computed the same way whatever the ranges, so a caller may cut both freely. */
+    void (*conv3_blk)(const struct eng_c3b *a, int ob0, int ob1, int y0, int y1);
 };
 /* Floats of each padded row the dw3_padded kernel may read for ow outputs at stride s (rows narrower
  * than a vector are computed as one whole vector). */

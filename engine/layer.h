@@ -66,6 +66,7 @@ struct eng_conv {
     /* A depthwise layer fused with the 1x1 expansion before it (conv_expdw.c): that layer (whose
      * output is then never written), or NULL. */
     const struct eng_layer *expand;
+    float *blk; /* owned (freed with the net): the weights packed for conv_blk.c, or NULL (conv_blk.h) */
 };
 
 /* maxpool: darknet's `padding` is the total, split as pad/2 before (so pad = TensorFlow's total 'same'

@@ -20,8 +20,10 @@ void eng_net_free(struct eng_net *net)
         free(net->class_names);
     }
     for (int i = 0; net->layers && i < net->n_layers; i++)
-        if (net->layers[i].kind == ENG_LAYER_CONV)
+        if (net->layers[i].kind == ENG_LAYER_CONV) {
             free(net->layers[i].p.conv.wino);
+            free(net->layers[i].p.conv.blk);
+        }
     free(net->layers);
     free(net->params);
     free(net->packed);

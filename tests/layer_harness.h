@@ -3,6 +3,7 @@
 #ifndef LAYER_HARNESS_H
 #define LAYER_HARNESS_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,38 @@ static inline int kern_sets(const struct eng_kern **sets)
     }
     assert_true(n >= 1);
     return n;
+}
+
+/* Naive direct convolution in double (any size, stride and padding: pad_top / pad_left as setup set
+ * them), bias, post affine, activation; mag[i] the sum of |terms| of output i, for float tolerances. */
+static inline void conv_ref_f64(const struct eng_layer *l, const float *in, double *want, double *mag)
+{
+    const struct eng_conv *c = &l->p.conv;
+    for (int o = 0; o < l->out.c; o++)
+        for (int oy = 0; oy < l->out.h; oy++)
+            for (int ox = 0; ox < l->out.w; ox++) {
+                double s = c->bias ? c->bias[o] : 0.0, m = fabs(s);
+                for (int ch = 0; ch < l->in.c; ch++)
+                    for (int ky = 0; ky < c->size; ky++)
+                        for (int kx = 0; kx < c->size; kx++) {
+                            const int iy = oy * c->stride - c->pad_top + ky, ix = ox * c->stride - c->pad_left + kx;
+                            if (iy < 0 || iy >= l->in.h || ix < 0 || ix >= l->in.w)
+                                continue;
+                            const double p = (double)c->weights[((o * l->in.c + ch) * c->size + ky) * c->size + kx] *
+                                             in[(ch * l->in.h + iy) * l->in.w + ix];
+                            s += p;
+                            m += fabs(p);
+                        }
+                if (c->post_scale) {
+                    s = s * c->post_scale[o] + c->post_bias[o];
+                    m = m * fabs(c->post_scale[o]) + fabs(c->post_bias[o]);
+                }
+                float v = (float)s;
+                eng_act_ref(&v, 1, c->act);
+                const size_t at = ((size_t)o * l->out.h + oy) * l->out.w + ox;
+                want[at] = c->act == ENG_ACT_LINEAR ? s : v;
+                mag[at] = m;
+            }
 }
 
 #endif

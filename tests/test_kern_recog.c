@@ -101,37 +101,6 @@ struct dot_case {
     enum eng_act act;
 };
 
-/* Naive direct convolution in double (TF 'same' or symmetric pad), bias, post affine, activation. */
-static void reference(const struct eng_layer *l, const float *in, double *want, double *mag)
-{
-    const struct eng_conv *c = &l->p.conv;
-    for (int o = 0; o < l->out.c; o++)
-        for (int oy = 0; oy < l->out.h; oy++)
-            for (int ox = 0; ox < l->out.w; ox++) {
-                double s = c->bias ? c->bias[o] : 0.0, m = fabs(s);
-                for (int ch = 0; ch < l->in.c; ch++)
-                    for (int ky = 0; ky < c->size; ky++)
-                        for (int kx = 0; kx < c->size; kx++) {
-                            const int iy = oy * c->stride - c->pad_top + ky, ix = ox * c->stride - c->pad_left + kx;
-                            if (iy < 0 || iy >= l->in.h || ix < 0 || ix >= l->in.w)
-                                continue;
-                            const double p = (double)c->weights[((o * l->in.c + ch) * c->size + ky) * c->size + kx] *
-                                             in[(ch * l->in.h + iy) * l->in.w + ix];
-                            s += p;
-                            m += fabs(p);
-                        }
-                if (c->post_scale) {
-                    s = s * c->post_scale[o] + c->post_bias[o];
-                    m = m * fabs(c->post_scale[o]) + fabs(c->post_bias[o]);
-                }
-                float v = (float)s;
-                eng_act_ref(&v, 1, c->act);
-                const size_t at = ((size_t)o * l->out.h + oy) * l->out.w + ox;
-                want[at] = c->act == ENG_ACT_LINEAR ? s : v;
-                mag[at] = m;
-            }
-}
-
 static float *run_team(const struct eng_layer *l, const float *in, int threads)
 {
     struct eng_err err;
@@ -172,7 +141,7 @@ static void check_dot_case(const struct dot_case *k)
     double *want = malloc(sizeof(double) * eng_shape_size(l.out)), *mag = malloc(sizeof(double) * eng_shape_size(l.out));
     assert_non_null(want);
     assert_non_null(mag);
-    reference(&l, in, want, mag);
+    conv_ref_f64(&l, in, want, mag);
     float *got = run_team(&l, in, 1);
     for (size_t i = 0; i < eng_shape_size(l.out); i++)
         if (!(fabs((double)got[i] - want[i]) <= dot_tol(mag[i]) + 1e-7 * fabs(want[i])))

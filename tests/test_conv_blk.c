@@ -1,0 +1,158 @@
+/* test_conv_blk.c - engine/conv_blk.c's convolutions with vectors along output channels (3x3 at stride
+ * 1 or 2, 7x7 at stride 2; kernel table entry conv3_blk, engine/c3b_isa.inc) against a naive direct
+ * convolution in double, on every kernel set the processor runs: widths 1..27 (every tile size of every
+ * set's row cut: 1..12 pixels on AVX-512, 1..6 on AVX2, 1..3 on the plain set), odd heights and channel
+ * counts, 16 to 80 filters (an odd number of 16-channel blocks leaves AVX-512's single-block tile), bias
+ * or none, stride 2 with 'same' and 'valid' padding, the post affine, linear / relu / leaky / logistic (a
+ * scalar activation after the store); every output written (NaN before), the same bits on teams of 1 to
+ * 3 threads; and the rule picks it for the face recognizer's 3x3 shapes on AVX-512 only. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conv_blk.h"
+#include "kern.h"
+#include "layer.h"
+#include "layer_harness.h"
+#include "team.h"
+
+struct blk_case {
+    int c, h, w, filters, with_bias, with_post;
+    int size, stride, valid; /* size 0: 3 */
+    enum eng_act act;
+};
+
+static float *run_set(const struct eng_layer *l, const float *in, const struct eng_kern *k, int threads)
+{
+    struct eng_err err;
+    struct eng_team *t = threads > 1 ? eng_team_new(threads, NULL, &err) : NULL;
+    if (threads > 1 && !t)
+        fail_msg("eng_team_new(%d): %s", threads, err.msg);
+    float *out = floats_new(eng_shape_size(l->out));
+    for (size_t i = 0; i < eng_shape_size(l->out); i++)
+        out[i] = NAN; /* every output must be written */
+    float *work = floats_new(l->work_floats * (size_t)threads); /* a slot's scratch each, as the net gives */
+    const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = t, .work_stride = l->work_floats};
+    eng_conv_blk_run(l, &f, k);
+    free(work);
+    eng_team_free(t);
+    return out;
+}
+
+static void check_case(const struct blk_case *k, const struct eng_kern *const *sets, int n_sets)
+{
+    struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, k->c, k->h, k->w);
+    const int size = k->size ? k->size : 3, stride = k->stride ? k->stride : 1;
+    float *w = floats_random((size_t)k->filters * k->c * size * size);
+    float *bias = k->with_bias ? floats_random((size_t)k->filters) : NULL;
+    float *pw = k->with_post ? floats_random((size_t)k->filters) : NULL;
+    float *pb = k->with_post ? floats_random((size_t)k->filters) : NULL;
+    float *in = floats_random((size_t)k->c * k->h * k->w);
+    l.p.conv = (struct eng_conv){.filters = k->filters, .size = size, .stride = stride, .same = !k->valid,
+                                 .groups = 1, .act = k->act, .weights = w, .bias = bias, .post_scale = pw, .post_bias = pb};
+    char why[256] = "";
+    setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+    assert_true(eng_conv_blk_shape_ok(&l));
+    assert_int_equal(eng_conv_blk_use(&l), 0);
+    const size_t n = eng_shape_size(l.out);
+    double *want = malloc(sizeof(double) * n), *mag = malloc(sizeof(double) * n);
+    assert_non_null(want);
+    assert_non_null(mag);
+    conv_ref_f64(&l, in, want, mag);
+    for (int s = 0; s < n_sets; s++) {
+        float *got = run_set(&l, in, sets[s], 1);
+        for (size_t i = 0; i < n; i++) /* float rounding: a few epsilons of the terms; one wrong term is far more */
+            if (!(fabs((double)got[i] - want[i]) <= 4e-7 * mag[i] + 1e-7 * fabs(want[i]) + 1e-30))
+                fail_msg("%s %dx%dx%d k%d s%d -> %d filters act %d, output %zu (channel %zu, y %zu, x %zu): %.9g, expected "
+                         "%.9g (terms %.3g)",
+                         sets[s]->name, k->c, k->h, k->w, size, stride, k->filters, (int)k->act, i,
+                         i / ((size_t)l.out.h * l.out.w), i / (size_t)l.out.w % (size_t)l.out.h, i % (size_t)l.out.w,
+                         (double)got[i], want[i], mag[i]);
+        for (int threads = 2; threads <= 3; threads++) {
+            float *again = run_set(&l, in, sets[s], threads);
+            assert_memory_equal(got, again, sizeof(float) * n);
+            free(again);
+        }
+        free(got);
+    }
+    free(l.p.conv.blk);
+    free(want);
+    free(mag);
+    free(w);
+    free(bias);
+    free(pw);
+    free(pb);
+    free(in);
+}
+
+static void test_conv_blk_matches_naive_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 43;
+    for (int w = 1; w <= 27; w++) { /* every tile size and cut of the row */
+        const struct blk_case k = {.c = 3 + w % 4, .h = 1 + w % 5, .w = w, .filters = 16 * (1 + w % 3),
+                                   .with_bias = w % 2, .with_post = w % 3 == 0,
+                                   .act = w % 4 == 0 ? ENG_ACT_LEAKY : w % 4 == 1 ? ENG_ACT_RELU : ENG_ACT_LINEAR};
+        check_case(&k, sets, n_sets);
+        /* stride 2, 3x3 and 7x7, 'same' (odd padding after) and 'valid' */
+        const struct blk_case k2 = {.c = 2 + w % 3, .h = 3 + w % 4, .w = 2 * w + w % 2, .filters = 16 * (1 + w % 2),
+                                    .with_bias = 1, .with_post = w % 2, .act = ENG_ACT_RELU, .size = 3, .stride = 2,
+                                    .valid = w % 3 == 0};
+        check_case(&k2, sets, n_sets);
+        const struct blk_case k7 = {.c = 1 + w % 3, .h = 7 + w % 4, .w = 7 + w, .filters = 16 * (1 + w % 3),
+                                    .with_bias = w % 2, .with_post = 1, .act = ENG_ACT_LINEAR, .size = 7,
+                                    .stride = 2, .valid = w % 2};
+        check_case(&k7, sets, n_sets);
+    }
+    const struct blk_case cases[] = {
+        {.c = 32, .h = 35, .w = 35, .filters = 32, .with_bias = 1, .with_post = 1, .act = ENG_ACT_RELU},
+        {.c = 64, .h = 17, .w = 17, .filters = 64, .with_bias = 1, .with_post = 1, .act = ENG_ACT_LINEAR},
+        {.c = 33, .h = 8, .w = 8, .filters = 80, .with_bias = 0, .with_post = 0, .act = ENG_ACT_LEAKY},
+        {.c = 17, .h = 9, .w = 13, .filters = 48, .with_bias = 1, .with_post = 0, .act = ENG_ACT_LOGISTIC},
+        {.c = 3, .h = 150, .w = 150, .filters = 32, .with_bias = 1, .with_post = 1, .act = ENG_ACT_RELU, .size = 7,
+         .stride = 2, .valid = 1}, /* the recognizer's stem */
+        {.c = 32, .h = 35, .w = 35, .filters = 64, .with_bias = 1, .with_post = 1, .act = ENG_ACT_RELU, .size = 3,
+         .stride = 2, .valid = 1},
+        {.c = 64, .h = 17, .w = 17, .filters = 128, .with_bias = 1, .with_post = 0, .act = ENG_ACT_LINEAR, .size = 3,
+         .stride = 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_case(&cases[i], sets, n_sets);
+}
+
+static void test_conv_blk_rule(void **state)
+{
+    (void)state;
+    const int shapes[][3] = {{32, 35, 35}, {64, 17, 17}, {128, 8, 8}};
+    float *w = floats_new((size_t)128 * 128 * 9);
+    memset(w, 0, sizeof(float) * (size_t)128 * 128 * 9);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, shapes[i][0], shapes[i][1], shapes[i][2]);
+        l.p.conv = (struct eng_conv){.filters = shapes[i][0], .size = 3, .stride = 1, .same = 1, .groups = 1,
+                                     .act = ENG_ACT_RELU, .weights = w};
+        char why[256] = "";
+        setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+        assert_int_equal(eng_conv_blk_ok(&l), eng_kern_best()->isa == ENG_ISA_AVX512);
+        l.p.conv.size = 5; /* not its shape */
+        assert_false(eng_conv_blk_shape_ok(&l));
+    }
+    free(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_blk_matches_naive_every_set),
+        cmocka_unit_test(test_conv_blk_rule),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
