@@ -212,6 +212,52 @@ static void prepare_unresized(const struct view *v, int n, const float mean[3], 
     eng_team_end(team);
 }
 
+/* One column of the resize: where its two source pixels start in a view row (-1: the padding's
+ * zeros) and its weight. */
+struct col_tap {
+    int k0, k1;
+    double cf;
+};
+#define COL_CHUNK 512
+
+/* Columns [c_lo, c_hi) of output row r (d: its first float of channel 0; planes `plane` apart). */
+static void resize_row(const struct view *v, double ratio, int r, const float mean[3],
+                       const struct col_tap *cols, int c_lo, int c_hi, float *d, size_t plane)
+{
+    const double fr = ratio * r;
+    const int r0 = floor_nonneg(fr);
+    const int r1 = ceil_nonneg(fr) < v->side - 1 ? ceil_nonneg(fr) : v->side - 1;
+    const double rf = fr - r0;
+    const uint8_t *p0 = view_row(v, r0), *p1 = view_row(v, r1);
+    if (!p0 && !p1) { /* a row of the padding (a third of a landscape photo's): every tap 0 */
+        for (int ch = 0; ch < 3; ch++) {
+            const float centred = (float)((double)0.0f - (double)mean[ch]);
+            const float value = (float)((double)centred / 255.0);
+            for (int c = c_lo; c < c_hi; c++)
+                d[(size_t)ch * plane + c] = value;
+        }
+        return;
+    }
+    for (int c = c_lo; c < c_hi; c++) {
+        const struct col_tap t = cols[c - c_lo];
+        for (int ch = 0; ch < 3; ch++) {
+            double tl = 0.0, tr = 0.0, bl = 0.0, br = 0.0;
+            if (p0 && t.k0 >= 0)
+                tl = p0[t.k0 + ch];
+            if (p0 && t.k1 >= 0)
+                tr = p0[t.k1 + ch];
+            if (p1 && t.k0 >= 0)
+                bl = p1[t.k0 + ch];
+            if (p1 && t.k1 >= 0)
+                br = p1[t.k1 + ch];
+            const double top = tl + (tr - tl) * t.cf, bottom = bl + (br - bl) * t.cf;
+            const float px = (float)(top + (bottom - top) * rf);
+            const float centred = (float)((double)px - (double)mean[ch]);
+            d[(size_t)ch * plane + c] = (float)((double)centred / 255.0);
+        }
+    }
+}
+
 static void prepare_input(const struct view *v, int n, const float mean[3], float *dst,
                           struct eng_team *team)
 {
@@ -222,47 +268,22 @@ static void prepare_input(const struct view *v, int n, const float mean[3], floa
         return;
     }
     /* TF.js's bilinear sums in double, read through row pointers: the per-tap checks
-     * and libm's floor/ceil calls were most of a 1920x1280 photo's detector step
-     * (docs/PERFORMANCE.md, Kernels). */
-    for (int r = 0; r < n; r++) {
-        const double fr = ratio * r;
-        const int r0 = floor_nonneg(fr);
-        const int r1 = ceil_nonneg(fr) < v->side - 1 ? ceil_nonneg(fr) : v->side - 1;
-        const double rf = fr - r0;
-        const uint8_t *p0 = view_row(v, r0), *p1 = view_row(v, r1);
-        float *d = dst + (size_t)r * n;
-        if (!p0 && !p1) { /* a row of the padding (a third of a landscape photo's): every tap 0 */
-            for (int ch = 0; ch < 3; ch++) {
-                const float centred = (float)((double)0.0f - (double)mean[ch]);
-                const float value = (float)((double)centred / 255.0);
-                for (int c = 0; c < n; c++)
-                    d[(size_t)ch * plane + c] = value;
-            }
-            continue;
-        }
-        for (int c = 0; c < n; c++) {
+     * and libm's floor/ceil calls were most of a 1920x1280 photo's detector step; the columns' taps
+     * and weights are worked out once per call (per chunk of COL_CHUNK columns, a stack table), not
+     * once per row (the landmark step's 112x112 input: docs/PERFORMANCE.md, Kernels). */
+    struct col_tap cols[COL_CHUNK];
+    for (int c_lo = 0; c_lo < n; c_lo += COL_CHUNK) {
+        const int c_hi = c_lo + COL_CHUNK < n ? c_lo + COL_CHUNK : n;
+        for (int c = c_lo; c < c_hi; c++) {
             const double fc = ratio * c;
             const int c0 = floor_nonneg(fc);
             const int c1 = ceil_nonneg(fc) < v->side - 1 ? ceil_nonneg(fc) : v->side - 1;
-            const double cf = fc - c0;
             const int k0 = c0 - v->ox, k1 = c1 - v->ox;
-            const int in0 = k0 >= 0 && k0 < v->w, in1 = k1 >= 0 && k1 < v->w;
-            for (int ch = 0; ch < 3; ch++) {
-                double tl = 0.0, tr = 0.0, bl = 0.0, br = 0.0;
-                if (p0 && in0)
-                    tl = p0[(size_t)k0 * 3 + ch];
-                if (p0 && in1)
-                    tr = p0[(size_t)k1 * 3 + ch];
-                if (p1 && in0)
-                    bl = p1[(size_t)k0 * 3 + ch];
-                if (p1 && in1)
-                    br = p1[(size_t)k1 * 3 + ch];
-                const double top = tl + (tr - tl) * cf, bottom = bl + (br - bl) * cf;
-                const float px = (float)(top + (bottom - top) * rf);
-                const float centred = (float)((double)px - (double)mean[ch]);
-                d[(size_t)ch * plane + c] = (float)((double)centred / 255.0);
-            }
+            cols[c - c_lo] = (struct col_tap){k0 >= 0 && k0 < v->w ? k0 * 3 : -1,
+                                              k1 >= 0 && k1 < v->w ? k1 * 3 : -1, fc - c0};
         }
+        for (int r = 0; r < n; r++)
+            resize_row(v, ratio, r, mean, cols, c_lo, c_hi, dst + (size_t)r * n, plane);
     }
 }
 

@@ -145,11 +145,18 @@ struct eng_dw_geom eng_dw_geom(const struct eng_dw *d)
         g.plane_floats = (size_t)g.hp * g.wp + (size_t)d->k + vl;
         g.out_floats = (size_t)d->oh * g.wp + vl;
     } else {
-        /* whole vectors of outputs read up to k / 2 < vl columns past them */
-        g.w2 = (int)(round_up((size_t)d->ow, vl) + vl);
-        g.wp = 2 * g.w2;
-        g.plane_floats = (size_t)g.hp * g.w2;
-        g.out_floats = round_up((size_t)d->ow, vl);
+        /* four phase planes of rows + k / 2 rows, w2 = ow + k / 2 columns; the output stretch (whole
+         * vectors over oh x w2) reads up to k / 2 rows and columns past its own index, the row fills
+         * store whole vectors past a row's end (at most vl - 1 floats past the last row) */
+        const size_t half = (size_t)d->k / 2, rows = (size_t)d->oh + half;
+        g.w2 = d->ow + (int)half;
+        g.out_floats = round_up((size_t)d->oh * (size_t)g.w2, vl);
+        size_t need = g.out_floats + half * (size_t)g.w2 + half + vl;
+        need = need > rows * (size_t)g.w2 + vl ? need : rows * (size_t)g.w2 + vl;
+        g.plane_floats = round_up(need, vl);
+        /* one padded input row: the pairs the fills read and the whole vectors of the row copy */
+        const size_t pairs = 2 * round_up((size_t)g.w2, vl), data = (size_t)d->pad_left + round_up((size_t)d->w_in, vl);
+        g.wp = (int)round_up((pairs > data ? pairs : data) + vl, vl);
     }
     return g;
 }
@@ -158,5 +165,5 @@ size_t eng_dw_scratch_floats(const struct eng_dw *d)
 {
     const struct eng_dw_geom g = eng_dw_geom(d);
     return d->stride == 1 ? g.plane_floats + g.out_floats
-                          : 2 * g.plane_floats + (size_t)g.wp + g.out_floats;
+                          : 4 * g.plane_floats + (size_t)g.wp + g.out_floats;
 }

@@ -56,14 +56,15 @@ struct eng_dw {
 };
 
 /* Where the depthwise kernel keeps a channel in its scratch (kern.c): a zero-padded copy of the input
- * rows it reads, hp rows of wp floats (stride 1); or those rows split into even and odd columns, each
- * hp x w2 (stride 2), so that every tap is a contiguous vector load. Widths include room for whole
- * vectors of up to ENG_KERN_MAX_VL floats. */
+ * rows it reads, hp rows of wp floats (stride 1); or (stride 2) the padded rows split by the parity
+ * of their row and column into four planes of w2 = ow + k / 2 columns, so that every tap of the whole
+ * output, taken as one stretch of oh x w2, is a contiguous vector load (wp: one padded input row).
+ * Widths include room for whole vectors of up to ENG_KERN_MAX_VL floats. */
 #define ENG_KERN_MAX_VL 16
 struct eng_dw_geom {
     int hp, wp, w2;
-    size_t plane_floats; /* stride 1: padded plane; stride 2: the even or the odd plane */
-    size_t out_floats;   /* stride 1: output rows of wp floats; stride 2: one output row */
+    size_t plane_floats; /* stride 1: padded plane; stride 2: each of the four phase planes */
+    size_t out_floats;   /* stride 1: output rows of wp floats; stride 2: the oh x w2 stretch */
 };
 struct eng_dw_geom eng_dw_geom(const struct eng_dw *d);
 

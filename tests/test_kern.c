@@ -586,10 +586,9 @@ static void depthwise_reference(const struct eng_dw *d, int c0, int c1, float *o
 
 /* in (channels x h x w), k, stride, pad on every side as darknet's pad; channels [c0, c1) computed
  * with scratch of exactly the declared size; everything outside them keeps the guard value. */
-static void check_depthwise(const struct eng_kern *kern, int channels, int h, int w, int k, int stride,
-                            int pad, int c0, int c1, enum eng_act act, int with_bias)
+static void check_depthwise_out(const struct eng_kern *kern, int channels, int h, int w, int k, int stride,
+                                int pad, int oh, int ow, int c0, int c1, enum eng_act act, int with_bias)
 {
-    const int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
     float *wt = floats_random((size_t)channels * k * k), *bias = floats_random((size_t)channels);
     float *in = floats_random((size_t)channels * h * w);
     const size_t n = (size_t)channels * oh * ow;
@@ -618,6 +617,13 @@ static void check_depthwise(const struct eng_kern *kern, int channels, int h, in
     free(want);
 }
 
+static void check_depthwise(const struct eng_kern *kern, int channels, int h, int w, int k, int stride,
+                            int pad, int c0, int c1, enum eng_act act, int with_bias)
+{
+    const int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    check_depthwise_out(kern, channels, h, w, k, stride, pad, oh, ow, c0, c1, act, with_bias);
+}
+
 /* Sizes 3 and 5, strides 1 and 2, paddings 0..2, widths around the vector lengths (1..70, 160) and
  * odd heights, every set. */
 static void test_kern_depthwise_matches_naive_every_set(void **state)
@@ -640,6 +646,24 @@ static void test_kern_depthwise_matches_naive_every_set(void **state)
                         check_depthwise(sets[s], 3, h, w, k, stride, pad, 0, 3, acts[i % 4],
                                         i % 5 != 0);
                     }
+}
+
+/* Stride 2 with TF's 'same' padding on even sides (the landmark net's 56 -> 28, 28 -> 14, 14 -> 7):
+ * nothing before (k = 3) or one (k = 5), the rest after, so the last outputs read the padding after
+ * the row and below the plane; even sides 2..58, every set. */
+static void test_kern_depthwise_s2_same_pads_after_every_set(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 5;
+    for (int s = 0; s < n_sets; s++)
+        for (int side = 2; side <= 58; side += 2) {
+            const int h = side, w = side + 2 * (side % 6 == 0);
+            check_depthwise_out(sets[s], 3, h, w, 3, 2, 0, h / 2, w / 2, 0, 3, ENG_ACT_RELU, 1);
+            if (side >= 4)
+                check_depthwise_out(sets[s], 2, h, w, 5, 2, 1, h / 2, w / 2, 0, 2, ENG_ACT_LINEAR, side % 4 == 0);
+        }
 }
 
 static void test_kern_depthwise_sub_range_writes_only_its_channels(void **state)
@@ -754,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_kern_add_act_matches_naive_every_set),
         cmocka_unit_test(test_kern_dw_rows_match_naive_exactly_every_set),
         cmocka_unit_test(test_kern_depthwise_matches_naive_every_set),
+        cmocka_unit_test(test_kern_depthwise_s2_same_pads_after_every_set),
         cmocka_unit_test(test_kern_depthwise_sub_range_writes_only_its_channels),
         cmocka_unit_test(test_kern_fill_rows_writes_bias_rows_only),
         cmocka_unit_test(test_kern_logistic_matches_double_every_set),
