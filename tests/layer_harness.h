@@ -10,6 +10,7 @@
 
 #include "kern.h"
 #include "layer.h"
+#include "team.h"
 
 /* A fixed-seed generator: the tests are the same on every run. */
 static uint32_t rng_state;
@@ -56,6 +57,32 @@ static inline float *run(const struct eng_layer *l, const float *in, float *cons
     const struct eng_fwd f = {.in = in, .out = out, .work = work, .outs = outs};
     l->forward(l, &f);
     free(work);
+    return out;
+}
+
+/* A forward that takes its kernel set (eng_conv_blk_run's shape); NULL in run_threads: the layer's own. */
+typedef void (*harness_fwd)(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_kern *k);
+
+/* Runs l on a team of `threads` (none for 1) as a net does, a scratch slot per thread, into an output filled
+ * with NaN first so that a value left unwritten fails the comparison. The caller frees the result. */
+static inline float *run_threads(const struct eng_layer *l, const float *in, int threads, harness_fwd fwd,
+                                 const struct eng_kern *k)
+{
+    struct eng_err err;
+    struct eng_team *t = threads > 1 ? eng_team_new(threads, NULL, &err) : NULL;
+    if (threads > 1 && !t)
+        fail_msg("eng_team_new(%d): %s", threads, err.msg);
+    float *out = floats_new(eng_shape_size(l->out));
+    for (size_t i = 0; i < eng_shape_size(l->out); i++)
+        out[i] = NAN;
+    float *work = floats_new(l->work_floats * (size_t)threads);
+    const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = t, .work_stride = l->work_floats};
+    if (fwd)
+        fwd(l, &f, k);
+    else
+        l->forward(l, &f);
+    free(work);
+    eng_team_free(t);
     return out;
 }
 

@@ -29,23 +29,6 @@ struct blk_case {
     enum eng_act act;
 };
 
-static float *run_set(const struct eng_layer *l, const float *in, const struct eng_kern *k, int threads)
-{
-    struct eng_err err;
-    struct eng_team *t = threads > 1 ? eng_team_new(threads, NULL, &err) : NULL;
-    if (threads > 1 && !t)
-        fail_msg("eng_team_new(%d): %s", threads, err.msg);
-    float *out = floats_new(eng_shape_size(l->out));
-    for (size_t i = 0; i < eng_shape_size(l->out); i++)
-        out[i] = NAN; /* every output must be written */
-    float *work = floats_new(l->work_floats * (size_t)threads); /* a slot's scratch each, as the net gives */
-    const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = t, .work_stride = l->work_floats};
-    eng_conv_blk_run(l, &f, k);
-    free(work);
-    eng_team_free(t);
-    return out;
-}
-
 static void check_case(const struct blk_case *k, const struct eng_kern *const *sets, int n_sets)
 {
     struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, k->c, k->h, k->w);
@@ -67,7 +50,7 @@ static void check_case(const struct blk_case *k, const struct eng_kern *const *s
     assert_non_null(mag);
     conv_ref_f64(&l, in, want, mag);
     for (int s = 0; s < n_sets; s++) {
-        float *got = run_set(&l, in, sets[s], 1);
+        float *got = run_threads(&l, in, 1, eng_conv_blk_run, sets[s]);
         for (size_t i = 0; i < n; i++) /* float rounding: a few epsilons of the terms; one wrong term is far more */
             if (!(fabs((double)got[i] - want[i]) <= 4e-7 * mag[i] + 1e-7 * fabs(want[i]) + 1e-30))
                 fail_msg("%s %dx%dx%d k%d s%d -> %d filters act %d, output %zu (channel %zu, y %zu, x %zu): %.9g, expected "
@@ -76,7 +59,7 @@ static void check_case(const struct blk_case *k, const struct eng_kern *const *s
                          i / ((size_t)l.out.h * l.out.w), i / (size_t)l.out.w % (size_t)l.out.h, i % (size_t)l.out.w,
                          (double)got[i], want[i], mag[i]);
         for (int threads = 2; threads <= 3; threads++) {
-            float *again = run_set(&l, in, sets[s], threads);
+            float *again = run_threads(&l, in, threads, eng_conv_blk_run, sets[s]);
             assert_memory_equal(got, again, sizeof(float) * n);
             free(again);
         }

@@ -101,23 +101,6 @@ struct dot_case {
     enum eng_act act;
 };
 
-static float *run_team(const struct eng_layer *l, const float *in, int threads)
-{
-    struct eng_err err;
-    struct eng_team *t = threads > 1 ? eng_team_new(threads, NULL, &err) : NULL;
-    if (threads > 1 && !t)
-        fail_msg("eng_team_new(%d): %s", threads, err.msg);
-    float *out = floats_new(eng_shape_size(l->out));
-    for (size_t i = 0; i < eng_shape_size(l->out); i++)
-        out[i] = NAN; /* every output must be written */
-    float *work = floats_new(l->work_floats * (size_t)threads);
-    const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = t, .work_stride = l->work_floats};
-    l->forward(l, &f);
-    free(work);
-    eng_team_free(t);
-    return out;
-}
-
 static void check_dot_case(const struct dot_case *k)
 {
     struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, k->c, k->h, k->w);
@@ -142,13 +125,13 @@ static void check_dot_case(const struct dot_case *k)
     assert_non_null(want);
     assert_non_null(mag);
     conv_ref_f64(&l, in, want, mag);
-    float *got = run_team(&l, in, 1);
+    float *got = run_threads(&l, in, 1, NULL, NULL);
     for (size_t i = 0; i < eng_shape_size(l.out); i++)
         if (!(fabs((double)got[i] - want[i]) <= dot_tol(mag[i]) + 1e-7 * fabs(want[i])))
             fail_msg("%dx%dx%d k%d s%d -> %d filters, output %zu: %.9g, expected %.9g (terms %.3g)", k->c, k->h,
                      k->w, k->size, k->stride, k->filters, i, (double)got[i], want[i], mag[i]);
     for (int threads = 2; threads <= 3; threads++) {
-        float *again = run_team(&l, in, threads);
+        float *again = run_threads(&l, in, threads, NULL, NULL);
         assert_memory_equal(got, again, sizeof(float) * eng_shape_size(l.out));
         free(again);
     }
@@ -216,7 +199,7 @@ static void test_kern_maxpool3_s2_matches_naive(void **state)
         setup_ok(eng_maxpool_setup(&l, why, sizeof why), why);
         float *in = floats_random(eng_shape_size(l.in));
         for (int threads = 1; threads <= 2; threads++) {
-            float *got = run_team(&l, in, threads);
+            float *got = run_threads(&l, in, threads, NULL, NULL);
             const int off = -l.p.pool.pad / 2;
             for (int c = 0; c < l.out.c; c++)
                 for (int oy = 0; oy < l.out.h; oy++)
@@ -247,7 +230,7 @@ static void test_kern_avgpool2_s2_matches_naive_exactly(void **state)
         char why[256] = "";
         setup_ok(eng_avgpool_setup(&l, why, sizeof why), why);
         float *in = floats_random(eng_shape_size(l.in));
-        float *got = run_team(&l, in, 1);
+        float *got = run_threads(&l, in, 1, NULL, NULL);
         for (int c = 0; c < l.out.c; c++)
             for (int oy = 0; oy < l.out.h; oy++)
                 for (int ox = 0; ox < l.out.w; ox++) {

@@ -176,21 +176,6 @@ static void test_not_fused_when_shared(void **state)
     free(dww);
 }
 
-/* Layer l run with a team of `threads` (work slots work_floats apart); caller frees the output. */
-static float *run_team(const struct eng_layer *l, const float *in, int threads)
-{
-    struct eng_team *team = eng_team_new(threads, NULL, NULL);
-    assert_non_null(team);
-    float *out = floats_new(eng_shape_size(l->out));
-    float *work = floats_new(l->work_floats * (size_t)threads);
-    const struct eng_fwd f = {.in = in, .out = out, .work = work, .team = team,
-                              .work_stride = l->work_floats};
-    l->forward(l, &f);
-    free(work);
-    eng_team_free(team);
-    return out;
-}
-
 /* A depthwise layer, a 1x1 layer (c -> m, bias, leaky) and a 2x2 stride-2 TF 'same' max-pool, fused:
  * with the pool folded into the 1x1 layer first (conv_pw.c, pool_layer 0) or as a max-pool layer of its
  * own (pool_layer 1), against the double reference of the three; and bit-identical with teams of 2 and 3
@@ -250,7 +235,7 @@ static void check_pooled(int c, int m, int h, int w, int pool_layer)
             }
     }
     for (int threads = 2; threads <= 3; threads++) {
-        float *team_out = run_team(top, in, threads);
+        float *team_out = run_threads(top, in, threads, NULL, NULL);
         if (memcmp(team_out, out, sizeof(float) * eng_shape_size(top->out)) != 0)
             fail_msg("%d -> %d channels %dx%d (pool layer %d): %d threads give other bits than one", c, m, h,
                      w, pool_layer, threads);
