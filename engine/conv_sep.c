@@ -98,6 +98,7 @@ static struct eng_dw_band band_of(const struct eng_layer *dw, const float *in, i
 struct sep_run {
     const struct eng_layer *l;
     const struct eng_fwd *f;
+    const struct eng_add *add; /* the add layer after l that l computes (sep_add_forward), or NULL */
     int rows, n_bands, n_mblocks;
     int n_pairs; /* pooled: the plane's row pairs, cut evenly into the bands (sep_forward); else 0 */
 };
@@ -139,6 +140,13 @@ static void sep_task(void *arg, int task, int slot)
                         .out = r->f->out + (size_t)y0 * ow, .plane = (size_t)oh * ow,
                         .m = c->filters, .k = ch, .act = c->act, .post_w = c->post_scale,
                         .post_b = c->post_bias};
+    if (r->add) { /* the add layer's output in the store (its sum over the earlier inputs from sum_from) */
+        const size_t at = (size_t)y0 * ow;
+        pw.add = r->f->outs[r->add->sum_from] + at;
+        pw.sum_out = r->add->keep_sum ? pw.out : NULL;
+        pw.out = r->f->outs[l->index + 1] + at;
+        pw.act = r->add->act;
+    }
     if (!pooled(l)) {
         kern->pointwise(&pw, m0, m1, 0, n);
         return;
@@ -169,11 +177,12 @@ static void sep_task(void *arg, int task, int slot)
  * bit (see the top of this file), and band_rows at one thread bounds every band, hence the scratch. */
 #define SEP_MIN_TEAM_PIXELS 64
 
-static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
+static void sep_run_pair(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_add *add)
 {
     const struct eng_layer *p = pw_of(l);
     const int oh = p->in.h, ow = p->in.w, width = eng_team_width(f->team);
-    struct sep_run r = {.l = l, .f = f, .rows = whole_rows(l, band_rows(p->in.c, oh, ow)), .n_mblocks = 1};
+    struct sep_run r = {.l = l, .f = f, .add = add, .rows = whole_rows(l, band_rows(p->in.c, oh, ow)),
+                        .n_mblocks = 1};
     r.n_bands = (oh + r.rows - 1) / r.rows;
     if (pooled(l)) {
         /* Even shares of the row pairs: cut in bands of r.rows, the detector's pooled planes left a
@@ -200,6 +209,24 @@ static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
         }
     }
     eng_team_for(f->team, r.n_bands * r.n_mblocks, sep_task, &r);
+}
+
+static void sep_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    sep_run_pair(l, f, NULL);
+}
+
+/* A fused pair that also computes the add layer after it (fuse_adds). */
+static void sep_add_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    sep_run_pair(l, f, &l[1].p.add);
+}
+
+/* The add layer's forward once the pair before it computes its output: nothing left to do. */
+static void add_done(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    (void)l;
+    (void)f;
 }
 
 /* Whether layers i (depthwise 3x3, stride 1, 'same'-sized output, no activation or post affine) and
@@ -257,6 +284,109 @@ size_t eng_conv_sep_work_floats(const struct eng_layer *l)
     return (size_t)pw->in.c * rows * pw->in.w + ENG_KERN_MAX_VL + scratch;
 }
 
+/* ---- dense-block adds ---------------------------------------------------------------------------
+ * face-api's dense blocks sum a growing list of branch outputs: relu(out1 + out2), relu(out1 + out2 +
+ * out3), relu(out1 + ... + out4), each out_i (i > 1) the linear 1x1 layer of a fused pair just before the
+ * add. Each add layer read every input back from memory in a pass of its own (a team dispatch, and
+ * about 0.07 ms of the landmark net's 0.8: docs/PERFORMANCE.md, work log). Fused, the pair's 1x1 layer
+ * adds, as it stores, the running sum of the earlier inputs and writes the add layer's output; where a
+ * later add extends the same list, it also keeps its raw running sum (instead of out_i, which nothing
+ * else then reads) for that add to start from. The sums are add_act's, in its order: 0 + in[0], then
+ * each input in turn (a running sum is never -0, so 0 + it is itself): the bits of the unfused net. */
+
+/* Whether add layer a is built as fuse_adds takes it: plain (no zero extension), after a fused unpooled
+ * pair whose 1x1 layer is linear, that pair's output its last input. */
+static int add_candidate(const struct eng_net *net, int a)
+{
+    if (a < 2 || a >= net->n_layers)
+        return 0;
+    const struct eng_layer *l = &net->layers[a], *p = l - 1;
+    const struct eng_add *ad = &l->p.add;
+    return l->kind == ENG_LAYER_ADD && l->forward && !ad->zero_extend && ad->n >= 2 && !ad->by_prev &&
+           ad->inputs[ad->n - 1] == a - 1 && p->kind == ENG_LAYER_CONV && p->forward == sep_forward &&
+           !pooled(p) && p->p.conv.act == ENG_ACT_LINEAR && p->out.c == l->out.c && p->out.h == l->out.h &&
+           p->out.w == l->out.w;
+}
+
+/* Whether add c's inputs begin with all of add a's and more (by one: c starts from a's raw sum). */
+static int extends(const struct eng_net *net, int c, int a, int by_one)
+{
+    const struct eng_add *ac = &net->layers[c].p.add, *aa = &net->layers[a].p.add;
+    if (by_one ? ac->n != aa->n + 1 : ac->n <= aa->n)
+        return 0;
+    for (int k = 0; k < aa->n; k++)
+        if (ac->inputs[k] != aa->inputs[k])
+            return 0;
+    return 1;
+}
+
+/* Whether a fusable add a still holds, given ok[] for the others: an add of 3 or more inputs starts from
+ * the fused add of all but its last; every other reader of the pair's output (whose buffer then holds a
+ * raw sum, or nothing) is a fused add that extends a (it reads that buffer, or a later add's sum, never
+ * the pair's own output). */
+static int add_holds(const struct eng_net *net, const unsigned char *ok, int a)
+{
+    const struct eng_add *ad = &net->layers[a].p.add;
+    if (ad->n > 2) {
+        const int b = ad->inputs[ad->n - 2] + 1;
+        if (b >= a || !ok[b] || !extends(net, a, b, 1))
+            return 0;
+    }
+    const int p = a - 1;
+    for (int j = 0; j < net->n_layers; j++) {
+        const struct eng_layer *l = &net->layers[j];
+        if (j == a)
+            continue;
+        int reads = j == p + 1 && l->forward;
+        if (l->kind == ENG_LAYER_ROUTE)
+            for (int k = 0; k < l->p.route.n; k++)
+                reads |= l->p.route.inputs[k] == p;
+        else if (l->kind == ENG_LAYER_SHORTCUT)
+            reads |= l->p.shortcut.from == p;
+        else if (l->kind == ENG_LAYER_ADD)
+            for (int k = 0; k < l->p.add.n; k++)
+                reads |= l->p.add.inputs[k] == p;
+        if (reads && !(l->kind == ENG_LAYER_ADD && ok[j] && extends(net, j, a, 0)))
+            return 0;
+    }
+    return p != net->n_layers - 1;
+}
+
+static int fuse_adds(struct eng_net *net)
+{
+    unsigned char ok[256];
+    if (net->n_layers > (int)sizeof ok)
+        return 0;
+    for (int a = 0; a < net->n_layers; a++)
+        ok[a] = (unsigned char)add_candidate(net, a);
+    for (int changed = 1; changed;) { /* drop the adds that do not hold until all do */
+        changed = 0;
+        for (int a = 0; a < net->n_layers; a++)
+            if (ok[a] && !add_holds(net, ok, a)) {
+                ok[a] = 0;
+                changed = 1;
+            }
+    }
+    int fused = 0;
+    for (int a = 0; a < net->n_layers; a++) {
+        if (!ok[a])
+            continue;
+        struct eng_layer *l = &net->layers[a], *p = l - 1;
+        struct eng_add *ad = &l->p.add;
+        ad->by_prev = 1;
+        ad->sum_from = ad->inputs[ad->n - 2];
+        ad->keep_sum = 0;
+        for (int c = a + 1; c < net->n_layers; c++)
+            ad->keep_sum |= ok[c] && extends(net, c, a, 1);
+        l->forward = add_done;
+        p->forward = sep_add_forward;
+        p->flops += l->flops; /* the profile shows the add on the pair */
+        l->flops = 0;
+        fused++;
+    }
+    return fused;
+}
+
 int eng_conv_sep_fuse(struct eng_net *net)
 {
     int fused = 0;
@@ -281,5 +411,6 @@ int eng_conv_sep_fuse(struct eng_net *net)
         p->flops = 0;
         i++;
     }
+    fuse_adds(net);
     return fused;
 }

@@ -41,6 +41,12 @@ struct eng_pw {
     int accumulate;
     /* A per-channel affine on the sums before act, or NULL: out = act(sum * post_w[o] + post_b[o]). */
     const float *post_w, *post_b;
+    /* A residual added in the store, or NULL (conv_sep.c: face-api's dense-block adds): with it, z (the
+     * sums after the affine, no act) becomes s = (0 + add[o][p]) + z, add_act's order, out = act(s),
+     * and, with sum_out, s itself (no act) into sum_out; add and sum_out have out's layout (rows `plane`
+     * apart) and overlap neither out nor each other. Not with accumulate or in_offsets. */
+    const float *add;
+    float *sum_out;
 };
 
 /* A depthwise convolution: channel c of `out` (oh x ow) is the k x k window of weights w[c] moved by

@@ -97,6 +97,11 @@ struct eng_add {
     struct eng_shape shapes[ENG_ADD_MAX_INPUTS]; /* each input's shape (filled by setup) */
     int zero_extend;
     enum eng_act act;
+    /* Set by eng_conv_sep_fuse: the fused 1x1 layer just before computes this sum in its store (this
+     * layer's forward does nothing), adding the running sum of the earlier inputs, read from layer
+     * sum_from's buffer (inputs[0]'s value for n = 2, else the raw sum the layer inputs[n - 2] stored
+     * there); with keep_sum, it stores its own raw sum (no act) in its own buffer for a later add. */
+    int by_prev, sum_from, keep_sum;
 };
 
 struct eng_upsample {

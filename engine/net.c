@@ -191,6 +191,8 @@ static void liveness(const struct eng_net *net, int *last_use)
         else if (l->kind == ENG_LAYER_ADD)
             for (int k = 0; k < l->p.add.n; k++)
                 extend_use(last_use, net, l->p.add.inputs[k], i);
+        if (l->kind == ENG_LAYER_ADD && l->p.add.by_prev) /* written by layer i - 1 (conv_sep.c): */
+            extend_use(last_use, net, i - 2, i);           /* what that one reads stays until then */
     }
 }
 
