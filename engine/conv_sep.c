@@ -25,8 +25,10 @@
  * three. Unfused, the detector wrote its 16x207x207 depthwise output (2.7 MB) for the 1x1 layer to read
  * back; fused, its three pooled pairs and the pool took about 0.15 ms less of 2.8 (docs/PERFORMANCE.md,
  * work log, issue19d). */
+#include <stdlib.h>
 #include <string.h>
 
+#include "conv_blk.h"
 #include "conv_sep.h"
 #include "kern.h"
 #include "layer.h"
@@ -38,6 +40,20 @@
  * so that the pointwise kernel's 32-pixel tiles are not mostly empty (7x7, 14x14: one band). */
 #define SEP_BAND_FLOATS 24576
 #define SEP_MIN_PIXELS 128
+
+/* 1x1 layers on planes of at most SEP_BLK_PIXELS (the landmark net's 7x7 pairs: 49 pixels, which the
+ * pointwise kernel's pixel vectors fill as 64 lanes on AVX-512) run conv3_blk's 1x1 instance instead,
+ * vectors along output channels (c3b_isa.inc), the plane as one row: weights packed at load into the
+ * layer's blk, a fixed rule of the shape and the kernel set (AVX-512, where it was measured). The same
+ * sums in the same order as the pointwise kernel (bias, then each input channel, one FMA each, then the
+ * post affine): the same bits, whichever path. */
+#define SEP_BLK_PIXELS 64
+
+static int blk_rule(const struct eng_layer *p)
+{
+    return p->in.h * p->in.w <= SEP_BLK_PIXELS && p->p.conv.filters % 16 == 0 &&
+           eng_kern_best()->isa == ENG_ISA_AVX512;
+}
 
 /* The layer that computes a fused pair is its 1x1 layer, or the max-pool after it when that is fused
  * too (eng_conv_sep_fuse): the 1x1 layer of the computing layer l, and the depthwise layer before it. */
@@ -126,7 +142,9 @@ static void sep_task(void *arg, int task, int slot)
     const int oh = p->in.h, ow = p->in.w, ch = p->in.c; /* the depthwise output's plane */
     int y0, y1, m0, m1;
     band_bounds(r, band, oh, &y0, &y1);
-    eng_team_split(c->filters, r->n_mblocks, mb, 8, &m0, &m1);
+    /* c->blk is set by eng_conv_sep_fuse where blk_rule holds; such planes are one band (band_rows) */
+    const int blk = c->blk && !pooled(l) && y0 == 0 && y1 == oh;
+    eng_team_split(c->filters, r->n_mblocks, mb, blk ? 16 : 8, &m0, &m1);
     if (y1 <= y0 || m1 <= m0)
         return;
     const size_t n = (size_t)(y1 - y0) * ow;
@@ -140,6 +158,21 @@ static void sep_task(void *arg, int task, int slot)
                         .out = r->f->out + (size_t)y0 * ow, .plane = (size_t)oh * ow,
                         .m = c->filters, .k = ch, .act = c->act, .post_w = c->post_scale,
                         .post_b = c->post_bias};
+    if (blk) { /* the whole plane is one band here (band_rows' SEP_MIN_PIXELS): one row of n pixels */
+        float *z = r->add ? scratch : pw.out; /* with an add: the 1x1 output, then the add as add_act's */
+        const struct eng_c3b a = {.in = buf, .in_plane = n, .wp = (int)n, .c = ch, .size = 1, .stride = 1,
+                                  .w = c->blk, .bias = c->bias, .post_w = c->post_scale, .post_b = c->post_bias,
+                                  .act = r->add ? ENG_ACT_LINEAR : c->act, .out = z, .oh = 1, .ow = (int)n};
+        kern->conv3_blk(&a, m0 / 16, m1 / 16, 0, 1);
+        for (int o = m0; r->add && o < m1; o++) {
+            const size_t at = (size_t)o * oh * ow + (size_t)y0 * ow;
+            const float *two[2] = {r->f->outs[r->add->sum_from] + at, z + (size_t)o * n};
+            if (r->add->keep_sum)
+                kern->add_act(pw.out + (size_t)o * oh * ow, two, 2, n, ENG_ACT_LINEAR);
+            kern->add_act(r->f->outs[l->index + 1] + at, two, 2, n, r->add->act);
+        }
+        return;
+    }
     if (r->add) { /* the add layer's output in the store (its sum over the earlier inputs from sum_from) */
         const size_t at = (size_t)y0 * ow;
         pw.add = r->f->outs[r->add->sum_from] + at;
@@ -281,6 +314,8 @@ size_t eng_conv_sep_work_floats(const struct eng_layer *l)
     size_t scratch = eng_dw_band_scratch_floats(&b);
     const size_t pool_rows = 2 * (size_t)pool_pairs(pw->in.w) * pw->p.conv.filters * pw->in.w;
     scratch = pooled(l) && pool_rows > scratch ? pool_rows : scratch; /* one after the other */
+    const size_t z = (size_t)pw->p.conv.filters * rows * pw->in.w; /* blk with an add: the 1x1 output */
+    scratch = blk_rule(pw) && !pooled(l) && z > scratch ? z : scratch;
     return (size_t)pw->in.c * rows * pw->in.w + ENG_KERN_MAX_VL + scratch;
 }
 
@@ -399,6 +434,9 @@ int eng_conv_sep_fuse(struct eng_net *net)
         p->forward = sep_forward;
         p->work_floats = eng_conv_sep_work_floats(p);
         fused++;
+        if (blk_rule(p) && !pooled(p) && (p->p.conv.blk || (p->p.conv.blk = malloc(sizeof(float) *
+                                                            eng_conv_blk_packed_floats(p)))))
+            eng_conv_blk_pack(p, p->p.conv.blk); /* out of memory: the pointwise kernel, same bits */
         i++;
         if (!pool_fusable(net, i + 1))
             continue;

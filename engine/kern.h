@@ -181,7 +181,7 @@ static inline size_t eng_dw_band_scratch_floats(const struct eng_dw_band *b)
     return 2 * ((oh + 2) * wp + 3 * ENG_KERN_MAX_VL + 2) + oh * wp + 2 * ENG_KERN_MAX_VL + 16;
 }
 
-/* A size x size convolution at `stride` (3 at 1 or 2, 7 at 2) with vectors along output channels
+/* A size x size convolution at `stride` (1 at 1, 3 at 1 or 2, 7 at 2) with vectors along output channels
  * (conv_blk.c, c3b_isa.inc): channel ch of the zero-padded input is rows of wp floats at in + ch in_plane,
  * output (y, x) reading rows stride y .. stride y + size - 1 from column stride x; w the weights packed as
  * [filters / 16][c][size][size][16] (eng_conv_blk_pack); the output filters planes of oh x ow.

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "conv_blk.h"
 #include "conv_sep.h"
 #include "eng_err.h"
 #include "kern.h"
@@ -163,6 +164,9 @@ static void block_new(struct block *b, int cin, int c, int h, int w, int detour)
 
 static void block_free(struct block *b)
 {
+    for (int i = 0; i < 10; i++)
+        if (b->layers[i].kind == ENG_LAYER_CONV)
+            free(b->layers[i].p.conv.blk); /* conv_sep.c's packed 1x1 weights, where its rule took them */
     free(b->w0);
     free(b->b0);
     for (int i = 0; i < 3; i++) {
@@ -267,6 +271,102 @@ static void check_block(int cin, int c, int h, int w, int detour, unsigned fused
     block_free(&b);
 }
 
+/* kern.h conv3_blk's 1x1 instance (c3b_isa.inc, conv_sep.c's path for planes of up to 64 pixels), as one
+ * row of n pixels: bit for bit the pointwise kernel's output in every set (the same sums in the same
+ * order), which test_kern checks against a double reference. */
+static void check_c3b_1x1(const struct eng_kern *kern, int m, int k, int n, enum eng_act act, int with_post)
+{
+    struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, k, 1, n);
+    float *w = floats_random((size_t)m * k), *bias = floats_random((size_t)m), *in = floats_random((size_t)k * n);
+    float *post_w = floats_random((size_t)m), *post_b = floats_random((size_t)m);
+    l.p.conv = (struct eng_conv){.filters = m, .size = 1, .stride = 1, .groups = 1, .weights = w};
+    float *packed = floats_new(eng_conv_blk_packed_floats(&l));
+    eng_conv_blk_pack(&l, packed);
+    float *got = floats_new((size_t)m * n), *want = floats_new((size_t)m * n);
+    for (size_t i = 0; i < (size_t)m * n; i++)
+        got[i] = want[i] = GUARD;
+    const struct eng_c3b a = {.in = in, .in_plane = (size_t)n, .wp = n, .c = k, .size = 1, .stride = 1, .w = packed,
+                              .bias = bias, .post_w = with_post ? post_w : NULL, .post_b = with_post ? post_b : NULL,
+                              .act = act, .out = got, .oh = 1, .ow = n};
+    kern->conv3_blk(&a, 0, m / 16, 0, 1);
+    const struct eng_pw pw = {.w = w, .bias = bias, .in = in, .out = want, .m = m, .k = k, .plane = (size_t)n,
+                              .act = act, .post_w = a.post_w, .post_b = a.post_b};
+    kern->pointwise(&pw, 0, m, 0, (size_t)n);
+    for (size_t i = 0; i < (size_t)m * n; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
+            fail_msg("%s 1x1 conv3_blk m=%d k=%d n=%d %s post=%d: [%zu][%zu] = %.9g, the pointwise kernel %.9g",
+                     kern->name, m, k, n, eng_act_name(act), with_post, i / n, i % n, (double)got[i],
+                     (double)want[i]);
+    free(w);
+    free(bias);
+    free(in);
+    free(post_w);
+    free(post_b);
+    free(packed);
+    free(got);
+    free(want);
+}
+
+static void test_c3b_1x1_matches_pointwise_every_set(void **state)
+{
+    (void)state;
+    rng_state = 31;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    static const int ns[] = {1, 3, 7, 12, 13, 25, 49, 64};
+    for (int s = 0; s < n_sets; s++)
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+            check_c3b_1x1(sets[s], 32, 5 + (int)i * 3, ns[i], ENG_ACT_LINEAR, (int)i % 2);
+            check_c3b_1x1(sets[s], 48, 17, ns[i], i % 2 ? ENG_ACT_RELU : ENG_ACT_LEAKY, 0);
+            check_c3b_1x1(sets[s], 16, 1, ns[i], ENG_ACT_LOGISTIC, 1);
+        }
+}
+
+/* The block on a plane conv_sep.c's rule gives conv3_blk (with AVX-512 the engine's set): the same bits
+ * with the layers' packed weights dropped (the pointwise path). */
+static void check_block_paths(int cin, int c, int h, int w)
+{
+    struct block b;
+    block_new(&b, cin, c, h, w, 0);
+    assert_int_equal(eng_conv_sep_fuse(&b.net), 3);
+    float *in = floats_random((size_t)cin * h * w);
+    const size_t n = (size_t)c * h * w;
+    float *out[2];
+    struct eng_err err;
+    for (int path = 0; path < 2; path++) {
+        if (path == 1) {
+            for (int i = 0; i < 10; i++) {
+                free(b.layers[i].p.conv.blk);
+                b.layers[i].p.conv.blk = NULL;
+            }
+        }
+        struct eng_ctx *ctx = eng_ctx_new(&b.net, &err);
+        assert_non_null(ctx);
+        memcpy(ctx->input, in, sizeof(float) * (size_t)cin * h * w);
+        eng_net_forward(&b.net, ctx);
+        out[path] = floats_new(n);
+        memcpy(out[path], eng_ctx_output(ctx, 9), sizeof(float) * n);
+        eng_ctx_free(ctx);
+    }
+    if (memcmp(out[0], out[1], sizeof(float) * n) != 0)
+        fail_msg("%d -> %d channels %dx%d: conv3_blk's path and the pointwise kernel's give other bits", cin, c, h, w);
+    free(out[0]);
+    free(out[1]);
+    free(in);
+    block_free(&b);
+}
+
+static void test_small_plane_paths_same_bits(void **state)
+{
+    (void)state;
+    rng_state = 37;
+    print_message("kernel set %s\n", eng_kern_best()->name);
+    check_block_paths(5, 32, 7, 7); /* the landmark net's last planes (256 channels there) */
+    check_block_paths(3, 48, 5, 9);
+    check_block_paths(4, 16, 8, 8);
+    check_block(6, 32, 7, 7, 0, 7u); /* and against the double reference, at 1, 2 and 3 threads */
+}
+
 static void test_dense_block_adds_fused(void **state)
 {
     (void)state;
@@ -294,6 +394,8 @@ int main(void)
         cmocka_unit_test(test_pointwise_resid_every_set),
         cmocka_unit_test(test_dense_block_adds_fused),
         cmocka_unit_test(test_adds_left_alone_when_read_elsewhere),
+        cmocka_unit_test(test_c3b_1x1_matches_pointwise_every_set),
+        cmocka_unit_test(test_small_plane_paths_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
