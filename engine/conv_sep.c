@@ -389,7 +389,7 @@ static int add_holds(const struct eng_net *net, const unsigned char *ok, int a)
 
 static int fuse_adds(struct eng_net *net)
 {
-    unsigned char ok[256];
+    unsigned char ok[256]; /* the face nets have 45-60 layers; a larger net keeps its add layers */
     if (net->n_layers > (int)sizeof ok)
         return 0;
     for (int a = 0; a < net->n_layers; a++)
