@@ -47,6 +47,13 @@ static int in_place(const struct eng_layer *l)
     return l->p.conv.pad_top == 0 && l->p.conv.pad_left == 0 && pad_h(l) <= l->in.h && pad_w(l) <= l->in.w;
 }
 
+/* Whether the kernel computes each output plane as one tile (3x3 and 4x4 outputs; kern.h): tasks then
+ * cut the channel blocks only, and every weight is read once a layer. */
+static int plane_tiles(const struct eng_layer *l)
+{
+    return l->p.conv.size == 3 && eng_c3b_plane_tile(l->out.h, l->out.w);
+}
+
 /* The shapes the kernel takes: 3x3 at stride 1 or 2, 7x7 at stride 2, one group, whole blocks of 16
  * filters. */
 int eng_conv_blk_shape_ok(const struct eng_layer *l)
@@ -66,7 +73,7 @@ int eng_conv_blk_shape_ok(const struct eng_layer *l)
 int eng_conv_blk_ok(const struct eng_layer *l)
 {
     return eng_conv_blk_shape_ok(l) && eng_kern_best()->isa == ENG_ISA_AVX512 && l->out.w <= 72 &&
-           l->out.w >= (l->p.conv.stride == 1 ? 8 : 3);
+           (l->out.w >= (l->p.conv.stride == 1 ? 8 : 3) || (l->p.conv.size == 3 && plane_tiles(l)));
 }
 
 size_t eng_conv_blk_packed_floats(const struct eng_layer *l)
@@ -112,7 +119,7 @@ struct blk_run {
     struct eng_c3b a;
     const struct eng_kern *k;
     const struct eng_fwd *f;
-    int n_tasks, units, staged;
+    int n_tasks, units, staged, planes;
 };
 
 /* Padded rows [y0, y1) of every channel into the slot's copy (zeros where the padding is), at the rows'
@@ -155,14 +162,17 @@ static void conv_task(void *arg, int task, int slot)
     if (r->staged) {
         const int st = l->p.conv.stride, ks = l->p.conv.size;
         a.in = r->f->work + (size_t)slot * r->f->work_stride;
-        if (r->n_tasks > 1)
+        if (r->n_tasks > 1 && !r->planes)
             pad_rows(l, r->f->in, (float *)a.in, u0 / pairs * st, (u1 - 1) / pairs * st + ks);
         else
             pad_rows(l, r->f->in, (float *)a.in, 0, pad_h(l));
     }
     if (r->n_tasks == 1) {
-        for (int p = 0; p < pairs; p++)
-            r->k->conv3_blk(&a, 2 * p, 2 * p + 2 < nb ? 2 * p + 2 : nb, 0, oh);
+        r->k->conv3_blk(&a, 0, nb, 0, oh);
+        return;
+    }
+    if (r->planes) { /* units are block pairs */
+        r->k->conv3_blk(&a, 2 * u0, 2 * u1 < nb ? 2 * u1 : nb, 0, oh);
         return;
     }
     for (int u = u0; u < u1;) {
@@ -185,7 +195,8 @@ void eng_conv_blk_run(const struct eng_layer *l, const struct eng_fwd *f, const 
         r.a.in_plane = (size_t)pad_h(l) * pad_w(l);
         r.a.wp = pad_w(l);
     }
-    r.units = (c->filters / 16 + 1) / 2 * l->out.h;
+    r.planes = plane_tiles(l);
+    r.units = (c->filters / 16 + 1) / 2 * (r.planes ? 1 : l->out.h);
     r.n_tasks = width < r.units ? width : r.units;
     eng_team_for(f->team, r.n_tasks, conv_task, &r);
 }

@@ -5,7 +5,8 @@
  * counts, 16 to 80 filters (an odd number of 16-channel blocks leaves AVX-512's single-block tile), bias
  * or none, stride 2 with 'same' and 'valid' padding, the post affine, linear / relu / leaky / logistic (a
  * scalar activation after the store); every output written (NaN before), the same bits on teams of 1 to
- * 3 threads; and the rule picks it for the face recognizer's 3x3 shapes on AVX-512 only. */
+ * 3 threads; 3x3 and 4x4 outputs (whole-plane tiles on AVX-512); and the rule picks it for the face
+ * recognizer's 3x3 shapes on AVX-512 only. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,12 +113,41 @@ static void test_conv_blk_matches_naive_every_set(void **state)
         check_case(&cases[i], sets, n_sets);
 }
 
+/* 3x3 and 4x4 outputs, which AVX-512 computes a whole plane a tile (two blocks of 9 pixels; two tiles of
+ * two rows for 4x4, the second reading the pair's weights again; odd block counts leave single-block
+ * tiles of all 16 pixels), with the weights prefetched 8 channels ahead: channel counts below, at and
+ * above that distance, odd; stride 1 'same' and stride 2 'same' / 'valid'; teams of 1..3 cut the blocks. */
+static void test_conv_blk_plane_tiles(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 47;
+    const struct blk_case cases[] = {
+        {.c = 256, .h = 4, .w = 4, .filters = 256, .with_bias = 1, .with_post = 1, .act = ENG_ACT_RELU},
+        {.c = 256, .h = 3, .w = 3, .filters = 256, .with_bias = 1, .with_post = 1, .act = ENG_ACT_LINEAR},
+        {.c = 128, .h = 8, .w = 8, .filters = 256, .with_bias = 1, .with_post = 1, .act = ENG_ACT_RELU, .size = 3,
+         .stride = 2, .valid = 1}, /* the recognizer's 8x8 -> 3x3 */
+        {.c = 7, .h = 4, .w = 4, .filters = 48, .with_bias = 0, .with_post = 0, .act = ENG_ACT_LEAKY},
+        {.c = 9, .h = 3, .w = 3, .filters = 80, .with_bias = 1, .with_post = 0, .act = ENG_ACT_LOGISTIC},
+        {.c = 1, .h = 4, .w = 4, .filters = 16, .with_bias = 1, .with_post = 1, .act = ENG_ACT_RELU},
+        {.c = 13, .h = 7, .w = 8, .filters = 48, .with_bias = 1, .with_post = 1, .act = ENG_ACT_LINEAR, .size = 3,
+         .stride = 2}, /* 'same' onto 4x4 */
+        {.c = 5, .h = 6, .w = 5, .filters = 32, .with_bias = 0, .with_post = 1, .act = ENG_ACT_RELU, .size = 3,
+         .stride = 2}, /* 'same' onto 3x3 */
+        {.c = 33, .h = 9, .w = 9, .filters = 112, .with_bias = 1, .with_post = 0, .act = ENG_ACT_LEAKY, .size = 3,
+         .stride = 2, .valid = 1}, /* 9 -> 4x4 'valid' */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_case(&cases[i], sets, n_sets);
+}
+
 static void test_conv_blk_rule(void **state)
 {
     (void)state;
-    const int shapes[][3] = {{32, 35, 35}, {64, 17, 17}, {128, 8, 8}};
-    float *w = floats_new((size_t)128 * 128 * 9);
-    memset(w, 0, sizeof(float) * (size_t)128 * 128 * 9);
+    const int shapes[][3] = {{32, 35, 35}, {64, 17, 17}, {128, 8, 8}, {256, 4, 4}, {256, 3, 3}};
+    float *w = floats_new((size_t)256 * 256 * 9);
+    memset(w, 0, sizeof(float) * (size_t)256 * 256 * 9);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, shapes[i][0], shapes[i][1], shapes[i][2]);
         l.p.conv = (struct eng_conv){.filters = shapes[i][0], .size = 3, .stride = 1, .same = 1, .groups = 1,
@@ -135,6 +165,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_blk_matches_naive_every_set),
+        cmocka_unit_test(test_conv_blk_plane_tiles),
         cmocka_unit_test(test_conv_blk_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
