@@ -205,3 +205,86 @@ void eng_conv_blk_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     eng_conv_blk_run(l, f, eng_kern_best());
 }
+
+/* ---- the stem with its 3x3 stride-2 max pool ------------------------------------------------------
+ * The recognizer's stem (7x7/2, 'valid': 32 x 72 x 72, 663 KB) is read only by a 'valid' 3x3/2 max pool
+ * (32 x 35 x 35): the pool read it back from L2 or memory at 0.03 ms against ONNX Runtime's 0.011. Here
+ * each task computes the stem's rows one at a time into a ring of three (channels x width each, in
+ * L1/L2) and pools each output row as soon as its three rows are there, with pool.c's kernels in
+ * pool.c's order (maxpool2_s1 on rows 2y, 2y + 1 and on 2y + 1, 2y + 2, then maxpool2 of the two): the
+ * bits of the conv layer followed by the pool layer. A task's first row is computed by both tasks that
+ * share it, the same way, so results do not depend on the thread count. */
+static int pool3_conv_h(const struct eng_layer *l)
+{
+    return (l->in.h - l->p.conv.size) / l->p.conv.stride + 1;
+}
+
+static int pool3_conv_w(const struct eng_layer *l)
+{
+    return (l->in.w - l->p.conv.size) / l->p.conv.stride + 1;
+}
+
+int eng_conv_blk_pool3_setup(struct eng_layer *l)
+{
+    const struct eng_conv *c = &l->p.conv;
+    if (l->forward != eng_conv_blk_forward || c->pad_top || c->pad_left || c->pad_bottom || c->pad_right ||
+        l->out.h < 3 || l->out.w < 3)
+        return 0;
+    const int ch = pool3_conv_h(l), cw = pool3_conv_w(l);
+    l->out = (struct eng_shape){c->filters, (ch - 3) / 2 + 1, (cw - 3) / 2 + 1};
+    l->forward = eng_conv_blk_pool3_forward;
+    l->work_floats = (size_t)3 * c->filters * cw + 2 * (size_t)cw;
+    l->flops += 9.0 * (double)eng_shape_size(l->out);
+    return 1;
+}
+
+struct pool3_run {
+    const struct eng_layer *l;
+    struct eng_c3b a;
+    const struct eng_kern *k;
+    const struct eng_fwd *f;
+    int n_tasks;
+};
+
+static void pool3_task(void *arg, int task, int slot)
+{
+    const struct pool3_run *r = arg;
+    const struct eng_layer *l = r->l;
+    const int nf = l->p.conv.filters, cw = pool3_conv_w(l), ph = l->out.h, pw = l->out.w;
+    int y0, y1;
+    eng_team_split(ph, r->n_tasks, task, 1, &y0, &y1);
+    float *ring = r->f->work + (size_t)slot * r->f->work_stride, *pa = ring + (size_t)3 * nf * cw, *pb = pa + cw;
+    struct eng_c3b a = r->a;
+    for (int py = y0; py < y1; py++) {
+        for (int cy = py == y0 ? 2 * py : 2 * py + 1; cy <= 2 * py + 2; cy++) {
+            a.in = r->f->in + (size_t)cy * l->p.conv.stride * l->in.w;
+            a.out = ring + (size_t)(cy % 3) * nf * cw;
+            r->k->conv3_blk(&a, 0, nf / 16, 0, 1);
+        }
+        const float *r0 = ring + (size_t)(2 * py % 3) * nf * cw, *r1 = ring + (size_t)((2 * py + 1) % 3) * nf * cw,
+                    *r2 = ring + (size_t)((2 * py + 2) % 3) * nf * cw;
+        for (int o = 0; o < nf; o++) {
+            const size_t at = (size_t)o * cw;
+            r->k->maxpool2_s1(r0 + at, r1 + at, pa, 2 * pw);
+            r->k->maxpool2_s1(r1 + at, r2 + at, pb, 2 * pw);
+            r->k->maxpool2(pa, pb, r->f->out + ((size_t)o * ph + py) * pw, pw);
+        }
+    }
+}
+
+void eng_conv_blk_pool3_run(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_kern *k)
+{
+    const struct eng_conv *c = &l->p.conv;
+    const int width = eng_team_width(f->team);
+    struct pool3_run r = {.l = l, .k = k, .f = f};
+    r.a = (struct eng_c3b){.in_plane = (size_t)l->in.h * l->in.w, .wp = l->in.w, .c = l->in.c, .size = c->size,
+                           .stride = c->stride, .w = c->blk, .bias = c->bias, .post_w = c->post_scale,
+                           .post_b = c->post_bias, .act = c->act, .oh = 1, .ow = pool3_conv_w(l)};
+    r.n_tasks = width < l->out.h ? width : l->out.h;
+    eng_team_for(f->team, r.n_tasks, pool3_task, &r);
+}
+
+void eng_conv_blk_pool3_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_conv_blk_pool3_run(l, f, eng_kern_best());
+}

@@ -142,6 +142,83 @@ static void test_conv_blk_plane_tiles(void **state)
         check_case(&cases[i], sets, n_sets);
 }
 
+/* A 'valid' convolution with its 'valid' 3x3 stride-2 max pool folded in (eng_conv_blk_pool3_setup: the
+ * recognizer's stem) against the naive double convolution's maxima over each window, on every set;
+ * pooled heights and widths odd and even (tasks cut the pooled rows), odd block counts, teams of 1..3
+ * giving the same bits. */
+static void test_conv_blk_pool3(void **state)
+{
+    (void)state;
+    const struct eng_kern *sets[ENG_ISA_COUNT];
+    const int n_sets = kern_sets(sets);
+    rng_state = 53;
+    const struct blk_case cases[] = {
+        {.c = 3, .h = 150, .w = 150, .filters = 32, .with_bias = 1, .with_post = 1, .act = ENG_ACT_RELU, .size = 7,
+         .stride = 2, .valid = 1}, /* the recognizer's stem: 72x72 -> 35x35 */
+        {.c = 2, .h = 21, .w = 24, .filters = 48, .with_bias = 0, .with_post = 1, .act = ENG_ACT_LINEAR, .size = 7,
+         .stride = 2, .valid = 1},
+        {.c = 5, .h = 17, .w = 19, .filters = 16, .with_bias = 1, .with_post = 0, .act = ENG_ACT_LEAKY, .size = 3,
+         .stride = 2, .valid = 1},
+        {.c = 3, .h = 9, .w = 12, .filters = 32, .with_bias = 1, .with_post = 1, .act = ENG_ACT_RELU, .size = 3,
+         .stride = 1, .valid = 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct blk_case *k = &cases[i];
+        struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, k->c, k->h, k->w);
+        float *w = floats_random((size_t)k->filters * k->c * k->size * k->size);
+        float *bias = k->with_bias ? floats_random((size_t)k->filters) : NULL;
+        float *pw = k->with_post ? floats_random((size_t)k->filters) : NULL;
+        float *pb = k->with_post ? floats_random((size_t)k->filters) : NULL;
+        float *in = floats_random((size_t)k->c * k->h * k->w);
+        l.p.conv = (struct eng_conv){.filters = k->filters, .size = k->size, .stride = k->stride, .groups = 1,
+                                     .act = k->act, .weights = w, .bias = bias, .post_scale = pw, .post_bias = pb};
+        char why[256] = "";
+        setup_ok(eng_conv_setup(&l, why, sizeof why), why);
+        const int ch = l.out.h, cw = l.out.w;
+        const size_t n_conv = eng_shape_size(l.out);
+        double *want = malloc(sizeof(double) * n_conv), *mag = malloc(sizeof(double) * n_conv);
+        assert_non_null(want);
+        assert_non_null(mag);
+        conv_ref_f64(&l, in, want, mag);
+        assert_int_equal(eng_conv_blk_use(&l), 0);
+        assert_int_equal(eng_conv_blk_pool3_setup(&l), 1);
+        assert_int_equal(l.out.h, (ch - 3) / 2 + 1);
+        assert_int_equal(l.out.w, (cw - 3) / 2 + 1);
+        for (int s = 0; s < n_sets; s++) {
+            float *got = run_threads(&l, in, 1, eng_conv_blk_pool3_run, sets[s]);
+            for (int o = 0; o < l.out.c; o++)
+                for (int y = 0; y < l.out.h; y++)
+                    for (int x = 0; x < l.out.w; x++) {
+                        double best = -INFINITY, tol = 0;
+                        for (int dy = 0; dy < 3; dy++)
+                            for (int dx = 0; dx < 3; dx++) {
+                                const size_t j = ((size_t)o * ch + 2 * y + dy) * cw + 2 * x + dx;
+                                best = want[j] > best ? want[j] : best;
+                                tol = 4e-7 * mag[j] + 1e-7 * fabs(want[j]) > tol ? 4e-7 * mag[j] + 1e-7 * fabs(want[j]) : tol;
+                            }
+                        const double g = got[((size_t)o * l.out.h + y) * l.out.w + x];
+                        if (!(fabs(g - best) <= tol + 1e-30))
+                            fail_msg("%s case %zu channel %d y %d x %d: %.9g, expected %.9g", sets[s]->name, i, o, y, x,
+                                     g, best);
+                    }
+            for (int threads = 2; threads <= 3; threads++) {
+                float *again = run_threads(&l, in, threads, eng_conv_blk_pool3_run, sets[s]);
+                assert_memory_equal(got, again, sizeof(float) * eng_shape_size(l.out));
+                free(again);
+            }
+            free(got);
+        }
+        free(l.p.conv.blk);
+        free(want);
+        free(mag);
+        free(w);
+        free(bias);
+        free(pw);
+        free(pb);
+        free(in);
+    }
+}
+
 static void test_conv_blk_rule(void **state)
 {
     (void)state;
@@ -166,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_blk_matches_naive_every_set),
         cmocka_unit_test(test_conv_blk_plane_tiles),
+        cmocka_unit_test(test_conv_blk_pool3),
         cmocka_unit_test(test_conv_blk_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
