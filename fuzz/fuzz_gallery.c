@@ -4,7 +4,8 @@
  * `visiond gallery import` file. The whole input goes to each body parser; then each line (split at
  * '\n') to the import line parser, and the first line, NUL-terminated, to the cursor decoder. Every
  * failure must carry a code; every success must hold what it promises (128 finite values, a 64-digit
- * fingerprint, a name without NUL). */
+ * fingerprint, a name without NUL; or, for photos sent as base64, 1..PROTO_GAL_MAX_PHOTOS decoded images
+ * and no embeddings). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,24 @@
 #include "proto_gallery.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A body with "images_b64"/"image_b64" succeeds with photos to decode and no embeddings (the route
+ * computes them); its other members come back as options, each key and value NUL-terminated. */
+static int check_photos(const struct proto_gallery_embeddings *g)
+{
+    if (g->n_images == 0)
+        return 0;
+    if (g->n || g->emb || g->n_images > PROTO_GAL_MAX_PHOTOS || g->n_options > PROTO_GAL_MAX_OPTIONS)
+        abort();
+    for (size_t i = 0; i < g->n_images; i++)
+        if (!g->image[i])
+            abort();
+    for (size_t i = 0; i < g->n_options; i++)
+        if (!memchr(g->option_key[i], '\0', sizeof g->option_key[i]) ||
+            !memchr(g->option_value[i], '\0', sizeof g->option_value[i]))
+            abort();
+    return 1;
+}
 
 static void check_embeddings(const struct proto_gallery_embeddings *g)
 {
@@ -42,22 +61,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct proto_gallery_embeddings g;
     memset(&e, 0, sizeof e);
     if (proto_gallery_enroll_body(data, size, &g, &e) == 0) {
-        check_embeddings(&g);
-        if (!g.fingerprint[0])
-            abort();
+        if (!check_photos(&g)) {
+            check_embeddings(&g);
+            if (!g.fingerprint[0])
+                abort();
+        }
         proto_gallery_embeddings_release(&g);
-    } else if (!e.code || g.emb) {
+    } else if (!e.code || g.emb || g.n_images) {
         abort();
     }
     struct proto_identify_opts o;
     proto_identify_opts_init(&o);
     memset(&e, 0, sizeof e);
     if (proto_identify_body(data, size, &g, &o, &e) == 0) {
-        check_embeddings(&g);
+        if (!check_photos(&g))
+            check_embeddings(&g);
         if (o.top_k < 1 || o.top_k > PROTO_GAL_TOP_K_MAX || !(o.match_threshold > 0))
             abort();
         proto_gallery_embeddings_release(&g);
-    } else if (!e.code || g.emb) {
+    } else if (!e.code || g.emb || g.n_images) {
         abort();
     }
     const char *p = (const char *)data, *end = p + size;
