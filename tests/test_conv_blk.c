@@ -30,26 +30,59 @@ struct blk_case {
     enum eng_act act;
 };
 
+/* A case's layer (set up, conv_blk's weights packed), its random input and the naive double convolution
+ * of it (want, mag: conv_ref_f64's), all freed by case_free. */
+struct case_run {
+    struct eng_layer l;
+    float *w, *bias, *pw, *pb, *in;
+    double *want, *mag;
+};
+
+static void case_new(const struct blk_case *k, struct case_run *r)
+{
+    r->l = layer_new(ENG_LAYER_CONV, 0, k->c, k->h, k->w);
+    const int size = k->size ? k->size : 3, stride = k->stride ? k->stride : 1;
+    r->w = floats_random((size_t)k->filters * k->c * size * size);
+    r->bias = k->with_bias ? floats_random((size_t)k->filters) : NULL;
+    r->pw = k->with_post ? floats_random((size_t)k->filters) : NULL;
+    r->pb = k->with_post ? floats_random((size_t)k->filters) : NULL;
+    r->in = floats_random((size_t)k->c * k->h * k->w);
+    r->l.p.conv = (struct eng_conv){.filters = k->filters, .size = size, .stride = stride, .same = !k->valid,
+                                    .groups = 1, .act = k->act, .weights = r->w, .bias = r->bias,
+                                    .post_scale = r->pw, .post_bias = r->pb};
+    char why[256] = "";
+    setup_ok(eng_conv_setup(&r->l, why, sizeof why), why);
+    assert_true(eng_conv_blk_shape_ok(&r->l));
+    assert_int_equal(eng_conv_blk_use(&r->l), 0);
+    const size_t n = eng_shape_size(r->l.out);
+    r->want = malloc(sizeof(double) * n);
+    r->mag = malloc(sizeof(double) * n);
+    assert_non_null(r->want);
+    assert_non_null(r->mag);
+    conv_ref_f64(&r->l, r->in, r->want, r->mag);
+}
+
+static void case_free(struct case_run *r)
+{
+    free(r->l.p.conv.blk);
+    free(r->want);
+    free(r->mag);
+    free(r->w);
+    free(r->bias);
+    free(r->pw);
+    free(r->pb);
+    free(r->in);
+}
+
 static void check_case(const struct blk_case *k, const struct eng_kern *const *sets, int n_sets)
 {
-    struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, k->c, k->h, k->w);
-    const int size = k->size ? k->size : 3, stride = k->stride ? k->stride : 1;
-    float *w = floats_random((size_t)k->filters * k->c * size * size);
-    float *bias = k->with_bias ? floats_random((size_t)k->filters) : NULL;
-    float *pw = k->with_post ? floats_random((size_t)k->filters) : NULL;
-    float *pb = k->with_post ? floats_random((size_t)k->filters) : NULL;
-    float *in = floats_random((size_t)k->c * k->h * k->w);
-    l.p.conv = (struct eng_conv){.filters = k->filters, .size = size, .stride = stride, .same = !k->valid,
-                                 .groups = 1, .act = k->act, .weights = w, .bias = bias, .post_scale = pw, .post_bias = pb};
-    char why[256] = "";
-    setup_ok(eng_conv_setup(&l, why, sizeof why), why);
-    assert_true(eng_conv_blk_shape_ok(&l));
-    assert_int_equal(eng_conv_blk_use(&l), 0);
+    struct case_run cr;
+    case_new(k, &cr);
+    const struct eng_layer l = cr.l;
+    const float *in = cr.in;
+    const double *want = cr.want, *mag = cr.mag;
+    const int size = l.p.conv.size, stride = l.p.conv.stride;
     const size_t n = eng_shape_size(l.out);
-    double *want = malloc(sizeof(double) * n), *mag = malloc(sizeof(double) * n);
-    assert_non_null(want);
-    assert_non_null(mag);
-    conv_ref_f64(&l, in, want, mag);
     for (int s = 0; s < n_sets; s++) {
         float *got = run_threads(&l, in, 1, eng_conv_blk_run, sets[s]);
         for (size_t i = 0; i < n; i++) /* float rounding: a few epsilons of the terms; one wrong term is far more */
@@ -66,14 +99,7 @@ static void check_case(const struct blk_case *k, const struct eng_kern *const *s
         }
         free(got);
     }
-    free(l.p.conv.blk);
-    free(want);
-    free(mag);
-    free(w);
-    free(bias);
-    free(pw);
-    free(pb);
-    free(in);
+    case_free(&cr);
 }
 
 static void test_conv_blk_matches_naive_every_set(void **state)
@@ -163,25 +189,14 @@ static void test_conv_blk_pool3(void **state)
          .stride = 1, .valid = 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const struct blk_case *k = &cases[i];
-        struct eng_layer l = layer_new(ENG_LAYER_CONV, 0, k->c, k->h, k->w);
-        float *w = floats_random((size_t)k->filters * k->c * k->size * k->size);
-        float *bias = k->with_bias ? floats_random((size_t)k->filters) : NULL;
-        float *pw = k->with_post ? floats_random((size_t)k->filters) : NULL;
-        float *pb = k->with_post ? floats_random((size_t)k->filters) : NULL;
-        float *in = floats_random((size_t)k->c * k->h * k->w);
-        l.p.conv = (struct eng_conv){.filters = k->filters, .size = k->size, .stride = k->stride, .groups = 1,
-                                     .act = k->act, .weights = w, .bias = bias, .post_scale = pw, .post_bias = pb};
-        char why[256] = "";
-        setup_ok(eng_conv_setup(&l, why, sizeof why), why);
-        const int ch = l.out.h, cw = l.out.w;
-        const size_t n_conv = eng_shape_size(l.out);
-        double *want = malloc(sizeof(double) * n_conv), *mag = malloc(sizeof(double) * n_conv);
-        assert_non_null(want);
-        assert_non_null(mag);
-        conv_ref_f64(&l, in, want, mag);
-        assert_int_equal(eng_conv_blk_use(&l), 0);
-        assert_int_equal(eng_conv_blk_pool3_setup(&l), 1);
+        struct case_run cr;
+        case_new(&cases[i], &cr);
+        struct eng_layer *lp = &cr.l;
+        const int ch = lp->out.h, cw = lp->out.w;
+        const float *in = cr.in;
+        const double *want = cr.want, *mag = cr.mag;
+        assert_int_equal(eng_conv_blk_pool3_setup(lp), 1);
+        const struct eng_layer l = *lp;
         assert_int_equal(l.out.h, (ch - 3) / 2 + 1);
         assert_int_equal(l.out.w, (cw - 3) / 2 + 1);
         for (int s = 0; s < n_sets; s++) {
@@ -208,14 +223,7 @@ static void test_conv_blk_pool3(void **state)
             }
             free(got);
         }
-        free(l.p.conv.blk);
-        free(want);
-        free(mag);
-        free(w);
-        free(bias);
-        free(pw);
-        free(pb);
-        free(in);
+        case_free(&cr);
     }
 }
 
