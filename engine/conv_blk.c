@@ -11,7 +11,8 @@
  * in registers for the whole k, and the weights are packed once at load so that a tap's channel
  * vectors are one contiguous load. The tile is transposed in registers for the store, so the net's
  * layout (CHW) is unchanged and no other layer needs to know. The same kernel at stride 2 and 7x7 runs
- * the recognizer's stride-2 layers and its stem.
+ * the recognizer's stride-2 layers and its stem (with its max pool folded in, below); on 3x3 and 4x4
+ * outputs (its 256-channel layers) a tile is the whole plane, so their 1.2-2.4 MB of weights stream once.
  *
  * The rule (eng_conv_blk_ok) is fixed in the code, from per-layer timings against conv.c's way on each
  * kernel set (docs/PERFORMANCE.md); never a timing at run time, so every process computes the same
