@@ -11,7 +11,8 @@
  * in registers for the whole k, and the weights are packed once at load so that a tap's channel
  * vectors are one contiguous load. The tile is transposed in registers for the store, so the net's
  * layout (CHW) is unchanged and no other layer needs to know. The same kernel at stride 2 and 7x7 runs
- * the recognizer's stride-2 layers and its stem.
+ * the recognizer's stride-2 layers and its stem (with its max pool folded in, below); on 3x3 and 4x4
+ * outputs (its 256-channel layers) a tile is the whole plane, so their 1.2-2.4 MB of weights stream once.
  *
  * The rule (eng_conv_blk_ok) is fixed in the code, from per-layer timings against conv.c's way on each
  * kernel set (docs/PERFORMANCE.md); never a timing at run time, so every process computes the same
@@ -47,6 +48,13 @@ static int in_place(const struct eng_layer *l)
     return l->p.conv.pad_top == 0 && l->p.conv.pad_left == 0 && pad_h(l) <= l->in.h && pad_w(l) <= l->in.w;
 }
 
+/* Whether the kernel computes each output plane as one tile (3x3 and 4x4 outputs; kern.h): tasks then
+ * cut the channel blocks only, and every weight is read once a layer. */
+static int plane_tiles(const struct eng_layer *l)
+{
+    return l->p.conv.size == 3 && eng_c3b_plane_tile(l->out.h, l->out.w);
+}
+
 /* The shapes the kernel takes: 3x3 at stride 1 or 2, 7x7 at stride 2, one group, whole blocks of 16
  * filters. */
 int eng_conv_blk_shape_ok(const struct eng_layer *l)
@@ -66,7 +74,7 @@ int eng_conv_blk_shape_ok(const struct eng_layer *l)
 int eng_conv_blk_ok(const struct eng_layer *l)
 {
     return eng_conv_blk_shape_ok(l) && eng_kern_best()->isa == ENG_ISA_AVX512 && l->out.w <= 72 &&
-           l->out.w >= (l->p.conv.stride == 1 ? 8 : 3);
+           (l->out.w >= (l->p.conv.stride == 1 ? 8 : 3) || (l->p.conv.size == 3 && plane_tiles(l)));
 }
 
 size_t eng_conv_blk_packed_floats(const struct eng_layer *l)
@@ -112,7 +120,7 @@ struct blk_run {
     struct eng_c3b a;
     const struct eng_kern *k;
     const struct eng_fwd *f;
-    int n_tasks, units, staged;
+    int n_tasks, units, staged, planes;
 };
 
 /* Padded rows [y0, y1) of every channel into the slot's copy (zeros where the padding is), at the rows'
@@ -155,14 +163,17 @@ static void conv_task(void *arg, int task, int slot)
     if (r->staged) {
         const int st = l->p.conv.stride, ks = l->p.conv.size;
         a.in = r->f->work + (size_t)slot * r->f->work_stride;
-        if (r->n_tasks > 1)
+        if (r->n_tasks > 1 && !r->planes)
             pad_rows(l, r->f->in, (float *)a.in, u0 / pairs * st, (u1 - 1) / pairs * st + ks);
         else
             pad_rows(l, r->f->in, (float *)a.in, 0, pad_h(l));
     }
     if (r->n_tasks == 1) {
-        for (int p = 0; p < pairs; p++)
-            r->k->conv3_blk(&a, 2 * p, 2 * p + 2 < nb ? 2 * p + 2 : nb, 0, oh);
+        r->k->conv3_blk(&a, 0, nb, 0, oh);
+        return;
+    }
+    if (r->planes) { /* units are block pairs */
+        r->k->conv3_blk(&a, 2 * u0, 2 * u1 < nb ? 2 * u1 : nb, 0, oh);
         return;
     }
     for (int u = u0; u < u1;) {
@@ -185,7 +196,8 @@ void eng_conv_blk_run(const struct eng_layer *l, const struct eng_fwd *f, const 
         r.a.in_plane = (size_t)pad_h(l) * pad_w(l);
         r.a.wp = pad_w(l);
     }
-    r.units = (c->filters / 16 + 1) / 2 * l->out.h;
+    r.planes = plane_tiles(l);
+    r.units = (c->filters / 16 + 1) / 2 * (r.planes ? 1 : l->out.h);
     r.n_tasks = width < r.units ? width : r.units;
     eng_team_for(f->team, r.n_tasks, conv_task, &r);
 }
@@ -193,4 +205,87 @@ void eng_conv_blk_run(const struct eng_layer *l, const struct eng_fwd *f, const 
 void eng_conv_blk_forward(const struct eng_layer *l, const struct eng_fwd *f)
 {
     eng_conv_blk_run(l, f, eng_kern_best());
+}
+
+/* ---- the stem with its 3x3 stride-2 max pool ------------------------------------------------------
+ * The recognizer's stem (7x7/2, 'valid': 32 x 72 x 72, 663 KB) is read only by a 'valid' 3x3/2 max pool
+ * (32 x 35 x 35): the pool read it back from L2 or memory at 0.03 ms against ONNX Runtime's 0.011. Here
+ * each task computes the stem's rows one at a time into a ring of three (channels x width each, in
+ * L1/L2) and pools each output row as soon as its three rows are there, with pool.c's kernels in
+ * pool.c's order (maxpool2_s1 on rows 2y, 2y + 1 and on 2y + 1, 2y + 2, then maxpool2 of the two): the
+ * bits of the conv layer followed by the pool layer. A task's first row is computed by both tasks that
+ * share it, the same way, so results do not depend on the thread count. */
+static int pool3_conv_h(const struct eng_layer *l)
+{
+    return (l->in.h - l->p.conv.size) / l->p.conv.stride + 1;
+}
+
+static int pool3_conv_w(const struct eng_layer *l)
+{
+    return (l->in.w - l->p.conv.size) / l->p.conv.stride + 1;
+}
+
+int eng_conv_blk_pool3_setup(struct eng_layer *l)
+{
+    const struct eng_conv *c = &l->p.conv;
+    if (l->forward != eng_conv_blk_forward || c->pad_top || c->pad_left || c->pad_bottom || c->pad_right ||
+        l->out.h < 3 || l->out.w < 3)
+        return 0;
+    const int ch = pool3_conv_h(l), cw = pool3_conv_w(l);
+    l->out = (struct eng_shape){c->filters, (ch - 3) / 2 + 1, (cw - 3) / 2 + 1};
+    l->forward = eng_conv_blk_pool3_forward;
+    l->work_floats = (size_t)3 * c->filters * cw + 2 * (size_t)cw;
+    l->flops += 9.0 * (double)eng_shape_size(l->out);
+    return 1;
+}
+
+struct pool3_run {
+    const struct eng_layer *l;
+    struct eng_c3b a;
+    const struct eng_kern *k;
+    const struct eng_fwd *f;
+    int n_tasks;
+};
+
+static void pool3_task(void *arg, int task, int slot)
+{
+    const struct pool3_run *r = arg;
+    const struct eng_layer *l = r->l;
+    const int nf = l->p.conv.filters, cw = pool3_conv_w(l), ph = l->out.h, pw = l->out.w;
+    int y0, y1;
+    eng_team_split(ph, r->n_tasks, task, 1, &y0, &y1);
+    float *ring = r->f->work + (size_t)slot * r->f->work_stride, *pa = ring + (size_t)3 * nf * cw, *pb = pa + cw;
+    struct eng_c3b a = r->a;
+    for (int py = y0; py < y1; py++) {
+        for (int cy = py == y0 ? 2 * py : 2 * py + 1; cy <= 2 * py + 2; cy++) {
+            a.in = r->f->in + (size_t)cy * l->p.conv.stride * l->in.w;
+            a.out = ring + (size_t)(cy % 3) * nf * cw;
+            r->k->conv3_blk(&a, 0, nf / 16, 0, 1);
+        }
+        const float *r0 = ring + (size_t)(2 * py % 3) * nf * cw, *r1 = ring + (size_t)((2 * py + 1) % 3) * nf * cw,
+                    *r2 = ring + (size_t)((2 * py + 2) % 3) * nf * cw;
+        for (int o = 0; o < nf; o++) {
+            const size_t at = (size_t)o * cw;
+            r->k->maxpool2_s1(r0 + at, r1 + at, pa, 2 * pw);
+            r->k->maxpool2_s1(r1 + at, r2 + at, pb, 2 * pw);
+            r->k->maxpool2(pa, pb, r->f->out + ((size_t)o * ph + py) * pw, pw);
+        }
+    }
+}
+
+void eng_conv_blk_pool3_run(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_kern *k)
+{
+    const struct eng_conv *c = &l->p.conv;
+    const int width = eng_team_width(f->team);
+    struct pool3_run r = {.l = l, .k = k, .f = f};
+    r.a = (struct eng_c3b){.in_plane = (size_t)l->in.h * l->in.w, .wp = l->in.w, .c = l->in.c, .size = c->size,
+                           .stride = c->stride, .w = c->blk, .bias = c->bias, .post_w = c->post_scale,
+                           .post_b = c->post_bias, .act = c->act, .oh = 1, .ow = pool3_conv_w(l)};
+    r.n_tasks = width < l->out.h ? width : l->out.h;
+    eng_team_for(f->team, r.n_tasks, pool3_task, &r);
+}
+
+void eng_conv_blk_pool3_forward(const struct eng_layer *l, const struct eng_fwd *f)
+{
+    eng_conv_blk_pool3_run(l, f, eng_kern_best());
 }

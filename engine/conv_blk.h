@@ -32,4 +32,11 @@ void eng_conv_blk_forward(const struct eng_layer *l, const struct eng_fwd *f);
 /* The forward pass with kernel set k instead of the engine's (tests run every set). */
 void eng_conv_blk_run(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_kern *k);
 
+/* For a layer this path runs with no padding (the recognizer's stem): folds a following 'valid' 3x3
+ * stride-2 max pool into it (out becomes the pooled grid; forward, work_floats and flops change) and
+ * returns 1; else changes nothing and returns 0. The bits of the conv layer then that pool. */
+int eng_conv_blk_pool3_setup(struct eng_layer *l);
+void eng_conv_blk_pool3_forward(const struct eng_layer *l, const struct eng_fwd *f);
+void eng_conv_blk_pool3_run(const struct eng_layer *l, const struct eng_fwd *f, const struct eng_kern *k);
+
 #endif

@@ -383,8 +383,14 @@ static int add_residual(struct builder *b, const char *prefix, int out, int down
 /* FaceRecognitionNet.forwardInput. */
 static int build_recognition(struct builder *b)
 {
+    int stem;
     if (begin_net(b, "face_recognition", ENG_FACE_CHIP) ||
-        add_conv_scale(b, "conv32_down", 7, 32, 2, 0, ENG_ACT_RELU) < 0 || add_maxpool(b, 3, 2, 0) < 0)
+        (stem = add_conv_scale(b, "conv32_down", 7, 32, 2, 0, ENG_ACT_RELU)) < 0)
+        return -1;
+    if (eng_conv_blk_pool3_setup(&b->net->layers[stem])) { /* the pool in the stem's pass (conv_blk.c) */
+        b->cur = b->net->layers[stem].out;
+        b->net->flops += 9.0 * (double)eng_shape_size(b->cur);
+    } else if (add_maxpool(b, 3, 2, 0) < 0)
         return -1;
     static const struct {
         const char *prefix;

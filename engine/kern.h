@@ -196,6 +196,13 @@ struct eng_c3b {
     float *out;
     int oh, ow;
 };
+/* Whether conv3_blk computes each output plane of oh x ow as one tile (AVX-512: 3x3 and 4x4 planes), when a
+ * call covers all its rows: every weight is then read once a call, not once a row (conv_blk.c). */
+static inline int eng_c3b_plane_tile(int oh, int ow)
+{
+    return oh == ow && (ow == 3 || ow == 4);
+}
+
 
 struct eng_kern {
     enum eng_isa isa;
